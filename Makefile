@@ -1,0 +1,70 @@
+# geodl — two commands on a fresh Debian 12: `make demo` and `make test` (both run `setup` first).
+SHELL := /bin/bash
+SYSTEM_PYTHON := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := qgis python3-qgis qgis-providers xvfb python3-venv python3-rasterio
+QGIS_PROCESS := /usr/bin/qgis_process.bin
+PLUGIN_NAME := geodl
+QGIS_PROFILE_DIR ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
+export QT_QPA_PLATFORM ?= offscreen
+export PYTHONDONTWRITEBYTECODE := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo bench install install-deps package lint sample-data test-data screenshot clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/constraints.txt scripts/install_system_packages.sh
+	bash scripts/install_system_packages.sh $(APT_PACKAGES)
+	test -x $(PY) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt -c requirements/constraints.txt
+	touch $@
+
+sample-data: setup
+	$(PY) scripts/fetch_sample_data.py data/sample
+
+test-data: setup
+	$(PY) scripts/make_test_data.py tests/data
+
+test: setup sample-data
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup sample-data
+	$(PY) scripts/demo.py --data data/sample --out demo-output
+
+bench: setup sample-data
+	$(PY) scripts/bench.py --data data/sample --out bench-output
+
+screenshot: setup demo
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) scripts/screenshot.py --project demo-output/demo.qgz --out resources/screenshot.png
+
+build/$(PLUGIN_NAME): $(shell find geodl_plugin ui resources -type f -not -path '*/__pycache__/*') metadata.txt LICENSE
+	rm -rf $@ && mkdir -p $@
+	cp -r geodl_plugin/. $@/
+	cp -r ui resources metadata.txt LICENSE $@/
+	find $@ -name __pycache__ -prune -exec rm -rf {} +
+
+package: build/$(PLUGIN_NAME)
+	mkdir -p dist && rm -f dist/$(PLUGIN_NAME).zip
+	cd build && $(SYSTEM_PYTHON) -c "import shutil; shutil.make_archive('../dist/$(PLUGIN_NAME)', 'zip', '.', '$(PLUGIN_NAME)')"
+	@echo "wrote dist/$(PLUGIN_NAME).zip"
+
+install: build/$(PLUGIN_NAME)
+	mkdir -p $(QGIS_PROFILE_DIR)/python/plugins
+	rm -rf $(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)
+	cp -r build/$(PLUGIN_NAME) $(QGIS_PROFILE_DIR)/python/plugins/
+	$(SYSTEM_PYTHON) scripts/enable_plugin.py $(QGIS_PROFILE_DIR) $(PLUGIN_NAME)
+	@echo "installed into $(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME); run 'make install-deps' once for its Python packages"
+
+# The Python packages, for the Python desktop QGIS runs (your user site, not the venv).
+install-deps:
+	$(SYSTEM_PYTHON) -m pip install --user --break-system-packages -r requirements/runtime.txt -c requirements/constraints.txt
+
+lint: setup
+	$(VENV)/bin/ruff check geodl_plugin scripts tests
+	$(VENV)/bin/mypy geodl_plugin/core
+
+clean:
+	rm -rf build dist demo-output bench-output .pytest_cache

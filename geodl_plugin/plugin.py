@@ -1,0 +1,107 @@
+"""The plugin shell: registers the Processing provider, the dock, the menu entry and the log bridge, and
+removes every one of them again in ``unload``. All work lives in the core and runs in tasks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from qgis.core import Qgis, QgsApplication
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
+
+from . import log_bridge
+from .core.dependencies import check_dependencies, describe_training_device, missing_message, unavailable_features
+from .paths import resource
+from .processing.provider import GeoDLProvider
+from .tasks import GeoDLTask
+
+log = logging.getLogger("geodl")
+MENU = "&GeoDL"
+
+
+class GeoDLPlugin:
+    def __init__(self, iface) -> None:  # iface is None under qgis_process
+        self.iface = iface
+        self.provider: Optional[GeoDLProvider] = None
+        self.dock = None
+        self.action: Optional[QAction] = None
+        self.toolbar = None
+        self.log_handler: Optional[log_bridge.QgsMessageLogHandler] = None
+        self.tasks: set[GeoDLTask] = set()
+        self.dependency_statuses = check_dependencies()
+
+    # Processing only (qgis_process, and the first thing initGui does)
+    def initProcessing(self) -> None:  # noqa: N802
+        if self.provider is None:
+            self.provider = GeoDLProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self) -> None:  # noqa: N802
+        from .gui.dock import GeoDLDock
+
+        self.log_handler = log_bridge.install()
+        self.initProcessing()
+
+        main_window = self.iface.mainWindow()
+        self.dock = GeoDLDock(main_window)
+        self.dock.hide()
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self.dock.show_dependencies(self.dependency_statuses)
+
+        self.action = QAction(QIcon(str(resource("icon.svg"))), "GeoDL", main_window)
+        self.action.setObjectName("GeoDLAction")
+        self.action.setCheckable(True)
+        self.action.setToolTip("Show the GeoDL dock: label, train and map with deep learning")
+        self.action.toggled.connect(self.dock.setVisible)
+        self.dock.visibilityChanged.connect(self.action.setChecked)
+        self.iface.addPluginToRasterMenu(MENU, self.action)
+        self.toolbar = self.iface.addToolBar("GeoDL")
+        self.toolbar.setObjectName("GeoDLToolbar")
+        self.toolbar.addAction(self.action)
+
+        message = missing_message(self.dependency_statuses)
+        if message:
+            log.warning(message)
+            self.iface.messageBar().pushMessage("GeoDL", message, Qgis.MessageLevel.Warning, 0)
+        if "deep_learning" not in unavailable_features(self.dependency_statuses):
+            self.run_task(GeoDLTask("GeoDL: find the training device", lambda _p: describe_training_device(),
+                                    on_done=self._show_device, on_error=self._show_device))
+        elif self.dock is not None:
+            self.dock.show_device("unavailable until TensorFlow and Keras are installed")
+
+    def _show_device(self, text: str) -> None:
+        if self.dock is not None:
+            self.dock.show_device(text)
+        log.info("GeoDL training device: %s", text)
+
+    def run_task(self, task: GeoDLTask) -> GeoDLTask:
+        """Start a task and keep a reference until it ends (QGIS does not own the Python object)."""
+        self.tasks.add(task)
+        task.taskCompleted.connect(lambda: self.tasks.discard(task))
+        task.taskTerminated.connect(lambda: self.tasks.discard(task))
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def unload(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        self.tasks.clear()
+        if self.action is not None:
+            self.iface.removePluginRasterMenu(MENU, self.action)
+            self.action.deleteLater()
+            self.action = None
+        if self.toolbar is not None:
+            self.iface.mainWindow().removeToolBar(self.toolbar)
+            self.toolbar.deleteLater()
+            self.toolbar = None
+        if self.dock is not None:
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
+        log_bridge.remove(self.log_handler)
+        self.log_handler = None

@@ -1,0 +1,20 @@
+"""One module per algorithm; this list is the provider's catalogue."""
+
+from __future__ import annotations
+
+
+def all_algorithms() -> list[type]:
+    # Imported here, not at module level, so the provider module stays cheap to import.
+    from .evaluate import EvaluateAlgorithm
+    from .extract_samples import ExtractSamplesAlgorithm
+    from .predict import PredictAlgorithm
+    from .sample_points import SamplePointsAlgorithm
+    from .train import TrainAlgorithm
+
+    return [
+        SamplePointsAlgorithm,
+        ExtractSamplesAlgorithm,
+        TrainAlgorithm,
+        EvaluateAlgorithm,
+        PredictAlgorithm,
+    ]

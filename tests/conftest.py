@@ -1,0 +1,30 @@
+"""Shared fixtures. pytest-qgis starts a real QgsApplication (offscreen) before this file is imported."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_DATA = REPO / "tests" / "data"
+SAMPLE_DATA = REPO / "data" / "sample"
+SCENE = SAMPLE_DATA / "LC08_L1TP_224078_20200518_20200518_01_RT.TIF"
+POLYGONS = SAMPLE_DATA / "LC08_L1TP_224078_20200518_20200518_01_RT_polygons.gpkg"
+POINTS = SAMPLE_DATA / "LC08_L1TP_224078_20200518_20200518_01_RT_points.gpkg"
+
+
+@pytest.fixture(scope="session")
+def sample_scene() -> Path:
+    """The real Landsat 8 scene (fetched by `make sample-data`, which `make test` runs first)."""
+    if not SCENE.exists():
+        pytest.fail("The sample scene is missing: run `make sample-data` (make test does it for you).")
+    return SCENE
+
+
+@pytest.fixture(scope="session")
+def test_data() -> Path:
+    return TEST_DATA
