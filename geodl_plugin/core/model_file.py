@@ -1,0 +1,200 @@
+"""The shareable model file ``*.geodl``: a zip holding ``manifest.json`` and either ``model.keras`` (loaded
+in Keras safe mode, without compiling) or ``forest.npz`` (loaded with ``allow_pickle=False``). Opening a
+model file never runs code from it.
+
+The manifest uses the STAC Machine Learning Model (MLM) extension's vocabulary where it has a word
+(``mlm:name``, ``mlm:architecture``, ``mlm:tasks``, ``mlm:framework``, ``mlm:input`` with ``bands``,
+``norm_type``/``statistics``, ``mlm:output`` with ``classification:classes``) and adds what prediction
+needs to check the raster it is given: source dtype, nodata, pixel size, CRS and its units, patch size.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .atomic import atomic_path
+from .classes import ClassTable
+from .errors import GeoDLError
+from .models import PIXEL_DNN, RANDOM_FOREST, UNET, Forest
+
+FORMAT = "geodl-model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+KERAS_MEMBER = "model.keras"
+FOREST_MEMBER = "forest.npz"
+SUFFIX = ".geodl"
+
+
+def make_manifest(
+    *,
+    name: str,
+    architecture: str,
+    bands: Sequence[str],
+    classes: ClassTable,
+    mean: Sequence[float],
+    std: Sequence[float],
+    source_dtype: str,
+    nodata: Optional[float],
+    pixel_size: Sequence[float],
+    crs_wkt: str,
+    crs_units: str,
+    patch_size: int = 1,
+    metrics: Optional[dict] = None,
+    training: Optional[dict] = None,
+    data_source: str = "",
+) -> dict[str, Any]:
+    from ..paths import plugin_version
+
+    segmentation = architecture == UNET
+    shape = [-1, len(bands)] if patch_size == 1 and not segmentation else [-1, patch_size, patch_size, len(bands)]
+    framework, version = _framework(architecture)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "mlm:name": name,
+        "mlm:architecture": architecture,
+        "mlm:tasks": ["semantic-segmentation"] if segmentation else ["classification"],
+        "mlm:framework": framework,
+        "mlm:framework_version": version,
+        "mlm:input": [{
+            "name": "image",
+            "bands": list(bands),
+            "input": {"shape": shape, "dim_order": ["batch", "bands"] if len(shape) == 2 else
+                      ["batch", "height", "width", "bands"], "data_type": "float32"},
+            # Normalisation is applied inside the network (its first layer); recorded here for reference.
+            "norm_by_channel": True,
+            "norm_type": "z-score",
+            "statistics": [{"mean": float(m), "stddev": float(s)} for m, s in zip(mean, std)],
+            "pre_processing_function": None,
+        }],
+        "mlm:output": [{
+            "name": "classes",
+            "tasks": ["semantic-segmentation"] if segmentation else ["classification"],
+            "result": {"shape": [-1, len(classes)], "dim_order": ["batch", "class"], "data_type": "float32"},
+            "classification:classes": classes.to_json(),
+        }],
+        "raster": {"source_dtype": source_dtype, "nodata": nodata, "pixel_size": list(map(float, pixel_size)),
+                   "crs_wkt": crs_wkt, "crs_units": crs_units},
+        "patch_size": int(patch_size),
+        "metrics": metrics or {},
+        "training": training or {},
+        "provenance": {"plugin": "geodl", "plugin_version": plugin_version(),
+                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "data_source": data_source},
+    }
+
+
+def _framework(architecture: str) -> tuple[str, str]:
+    if architecture == RANDOM_FOREST:
+        from importlib import metadata
+
+        try:
+            return "scikit-learn", metadata.version("scikit-learn")
+        except metadata.PackageNotFoundError:
+            return "scikit-learn", ""
+    import keras
+
+    return "keras", f"{keras.__version__} ({keras.backend.backend()})"
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model file: its manifest and the predictor."""
+
+    manifest: dict[str, Any]
+    model: Any  # keras.Model or Forest
+    path: str = ""
+
+    @property
+    def architecture(self) -> str:
+        return str(self.manifest["mlm:architecture"])
+
+    @property
+    def bands(self) -> list[str]:
+        return list(self.manifest["mlm:input"][0]["bands"])
+
+    @property
+    def classes(self) -> ClassTable:
+        return ClassTable.from_json(self.manifest["mlm:output"][0]["classification:classes"])
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.manifest.get("patch_size", 1))
+
+    @property
+    def raster_meta(self) -> dict[str, Any]:
+        return dict(self.manifest.get("raster", {}))
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities, columns in class-table order. ``x`` holds raw pixel values (float32); the
+        model normalises them itself."""
+        x = np.asarray(x, dtype=np.float32)
+        if isinstance(self.model, Forest):
+            return self.model.predict_proba(x)
+        import keras
+
+        return keras.ops.convert_to_numpy(self.model.predict_on_batch(x))
+
+
+def save_model_file(path: str | os.PathLike, model: Any, manifest: dict[str, Any]) -> Path:
+    """Write the model file atomically (a cancelled or failed save leaves nothing behind)."""
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(MANIFEST, json.dumps(manifest, indent=2))
+            if isinstance(model, Forest):
+                buf = io.BytesIO()
+                np.savez_compressed(buf, **model.to_arrays())
+                zf.writestr(FOREST_MEMBER, buf.getvalue())
+            else:
+                with tempfile.TemporaryDirectory() as d:
+                    keras_path = Path(d) / KERAS_MEMBER
+                    model.save(keras_path)
+                    zf.write(keras_path, KERAS_MEMBER)
+    return Path(path)
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            manifest = json.loads(zf.read(MANIFEST))
+    except FileNotFoundError as exc:
+        raise GeoDLError(f"The model file '{path}' does not exist.") from exc
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+        raise GeoDLError(f"'{path}' is not a geodl model file ({exc}). Train a model with geodl:train.") from exc
+    if manifest.get("format") != FORMAT:
+        raise GeoDLError(f"'{path}' is not a geodl model file (format '{manifest.get('format')}').")
+    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+        raise GeoDLError(f"'{path}' was written by a newer geodl (format {manifest['format_version']}); update "
+                         "the plugin.")
+    return manifest
+
+
+def load_model_file(path: str | os.PathLike) -> ModelBundle:
+    manifest = read_manifest(path)
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        if FOREST_MEMBER in names:
+            with zf.open(FOREST_MEMBER) as fh:
+                arrays = np.load(io.BytesIO(fh.read()), allow_pickle=False)
+                return ModelBundle(manifest, Forest.from_arrays(arrays), str(path))
+        if KERAS_MEMBER not in names:
+            raise GeoDLError(f"The model file '{path}' holds no model (expected {KERAS_MEMBER} or {FOREST_MEMBER}).")
+        import keras
+
+        with tempfile.TemporaryDirectory() as d:
+            zf.extract(KERAS_MEMBER, d)
+            try:
+                model = keras.saving.load_model(Path(d) / KERAS_MEMBER, compile=False, safe_mode=True)
+            except ValueError as exc:  # safe mode refuses code (lambda layers and the like)
+                raise GeoDLError(f"The model in '{path}' cannot be loaded safely ({exc}).") from exc
+    return ModelBundle(manifest, model, str(path))

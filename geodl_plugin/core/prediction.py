@@ -1,0 +1,226 @@
+"""Classify a raster window by window with a model file.
+
+Never holds the whole raster: it reads a block of every band, classifies its valid pixels in one large
+batch, and writes the block to the outputs. Outputs sit on exactly the input's grid and CRS: the class
+raster (uint8, nodata 255, tiled GeoTIFF with overviews and a colour table), the confidence (the highest
+class probability, float32) and optionally one probability band per class. Every output is written to a
+temporary file and renamed at the end, so a cancel or a crash leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .atomic import atomic_path, check_writable
+from .classes import NODATA_CLASS
+from .errors import GeoDLError
+from .model_file import ModelBundle, load_model_file
+from .progress import Progress, ensure
+from .raster import RasterInfo, iter_windows, valid_mask, world_to_pixel
+from .samples import read_stack_window, stack_info
+
+log = logging.getLogger("geodl")
+
+CONFIDENCE_NODATA = -1.0
+
+
+@dataclass
+class PredictParams:
+    rasters: list[str]
+    model: str
+    output: str
+    confidence_output: Optional[str] = None
+    probabilities_output: Optional[str] = None
+    nodata: Optional[float] = None  # overrides the raster's and the model's
+    extent: Optional[tuple[float, float, float, float]] = None  # xmin, ymin, xmax, ymax in the raster's CRS
+    block_size: int = 512
+    overviews: bool = True
+
+    def validate(self) -> None:
+        if not self.rasters:
+            raise GeoDLError("No raster given. Choose the imagery to classify.")
+        if not self.model:
+            raise GeoDLError("No model file given. Train a model first (geodl:train).")
+        outputs = [p for p in (self.output, self.confidence_output, self.probabilities_output) if p]
+        if len(set(map(str, outputs))) != len(outputs):
+            raise GeoDLError("Two outputs have the same file name; give each output its own file.")
+        for p in outputs:
+            check_writable(p)
+        if self.block_size < 16:
+            raise GeoDLError("The block size must be at least 16 pixels.")
+
+
+@dataclass
+class PredictResult:
+    output: str
+    confidence_output: Optional[str]
+    probabilities_output: Optional[str]
+    pixels: int
+    seconds: float
+    class_pixel_counts: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def megapixels_per_second(self) -> float:
+        return self.pixels / 1e6 / self.seconds if self.seconds else 0.0
+
+
+def check_raster_against_model(infos: Sequence[RasterInfo], bundle: ModelBundle) -> list[str]:
+    """Errors for what makes a prediction wrong (band count, dtype, CRS units); warnings for the doubtful."""
+    bands = sum(i.count for i in infos)
+    want = bundle.bands
+    first = infos[0]
+    meta = bundle.raster_meta
+    if bands != len(want):
+        raise GeoDLError(
+            f"The raster has {bands} band(s) but the model '{Path(bundle.path).name}' was trained on {len(want)} "
+            f"({', '.join(want)}). Choose the raster (or stack) with those bands, in that order."
+        )
+    src_dtype = meta.get("source_dtype")
+    dtypes = {i.dtype for i in infos}
+    if src_dtype and dtypes != {src_dtype}:
+        raise GeoDLError(
+            f"The raster's data type is {', '.join(sorted(dtypes))} but the model was trained on {src_dtype} "
+            "pixels. Values on another scale (e.g. reflectance 0-1 vs digital numbers) give wrong maps: use imagery "
+            "processed like the training imagery."
+        )
+    warnings = []
+    units = meta.get("crs_units")
+    if units and first.crs_units and units != first.crs_units:
+        raise GeoDLError(f"The raster's CRS is in {first.crs_units} but the model was trained on a grid in {units}. "
+                         "Reproject the raster to a CRS like the training one.")
+    size = meta.get("pixel_size") or [0, 0]
+    if size[0] and not 0.5 <= first.res[0] / float(size[0]) <= 2.0:
+        warnings.append(f"The raster's pixels are {first.res[0]:g} {first.crs_units} but the model was trained on "
+                        f"{float(size[0]):g}: expect lower accuracy.")
+    return warnings
+
+
+def _window_of_extent(info: RasterInfo, extent: Optional[Sequence[float]]) -> tuple[int, int, int, int]:
+    if extent is None:
+        return 0, 0, info.width, info.height
+    xmin, ymin, xmax, ymax = extent
+    rows, cols = world_to_pixel(info.transform, np.array([xmin, xmax]), np.array([ymax, ymin]))
+    c0, c1 = max(0, int(cols.min())), min(info.width, int(cols.max()) + 1)
+    r0, r1 = max(0, int(rows.min())), min(info.height, int(rows.max()) + 1)
+    if c1 <= c0 or r1 <= r0:
+        raise GeoDLError("The region to classify does not overlap the raster. Pick a region inside the imagery.")
+    return c0, r0, c1 - c0, r1 - r0
+
+
+def _profile(info: RasterInfo, width: int, height: int, transform: Any, count: int, dtype: str, nodata: float) -> dict:
+    block = 256 if min(width, height) >= 256 else 16 * max(1, min(width, height) // 16)
+    return {"driver": "GTiff", "width": width, "height": height, "count": count, "dtype": dtype, "crs": info.crs_wkt,
+            "transform": transform, "nodata": nodata, "tiled": True, "blockxsize": max(16, block),
+            "blockysize": max(16, block), "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+
+
+def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
+                   bundle: Optional[ModelBundle] = None) -> PredictResult:
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    progress = ensure(progress)
+    params.validate()
+    started = time.perf_counter()
+    bundle = bundle or load_model_file(params.model)
+    infos = stack_info(params.rasters)
+    warnings = check_raster_against_model(infos, bundle)
+    for w in warnings:
+        log.warning(w)
+    info = infos[0]
+    nodata = params.nodata if params.nodata is not None else (
+        info.nodata if info.nodata is not None else bundle.raster_meta.get("nodata"))
+    classes = bundle.classes
+    ids = np.array(classes.ids, dtype=np.uint8)
+    col0, row0, width, height = _window_of_extent(info, params.extent)
+    transform = window_transform(Window(col0, row0, width, height), rasterio.Affine(*info.transform))
+    if bundle.architecture == "unet":
+        from .segmentation_prediction import predict_segmentation  # tiled, blended
+
+        return predict_segmentation(params, bundle, infos, (col0, row0, width, height), transform, nodata,
+                                    progress, warnings)
+
+    counts = np.zeros(len(classes), dtype=np.int64)
+    n_pixels = 0
+    with contextlib.ExitStack() as stack:
+        class_tmp = stack.enter_context(atomic_path(params.output))
+        outputs = {"class": stack.enter_context(
+            rasterio.open(class_tmp, "w", **_profile(info, width, height, transform, 1, "uint8", NODATA_CLASS)))}
+        conf_tmp = prob_tmp = None
+        if params.confidence_output:
+            conf_tmp = stack.enter_context(atomic_path(params.confidence_output))
+            outputs["confidence"] = stack.enter_context(rasterio.open(
+                conf_tmp, "w", **_profile(info, width, height, transform, 1, "float32", CONFIDENCE_NODATA)))
+        if params.probabilities_output:
+            prob_tmp = stack.enter_context(atomic_path(params.probabilities_output))
+            outputs["probabilities"] = stack.enter_context(rasterio.open(
+                prob_tmp, "w", **_profile(info, width, height, transform, len(classes), "float32", CONFIDENCE_NODATA)))
+        windows = list(iter_windows(width, height, params.block_size))
+        for n, (c, r, w, h) in enumerate(windows):
+            progress.check()
+            block = read_stack_window(infos, col0 + c, row0 + r, w, h)
+            ok = valid_mask(block, nodata)
+            pixels = block.reshape(block.shape[0], -1).T[ok.ravel()].astype(np.float32, copy=False)
+            class_block = np.full(h * w, NODATA_CLASS, dtype=np.uint8)
+            conf_block = np.full(h * w, CONFIDENCE_NODATA, dtype=np.float32)
+            prob_block = np.full((len(classes), h * w), CONFIDENCE_NODATA, dtype=np.float32) if prob_tmp else None
+            if len(pixels):
+                probs = bundle.predict_proba(pixels)
+                best = probs.argmax(axis=1)
+                class_block[ok.ravel()] = ids[best]
+                conf_block[ok.ravel()] = probs[np.arange(len(best)), best]
+                counts += np.bincount(best, minlength=len(classes))
+                if prob_block is not None:
+                    prob_block[:, ok.ravel()] = probs.T
+                n_pixels += len(pixels)
+            win = Window(c, r, w, h)
+            outputs["class"].write(class_block.reshape(1, h, w), window=win)
+            if "confidence" in outputs:
+                outputs["confidence"].write(conf_block.reshape(1, h, w), window=win)
+            if prob_block is not None:
+                outputs["probabilities"].write(prob_block.reshape(len(classes), h, w), window=win)
+            progress.update(95.0 * (n + 1) / len(windows), "")
+        _describe(outputs, classes)
+        if params.overviews and max(width, height) > 512:
+            factors = [f for f in (2, 4, 8, 16, 32) if max(width, height) / f >= 128]
+            outputs["class"].build_overviews(factors, Resampling.mode)
+            for key in ("confidence", "probabilities"):
+                if key in outputs:
+                    outputs[key].build_overviews(factors, Resampling.average)
+        for ds in outputs.values():
+            ds.close()
+        progress.check()  # a cancel during the last block still leaves nothing
+    seconds = time.perf_counter() - started
+    result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
+                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings)
+    progress.update(100, f"classified {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
+                         f"({result.megapixels_per_second:.1f} Mpx/s)")
+    return result
+
+
+def _describe(outputs: dict, classes: Any) -> None:
+    """Colour table and band descriptions, so the outputs read well outside QGIS too."""
+    colormap = {c.id: tuple(int(c.color[i:i + 2], 16) for i in (1, 3, 5)) + (255,) for c in classes}
+    outputs["class"].write_colormap(1, colormap)
+    outputs["class"].set_band_description(1, "class")
+    if "confidence" in outputs:
+        outputs["confidence"].set_band_description(1, "confidence (highest class probability)")
+    if "probabilities" in outputs:
+        for i, c in enumerate(classes, start=1):
+            outputs["probabilities"].set_band_description(i, f"p({c.name})")
+
+
+def predict_samples(bundle: ModelBundle, x: np.ndarray) -> np.ndarray:
+    """Class ids for sample vectors, through the same predictor as the raster path."""
+    probs = bundle.predict_proba(x)
+    return np.array(bundle.classes.ids)[probs.argmax(axis=1)]

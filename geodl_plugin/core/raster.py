@@ -1,0 +1,94 @@
+"""Raster facts and windowed I/O through rasterio (Debian's build, on QGIS's own GDAL)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+
+from .errors import GeoDLError
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    path: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs_wkt: str
+    transform: tuple[float, float, float, float, float, float]  # affine a, b, c, d, e, f
+    nodata: Optional[float]
+    band_names: tuple[str, ...]
+    crs_is_geographic: bool
+    crs_units: str
+
+    @property
+    def res(self) -> tuple[float, float]:
+        return abs(self.transform[0]), abs(self.transform[4])
+
+
+def _band_names(ds) -> tuple[str, ...]:
+    names = []
+    for i, desc in enumerate(ds.descriptions, start=1):
+        names.append(desc if desc else f"B{i}")
+    return tuple(names)
+
+
+def raster_info(path: str | os.PathLike, band_names: Optional[Sequence[str]] = None) -> RasterInfo:
+    import rasterio
+
+    p = str(path)
+    if not Path(p).exists() and "://" not in p and not p.startswith("/vsi"):
+        raise GeoDLError(f"The raster '{p}' does not exist. Check the path.")
+    try:
+        with rasterio.open(p) as ds:
+            if ds.crs is None:
+                raise GeoDLError(f"The raster '{p}' has no coordinate reference system; assign one in QGIS first.")
+            names = tuple(band_names) if band_names else _band_names(ds)
+            if len(names) != ds.count:
+                raise GeoDLError(f"'{p}' has {ds.count} bands but {len(names)} band names were given.")
+            units = ds.crs.linear_units if not ds.crs.is_geographic else "degree"
+            return RasterInfo(
+                path=p, width=ds.width, height=ds.height, count=ds.count, dtype=ds.dtypes[0],
+                crs_wkt=ds.crs.to_wkt(), transform=tuple(ds.transform)[:6],  # type: ignore[arg-type]
+                nodata=ds.nodata, band_names=names, crs_is_geographic=bool(ds.crs.is_geographic),
+                crs_units=str(units),
+            )
+    except rasterio.errors.RasterioIOError as exc:
+        raise GeoDLError(f"Cannot open '{p}' as a raster ({exc}).") from exc
+
+
+def valid_mask(block: np.ndarray, nodata: Optional[float]) -> np.ndarray:
+    """(bands, h, w) → (h, w) bool: True where no band is nodata or non-finite."""
+    ok = np.ones(block.shape[1:], dtype=bool)
+    if block.dtype.kind == "f":
+        ok &= np.isfinite(block).all(axis=0)
+    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
+        ok &= (block != nodata).all(axis=0)
+    return ok
+
+
+def iter_windows(width: int, height: int, block: int) -> Iterator[tuple[int, int, int, int]]:
+    """Row-major (col_off, row_off, w, h) windows of at most block×block."""
+    for row in range(0, height, block):
+        for col in range(0, width, block):
+            yield col, row, min(block, width - col), min(block, height - row)
+
+
+def world_to_pixel(transform: Sequence[float], x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map coordinates → (row, col) integer pixel indices (floor), for north-up or rotated grids."""
+    a, b, c, d, e, f = transform[:6]
+    det = a * e - b * d
+    col = (e * (x - c) - b * (y - f)) / det
+    row = (-d * (x - c) + a * (y - f)) / det
+    return np.floor(row).astype(np.int64), np.floor(col).astype(np.int64)
+
+
+def pixel_centre(transform: Sequence[float], row: np.ndarray, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b, c, d, e, f = transform[:6]
+    cc, rr = col + 0.5, row + 0.5
+    return a * cc + b * rr + c, d * cc + e * rr + f

@@ -1,0 +1,272 @@
+"""Cut training samples at labelled points and read them back.
+
+Written in the layout of an Earth Engine table export (see ``tfrecord``): one Example per sample, one float
+feature per band (k×k patches flattened row-major), the class id as the float property ``class``, and the
+sample's map coordinates as ``x``/``y`` (used by spatially blocked splits). A JSON sidecar
+(``<file>.json``) keeps what the Examples cannot: class names and colours, band order, patch size, CRS,
+pixel size and source dtype. Samples exported from Earth Engine have no sidecar and still load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from .classes import ClassTable
+from .errors import GeoDLError
+from .labels import LabelSet
+from .progress import Progress, ensure
+from .raster import RasterInfo, raster_info, valid_mask, world_to_pixel
+from .tfrecord import read_examples, write_examples
+
+log = logging.getLogger("geodl")
+
+LABEL = "class"
+COORDS = ("x", "y")
+MIN_SAMPLES_PER_CLASS = 10
+_BLOCK = 512
+
+
+@dataclass
+class SampleSet:
+    """Samples in memory: ``x`` is (n, bands) for pixels or (n, k, k, bands) for patches."""
+
+    x: np.ndarray
+    y: np.ndarray  # class ids
+    xy: Optional[np.ndarray]  # (n, 2) map coordinates, if known
+    bands: list[str]
+    classes: ClassTable
+    patch_size: int = 1
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, index: np.ndarray) -> "SampleSet":
+        return SampleSet(self.x[index], self.y[index], None if self.xy is None else self.xy[index],
+                         self.bands, self.classes, self.patch_size, self.meta)
+
+
+@dataclass
+class ExtractReport:
+    path: str
+    count: int
+    per_class: dict[str, int]
+    skipped_outside: int
+    skipped_nodata: int
+    warnings: list[str]
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + ".json")
+
+
+def stack_info(rasters: Sequence[str | os.PathLike], band_names: Optional[Sequence[str]] = None) -> list[RasterInfo]:
+    """Open co-registered rasters; check they share grid and CRS; return their infos."""
+    if not rasters:
+        raise GeoDLError("No raster given. Choose the imagery to sample.")
+    infos = [raster_info(r) for r in rasters]
+    first = infos[0]
+    for info in infos[1:]:
+        if (info.width, info.height) != (first.width, first.height) or any(
+            abs(a - b) > 1e-6 * max(1.0, abs(a)) for a, b in zip(info.transform, first.transform)
+        ):
+            raise GeoDLError(
+                f"'{info.path}' is not on the grid of '{first.path}' ({info.width}×{info.height} vs "
+                f"{first.width}×{first.height}). Resample the rasters onto one grid (e.g. gdal:warpreproject)."
+            )
+    if band_names is not None:
+        total = sum(i.count for i in infos)
+        if len(band_names) != total:
+            raise GeoDLError(f"{len(band_names)} band names given for {total} bands; give one name per band.")
+    return infos
+
+
+def stacked_band_names(infos: Sequence[RasterInfo], band_names: Optional[Sequence[str]] = None) -> list[str]:
+    if band_names:
+        return [str(b) for b in band_names]
+    names: list[str] = []
+    for info in infos:
+        for b in info.band_names:
+            names.append(b if len(infos) == 1 else f"{Path(info.path).stem}_{b}")
+    if len(set(names)) != len(names):
+        raise GeoDLError(f"Band names repeat ({names}); give explicit band names.")
+    return names
+
+
+def read_stack_window(infos: Sequence[RasterInfo], col: int, row: int, width: int, height: int,
+                      fill: float = 0) -> np.ndarray:
+    """(bands, h, w) from every raster of the stack; pixels beyond the raster edge are ``fill``."""
+    import rasterio
+    from rasterio.windows import Window
+
+    parts = []
+    for info in infos:
+        with rasterio.open(info.path) as ds:
+            parts.append(ds.read(window=Window(col, row, width, height), boundless=True, fill_value=fill))
+    return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+def extract_samples(
+    rasters: Sequence[str | os.PathLike],
+    labels: LabelSet,
+    output: str | os.PathLike,
+    patch_size: int = 1,
+    nodata: Optional[float] = None,
+    band_names: Optional[Sequence[str]] = None,
+    progress: Optional[Progress] = None,
+) -> ExtractReport:
+    """Pixel vectors (``patch_size`` 1) or k×k patches at the label points, from a co-registered stack.
+
+    Points outside the raster are skipped and counted (an error if none remain); samples touching nodata
+    are left out; a class with fewer than 10 samples gets a warning naming it; one class alone is an error.
+    """
+    from .atomic import check_writable
+
+    progress = ensure(progress)
+    check_writable(output)
+    if patch_size < 1 or patch_size % 2 == 0:
+        raise GeoDLError(f"Patch size must be odd and at least 1 (got {patch_size}); try {max(1, patch_size | 1)}.")
+    infos = stack_info(rasters, band_names)
+    names = stacked_band_names(infos, band_names)
+    info = infos[0]
+    nodata_value = nodata if nodata is not None else info.nodata
+    xy = labels.points_xy()
+    rows, cols = world_to_pixel(info.transform, xy[:, 0], xy[:, 1])
+    inside = (rows >= 0) & (rows < info.height) & (cols >= 0) & (cols < info.width)
+    skipped_outside = int((~inside).sum())
+    if not inside.any():
+        raise GeoDLError(
+            f"None of the {len(xy)} label points falls inside the raster '{info.path}'. Check that labels and "
+            "raster cover the same area (the labels were reprojected to the raster's CRS)."
+        )
+    half = patch_size // 2
+    index = np.flatnonzero(inside)
+    block_id = (rows[index] // _BLOCK) * ((info.width // _BLOCK) + 1) + cols[index] // _BLOCK
+    sort = np.argsort(block_id, kind="stable")
+    order, sorted_blocks = index[sort], block_id[sort]
+    blocks = np.unique(block_id)
+    fill = nodata_value if nodata_value is not None else 0
+
+    records: list[dict] = []
+    keep_ids: list[int] = []
+    skipped_nodata = 0
+    done = 0
+    for b_i, b in enumerate(blocks):
+        progress.check()
+        members = order[sorted_blocks == b]
+        r0, c0 = int(rows[members].min()) - half, int(cols[members].min()) - half
+        r1, c1 = int(rows[members].max()) + half + 1, int(cols[members].max()) + half + 1
+        window = read_stack_window(infos, c0, r0, c1 - c0, r1 - r0, fill=fill)
+        ok = valid_mask(window, nodata_value)
+        for i in members:
+            rr, cc = int(rows[i]) - r0, int(cols[i]) - c0
+            patch = window[:, rr - half : rr + half + 1, cc - half : cc + half + 1]
+            if not ok[rr - half : rr + half + 1, cc - half : cc + half + 1].all():
+                skipped_nodata += 1
+                continue
+            record: dict = {name: patch[k].astype(np.float32).ravel() for k, name in enumerate(names)}
+            record[LABEL] = float(labels.class_ids[i])
+            record[COORDS[0]], record[COORDS[1]] = float(xy[i, 0]), float(xy[i, 1])
+            records.append(record)
+            keep_ids.append(int(labels.class_ids[i]))
+        done += len(members)
+        progress.update(90.0 * (b_i + 1) / len(blocks), f"{done} of {len(index)} points read")
+
+    ids = np.array(keep_ids, dtype=np.int64)
+    per_class = {c.name: int(np.sum(ids == c.id)) for c in labels.classes}
+    warnings = list(labels.warnings)
+    if skipped_outside:
+        warnings.append(f"{skipped_outside} label point(s) outside the raster were skipped.")
+    if skipped_nodata:
+        warnings.append(f"{skipped_nodata} sample(s) on nodata pixels were left out.")
+    present = [name for name, n in per_class.items() if n > 0]
+    if len(present) < 2:
+        raise GeoDLError(
+            f"Only one class has samples ({', '.join(present) or 'none'}); a classifier needs at least two. "
+            "Label more classes."
+        )
+    for name, n in per_class.items():
+        if n < MIN_SAMPLES_PER_CLASS:
+            warnings.append(f"Class '{name}' has only {n} samples; label more (at least {MIN_SAMPLES_PER_CLASS}).")
+    for w in warnings:
+        log.warning(w)
+
+    count = write_examples(output, records)
+    meta = {
+        "bands": names,
+        "label": LABEL,
+        "patch_size": patch_size,
+        "classes": labels.classes.to_json(),
+        "crs_wkt": info.crs_wkt,
+        "crs_units": info.crs_units,
+        "pixel_size": list(info.res),
+        "source_dtype": info.dtype,
+        "nodata": nodata_value,
+        "rasters": [str(r) for r in rasters],
+        "count": count,
+    }
+    sidecar_path(output).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    progress.update(100.0, f"{count} samples written to {output}")
+    return ExtractReport(str(output), count, per_class, skipped_outside, skipped_nodata, warnings)
+
+
+def read_sidecar(path: str | os.PathLike) -> dict:
+    p = sidecar_path(path)
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
+def load_samples(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    bands: Optional[Sequence[str]] = None,
+    label: str = LABEL,
+    classes: Optional[ClassTable] = None,
+) -> SampleSet:
+    """Read sample TFRecords (local or Earth Engine exports) into arrays. Band order comes from ``bands``,
+    else the sidecar, else the sorted float features other than the label and coordinates."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise GeoDLError("No sample file given.")
+    meta = read_sidecar(paths[0])
+    band_list = list(bands) if bands else list(meta.get("bands", []))
+    columns: dict[str, list[np.ndarray]] = {}
+    labels: list[float] = []
+    coords: list[tuple[float, float]] = []
+    for n, example in enumerate(read_examples(paths)):
+        if not band_list:
+            band_list = sorted(k for k in example if k not in (label, *COORDS))
+        if label not in example:
+            raise GeoDLError(f"Sample {n} in {[str(p) for p in paths]} has no '{label}' property; "
+                             f"found {sorted(example)}. Name the label property.")
+        missing = [b for b in band_list if b not in example]
+        if missing:
+            raise GeoDLError(f"Sample {n} lacks the band(s) {missing}; it has {sorted(example)}.")
+        for b in band_list:
+            columns.setdefault(b, []).append(np.asarray(example[b], dtype=np.float32))
+        labels.append(float(np.asarray(example[label]).ravel()[0]))
+        if all(c in example for c in COORDS):
+            coords.append((float(example["x"][0]), float(example["y"][0])))  # type: ignore[index]
+    if not labels:
+        raise GeoDLError(f"The sample file(s) {[str(p) for p in paths]} hold no sample.")
+    length = len(columns[band_list[0]][0])
+    k = int(round(np.sqrt(length)))
+    if k * k != length:
+        raise GeoDLError(f"Band '{band_list[0]}' has {length} values per sample, not a square patch.")
+    stacked = np.stack([np.stack(columns[b]) for b in band_list], axis=-1)  # (n, k*k, bands)
+    x = stacked[:, 0, :] if k == 1 else stacked.reshape(len(labels), k, k, len(band_list))
+    y = np.array(labels, dtype=np.int64)
+    if classes is None:
+        classes = ClassTable.from_json(meta["classes"]) if "classes" in meta else ClassTable.from_ids(y)
+    unknown = sorted(set(y.tolist()) - set(classes.ids))
+    if unknown:
+        raise GeoDLError(f"Class ids {unknown} in the samples are not in the class table ({classes.ids}).")
+    xy = np.array(coords) if len(coords) == len(labels) else None
+    return SampleSet(x, y, xy, band_list, classes, k, meta)
