@@ -12,7 +12,8 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
 from . import log_bridge
-from .core.dependencies import check_dependencies, describe_training_device, missing_message, unavailable_features
+from .core.dependencies import check_dependencies, missing_message, unavailable_features
+from .core.worker import call_in_worker
 from .paths import resource
 from .processing.provider import GeoDLProvider
 from .tasks import GeoDLTask
@@ -45,7 +46,7 @@ class GeoDLPlugin:
         self.initProcessing()
 
         main_window = self.iface.mainWindow()
-        self.dock = GeoDLDock(main_window)
+        self.dock = GeoDLDock(main_window, iface=self.iface, run_task=self.run_task)
         self.dock.hide()
         self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.show_dependencies(self.dependency_statuses)
@@ -66,7 +67,9 @@ class GeoDLPlugin:
             log.warning(message)
             self.iface.messageBar().pushMessage("GeoDL", message, Qgis.MessageLevel.Warning, 0)
         if "deep_learning" not in unavailable_features(self.dependency_statuses):
-            self.run_task(GeoDLTask("GeoDL: find the training device", lambda _p: describe_training_device(),
+            # In a worker process: TensorFlow must not load inside the QGIS binary (see core/worker.py).
+            self.run_task(GeoDLTask("GeoDL: find the training device",
+                                    lambda progress: call_in_worker("describe_training_device", None, progress),
                                     on_done=self._show_device, on_error=self._show_device))
         elif self.dock is not None:
             self.dock.show_device("unavailable until TensorFlow and Keras are installed")
@@ -97,6 +100,7 @@ class GeoDLPlugin:
             self.toolbar.deleteLater()
             self.toolbar = None
         if self.dock is not None:
+            self.dock.disconnect_project()
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None

@@ -45,9 +45,13 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
     def canExecute(self) -> tuple[bool, str]:
-        if not self.REQUIRES:
+        return self._can_execute(self.REQUIRES)
+
+    @staticmethod
+    def _can_execute(requires: tuple[str, ...]) -> tuple[bool, str]:
+        if not requires:
             return True, ""
-        needed = [d for d in DEPENDENCIES if d.feature in self.REQUIRES]
+        needed = [d for d in DEPENDENCIES if d.feature in requires]
         absent = [s.dependency.package for s in check_dependencies(needed) if not s.available]
         if absent:
             return False, (
@@ -66,9 +70,11 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
             is_cancelled=feedback.isCanceled,
         )
 
-    def run_core(self, feedback: Optional[QgsProcessingFeedback], work: Callable[[Progress], Any]) -> Any:
-        """Run a core call, turning user errors and cancels into Processing's own exception."""
-        ok, why = self.canExecute()
+    def run_core(self, feedback: Optional[QgsProcessingFeedback], work: Callable[[Progress], Any],
+                 requires: Optional[tuple[str, ...]] = None) -> Any:
+        """Run a core call, turning user errors and cancels into Processing's own exception. ``requires``
+        overrides the class's REQUIRES when the parameters decide (e.g. which model type)."""
+        ok, why = self._can_execute(self.REQUIRES if requires is None else requires)
         if not ok:
             raise QgsProcessingException(why)
         try:

@@ -1,0 +1,71 @@
+"""Accuracy of a model on samples, and of a map against reference points (with area-adjusted estimates)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+from .errors import GeoDLError
+from .labels import LabelSet
+from .metrics import area_adjusted_estimates, classification_report, confusion_matrix
+from .model_file import load_model_file
+from .prediction import predict_samples
+from .progress import Progress, ensure
+from .raster import iter_windows, raster_info, world_to_pixel
+from .samples import load_samples
+
+
+def evaluate_model(model: str | os.PathLike, samples: Iterable[str | os.PathLike],
+                   progress: Optional[Progress] = None) -> dict[str, Any]:
+    """Predict the samples with the model (the raster path's predictor) and score against their labels."""
+    progress = ensure(progress)
+    bundle = load_model_file(model)
+    data = load_samples(list(samples), bands=bundle.bands, classes=bundle.classes)
+    if data.patch_size != bundle.patch_size and bundle.architecture != "unet":
+        raise GeoDLError(f"The samples are {data.patch_size}×{data.patch_size} but the model expects "
+                         f"{bundle.patch_size}×{bundle.patch_size}.")
+    progress.update(30, f"predicting {len(data)} samples")
+    if bundle.architecture == "unet":
+        from .segmentation_prediction import predict_patch_centres
+
+        predicted = predict_patch_centres(bundle, data.x)
+    else:
+        predicted = predict_samples(bundle, data.x)
+    report = classification_report(data.y, predicted, bundle.classes)
+    report["model"] = str(model)
+    progress.update(100, f"overall accuracy {report['overall_accuracy']:.3f}, kappa {report['kappa']:.3f}")
+    return report
+
+
+def evaluate_map(classified: str | os.PathLike, reference: LabelSet, progress: Optional[Progress] = None,
+                 classes: Any = None) -> dict[str, Any]:
+    """Compare a class raster with reference points; add Olofsson et al. (2014) area-adjusted estimates
+    (the map's classes are the strata)."""
+    import rasterio
+
+    progress = ensure(progress)
+    info = raster_info(classified)
+    classes = classes or reference.classes
+    xy = reference.points_xy()
+    rows, cols = world_to_pixel(info.transform, xy[:, 0], xy[:, 1])
+    inside = (rows >= 0) & (rows < info.height) & (cols >= 0) & (cols < info.width)
+    if not inside.any():
+        raise GeoDLError("No reference point falls on the classified map. Check that they cover the same area.")
+    counts = np.zeros(256, dtype=np.int64)
+    with rasterio.open(str(classified)) as ds:
+        mapped = np.array([v[0] for v in ds.sample(list(zip(xy[inside, 0], xy[inside, 1])))])
+        windows = list(iter_windows(info.width, info.height, 1024))
+        for n, (c, r, w, h) in enumerate(windows):
+            progress.check()
+            block = ds.read(1, window=rasterio.windows.Window(c, r, w, h))
+            counts += np.bincount(block.ravel(), minlength=256)[:256]
+            progress.update(80.0 * (n + 1) / len(windows))
+    truth = reference.class_ids[inside]
+    report = classification_report(truth, mapped, classes)
+    map_vs_ref = confusion_matrix(mapped, truth, classes.ids)
+    report["area_adjusted"] = area_adjusted_estimates(map_vs_ref, [int(counts[c]) for c in classes.ids],
+                                                      info.res[0] * info.res[1], classes)
+    report["skipped_outside"] = int((~inside).sum())
+    return report

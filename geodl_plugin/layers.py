@@ -1,0 +1,90 @@
+"""Styled result layers: the class raster as a paletted layer with class names and colours, the confidence
+as a colour ramp, both in one layer group; a ``.qml`` beside each file, so QGIS styles them however they are
+opened (Processing outputs, drag and drop, other projects)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from qgis.core import (
+    QgsColorRampShader,
+    QgsLayerTreeGroup,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
+)
+from qgis.PyQt.QtGui import QColor
+
+from .core.classes import ClassTable
+from .core.errors import GeoDLError
+
+
+def style_class_layer(layer: QgsRasterLayer, classes: ClassTable) -> None:
+    entries = [QgsPalettedRasterRenderer.Class(c.id, QColor(c.color), c.name) for c in classes]
+    renderer = QgsPalettedRasterRenderer(layer.dataProvider(), 1, entries)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
+def style_confidence_layer(layer: QgsRasterLayer, minimum: float = 0.0, maximum: float = 1.0) -> None:
+    ramp = QgsStyle.defaultStyle().colorRamp("Viridis")
+    shader_function = QgsColorRampShader(minimum, maximum, ramp)
+    shader_function.setColorRampType(QgsColorRampShader.Type.Interpolated)
+    shader_function.classifyColorRamp(5, -1)
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(shader_function)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(minimum)
+    renderer.setClassificationMax(maximum)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
+def _open(path: str, name: str) -> QgsRasterLayer:
+    layer = QgsRasterLayer(str(path), name)
+    if not layer.isValid():
+        raise GeoDLError(f"QGIS cannot open the result '{path}'.")
+    return layer
+
+
+def write_default_styles(class_path: str, classes: ClassTable, confidence_path: Optional[str] = None) -> None:
+    """Save ``<name>.qml`` beside the outputs (QGIS's default style for that file)."""
+    layer = _open(class_path, Path(class_path).stem)
+    style_class_layer(layer, classes)
+    layer.saveDefaultStyle()
+    if confidence_path:
+        conf = _open(confidence_path, Path(confidence_path).stem)
+        style_confidence_layer(conf)
+        conf.saveDefaultStyle()
+
+
+def add_result_layers(
+    class_path: str,
+    classes: ClassTable,
+    confidence_path: Optional[str] = None,
+    group_name: str = "GeoDL result",
+    project: Optional[QgsProject] = None,
+    extra: Sequence[tuple[str, str]] = (),
+) -> list[QgsRasterLayer]:
+    """Add the styled result layers to the project, in one group at the top of the layer tree."""
+    project = project or QgsProject.instance()
+    root = project.layerTreeRoot()
+    group: QgsLayerTreeGroup = root.insertGroup(0, group_name)
+    layers = []
+    class_layer = _open(class_path, f"{group_name} — classes")
+    style_class_layer(class_layer, classes)
+    layers.append(class_layer)
+    if confidence_path:
+        conf = _open(confidence_path, f"{group_name} — confidence")
+        style_confidence_layer(conf)
+        layers.append(conf)
+    for path, name in extra:
+        layers.append(_open(path, name))
+    for layer in layers:
+        project.addMapLayer(layer, False)
+        group.addLayer(layer)
+    return layers

@@ -1,0 +1,89 @@
+"""geodl:evaluate — accuracy report of a model on samples, or of a map against reference points."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorLayer,
+)
+
+from ...core.errors import GeoDLError
+from ...core.evaluation import evaluate_map
+from ...core.worker import call_in_worker
+from ...core.labels import read_labels
+from ...core.metrics import save_report
+from ...core.model_file import ModelBundle, read_manifest
+from ..base import GeoDLAlgorithm
+
+
+class EvaluateAlgorithm(GeoDLAlgorithm):
+    NAME = "evaluate"
+    DISPLAY = "Evaluate accuracy"
+    HELP = ("Scores a model on labelled samples (e.g. the held-out samples saved by 'Train a model'): confusion "
+            "matrix, overall accuracy, kappa, per-class precision, recall, F1 and IoU, as JSON and a PNG plot. "
+            "Given a classified map and reference points instead (or as well), it scores the map and adds the "
+            "area-adjusted estimates of Olofsson et al. (2014): estimated area per class with a 95% confidence "
+            "interval, user's and producer's accuracy.")
+    MODEL, SAMPLES, CLASSIFIED, REFERENCE, REFERENCE_FIELD = "MODEL", "SAMPLES", "CLASSIFIED", "REFERENCE", "REFERENCE_FIELD"
+    OUTPUT, OUTPUT_PLOT, OVERALL_ACCURACY, KAPPA = "OUTPUT", "OUTPUT_PLOT", "OVERALL_ACCURACY", "KAPPA"
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model file", fileFilter="GeoDL model (*.geodl)",
+                                                     optional=True))
+        self.addParameter(QgsProcessingParameterFile(self.SAMPLES, "Labelled samples (TFRecord)", optional=True,
+                                                     fileFilter="TFRecord (*.tfrecord.gz *.tfrecord *.gz)"))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.CLASSIFIED, "Classified map", optional=True))
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            self.REFERENCE, "Reference points", [QgsProcessing.SourceType.TypeVectorPoint], optional=True))
+        self.addParameter(QgsProcessingParameterField(self.REFERENCE_FIELD, "Reference class field",
+                                                      parentLayerParameterName=self.REFERENCE, optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT, "Report (JSON)", "JSON (*.json)"))
+        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_PLOT, "Confusion matrix (PNG)",
+                                                                "PNG (*.png)", optional=True))
+        self.addOutput(QgsProcessingOutputNumber(self.OVERALL_ACCURACY, "Overall accuracy"))
+        self.addOutput(QgsProcessingOutputNumber(self.KAPPA, "Kappa"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        model = self.parameterAsFile(parameters, self.MODEL, context)
+        samples = self.parameterAsFile(parameters, self.SAMPLES, context)
+        classified = self.parameterAsRasterLayer(parameters, self.CLASSIFIED, context)
+        reference = self.parameterAsVectorLayer(parameters, self.REFERENCE, context)
+        output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        plot = self.parameterAsFileOutput(parameters, self.OUTPUT_PLOT, context) or None
+        if not ((model and samples) or (classified and reference)):
+            raise GeoDLError("Give a model file and samples, or a classified map and reference points (or both).")
+        ref_path = ref_layer = field = None
+        if classified and reference:
+            ref_path, ref_layer = self.parameterAsCompatibleSourceLayerPathAndLayerName(
+                parameters, self.REFERENCE, context, ["gpkg", "shp"], "gpkg", feedback)
+            field = self.parameterAsString(parameters, self.REFERENCE_FIELD, context)
+            if not field:
+                raise GeoDLError("Choose the reference points' class field.")
+
+        def work(progress):
+            report: dict = {}
+            classes = None
+            if model and samples:
+                report = call_in_worker("evaluate_model", None, progress.sub(0, 50), model=model, samples=[samples])
+                classes = ModelBundle(read_manifest(model), None).classes
+            if classified and reference:
+                from ...core.raster import raster_info
+
+                labels = read_labels(ref_path, field, layer=ref_layer or None,
+                                     target_crs_wkt=raster_info(classified.source()).crs_wkt, classes=classes)
+                map_report = evaluate_map(classified.source(), labels, progress.sub(50, 100), classes)
+                report = {**map_report, "model_on_samples": report} if report else map_report
+            save_report(report, output, plot)
+            return report
+
+        report = self.run_core(feedback, work)
+        feedback.pushInfo(f"overall accuracy {report['overall_accuracy']:.3f}, kappa {report['kappa']:.3f}")
+        out = {self.OUTPUT: output, self.OVERALL_ACCURACY: report["overall_accuracy"], self.KAPPA: report["kappa"]}
+        if plot:
+            out[self.OUTPUT_PLOT] = plot
+        return out

@@ -1,0 +1,77 @@
+"""geodl:extractsamples — pixel vectors or patches at labelled points, as Earth Engine-style TFRecord."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
+)
+
+from ...core.errors import GeoDLError
+from ...core.labels import read_labels
+from ...core.samples import extract_samples, stack_info
+from ..base import GeoDLAlgorithm
+
+
+def raster_paths(alg, parameters, name, context) -> list[str]:
+    layers = alg.parameterAsLayerList(parameters, name, context)
+    if not layers:
+        raise GeoDLError("No raster given. Choose the imagery.")
+    return [layer.source() for layer in layers]
+
+
+class ExtractSamplesAlgorithm(GeoDLAlgorithm):
+    NAME = "extractsamples"
+    DISPLAY = "Extract training samples"
+    HELP = ("Reads the pixel values (or k×k patches) under labelled points from one raster or a stack of "
+            "co-registered rasters and writes them as a TFRecord in the layout of an Earth Engine table export "
+            "(one float feature per band, the class id as 'class'), with a JSON sidecar holding class names, "
+            "band order and grid. Labels in another CRS are reprojected; points outside the raster are skipped "
+            "and counted; samples on nodata pixels are left out.")
+    INPUT, LABELS, CLASS_FIELD, PATCH_SIZE, NODATA, BAND_NAMES, OUTPUT = (
+        "INPUT", "LABELS", "CLASS_FIELD", "PATCH_SIZE", "NODATA", "BAND_NAMES", "OUTPUT")
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.INPUT, "Raster(s), co-registered", QgsProcessing.SourceType.TypeRaster))
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            self.LABELS, "Labelled points", [QgsProcessing.SourceType.TypeVectorPoint]))
+        self.addParameter(QgsProcessingParameterField(self.CLASS_FIELD, "Class field", parentLayerParameterName=self.LABELS))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.PATCH_SIZE, "Patch size (1 = single pixels; odd)", QgsProcessingParameterNumber.Type.Integer, 1,
+            minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.NODATA, "Nodata value (empty: the raster's)", QgsProcessingParameterNumber.Type.Double,
+            optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.BAND_NAMES, "Band names, comma-separated (empty: from the raster)", optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT, "Samples (TFRecord)", "TFRecord (*.tfrecord.gz *.tfrecord)"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        rasters = raster_paths(self, parameters, self.INPUT, context)
+        path, layer_name = self.parameterAsCompatibleSourceLayerPathAndLayerName(
+            parameters, self.LABELS, context, ["gpkg", "shp"], "gpkg", feedback)
+        field = self.parameterAsString(parameters, self.CLASS_FIELD, context)
+        patch = self.parameterAsInt(parameters, self.PATCH_SIZE, context)
+        nodata = parameters.get(self.NODATA)
+        nodata = None if nodata in (None, "") else self.parameterAsDouble(parameters, self.NODATA, context)
+        names_text = self.parameterAsString(parameters, self.BAND_NAMES, context).strip()
+        names = [n.strip() for n in names_text.split(",") if n.strip()] or None
+        output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+
+        def work(progress):
+            infos = stack_info(rasters, names)
+            labels = read_labels(path, field, layer=layer_name or None, target_crs_wkt=infos[0].crs_wkt)
+            return extract_samples(rasters, labels, output, patch, nodata, names, progress)
+
+        report = self.run_core(feedback, work)
+        for w in report.warnings:
+            feedback.reportError(w, False)
+        feedback.pushInfo(f"{report.count} samples: " + ", ".join(f"{k} {v}" for k, v in report.per_class.items()))
+        return {self.OUTPUT: output}

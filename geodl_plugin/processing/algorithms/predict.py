@@ -1,0 +1,73 @@
+"""geodl:predict — classify a raster with a model file; styled class and confidence rasters."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
+
+from ...core.model_file import read_manifest
+from ...core.prediction import PredictParams
+from ...core.worker import call_in_worker
+from ..base import GeoDLAlgorithm
+
+
+class PredictAlgorithm(GeoDLAlgorithm):
+    NAME = "predict"
+    DISPLAY = "Classify a raster"
+    HELP = ("Classifies a raster with a GeoDL model file, block by block (never the whole raster in memory). "
+            "Outputs lie on exactly the input's grid and CRS: the class raster (uint8, nodata 255, tiled GeoTIFF "
+            "with overviews and the classes' colours) and optionally the confidence (highest class probability) "
+            "and one probability band per class. Each output is written to a temporary file and renamed when "
+            "complete, so a cancel leaves nothing half-written. The raster is checked against the model's bands, "
+            "data type and CRS units first.")
+    INPUT, MODEL, NODATA, EXTENT = "INPUT", "MODEL", "NODATA", "EXTENT"
+    OUTPUT, OUTPUT_CONFIDENCE, OUTPUT_PROBABILITIES = "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES"
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Raster to classify"))
+        self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model file", fileFilter="GeoDL model (*.geodl)"))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.NODATA, "Nodata value (empty: the raster's, else the model's)",
+            QgsProcessingParameterNumber.Type.Double, optional=True))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Only this extent", optional=True))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_CONFIDENCE, "Confidence", optional=True, createByDefault=True))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_PROBABILITIES, "Class probabilities", optional=True, createByDefault=False))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        model = self.parameterAsFile(parameters, self.MODEL, context)
+        nodata = parameters.get(self.NODATA)
+        nodata = None if nodata in (None, "") else self.parameterAsDouble(parameters, self.NODATA, context)
+        extent = None
+        if parameters.get(self.EXTENT):
+            rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
+            extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) or None
+        probabilities = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) or None
+        params = PredictParams(
+            rasters=[layer.source()], model=model, output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            confidence_output=confidence, probabilities_output=probabilities, nodata=nodata, extent=extent)
+        needs = ("classic_ml",) if read_manifest(model)["mlm:architecture"] == "rf" else ("deep_learning",)
+        result = self.run_core(feedback, lambda progress: call_in_worker("predict_raster", params, progress),
+                               requires=needs)
+        for w in result.warnings:
+            feedback.reportError(w, False)
+        from ...core.model_file import ModelBundle
+        from ...layers import write_default_styles
+
+        write_default_styles(result.output, ModelBundle(read_manifest(model), None).classes, result.confidence_output)
+        feedback.pushInfo(f"{result.pixels} pixels classified at {result.megapixels_per_second:.2f} Mpx/s")
+        out = {self.OUTPUT: result.output}
+        if result.confidence_output:
+            out[self.OUTPUT_CONFIDENCE] = result.confidence_output
+        if result.probabilities_output:
+            out[self.OUTPUT_PROBABILITIES] = result.probabilities_output
+        return out
