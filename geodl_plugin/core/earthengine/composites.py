@@ -66,7 +66,7 @@ class CompositeParams:
     def output_bands(self) -> list[str]:
         return self.band_list() + list(self.indices)
 
-    def validate(self) -> "CompositeParams":
+    def validate(self) -> CompositeParams:
         if self.sensor not in SENSORS:
             raise GeoDLError(f"Unknown sensor '{self.sensor}'; choose one of {', '.join(SENSORS)}.")
         start, end = _parse_date(self.start, "start date"), _parse_date(self.end, "end date")

@@ -44,7 +44,7 @@ class Destination:
     folder: str = ""
     prefix: str = "geodl"
 
-    def validate(self) -> "Destination":
+    def validate(self) -> Destination:
         if self.kind not in DESTINATIONS:
             raise GeoDLError(f"Unknown export destination '{self.kind}'; choose Cloud Storage (gcs) or Drive.")
         if self.kind == "gcs" and not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]", self.bucket or ""):
@@ -77,7 +77,7 @@ class TrainingExportParams:
     max_points_per_export: int = MAX_POINTS_PER_EXPORT
     max_values_per_export: int = MAX_VALUES_PER_EXPORT
 
-    def validate(self) -> "TrainingExportParams":
+    def validate(self) -> TrainingExportParams:
         if not self.bands:
             raise GeoDLError("Choose at least one band to export.")
         if LABEL in self.bands:
@@ -178,7 +178,7 @@ class ImageExportParams:
     max_file_size: int = 1_000_000_000  # bytes per TFRecord file
     max_pixels: int = MAX_PIXELS_DEFAULT
 
-    def validate(self) -> "ImageExportParams":
+    def validate(self) -> ImageExportParams:
         if not self.bands:
             raise GeoDLError("Choose at least one band to export.")
         if self.patch_size < 1:

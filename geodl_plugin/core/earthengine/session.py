@@ -154,9 +154,8 @@ def _service_account_credentials(key_file: str) -> tuple[Any, str]:
             f"'{path}' is not a service-account key (it needs type 'service_account', client_email and "
             "private_key). Download a JSON key from the Cloud console (IAM → Service accounts → Keys)."
         )
-    from google.oauth2 import service_account
-
     import ee
+    from google.oauth2 import service_account
 
     try:
         creds = service_account.Credentials.from_service_account_info(info, scopes=ee.oauth.SCOPES)
@@ -209,8 +208,9 @@ def connect(
             ee.Reset()
             _state = SessionState(False, project=project, account=account, message=str(exc))
             raise
-        _state = SessionState(True, project=project, account=account, message=f"Connected to Earth Engine "
-                              f"(project {project}, {account}).")
+        _state = SessionState(
+            True, project=project, account=account, message=f"Connected to Earth Engine (project {project}, {account})."
+        )
     log.info("%s", _state.message)
     return _state
 

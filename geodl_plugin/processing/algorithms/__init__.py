@@ -10,6 +10,11 @@ def all_algorithms() -> list[type]:
     from .predict import PredictAlgorithm
     from .sample_points import SamplePointsAlgorithm
     from .train import TrainAlgorithm
+    from .ee_composite import EECompositeAlgorithm
+    from .ee_download import EEDownloadAlgorithm
+    from .ee_export_image import EEExportImageAlgorithm
+    from .ee_export_training import EEExportTrainingAlgorithm
+    from .ee_upload import EEUploadAlgorithm
 
     return [
         SamplePointsAlgorithm,
@@ -17,4 +22,9 @@ def all_algorithms() -> list[type]:
         TrainAlgorithm,
         EvaluateAlgorithm,
         PredictAlgorithm,
+        EECompositeAlgorithm,
+        EEExportTrainingAlgorithm,
+        EEExportImageAlgorithm,
+        EEDownloadAlgorithm,
+        EEUploadAlgorithm,
     ]
