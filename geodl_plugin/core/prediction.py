@@ -104,12 +104,19 @@ def check_raster_against_model(infos: Sequence[RasterInfo], bundle: ModelBundle)
 
 
 def _window_of_extent(info: RasterInfo, extent: Optional[Sequence[float]]) -> tuple[int, int, int, int]:
+    """The pixel window covering ``extent``: every pixel it touches, none beyond (an edge that falls exactly
+    on a pixel boundary does not pull in the next pixel)."""
     if extent is None:
         return 0, 0, info.width, info.height
     xmin, ymin, xmax, ymax = extent
-    rows, cols = world_to_pixel(info.transform, np.array([xmin, xmax]), np.array([ymax, ymin]))
-    c0, c1 = max(0, int(cols.min())), min(info.width, int(cols.max()) + 1)
-    r0, r1 = max(0, int(rows.min())), min(info.height, int(rows.max()) + 1)
+    a, b, c, d, e, f = info.transform
+    det = a * e - b * d
+    xs, ys = np.array([xmin, xmax, xmin, xmax]), np.array([ymax, ymax, ymin, ymin])
+    cols = (e * (xs - c) - b * (ys - f)) / det
+    rows = (-d * (xs - c) + a * (ys - f)) / det
+    eps = 1e-6
+    c0, c1 = max(0, int(np.floor(cols.min() + eps))), min(info.width, int(np.ceil(cols.max() - eps)))
+    r0, r1 = max(0, int(np.floor(rows.min() + eps))), min(info.height, int(np.ceil(rows.max() - eps)))
     if c1 <= c0 or r1 <= r0:
         raise GeoDLError("The region to classify does not overlap the raster. Pick a region inside the imagery.")
     return c0, r0, c1 - c0, r1 - r0
@@ -117,9 +124,46 @@ def _window_of_extent(info: RasterInfo, extent: Optional[Sequence[float]]) -> tu
 
 def _profile(info: RasterInfo, width: int, height: int, transform: Any, count: int, dtype: str, nodata: float) -> dict:
     block = 256 if min(width, height) >= 256 else 16 * max(1, min(width, height) // 16)
+    # Fast deflate (level 1 + predictor) on all cores: compression was the largest cost of a prediction.
     return {"driver": "GTiff", "width": width, "height": height, "count": count, "dtype": dtype, "crs": info.crs_wkt,
             "transform": transform, "nodata": nodata, "tiled": True, "blockxsize": max(16, block),
-            "blockysize": max(16, block), "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+            "blockysize": max(16, block), "compress": "deflate", "zlevel": 1,
+            "predictor": 3 if dtype.startswith("float") else 2, "num_threads": "ALL_CPUS", "BIGTIFF": "IF_SAFER"}
+
+
+def _blocks_ahead(infos: Sequence[RasterInfo], origin: tuple[int, int], windows: list, depth: int = 2):
+    """Read the next blocks in a background thread while the current one is classified and written
+    (GDAL and the model both release the GIL, so reading, computing and writing overlap)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for c, r, w, h in windows:
+                if stop.is_set():
+                    return
+                q.put((c, r, w, h, read_stack_window(infos, origin[0] + c, origin[1] + r, w, h)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        for _ in windows:
+            item = q.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
 
 
 def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
@@ -166,9 +210,8 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
             outputs["probabilities"] = stack.enter_context(rasterio.open(
                 prob_tmp, "w", **_profile(info, width, height, transform, len(classes), "float32", CONFIDENCE_NODATA)))
         windows = list(iter_windows(width, height, params.block_size))
-        for n, (c, r, w, h) in enumerate(windows):
+        for n, (c, r, w, h, block) in enumerate(_blocks_ahead(infos, (col0, row0), windows)):
             progress.check()
-            block = read_stack_window(infos, col0 + c, row0 + r, w, h)
             ok = valid_mask(block, nodata)
             pixels = block.reshape(block.shape[0], -1).T[ok.ravel()].astype(np.float32, copy=False)
             class_block = np.full(h * w, NODATA_CLASS, dtype=np.uint8)
@@ -191,14 +234,18 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
                 outputs["probabilities"].write(prob_block.reshape(len(classes), h, w), window=win)
             progress.update(95.0 * (n + 1) / len(windows), "")
         _describe(outputs, classes)
-        if params.overviews and max(width, height) > 512:
-            factors = [f for f in (2, 4, 8, 16, 32) if max(width, height) / f >= 128]
-            outputs["class"].build_overviews(factors, Resampling.mode)
-            for key in ("confidence", "probabilities"):
-                if key in outputs:
-                    outputs[key].build_overviews(factors, Resampling.average)
         for ds in outputs.values():
             ds.close()
+        if params.overviews and max(width, height) > 512:
+            # Built on the closed files (much faster than on datasets still open for writing).
+            factors = [f for f in (2, 4, 8, 16, 32) if max(width, height) / f >= 128]
+            tmp_paths = {"class": class_tmp, "confidence": conf_tmp, "probabilities": prob_tmp}
+            for key, path in tmp_paths.items():
+                if path is None:
+                    continue
+                progress.check()
+                with rasterio.open(path, "r+") as ds:
+                    ds.build_overviews(factors, Resampling.mode if key == "class" else Resampling.average)
         progress.check()  # a cancel during the last block still leaves nothing
     seconds = time.perf_counter() - started
     result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,

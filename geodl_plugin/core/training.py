@@ -262,7 +262,8 @@ def _fit_dnn(x: np.ndarray, y: np.ndarray, n_classes: int, mean: np.ndarray, std
     train_ds = _dataset(x[fit_idx].astype(np.float32), y[fit_idx], params.batch_size, True, params.seed,
                         None if weights is None else weights[fit_idx])
     if train_ds is not None:
-        hist = model.fit(train_ds, epochs=params.epochs, validation_data=validation, callbacks=callbacks, verbose=0)
+        hist = model.fit(train_ds, epochs=params.epochs, validation_data=validation, callbacks=callbacks, verbose=0,
+                         shuffle=False)  # the tf.data pipeline shuffles
     else:
         hist = model.fit(x[fit_idx].astype(np.float32), y[fit_idx], batch_size=params.batch_size,
                          epochs=params.epochs, validation_data=validation, callbacks=callbacks, verbose=0,

@@ -252,3 +252,14 @@ def test_metrics_and_area_adjusted_estimates():
     perfect = area_adjusted_estimates(np.diag([10, 20, 30, 40]), counts, 1.0, four)
     assert perfect["per_class"]["c2"]["estimated_area"] == pytest.approx(3_200_000)
     assert perfect["per_class"]["c2"]["estimated_area_ci95"] == pytest.approx(0.0)
+
+
+def test_extent_on_pixel_edges_selects_exactly_those_pixels(scene):
+    from geodl_plugin.core.prediction import _window_of_extent
+
+    info = raster_info(scene[0])
+    x0, y0 = ORIGIN[0] + 10 * PIXEL, ORIGIN[1] - 20 * PIXEL
+    assert _window_of_extent(info, (x0, y0 - 40 * PIXEL, x0 + 50 * PIXEL, y0)) == (10, 20, 50, 40)
+    assert _window_of_extent(info, (x0 + 1, y0 - 40 * PIXEL + 1, x0 + 50 * PIXEL - 1, y0 - 1)) == (10, 20, 50, 40)
+    with pytest.raises(GeoDLError, match="does not overlap"):
+        _window_of_extent(info, (0, 0, 10, 10))

@@ -45,7 +45,7 @@ def test_init_processing_alone_as_qgis_process_does(qgis_app):
         for alg in provider.algorithms():
             assert alg.shortHelpString(), f"{alg.id()} has no help"
     finally:
-        QgsApplication.processingRegistry().removeProvider(plugin.provider)
+        QgsApplication.processingRegistry().removeProvider("geodl")
 
 
 def test_log_messages_reach_qgis_message_log(plugin_loaded, qtbot):

@@ -28,7 +28,7 @@ def geodl_provider(qgis_processing):
     plugin = geodl_plugin.classFactory(None)
     plugin.initProcessing()
     yield plugin.provider
-    QgsApplication.processingRegistry().removeProvider(plugin.provider)
+    QgsApplication.processingRegistry().removeProvider("geodl")
 
 
 @pytest.mark.slow

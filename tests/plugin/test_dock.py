@@ -1,0 +1,225 @@
+"""The dock end to end, offscreen: labels → train → map through tasks, bad input, cancel, heartbeat, state."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsPalettedRasterRenderer, QgsProject, QgsRectangle
+from qgis.PyQt.QtCore import QTimer
+
+from geodl_plugin.gui.dock import AREA_CANVAS, AREA_REGION, PREVIEW_GROUP, GeoDLDock
+
+from .dock_support import ORIGIN, PIXEL, add_raster, click, raster_extent, setup_canvas, write_two_class_raster
+
+pytestmark = pytest.mark.slow
+SIZE = 60
+
+
+class Heartbeat:
+    """A 10 ms QTimer on the main thread; the largest gap between its ticks says how long the thread blocked."""
+
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+
+    def __enter__(self) -> Heartbeat:
+        self.ticks = [time.perf_counter()]
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.timer.stop()
+
+    @property
+    def max_gap(self) -> float:
+        return max((b - a for a, b in zip(self.ticks, self.ticks[1:], strict=False)), default=0.0)
+
+    def gaps(self, over: float = 0.05) -> list[tuple[float, float]]:
+        """(seconds since start, gap) for every gap longer than ``over``: where to look when one is too long."""
+        pairs = zip(self.ticks, self.ticks[1:], strict=False)
+        return [(round(a - self.ticks[0], 3), round(b - a, 3)) for a, b in pairs if b - a > over]
+
+
+@pytest.fixture
+def dock(qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path):
+    d = GeoDLDock(None, iface=qgis_iface, project=qgis_new_project, canvas=qgis_canvas)
+    qtbot.addWidget(d)
+    d.set_output_dir(str(tmp_path / "out"))
+    d.epochsSpin.setValue(3)
+    d.batchSpin.setValue(32)
+    d.hiddenUnitsEdit.setText("16")
+    yield d
+    d.cancel_all()
+    qtbot.waitUntil(lambda: not any(d._running(t) for t in (d.train_task, d.predict_task, d.sample_task)),
+                    timeout=60000)
+    d.disconnect_project()
+
+
+@pytest.fixture(scope="module")
+def warm_keras():
+    """Training and prediction run in the geodl worker process; nothing to warm in this one."""
+
+
+def label_scene(dock, canvas, project, tmp_path, classes=("water", "field"), per_class=14):
+    raster = add_raster(project, write_two_class_raster(tmp_path / "scene.tif", SIZE))
+    setup_canvas(canvas, [raster], raster_extent(SIZE))
+    dock.set_rasters([raster])
+    for name in classes:
+        dock.add_class(name)
+    dock.labelToolButton.setChecked(True)
+    x0, y0 = ORIGIN
+    half = SIZE * PIXEL / 2
+    for row in range(2):
+        dock.select_class(row)
+        for i in range(per_class):
+            # a scattered grid inside each half, away from the edge between them
+            x = x0 + row * half + 25 + (i % 4) * 60 + (i // 4) * 7
+            y = y0 - 25 - (i // 4) * 130 - (i % 4) * 9
+            click(canvas, dock.label_tool, x, y)
+    dock.labelToolButton.setChecked(False)
+    return raster
+
+
+def wait_done(qtbot, dock, task, timeout=180000):
+    qtbot.waitUntil(lambda: not dock._running(task), timeout=timeout)
+    qtbot.wait(50)  # let finished() callbacks land
+
+
+def test_bad_input_is_explained(dock, qgis_canvas, qgis_new_project, qtbot, tmp_path):
+    assert dock.start_training() is None
+    assert "No raster chosen" in dock.messageLabel.text()
+    raster = add_raster(qgis_new_project, write_two_class_raster(tmp_path / "scene.tif", SIZE))
+    dock.set_rasters([raster])
+    assert dock.start_training() is None
+    assert "No labels" in dock.messageLabel.text()
+    label_scene(dock, qgis_canvas, qgis_new_project, tmp_path / "..", classes=("water", "field", "urban"), per_class=3)
+    assert dock.start_training() is None
+    assert "'urban' have no points" in dock.messageLabel.text()
+    assert dock.predict(AREA_REGION) is None
+    assert "No model file" in dock.messageLabel.text()
+    # a region outside the raster
+    dock.modelFileWidget.setFilePath(str(tmp_path / "fake.geodl"))
+    Path(tmp_path / "fake.geodl").write_bytes(b"x")
+    x0, y0 = ORIGIN
+    from qgis.core import QgsGeometry
+
+    dock.set_region(QgsGeometry.fromRect(QgsRectangle(x0 + 5000, y0 + 5000, x0 + 6000, y0 + 6000)), raster.crs())
+    assert dock.predict(AREA_REGION) is None
+    assert "outside the raster" in dock.messageLabel.text()
+    # a broken model file: the task fails with a message, never a traceback dialog
+    dock.set_region(QgsGeometry.fromRect(raster_extent(SIZE)), raster.crs())
+    task = dock.predict(AREA_REGION)
+    assert task is not None
+    wait_done(qtbot, dock, task, timeout=60000)
+    assert "not a geodl model file" in dock.messageLabel.text()
+
+
+def test_train_and_map_through_the_dock(dock, qgis_canvas, qgis_new_project, qtbot, tmp_path, warm_keras):
+    label_scene(dock, qgis_canvas, qgis_new_project, tmp_path)
+    assert dock.session.counts() == {1: 14, 2: 14}
+    epochs_seen = []
+    with Heartbeat() as beat:
+        t0 = time.perf_counter()
+        task = dock.start_training()
+        print("start_training main-thread seconds", time.perf_counter() - t0)
+        assert task is not None
+        task.metricsReported.connect(epochs_seen.append)
+        wait_done(qtbot, dock, task)
+    train_gap, train_gaps = beat.max_gap, beat.gaps()
+    assert Path(dock.model_path).is_file(), dock.messageLabel.text()
+    assert [e["epoch"] for e in epochs_seen] == [1, 2, 3]
+    assert dock.plot.epochs == [1, 2, 3] and "loss" in dock.plot.history
+    assert "Overall accuracy" in dock.accuracyLabel.text() and dock.f1Table.rowCount() == 2
+    assert dock.confusionLabel.pixmap() is not None and not dock.confusionLabel.pixmap().isNull()
+
+    # predict over a drawn region
+    x0, y0 = ORIGIN
+    from qgis.core import QgsGeometry
+
+    dock.set_region(QgsGeometry.fromRect(QgsRectangle(x0 + 50, y0 - 450, x0 + 550, y0 - 50)),
+                    qgis_canvas.mapSettings().destinationCrs())
+    with Heartbeat() as beat:
+        task = dock.predict(AREA_REGION)
+        wait_done(qtbot, dock, task)
+    predict_gap, predict_gaps = beat.max_gap, beat.gaps()
+    group = qgis_new_project.layerTreeRoot().findGroup("GeoDL map")
+    assert group is not None, dock.messageLabel.text()
+    layers = [node.layer() for node in group.findLayers()]
+    assert len(layers) == 2
+    assert isinstance(layers[0].renderer(), QgsPalettedRasterRenderer)
+    assert [c.label for c in layers[0].renderer().classes()] == ["water", "field"]
+    # the region's window (500 m × 400 m at 10 m); the core's window includes the pixel on its far edge
+    assert layers[0].width() in (50, 51) and layers[0].height() in (40, 41)
+
+    # preview of the canvas view
+    task = dock.preview()
+    wait_done(qtbot, dock, task)
+    assert qgis_new_project.layerTreeRoot().findGroup(PREVIEW_GROUP) is not None
+    assert dock.last_preview_seconds is not None
+    task = dock.preview()  # a second preview replaces the first
+    wait_done(qtbot, dock, task)
+    assert len([g for g in qgis_new_project.layerTreeRoot().children() if g.name() == PREVIEW_GROUP]) == 1
+    print(f"gaps over 50 ms: training {train_gaps}, prediction {predict_gaps}")
+    print(f"heartbeat max gap: training {train_gap * 1000:.0f} ms, prediction {predict_gap * 1000:.0f} ms; "
+          f"preview {dock.last_preview_seconds:.2f} s")
+    assert train_gap < 0.1 and predict_gap < 0.1
+
+
+def test_second_training_refused_and_cancel(dock, qgis_canvas, qgis_new_project, qtbot, tmp_path, warm_keras):
+    label_scene(dock, qgis_canvas, qgis_new_project, tmp_path)
+    dock.epochsSpin.setValue(2000)
+    task = dock.start_training()
+    assert task is not None
+    assert dock.start_training() is None
+    assert "already running" in dock.messageLabel.text()
+    qtbot.waitUntil(lambda: len(dock.plot.epochs) >= 1, timeout=120000)
+    started = time.perf_counter()
+    dock.cancelTrainButton.click()
+    wait_done(qtbot, dock, task, timeout=10000)
+    assert time.perf_counter() - started < 3.0
+    assert "cancelled" in dock.messageLabel.text()
+    assert not list(Path(dock.output_dir()).glob("*.geodl")) and not list(Path(dock.output_dir()).glob("*.tfrecord"))
+    assert dock.trainButton.isEnabled()
+
+
+def test_project_closed_while_training_cancels(dock, qgis_canvas, qgis_new_project, qtbot, tmp_path, warm_keras):
+    label_scene(dock, qgis_canvas, qgis_new_project, tmp_path)
+    out = Path(dock.output_dir())
+    dock.epochsSpin.setValue(2000)
+    task = dock.start_training()
+    qtbot.waitUntil(lambda: len(dock.plot.epochs) >= 1, timeout=120000)
+    qgis_new_project.clear()
+    wait_done(qtbot, dock, task, timeout=10000)
+    assert not list(out.glob("*.geodl"))
+    assert len(dock.palette) == 0 and dock.session.layer is None
+
+
+def test_saved_project_restores_the_dock(dock, qgis_canvas, qgis_new_project, qtbot, tmp_path):
+    raster = label_scene(dock, qgis_canvas, qgis_new_project, tmp_path, per_class=2)
+    dock.recolour_class(0, "#123456")
+    dock.move_class(1, -1)  # field first
+    dock.use_canvas_extent()
+    dock.epochsSpin.setValue(7)
+    dock.hiddenUnitsEdit.setText("32,16")
+    dock.predictAreaCombo.setCurrentIndex(dock.predictAreaCombo.findData(AREA_CANVAS))
+    path = tmp_path / "session.qgz"
+    assert qgis_new_project.write(str(path))
+    labels_id, region_id, raster_id = dock.session.layer.id(), dock.region_layer.id(), raster.id()
+
+    qgis_new_project.clear()
+    assert len(dock.palette) == 0 and dock.session.layer is None and dock.selected_rasters() == []
+    colours = None
+    assert qgis_new_project.read(str(path))
+    colours = [(c.name, c.color) for c in dock.palette]
+    assert colours[0][0] == "field" and colours[1] == ("water", "#123456")
+    assert dock.session.layer is not None and dock.session.layer.id() == labels_id
+    assert dock.session.counts() == {1: 2, 2: 2}
+    assert dock.region_layer is not None and dock.region_layer.id() == region_id
+    assert [r.id() for r in dock.selected_rasters()] == [raster_id]
+    assert dock.epochsSpin.value() == 7 and dock.hiddenUnitsEdit.text() == "32,16"
+    assert dock.predictAreaCombo.currentData() == AREA_CANVAS
+    assert QgsProject.instance() is qgis_new_project
