@@ -13,7 +13,7 @@ from qgis.PyQt.QtWidgets import QAction
 
 from . import log_bridge
 from .core.dependencies import check_dependencies, missing_message, unavailable_features
-from .core.worker import call_in_worker
+from .core.worker import call_in_worker, shutdown_shared_worker
 from .paths import resource
 from .processing.provider import GeoDLProvider
 from .tasks import GeoDLTask
@@ -67,9 +67,11 @@ class GeoDLPlugin:
             log.warning(message)
             self.iface.messageBar().pushMessage("GeoDL", message, Qgis.MessageLevel.Warning, 0)
         if "deep_learning" not in unavailable_features(self.dependency_statuses):
-            # In a worker process: TensorFlow must not load inside the QGIS binary (see core/worker.py).
+            # In the persistent worker process: TensorFlow must not load inside the QGIS binary (see
+            # core/worker.py), and warming that worker now makes the first map preview fast.
             self.run_task(GeoDLTask("GeoDL: find the training device",
-                                    lambda progress: call_in_worker("describe_training_device", None, progress),
+                                    lambda progress: call_in_worker("describe_training_device", None, progress,
+                                                                    persistent=True),
                                     on_done=self._show_device, on_error=self._show_device))
         elif self.dock is not None:
             self.dock.show_device("unavailable until TensorFlow and Keras are installed")
@@ -107,5 +109,6 @@ class GeoDLPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        shutdown_shared_worker()
         log_bridge.remove(self.log_handler)
         self.log_handler = None

@@ -29,8 +29,8 @@ class NumpyForward:
         norm = keras_model.get_layer("normalize")
         self.mean = np.asarray(norm.mean, np.float32).ravel()
         self.std = np.sqrt(np.asarray(norm.variance, np.float32).ravel())
-        self.dense = [(np.asarray(l.kernel), np.asarray(l.bias)) for l in keras_model.layers
-                      if l.__class__.__name__ == "Dense"]
+        self.dense = [(np.asarray(layer.kernel), np.asarray(layer.bias)) for layer in keras_model.layers
+                      if layer.__class__.__name__ == "Dense"]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         h = (x - self.mean) / self.std

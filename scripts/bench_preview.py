@@ -1,7 +1,7 @@
 """Time the Map step's canvas-extent preview for a 1000×1000 view with the pixel (DNN) model.
 
-Prints seconds: ``in-process`` (the model kept loaded, as a persistent worker would) and ``worker`` (what the
-dock does today: one geodl worker process per preview, so TensorFlow start-up is included).
+Prints seconds: ``in-process`` (the model kept loaded in this process) and ``worker`` (what the
+dock does: the persistent worker process, so the first preview includes TensorFlow's start-up).
 Usage: python scripts/bench_preview.py [--raster R --model M] [--size 1000] [--repeats 3]
 Without --raster/--model it writes a synthetic 3-band scene and trains a 3-epoch DNN first.
 """
@@ -76,9 +76,13 @@ def main() -> int:
         print(f"preview {n}x{n} px, in-process (model kept loaded): first {seconds[0]:.2f} s, then "
               f"{min(seconds[1:] or seconds):.2f} s")
         if not args.no_worker:
-            worker = time_preview([raster], model, extent, args.size, args.size, work / "worker", 1, in_worker=True)
-            print(f"preview {n}x{n} px, worker process per preview (the dock today): {worker[0]:.2f} s")
-        print(f"{min(seconds[1:] or seconds):.3f}")
+            from geodl_plugin.core.worker import shutdown_shared_worker
+
+            worker = time_preview([raster], model, extent, args.size, args.size, work / "worker", args.repeats,
+                                  in_worker=True)
+            shutdown_shared_worker()
+            print(f"preview {n}x{n} px, the dock's persistent worker: first {worker[0]:.2f} s (worker start, "
+                  f"TensorFlow import, model load), then {min(worker[1:] or worker):.2f} s (goal < 2 s)")
     return 0
 
 

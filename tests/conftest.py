@@ -28,3 +28,24 @@ def sample_scene() -> Path:
 @pytest.fixture(scope="session")
 def test_data() -> Path:
     return TEST_DATA
+
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """End the test process with pytest's own status, after its summary is printed, without the interpreter's
+    teardown: once TensorFlow has been imported in-process (the core tests train models directly), destroying
+    QgsApplication during interpreter shutdown segfaults on QGIS 3.22. The plugin itself never loads
+    TensorFlow inside QGIS (core/worker.py), so this affects test processes only."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

@@ -76,14 +76,14 @@ class ClassTable:
         raise GeoDLError(f"No class named '{name}' (classes: {', '.join(self.names)}).")
 
     @classmethod
-    def from_names(cls, names: Iterable[str]) -> "ClassTable":
+    def from_names(cls, names: Iterable[str]) -> ClassTable:
         """Classes in sorted name order with ids 1..n (0 stays free, as many label tools use it for
         'unlabelled')."""
         unique = sorted({str(n) for n in names})
         return cls([ClassInfo(i + 1, name, default_colour(name, i)) for i, name in enumerate(unique)])
 
     @classmethod
-    def from_ids(cls, ids: Iterable[int]) -> "ClassTable":
+    def from_ids(cls, ids: Iterable[int]) -> ClassTable:
         unique = sorted({int(i) for i in ids})
         return cls([ClassInfo(i, f"class {i}", default_colour("", n)) for n, i in enumerate(unique)])
 
@@ -92,7 +92,7 @@ class ClassTable:
         return [{"value": c.id, "name": c.name, "color_hint": c.color.lstrip("#")} for c in self.classes]
 
     @classmethod
-    def from_json(cls, items: Sequence[dict[str, Any]]) -> "ClassTable":
+    def from_json(cls, items: Sequence[dict[str, Any]]) -> ClassTable:
         return cls([ClassInfo(int(i["value"]), str(i["name"]), "#" + str(i.get("color_hint", "999999")).lstrip("#"))
                     for i in items])
 

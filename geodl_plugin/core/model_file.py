@@ -16,7 +16,7 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -25,7 +25,7 @@ import numpy as np
 from .atomic import atomic_path
 from .classes import ClassTable
 from .errors import GeoDLError
-from .models import PIXEL_DNN, RANDOM_FOREST, UNET, Forest
+from .models import RANDOM_FOREST, UNET, Forest
 
 FORMAT = "geodl-model"
 FORMAT_VERSION = 1
@@ -41,8 +41,8 @@ def make_manifest(
     architecture: str,
     bands: Sequence[str],
     classes: ClassTable,
-    mean: Sequence[float],
-    std: Sequence[float],
+    mean: Sequence[float] | np.ndarray,
+    std: Sequence[float] | np.ndarray,
     source_dtype: str,
     nodata: Optional[float],
     pixel_size: Sequence[float],
@@ -89,7 +89,7 @@ def make_manifest(
         "metrics": metrics or {},
         "training": training or {},
         "provenance": {"plugin": "geodl", "plugin_version": plugin_version(),
-                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "created": datetime.now(UTC).isoformat(timespec="seconds"),
                        "data_source": data_source},
     }
 

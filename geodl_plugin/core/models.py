@@ -16,8 +16,8 @@ MODEL_TYPES = (PIXEL_DNN, RANDOM_FOREST, UNET)
 def build_pixel_dnn(
     n_bands: int,
     n_classes: int,
-    mean: Sequence[float],
-    variance: Sequence[float],
+    mean: Sequence[float] | np.ndarray,
+    variance: Sequence[float] | np.ndarray,
     hidden_units: Sequence[int] = (64,),
     dropout: float = 0.2,
 ) -> Any:
@@ -49,7 +49,7 @@ class Forest:
     max_depth: int
 
     @classmethod
-    def from_sklearn(cls, forest: Any) -> "Forest":
+    def from_sklearn(cls, forest: Any) -> Forest:
         lefts, rights, feats, thrs, probas, roots = [], [], [], [], [], []
         offset = 0
         depth = 0
@@ -91,7 +91,7 @@ class Forest:
                 "proba": self.proba, "roots": self.roots, "max_depth": np.array(self.max_depth)}
 
     @classmethod
-    def from_arrays(cls, arrays: Any) -> "Forest":
+    def from_arrays(cls, arrays: Any) -> Forest:
         return cls(arrays["left"], arrays["right"], arrays["feature"], arrays["threshold"], arrays["proba"],
                    arrays["roots"], int(arrays["max_depth"]))
 

@@ -23,7 +23,7 @@ from .classes import NODATA_CLASS
 from .errors import GeoDLError
 from .model_file import ModelBundle, load_model_file
 from .progress import Progress, ensure
-from .raster import RasterInfo, iter_windows, valid_mask, world_to_pixel
+from .raster import RasterInfo, iter_windows, valid_mask
 from .samples import read_stack_window, stack_info
 
 log = logging.getLogger("geodl")
@@ -166,10 +166,62 @@ def _blocks_ahead(infos: Sequence[RasterInfo], origin: tuple[int, int], windows:
                 thread.join(0.05)
 
 
+class PredictionOutputs:
+    """The class raster, confidence and optional per-class probabilities of one prediction. Each is written
+    to a temporary file in ``stack`` and renamed over its target only if the whole prediction succeeds."""
+
+    def __init__(self, stack: contextlib.ExitStack, params: PredictParams, info: RasterInfo, width: int,
+                 height: int, transform: Any, classes: Any) -> None:
+        import rasterio
+
+        self.classes = classes
+        self.size = (width, height)
+        targets = {"class": (params.output, 1, "uint8", NODATA_CLASS),
+                   "confidence": (params.confidence_output, 1, "float32", CONFIDENCE_NODATA),
+                   "probabilities": (params.probabilities_output, len(classes), "float32", CONFIDENCE_NODATA)}
+        self.paths: dict[str, Any] = {}
+        self.datasets: dict[str, Any] = {}
+        for key, (target, count, dtype, nodata) in targets.items():
+            if not target:
+                continue
+            self.paths[key] = stack.enter_context(atomic_path(target))
+            self.datasets[key] = stack.enter_context(rasterio.open(
+                self.paths[key], "w", **_profile(info, width, height, transform, count, dtype, nodata)))
+
+    def write(self, window: Any, classes: np.ndarray, confidence: np.ndarray, probabilities: np.ndarray) -> None:
+        """(h, w) class ids and confidence, (C, h, w) probabilities, at ``window``."""
+        self.datasets["class"].write(classes[None], window=window)
+        if "confidence" in self.datasets:
+            self.datasets["confidence"].write(confidence[None], window=window)
+        if "probabilities" in self.datasets:
+            self.datasets["probabilities"].write(probabilities, window=window)
+
+    @property
+    def wants_probabilities(self) -> bool:
+        return "probabilities" in self.datasets
+
+    def finish(self, progress: Progress, overviews: bool) -> None:
+        """Colour table and descriptions, close, then overviews on the closed files (much faster than on
+        datasets still open for writing)."""
+        import rasterio
+        from rasterio.enums import Resampling
+
+        _describe(self.datasets, self.classes)
+        for ds in self.datasets.values():
+            ds.close()
+        width, height = self.size
+        if overviews and max(width, height) > 512:
+            factors = [f for f in (2, 4, 8, 16, 32) if max(width, height) / f >= 128]
+            for key, path in self.paths.items():
+                progress.check()
+                with rasterio.open(path, "r+") as ds:
+                    ds.build_overviews(factors, Resampling.mode if key == "class" else Resampling.average)
+        progress.check()  # a cancel during the last block still leaves nothing
+
+
 def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
                    bundle: Optional[ModelBundle] = None) -> PredictResult:
     import rasterio
-    from rasterio.enums import Resampling
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
@@ -197,56 +249,29 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
     counts = np.zeros(len(classes), dtype=np.int64)
     n_pixels = 0
     with contextlib.ExitStack() as stack:
-        class_tmp = stack.enter_context(atomic_path(params.output))
-        outputs = {"class": stack.enter_context(
-            rasterio.open(class_tmp, "w", **_profile(info, width, height, transform, 1, "uint8", NODATA_CLASS)))}
-        conf_tmp = prob_tmp = None
-        if params.confidence_output:
-            conf_tmp = stack.enter_context(atomic_path(params.confidence_output))
-            outputs["confidence"] = stack.enter_context(rasterio.open(
-                conf_tmp, "w", **_profile(info, width, height, transform, 1, "float32", CONFIDENCE_NODATA)))
-        if params.probabilities_output:
-            prob_tmp = stack.enter_context(atomic_path(params.probabilities_output))
-            outputs["probabilities"] = stack.enter_context(rasterio.open(
-                prob_tmp, "w", **_profile(info, width, height, transform, len(classes), "float32", CONFIDENCE_NODATA)))
+        outputs = PredictionOutputs(stack, params, info, width, height, transform, classes)
         windows = list(iter_windows(width, height, params.block_size))
         for n, (c, r, w, h, block) in enumerate(_blocks_ahead(infos, (col0, row0), windows)):
             progress.check()
-            ok = valid_mask(block, nodata)
-            pixels = block.reshape(block.shape[0], -1).T[ok.ravel()].astype(np.float32, copy=False)
+            ok = valid_mask(block, nodata).ravel()
+            pixels = block.reshape(block.shape[0], -1).T[ok].astype(np.float32, copy=False)
             class_block = np.full(h * w, NODATA_CLASS, dtype=np.uint8)
             conf_block = np.full(h * w, CONFIDENCE_NODATA, dtype=np.float32)
-            prob_block = np.full((len(classes), h * w), CONFIDENCE_NODATA, dtype=np.float32) if prob_tmp else None
+            prob_block = np.full((len(classes), h * w), CONFIDENCE_NODATA, dtype=np.float32) \
+                if outputs.wants_probabilities else np.empty((0, 0), np.float32)
             if len(pixels):
                 probs = bundle.predict_proba(pixels)
                 best = probs.argmax(axis=1)
-                class_block[ok.ravel()] = ids[best]
-                conf_block[ok.ravel()] = probs[np.arange(len(best)), best]
+                class_block[ok] = ids[best]
+                conf_block[ok] = probs[np.arange(len(best)), best]
                 counts += np.bincount(best, minlength=len(classes))
-                if prob_block is not None:
-                    prob_block[:, ok.ravel()] = probs.T
+                if outputs.wants_probabilities:
+                    prob_block[:, ok] = probs.T
                 n_pixels += len(pixels)
-            win = Window(c, r, w, h)
-            outputs["class"].write(class_block.reshape(1, h, w), window=win)
-            if "confidence" in outputs:
-                outputs["confidence"].write(conf_block.reshape(1, h, w), window=win)
-            if prob_block is not None:
-                outputs["probabilities"].write(prob_block.reshape(len(classes), h, w), window=win)
+            outputs.write(Window(c, r, w, h), class_block.reshape(h, w), conf_block.reshape(h, w),
+                          prob_block.reshape(-1, h, w))
             progress.update(95.0 * (n + 1) / len(windows), "")
-        _describe(outputs, classes)
-        for ds in outputs.values():
-            ds.close()
-        if params.overviews and max(width, height) > 512:
-            # Built on the closed files (much faster than on datasets still open for writing).
-            factors = [f for f in (2, 4, 8, 16, 32) if max(width, height) / f >= 128]
-            tmp_paths = {"class": class_tmp, "confidence": conf_tmp, "probabilities": prob_tmp}
-            for key, path in tmp_paths.items():
-                if path is None:
-                    continue
-                progress.check()
-                with rasterio.open(path, "r+") as ds:
-                    ds.build_overviews(factors, Resampling.mode if key == "class" else Resampling.average)
-        progress.check()  # a cancel during the last block still leaves nothing
+        outputs.finish(progress, params.overviews)
     seconds = time.perf_counter() - started
     result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
                            {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings)

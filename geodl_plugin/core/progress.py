@@ -54,7 +54,7 @@ class Progress:
         if self.cancelled():
             raise Cancelled("Cancelled by the user.")
 
-    def sub(self, start: float, end: float) -> "Progress":
+    def sub(self, start: float, end: float) -> Progress:
         """A view of this progress that maps 0-100 onto [start, end] of the parent's range."""
         return Progress(
             on_progress=self.on_progress,

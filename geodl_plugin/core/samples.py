@@ -48,7 +48,7 @@ class SampleSet:
     def __len__(self) -> int:
         return len(self.y)
 
-    def subset(self, index: np.ndarray) -> "SampleSet":
+    def subset(self, index: np.ndarray) -> SampleSet:
         return SampleSet(self.x[index], self.y[index], None if self.xy is None else self.xy[index],
                          self.bands, self.classes, self.patch_size, self.meta)
 

@@ -136,6 +136,7 @@ def _decode_feature(buf: memoryview) -> np.ndarray | list[bytes]:
         if kind == 2:  # FloatList
             chunks = []
             for _n, wire, value in _fields(payload):
+                assert isinstance(value, memoryview)
                 if wire == 2:
                     chunks.append(np.frombuffer(value, dtype="<f4"))  # packed
                 else:
@@ -145,6 +146,7 @@ def _decode_feature(buf: memoryview) -> np.ndarray | list[bytes]:
             values: list[int] = []
             for _n, wire, value in _fields(payload):
                 if wire == 2:
+                    assert isinstance(value, memoryview)
                     p = 0
                     while p < len(value):
                         v, p = _read_varint(value, p)
@@ -253,7 +255,7 @@ class TFRecordWriter:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "TFRecordWriter":
+    def __enter__(self) -> TFRecordWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

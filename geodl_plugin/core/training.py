@@ -95,7 +95,7 @@ def _split(samples: SampleSet, params: TrainParams) -> tuple[np.ndarray, np.ndar
 class _KerasProgress:
     """Keras callback: progress per epoch, live metrics, cancel within one batch."""
 
-    def __new__(cls, progress: Progress, epochs: int):
+    def __new__(cls, progress: Progress, epochs: int) -> Any:
         import keras
 
         class Callback(keras.callbacks.Callback):
@@ -138,6 +138,11 @@ def train_model(params: TrainParams, progress: Optional[Progress] = None) -> Tra
     progress = ensure(progress)
     params.validate()
     started = time.perf_counter()
+    if params.model_type == UNET:
+        # U-Net samples are chips with a k×k label array (or point patches); its trainer reads them itself.
+        from .segmentation_training import train_segmentation
+
+        return train_segmentation(params, None, progress)
     progress.update(0, "reading samples")
     samples = load_samples(params.samples, bands=params.bands)
     classes = samples.classes
@@ -149,10 +154,6 @@ def train_model(params: TrainParams, progress: Optional[Progress] = None) -> Tra
         n = int(np.sum(samples.y == c.id))
         if n < 10:
             warnings.append(f"Class '{c.name}' has only {n} samples; its accuracy will be unreliable. Label more.")
-    if params.model_type == UNET:
-        from .segmentation_training import train_segmentation  # U-Net: patches and masks
-
-        return train_segmentation(params, samples, progress)
     if samples.patch_size != 1:
         raise GeoDLError(f"These samples are {samples.patch_size}×{samples.patch_size} patches; the "
                          f"{params.model_type} model classifies single pixels. Extract with patch size 1.")

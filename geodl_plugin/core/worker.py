@@ -5,9 +5,9 @@ global symbol scope; TensorFlow's own protobuf then collides with it and the pro
 invalid size") on QGIS 3.22. A worker process keeps TensorFlow out of QGIS's address space, keeps QGIS's
 main thread free of TensorFlow's threads, and makes cancel reliable.
 
-Protocol: the parent writes one JSON line ``{"job": name, "params": {...}}`` to the worker's stdin, and later
-``cancel`` if the user cancels; the worker answers with JSON lines ``{"progress": p}``, ``{"message": m}``,
-``{"metrics": {...}}`` and finally one of ``{"result": {...}}``, ``{"cancelled": true}`` or
+Protocol: the parent writes a JSON line ``{"job": name, "params": {...}}`` to the worker's stdin per job, and
+``cancel`` if the user cancels; closing stdin ends the worker. For each job the worker answers with JSON
+lines ``{"progress": p}``, ``{"message": m}``, ``{"metrics": {...}}`` and finally one of ``{"result": {...}}``, ``{"cancelled": true}`` or
 ``{"error": text, "user": bool}``. A cancel reaches the core's ``Progress.check()`` so outputs are cleaned up
 exactly as in-process (write-then-rename); the process is killed only if it ignores the cancel.
 """
@@ -64,46 +64,95 @@ def worker_python() -> str:
     return os.environ.get("GEODL_WORKER_PYTHON") or qgis_python_executable()
 
 
-def call_in_worker(job: str, params: Any = None, progress: Optional[Progress] = None, **kwargs: Any) -> Any:
-    """Run ``job`` (a name from the worker's table) in a worker process; mirror its progress, metrics and
-    messages onto ``progress``; raise its GeoDLError / Cancelled here; return its result."""
-    progress = ensure(progress)
-    payload = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else (params or kwargs)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([_PACKAGE_PARENT, *[p for p in sys.path if p]]))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["PYTHONUNBUFFERED"] = "1"
-    module = f"{__package__}.worker"
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as stderr:
-        proc = subprocess.Popen([worker_python(), "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=stderr, env=env, text=True, encoding="utf-8")
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(json.dumps({"job": job, "params": payload}) + "\n")
-        proc.stdin.flush()
+class Worker:
+    """One worker process that can run several jobs, one at a time. A persistent worker keeps TensorFlow
+    and the models it loaded warm between jobs (the dock's preview uses one); ``call_in_worker`` uses a
+    fresh one per job."""
+
+    def __init__(self) -> None:
+        self._proc: Optional[subprocess.Popen] = None
+        self._lines: Optional[queue.Queue] = None
+        self._stderr: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _start(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([_PACKAGE_PARENT, *[p for p in sys.path if p]]))
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env["PYTHONUNBUFFERED"] = "1"
+        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+        self._proc = subprocess.Popen([worker_python(), "-m", f"{__package__}.worker"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=self._stderr, env=env, text=True,
+                                      encoding="utf-8")
         lines: queue.Queue = queue.Queue()
-        reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put(None)],  # type: ignore[union-attr]
-                                  daemon=True)
-        reader.start()
+        stdout = self._proc.stdout
+
+        def read() -> None:
+            for line in stdout:  # type: ignore[union-attr]
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        self._lines = lines
+
+    def _send(self, text: str) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(text + "\n")
+            self._proc.stdin.flush()
+        except OSError:
+            pass
+
+    def call(self, job: str, params: Any = None, progress: Optional[Progress] = None, **kwargs: Any) -> Any:
+        """Run ``job``; mirror its progress, metrics and messages onto ``progress``; raise its GeoDLError /
+        Cancelled here; return its result."""
+        progress = ensure(progress)
+        is_params = dataclasses.is_dataclass(params) and not isinstance(params, type)
+        payload = dataclasses.asdict(params) if is_params else (params or kwargs)  # type: ignore[arg-type]
+        with self._lock:
+            if not self.alive:
+                self._start()
+            assert self._lines is not None and self._proc is not None
+            self._send(json.dumps({"job": job, "params": payload}))
+            outcome = self._follow(progress)
+        if outcome.get("cancelled"):
+            raise Cancelled("Cancelled by the user.")
+        if "error" in outcome:
+            if outcome.get("user"):
+                raise GeoDLError(outcome["error"])
+            raise RuntimeError(outcome["error"] + "\n" + outcome.get("traceback", ""))
+        result = outcome["result"]
+        result_type = _result_types().get(job)
+        return result_type(**result) if result_type is not None and isinstance(result, dict) else result
+
+    def _follow(self, progress: Progress) -> dict:
+        assert self._lines is not None and self._proc is not None
         cancel_sent_at: Optional[float] = None
-        outcome: Optional[dict] = None
-        while outcome is None:
+        while True:
             if progress.cancelled() and cancel_sent_at is None:
                 cancel_sent_at = time.monotonic()
-                try:
-                    proc.stdin.write("cancel\n")
-                    proc.stdin.flush()
-                except OSError:
-                    pass
+                self._send("cancel")
             if cancel_sent_at is not None and time.monotonic() - cancel_sent_at > CANCEL_GRACE_SECONDS:
-                proc.kill()
-                proc.wait()
-                raise Cancelled("Cancelled by the user.")
+                self.close(kill=True)
+                return {"cancelled": True}
             try:
-                line = lines.get(timeout=0.1)
+                line = self._lines.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if line is None:
-                break
+            if line is None:  # the process ended without an answer
+                self._proc.wait()
+                self._stderr.seek(0)
+                tail = self._stderr.read()[-3000:]
+                code = self._proc.returncode
+                self.close()
+                if cancel_sent_at is not None:
+                    return {"cancelled": True}
+                return {"error": f"The geodl worker process ended without an answer (exit code {code}). "
+                                 f"Its last output:\n{tail}", "user": False}
             try:
                 message = json.loads(line)
             except json.JSONDecodeError:
@@ -115,24 +164,58 @@ def call_in_worker(job: str, params: Any = None, progress: Optional[Progress] = 
             elif "metrics" in message:
                 progress.metrics(dict(message["metrics"]))
             else:
-                outcome = message
-        proc.wait()
-        if outcome is None:
-            stderr.seek(0)
-            tail = stderr.read()[-3000:]
-            if cancel_sent_at is not None:
-                raise Cancelled("Cancelled by the user.")
-            raise RuntimeError(f"The geodl worker process ended without an answer (exit code {proc.returncode}). "
-                               f"Its last output:\n{tail}")
-    if outcome.get("cancelled"):
-        raise Cancelled("Cancelled by the user.")
-    if "error" in outcome:
-        if outcome.get("user"):
-            raise GeoDLError(outcome["error"])
-        raise RuntimeError(outcome["error"] + "\n" + outcome.get("traceback", ""))
-    result = outcome["result"]
-    result_type = _result_types().get(job)
-    return result_type(**result) if result_type is not None and isinstance(result, dict) else result
+                return message
+
+    def close(self, kill: bool = False) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            if kill:
+                proc.kill()
+            else:
+                try:
+                    proc.stdin.close()  # type: ignore[union-attr]  # EOF: the worker's loop ends
+                    proc.wait(timeout=10)
+                except (OSError, subprocess.TimeoutExpired):
+                    proc.kill()
+            proc.wait()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+
+_shared: Optional[Worker] = None
+_shared_lock = threading.Lock()
+
+
+def shared_worker() -> Worker:
+    """The persistent worker (started on first use, kept until :func:`shutdown_shared_worker`)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Worker()
+        return _shared
+
+
+def shutdown_shared_worker() -> None:
+    global _shared
+    with _shared_lock:
+        worker, _shared = _shared, None
+    if worker is not None:
+        worker.close()
+
+
+def call_in_worker(job: str, params: Any = None, progress: Optional[Progress] = None, persistent: bool = False,
+                   **kwargs: Any) -> Any:
+    """Run ``job`` (a name from the worker's table) in a worker process: a fresh one (the default: training
+    and full predictions, whose memory goes back to the system afterwards), or the persistent shared one
+    (``persistent=True``: quick repeated jobs such as the preview, with TensorFlow and the model kept warm)."""
+    if persistent:
+        return shared_worker().call(job, params, progress, **kwargs)
+    worker = Worker()
+    try:
+        return worker.call(job, params, progress, **kwargs)
+    finally:
+        worker.close()
 
 
 def _serialise(value: Any) -> Any:
@@ -141,17 +224,46 @@ def _serialise(value: Any) -> Any:
     return value
 
 
+_bundles: dict = {}
+
+
+def _cached_bundle(path: str) -> Any:
+    """Models stay loaded in a persistent worker; a changed file is reloaded."""
+    from .model_file import load_model_file
+
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _bundles:
+        _bundles.clear()
+        _bundles[key] = load_model_file(path)
+    return _bundles[key]
+
+
+def _run(request: dict, progress: Progress) -> Any:
+    function, params_type, _ = _jobs()[request["job"]]
+    raw = request.get("params") or {}
+    if request["job"] == "predict_raster":
+        params = params_type(**raw)  # type: ignore[misc]
+        return function(params, progress, bundle=_cached_bundle(params.model))
+    if params_type is not None:
+        return function(params_type(**raw), progress)
+    return function(progress=progress, **raw)
+
+
 def _main() -> int:
     channel = sys.stdout
     sys.stdout = sys.stderr  # library prints must not corrupt the protocol
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    request = json.loads(sys.stdin.readline())
     cancel = threading.Event()
+    requests: queue.Queue = queue.Queue()
 
     def watch_stdin() -> None:
         for line in sys.stdin:
             if line.strip() == "cancel":
                 cancel.set()
+            elif line.strip():
+                requests.put(json.loads(line))
+        requests.put(None)  # EOF: the parent is done with this worker
 
     threading.Thread(target=watch_stdin, daemon=True).start()
     lock = threading.Lock()
@@ -169,21 +281,20 @@ def _main() -> int:
 
     progress = Progress(on_progress=on_progress, on_message=lambda m: emit({"message": m}),
                         is_cancelled=cancel.is_set, on_metrics=lambda m: emit({"metrics": m}))
-    try:
-        function, params_type, _ = _jobs()[request["job"]]
-        raw = request.get("params") or {}
-        if params_type is not None:
-            result = function(params_type(**raw), progress)
-        else:
-            result = function(progress=progress, **raw)
-        emit({"result": _serialise(result)})
-    except Cancelled:
-        emit({"cancelled": True})
-    except GeoDLError as exc:
-        emit({"error": str(exc), "user": True})
-    except Exception as exc:  # noqa: BLE001 - reported to the parent with its traceback
-        emit({"error": f"{type(exc).__name__}: {exc}", "user": False, "traceback": traceback.format_exc()})
-    return 0
+    while True:
+        request = requests.get()
+        if request is None:
+            return 0
+        cancel.clear()
+        last[0] = -1.0
+        try:
+            emit({"result": _serialise(_run(request, progress))})
+        except Cancelled:
+            emit({"cancelled": True})
+        except GeoDLError as exc:
+            emit({"error": str(exc), "user": True})
+        except Exception as exc:  # noqa: BLE001 - reported to the parent with its traceback
+            emit({"error": f"{type(exc).__name__}: {exc}", "user": False, "traceback": traceback.format_exc()})
 
 
 if __name__ == "__main__":

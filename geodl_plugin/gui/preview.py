@@ -76,7 +76,7 @@ def preview_canvas(rasters: Sequence[str], model: str, extent: Sequence[float], 
         from ..core.worker import call_in_worker
 
         params.validate()
-        return call_in_worker("predict_raster", params, progress)
+        return call_in_worker("predict_raster", params, progress, persistent=True)
     return predict_raster(params, progress, bundle=cached_model(model))
 
 

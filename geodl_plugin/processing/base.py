@@ -41,7 +41,7 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
     def icon(self) -> QIcon:
         return QIcon(str(resource("icon.svg")))
 
-    def createInstance(self) -> "GeoDLAlgorithm":
+    def createInstance(self) -> GeoDLAlgorithm:
         return type(self)()
 
     def canExecute(self) -> tuple[bool, str]:

@@ -8,8 +8,8 @@ from qgis.core import QgsApplication
 from qgis.PyQt.QtWidgets import QAction, QDockWidget, QToolBar
 
 import geodl_plugin
-from tests.plugin.conftest import flush_deletes
 from geodl_plugin.log_bridge import QgsMessageLogHandler
+from tests.plugin.conftest import flush_deletes
 
 
 def test_plugin_loads_and_unloads_cleanly(plugin_loaded, qgis_iface):

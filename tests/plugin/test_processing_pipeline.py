@@ -3,13 +3,8 @@ demo` runs), and each algorithm through qgis_process.bin from the packaged dist/
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import sysconfig
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,18 +12,6 @@ import pytest
 from tests.conftest import POLYGONS, REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-
-
-@pytest.fixture
-def geodl_provider(qgis_processing):
-    from qgis.core import QgsApplication
-
-    import geodl_plugin
-
-    plugin = geodl_plugin.classFactory(None)
-    plugin.initProcessing()
-    yield plugin.provider
-    QgsApplication.processingRegistry().removeProvider("geodl")
 
 
 @pytest.mark.slow
@@ -50,31 +33,14 @@ def test_demo_pipeline_on_the_real_scene(geodl_provider, sample_scene, tmp_path)
     assert "paletted" in project and "developed" in project
 
 
-def _qgis_process(args, env):
-    return subprocess.run(["/usr/bin/qgis_process.bin", *args], capture_output=True, text=True, env=env, timeout=600)
-
-
 @pytest.mark.slow
-def test_packaged_plugin_runs_every_algorithm_in_qgis_process(sample_scene, tmp_path):
-    subprocess.run(["make", "-s", "package"], cwd=REPO, check=True, capture_output=True)
-    plugins = tmp_path / "plugins"
-    with zipfile.ZipFile(REPO / "dist" / "geodl.zip") as z:
-        assert {n.split("/")[0] for n in z.namelist()} == {"geodl"}
-        z.extractall(plugins)
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QGIS_PLUGINPATH": str(plugins),
-           "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path / "profile"), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": sysconfig.get_paths()["purelib"]}
-    assert _qgis_process(["plugins", "enable", "geodl"], env).returncode == 0
-    listing = _qgis_process(["list"], env).stdout
-    for alg in ("samplepoints", "extractsamples", "train", "evaluate", "predict"):
+def test_packaged_plugin_runs_every_algorithm_in_qgis_process(qgis_process, sample_scene, tmp_path):
+    assert qgis_process.top_folders == {"geodl"}
+    listing = qgis_process.call(["list"]).stdout
+    for alg in ("samplepoints", "extractsamples", "train", "evaluate", "predict", "rasterizemask", "chip",
+                "eecomposite", "eeexporttraining", "eeexportimage", "eedownload", "eeupload"):
         assert f"geodl:{alg}" in listing
-
-    def run(alg, **params):
-        args = ["run", f"geodl:{alg}", "--json", "--"] + [f"{k}={v}" for k, v in params.items()]
-        done = _qgis_process(args, env)
-        assert done.returncode == 0, f"geodl:{alg} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-        return json.loads(done.stdout[done.stdout.index("{"):])["results"]
-
+    run = qgis_process.run
     run("samplepoints", INPUT=POLYGONS, CLASS_FIELD="name", PER_CLASS=60, MIN_DISTANCE=30, OUTPUT=tmp_path / "p.gpkg")
     run("extractsamples", INPUT=sample_scene, LABELS=tmp_path / "p.gpkg", CLASS_FIELD="class_name", NODATA=0,
         OUTPUT=tmp_path / "s.tfrecord.gz")

@@ -155,7 +155,8 @@ def export_training_samples(
             )
             prefix = dest.prefix if len(chunks) == 1 else f"{dest.prefix}-part{index:03d}"
             description = _description(f"geodl training {prefix.rsplit('/', 1)[-1]}")
-            common = dict(description=description, fileNamePrefix=prefix, fileFormat="TFRecord", selectors=selectors)
+            common: dict[str, Any] = dict(description=description, fileNamePrefix=prefix, fileFormat="TFRecord",
+                                          selectors=selectors)
             if dest.kind == "gcs":
                 task = ee.batch.Export.table.toCloudStorage(samples, bucket=dest.bucket, **common)
             else:

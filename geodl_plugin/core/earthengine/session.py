@@ -130,7 +130,7 @@ def ee_errors(action: str) -> Iterator[None]:
             from google.auth.exceptions import RefreshError
         except ImportError:  # pragma: no cover
             RefreshError = ()  # type: ignore[assignment,misc]  # noqa: N806
-        if RefreshError and isinstance(exc, RefreshError):
+        if isinstance(exc, RefreshError):
             raise GeoDLError(f"Cannot {action}: your Earth Engine sign-in has expired. {NOT_SIGNED_IN}") from exc
         raise
 

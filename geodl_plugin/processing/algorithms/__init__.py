@@ -5,16 +5,18 @@ from __future__ import annotations
 
 def all_algorithms() -> list[type]:
     # Imported here, not at module level, so the provider module stays cheap to import.
-    from .evaluate import EvaluateAlgorithm
-    from .extract_samples import ExtractSamplesAlgorithm
-    from .predict import PredictAlgorithm
-    from .sample_points import SamplePointsAlgorithm
-    from .train import TrainAlgorithm
+    from .chip import ChipAlgorithm
     from .ee_composite import EECompositeAlgorithm
     from .ee_download import EEDownloadAlgorithm
     from .ee_export_image import EEExportImageAlgorithm
     from .ee_export_training import EEExportTrainingAlgorithm
     from .ee_upload import EEUploadAlgorithm
+    from .evaluate import EvaluateAlgorithm
+    from .extract_samples import ExtractSamplesAlgorithm
+    from .predict import PredictAlgorithm
+    from .rasterize_mask import RasterizeMaskAlgorithm
+    from .sample_points import SamplePointsAlgorithm
+    from .train import TrainAlgorithm
 
     return [
         SamplePointsAlgorithm,
@@ -27,4 +29,6 @@ def all_algorithms() -> list[type]:
         EEExportImageAlgorithm,
         EEDownloadAlgorithm,
         EEUploadAlgorithm,
+        RasterizeMaskAlgorithm,
+        ChipAlgorithm,
     ]

@@ -14,10 +14,10 @@ from qgis.core import (
 
 from ...core.errors import GeoDLError
 from ...core.evaluation import evaluate_map
-from ...core.worker import call_in_worker
 from ...core.labels import read_labels
 from ...core.metrics import save_report
 from ...core.model_file import ModelBundle, read_manifest
+from ...core.worker import call_in_worker
 from ..base import GeoDLAlgorithm
 
 

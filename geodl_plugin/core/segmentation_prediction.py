@@ -1,0 +1,247 @@
+"""Tiled U-Net inference without seams, strip by strip over the raster.
+
+Tiles of ``tile`` pixels overlap by ``overlap``; each tile's probabilities are weighted by a window that is
+flat in the middle and falls to zero over the overlap with a squared-sine ramp (after a ``margin`` of zero
+weight, where the network sees the tile edge's zero padding). Neighbouring ramps sum to exactly one, so the
+blend is a partition of unity: no seams, and away from the outer ``margin`` of each tile a pixel's
+probabilities are those of an untiled pass (a test checks agreement). Tile offsets are multiples of 2^depth,
+so every tile's pooling grid lines up with an untiled pass's.
+
+Edges: the first tile starts ``overlap`` pixels before the region, so region pixels always lie in the flat
+part of some tile; beyond the raster edge the image is mirrored. A raster smaller than one tile is simply
+mirrored up to one tile. Only one strip of tiles (``tile`` rows × the region's width) and its overlap are in
+memory at a time. Tiles go through the network in batches.
+
+Outputs and checks are those of the pixel models (``prediction.predict_raster``): class ids (uint8, nodata
+255, colour table), confidence (the highest probability, float32, nodata -1), optionally one probability band
+per class, written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .classes import NODATA_CLASS
+from .errors import GeoDLError
+from .model_file import ModelBundle
+from .prediction import CONFIDENCE_NODATA, PredictionOutputs, PredictParams, PredictResult
+from .progress import Progress, ensure
+from .raster import RasterInfo, valid_mask
+from .segmentation import read_reflect
+
+log = logging.getLogger("geodl")
+
+DEFAULT_TILE = 256
+DEFAULT_BATCH = 4
+
+
+def ramp_window(tile: int, overlap: int, margin: int) -> np.ndarray:
+    """1-D weights: 0 over ``margin``, squared-sine up to 1 by ``overlap - margin``, flat, and mirrored.
+    ``w[j] + w[overlap - 1 - j] == 1`` for j < overlap, so tiles ``tile - overlap`` apart sum to one."""
+    w = np.ones(tile, np.float64)
+    if overlap:
+        ramp_len = overlap - 2 * margin
+        j = np.arange(overlap)
+        t = np.clip((j - margin + 0.5) / ramp_len, 0.0, 1.0)
+        r = np.sin(0.5 * np.pi * t) ** 2
+        w[:overlap] = r
+        w[tile - overlap:] = r[::-1]
+    return w
+
+
+def model_depth(model: Any, manifest: Optional[dict] = None) -> int:
+    """The number of 2× poolings (from the manifest, else counted in the network)."""
+    depth = ((manifest or {}).get("training") or {}).get("unet", {}).get("depth")
+    if depth:
+        return int(depth)
+    import keras
+
+    return sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers) or 1
+
+
+def tile_layout(width: int, height: int, tile: int, overlap: int, multiple: int) -> tuple[int, int, int]:
+    """(tile, overlap, stride) rounded to multiples of ``multiple``; the tile shrinks for small regions."""
+    up = lambda v: int(-(-int(v) // multiple) * multiple)  # noqa: E731
+    overlap = up(max(overlap, 0))
+    tile = up(max(tile, 2 * overlap + multiple))
+    need = up(max(width, height) + 2 * overlap)  # one tile already covers the region
+    tile = min(tile, max(need, 2 * overlap + multiple))
+    return tile, overlap, tile - overlap
+
+
+def blend_strips(
+    read: Callable[[int, int, int, int], np.ndarray],
+    predict: Callable[[np.ndarray], np.ndarray],
+    width: int,
+    height: int,
+    n_classes: int,
+    tile: int,
+    overlap: int,
+    margin: int,
+    batch: int = DEFAULT_BATCH,
+    check: Optional[Callable[[], None]] = None,
+    report: Optional[Callable[[float], None]] = None,
+    prepare: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield ``(row, probabilities (C, h, width), image (bands, h, width))`` for consecutive finished row
+    ranges of the region. ``read(col, row, w, h)`` returns (bands, h, w) in region coordinates (it may be
+    asked for pixels outside the region); ``prepare`` turns it into network input (nodata filled, say);
+    ``predict`` maps (n, tile, tile, bands) to (n, tile, tile, C)."""
+    stride = tile - overlap
+    nx = max(1, -(-(width + 2 * overlap - tile) // stride) + 1)
+    ny = max(1, -(-(height + 2 * overlap - tile) // stride) + 1)
+    span = (nx - 1) * stride + tile
+    w1 = ramp_window(tile, overlap, margin)
+    window = np.outer(w1, w1).astype(np.float32)
+    acc = np.zeros((n_classes, tile, span), np.float32)
+    weight = np.zeros((tile, span), np.float32)
+    for i in range(ny):
+        if check:
+            check()
+        top = -overlap + i * stride
+        image = read(-overlap, top, span, tile)  # (bands, tile, span)
+        source = prepare(image) if prepare is not None else image
+        tiles = np.stack([source[:, :, j * stride:j * stride + tile] for j in range(nx)])
+        tiles = np.ascontiguousarray(np.moveaxis(tiles, 1, -1), np.float32)  # (nx, tile, tile, bands)
+        for b in range(0, nx, batch):
+            probs = predict(tiles[b:b + batch])
+            for n, p in enumerate(probs):
+                j = (b + n) * stride
+                acc[:, :, j:j + tile] += np.moveaxis(p, -1, 0) * window
+                weight[:, j:j + tile] += window
+        last = i == ny - 1
+        done = tile if last else stride  # rows before the next strip's top get no more tiles
+        r0, r1 = max(top, 0), min(top + done, height)
+        if r1 > r0:
+            rows = slice(r0 - top, r1 - top)
+            cols = slice(overlap, overlap + width)
+            probs = acc[:, rows, cols] / np.maximum(weight[rows, cols], 1e-12)
+            yield r0, probs, image[:, rows, cols]
+        acc = np.concatenate([acc[:, stride:], np.zeros((n_classes, stride, span), np.float32)], axis=1)
+        weight = np.concatenate([weight[stride:], np.zeros((stride, span), np.float32)], axis=0)
+        if report:
+            report(100.0 * (i + 1) / ny)
+
+
+def keras_predictor(model: Any, batch: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Batches padded to ``batch`` tiles, so the compiled predict function is traced once."""
+    import keras
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        if n < batch:
+            x = np.concatenate([x, np.zeros((batch - n, *x.shape[1:]), x.dtype)])
+        return keras.ops.convert_to_numpy(model.predict_on_batch(x))[:n]
+
+    return predict
+
+
+def predict_segmentation(
+    params: PredictParams,
+    bundle: ModelBundle,
+    infos: Sequence[RasterInfo],
+    region: tuple[int, int, int, int],
+    transform: Any,
+    nodata: Optional[float],
+    progress: Optional[Progress] = None,
+    warnings: Optional[list[str]] = None,
+) -> PredictResult:
+    """Classify ``region`` (col0, row0, width, height of the raster) with a U-Net model file.
+
+    Tile settings come from ``params`` when it has them (``tile_size``, default 256; ``tile_overlap``,
+    default a quarter tile; ``tile_batch``, default 4)."""
+    from rasterio.windows import Window
+
+    progress = ensure(progress)
+    warnings = list(warnings or [])
+    started = time.perf_counter()
+    col0, row0, width, height = region
+    info = infos[0]
+    classes = bundle.classes
+    ids = np.array(classes.ids, dtype=np.uint8)
+    n_classes = len(classes)
+    multiple = 2 ** model_depth(bundle.model, bundle.manifest)
+    tile_req = int(getattr(params, "tile_size", None) or max(DEFAULT_TILE, bundle.patch_size))
+    overlap_req = getattr(params, "tile_overlap", None)
+    overlap_req = int(tile_req // 4 if overlap_req is None else overlap_req)
+    tile, overlap, _ = tile_layout(width, height, tile_req, overlap_req, multiple)
+    margin = min(overlap // 4, max(0, (overlap - 1) // 2))
+    batch = int(getattr(params, "tile_batch", None) or DEFAULT_BATCH)
+    stats = bundle.manifest["mlm:input"][0].get("statistics") or []
+    fill = np.array([s["mean"] for s in stats], np.float32) if len(stats) == len(bundle.bands) else None
+    predict = keras_predictor(bundle.model, batch)
+
+    def read(c: int, r: int, w: int, h: int) -> np.ndarray:
+        return read_reflect(infos, col0 + c, row0 + r, w, h)
+
+    def prepare(block: np.ndarray) -> np.ndarray:
+        ok = valid_mask(block, nodata)
+        block = block.astype(np.float32, copy=False)
+        if not ok.all():  # nodata pixels become the training mean, so they do not disturb their neighbours
+            value = fill.reshape(-1, 1, 1) if fill is not None else np.float32(0)
+            block = np.where(ok[None], block, value).astype(np.float32)
+        return block
+
+    counts = np.zeros(n_classes, dtype=np.int64)
+    n_pixels = 0
+    with contextlib.ExitStack() as stack:
+        outputs = PredictionOutputs(stack, params, info, width, height, transform, classes)
+        progress.message(f"U-Net tiles of {tile}×{tile} px, overlap {overlap}, batches of {batch}")
+        for r, probs, raw in blend_strips(read, predict, width, height, n_classes, tile, overlap, margin, batch,
+                                          check=progress.check, report=lambda p: progress.update(0.95 * p),
+                                          prepare=prepare):
+            ok = valid_mask(raw, nodata)
+            best = probs.argmax(axis=0)
+            class_block = np.where(ok, ids[best], NODATA_CLASS).astype(np.uint8)
+            conf = np.take_along_axis(probs, best[None], axis=0)[0]
+            outputs.write(Window(0, r, width, probs.shape[1]), class_block,
+                          np.where(ok, conf, CONFIDENCE_NODATA).astype(np.float32),
+                          np.where(ok[None], probs, CONFIDENCE_NODATA).astype(np.float32)
+                          if outputs.wants_probabilities else probs)
+            counts += np.bincount(best[ok], minlength=n_classes)[:n_classes]
+            n_pixels += int(ok.sum())
+        outputs.finish(progress, params.overviews)
+    seconds = time.perf_counter() - started
+    result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
+                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings)
+    progress.update(100, f"segmented {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
+                         f"({result.megapixels_per_second:.2f} Mpx/s)")
+    return result
+
+
+def predict_untiled(model: Any, image: np.ndarray, pad: int, multiple: int) -> np.ndarray:
+    """Reference: one pass over the whole (mirror-padded) image (bands, h, w) → (C, h, w). For tests only."""
+    import keras
+
+    b, h, w = image.shape
+    hp = -(-(h + 2 * pad) // multiple) * multiple
+    wp = -(-(w + 2 * pad) // multiple) * multiple
+    padded = np.pad(image, ((0, 0), (pad, hp - h - pad), (pad, wp - w - pad)), mode="symmetric")
+    out = keras.ops.convert_to_numpy(model.predict_on_batch(np.moveaxis(padded, 0, -1)[None].astype(np.float32)))[0]
+    return np.moveaxis(out, -1, 0)[:, pad:pad + h, pad:pad + w]
+
+
+def predict_patch_centres(bundle: Any, x: np.ndarray, batch: int = 32) -> np.ndarray:
+    """Class ids a U-Net gives the centre pixel of each k×k patch (n, k, k, bands): how patch samples (whose
+    label is their centre pixel) are scored by ``evaluate_model``."""
+    import keras
+
+    from .segmentation import crop_patches, unet_patch_size
+
+    if x.ndim != 4:
+        raise GeoDLError("A U-Net is evaluated on image patches; these samples are single pixels.")
+    k = x.shape[1]
+    size = unet_patch_size(k, model_depth(bundle.model, bundle.manifest))
+    patches = crop_patches(np.asarray(x, np.float32), size)
+    centre = k // 2 - (k - size) // 2
+    ids = np.array(bundle.classes.ids)
+    out = np.empty(len(x), dtype=np.int64)
+    for start in range(0, len(x), batch):
+        probs = keras.ops.convert_to_numpy(bundle.model.predict_on_batch(patches[start:start + batch]))
+        out[start:start + batch] = ids[probs[:, centre, centre, :].argmax(axis=-1)]
+    return out
