@@ -71,16 +71,21 @@ def build_project(scene: Path, polygons: Path, out: Path) -> None:
         QgsPrintLayout,
         QgsProject,
         QgsRasterLayer,
+        QgsRasterRange,
         QgsUnitTypes,
         QgsVectorLayer,
     )
 
     from geodl_plugin.core.model_file import load_model_file
+    from geodl_plugin.gui.project_state import DockState
+    from geodl_plugin.gui.project_state import save as save_dock_state
     from geodl_plugin.layers import add_result_layers
 
     project = QgsProject.instance()
     project.clear()
     image = QgsRasterLayer(str(scene), "Landsat 8 (B4, B3, B2)")
+    for band in (1, 2, 3):  # the scene's fill value, kept in the project as the layer's user nodata
+        image.dataProvider().setUserNoDataValue(band, [QgsRasterRange(0, 0)])
     renderer = image.renderer()
     renderer.setRedBand(3)
     renderer.setGreenBand(2)
@@ -92,7 +97,14 @@ def build_project(scene: Path, polygons: Path, out: Path) -> None:
     layers = add_result_layers(str(out / "classified.tif"), classes, str(out / "confidence.tif"),
                                group_name="GeoDL pixel DNN", project=project)
     project.layerTreeRoot().findLayer(layers[1].id()).setItemVisibilityChecked(False)
+    points = QgsVectorLayer(str(out / "points.gpkg"), "Training points", "ogr")
+    project.addMapLayer(points)
+    project.layerTreeRoot().findLayer(points.id()).setItemVisibilityChecked(False)
     project.setCrs(image.crs())
+    # The dock's state, so opening demo.qgz with the plugin shows this session's classes, labels and model.
+    save_dock_state(DockState(classes=classes.to_json(), active_class=0, labels_layer_id=points.id(),
+                              raster_layer_ids=[image.id()], model_path=str((out / "model.geodl").resolve()),
+                              output_dir=str(out.resolve()), epochs=150, batch_size=32), project)
     project.write(str(out / "demo.qgz"))
 
     layout = QgsPrintLayout(project)

@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -33,6 +33,7 @@ MANIFEST = "manifest.json"
 KERAS_MEMBER = "model.keras"
 FOREST_MEMBER = "forest.npz"
 SUFFIX = ".geodl"
+MAX_BATCH_PIXELS = 262_144
 
 
 def make_manifest(
@@ -114,6 +115,7 @@ class ModelBundle:
     manifest: dict[str, Any]
     model: Any  # keras.Model or Forest
     path: str = ""
+    _predict: Any = field(default=None, repr=False, compare=False)
 
     @property
     def architecture(self) -> str:
@@ -141,9 +143,22 @@ class ModelBundle:
         x = np.asarray(x, dtype=np.float32)
         if isinstance(self.model, Forest):
             return self.model.predict_proba(x)
-        import keras
+        if self._predict is None:
+            self._predict = _batch_predictor(self.model, x.shape[1:])
+        return self._predict(x)
 
-        return keras.ops.convert_to_numpy(self.model.predict_on_batch(x))
+
+def _batch_predictor(model: Any, sample_shape: tuple[int, ...]) -> Any:
+    """Predict in batches of at most MAX_BATCH_PIXELS rows: bounded memory (262,144 px × 64 units × 4 B =
+    64 MiB per hidden activation). An XLA-compiled call was 1.4× faster alone but slower inside the windowed
+    prediction, where its threads compete with GDAL's, so plain ``predict_on_batch`` it is."""
+    import keras
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([keras.ops.convert_to_numpy(model.predict_on_batch(x[i:i + MAX_BATCH_PIXELS]))
+                               for i in range(0, max(len(x), 1), MAX_BATCH_PIXELS)])
+
+    return predict
 
 
 def save_model_file(path: str | os.PathLike, model: Any, manifest: dict[str, Any]) -> Path:

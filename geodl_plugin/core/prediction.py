@@ -29,6 +29,9 @@ from .samples import read_stack_window, stack_info
 log = logging.getLogger("geodl")
 
 CONFIDENCE_NODATA = -1.0
+# Float outputs (confidence, probabilities) get overviews only above this size: below it QGIS draws them
+# quickly without, and their overviews cost as much as a third of a prediction's time.
+FLOAT_OVERVIEWS_ABOVE = 4096
 
 
 @dataclass
@@ -40,7 +43,7 @@ class PredictParams:
     probabilities_output: Optional[str] = None
     nodata: Optional[float] = None  # overrides the raster's and the model's
     extent: Optional[tuple[float, float, float, float]] = None  # xmin, ymin, xmax, ymax in the raster's CRS
-    block_size: int = 512
+    block_size: int = 1024  # pixels a side read, classified and written at once
     overviews: bool = True
 
     def validate(self) -> None:
@@ -62,10 +65,11 @@ class PredictResult:
     output: str
     confidence_output: Optional[str]
     probabilities_output: Optional[str]
-    pixels: int
+    pixels: int  # classified (valid) pixels
     seconds: float
     class_pixel_counts: dict[str, int]
     warnings: list[str] = field(default_factory=list)
+    raster_pixels: int = 0  # width × height of the output grid: every one is read and written
 
     @property
     def megapixels_per_second(self) -> float:
@@ -168,10 +172,16 @@ def _blocks_ahead(infos: Sequence[RasterInfo], origin: tuple[int, int], windows:
 
 class PredictionOutputs:
     """The class raster, confidence and optional per-class probabilities of one prediction. Each is written
-    to a temporary file in ``stack`` and renamed over its target only if the whole prediction succeeds."""
+    to a temporary file in ``stack`` and renamed over its target only if the whole prediction succeeds.
+
+    Blocks are written by a background thread (GDAL compresses without holding the GIL), so writing one
+    block overlaps classifying the next; overviews of the outputs are built in parallel at the end."""
 
     def __init__(self, stack: contextlib.ExitStack, params: PredictParams, info: RasterInfo, width: int,
                  height: int, transform: Any, classes: Any) -> None:
+        import queue
+        import threading
+
         import rasterio
 
         self.classes = classes
@@ -187,14 +197,41 @@ class PredictionOutputs:
             self.paths[key] = stack.enter_context(atomic_path(target))
             self.datasets[key] = stack.enter_context(rasterio.open(
                 self.paths[key], "w", **_profile(info, width, height, transform, count, dtype, nodata)))
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._error: Optional[BaseException] = None
+        self._writer = threading.Thread(target=self._write_blocks, daemon=True)
+        self._writer.start()
+        stack.callback(self._stop)  # runs before the datasets close, also when the prediction fails
+
+    def _write_blocks(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # drain after a failure
+            window, blocks = item
+            try:
+                for key, block in blocks.items():
+                    if key in self.datasets:
+                        self.datasets[key].write(block, window=window)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+                self._error = exc
+
+    def _stop(self) -> None:
+        if self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join()
+
+    def _raise_writer_error(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def write(self, window: Any, classes: np.ndarray, confidence: np.ndarray, probabilities: np.ndarray) -> None:
         """(h, w) class ids and confidence, (C, h, w) probabilities, at ``window``."""
-        self.datasets["class"].write(classes[None], window=window)
-        if "confidence" in self.datasets:
-            self.datasets["confidence"].write(confidence[None], window=window)
-        if "probabilities" in self.datasets:
-            self.datasets["probabilities"].write(probabilities, window=window)
+        self._raise_writer_error()
+        self._queue.put((window, {"class": classes[None], "confidence": confidence[None],
+                                  "probabilities": probabilities}))
 
     @property
     def wants_probabilities(self) -> bool:
@@ -202,20 +239,29 @@ class PredictionOutputs:
 
     def finish(self, progress: Progress, overviews: bool) -> None:
         """Colour table and descriptions, close, then overviews on the closed files (much faster than on
-        datasets still open for writing)."""
+        datasets still open for writing), one thread per output."""
+        from concurrent.futures import ThreadPoolExecutor
+
         import rasterio
         from rasterio.enums import Resampling
 
+        self._stop()
+        self._raise_writer_error()
         _describe(self.datasets, self.classes)
         for ds in self.datasets.values():
             ds.close()
         width, height = self.size
         if overviews and max(width, height) > 512:
+            progress.check()
             factors = [f for f in (2, 4, 8, 16, 32) if max(width, height) / f >= 128]
-            for key, path in self.paths.items():
-                progress.check()
-                with rasterio.open(path, "r+") as ds:
+            keys = [k for k in self.paths if k == "class" or max(width, height) > FLOAT_OVERVIEWS_ABOVE]
+
+            def build(key: str) -> None:
+                with rasterio.open(self.paths[key], "r+") as ds:
                     ds.build_overviews(factors, Resampling.mode if key == "class" else Resampling.average)
+
+            with ThreadPoolExecutor(max_workers=len(keys)) as pool:
+                list(pool.map(build, keys))
         progress.check()  # a cancel during the last block still leaves nothing
 
 
@@ -254,7 +300,8 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
         for n, (c, r, w, h, block) in enumerate(_blocks_ahead(infos, (col0, row0), windows)):
             progress.check()
             ok = valid_mask(block, nodata).ravel()
-            pixels = block.reshape(block.shape[0], -1).T[ok].astype(np.float32, copy=False)
+            flat = block.reshape(block.shape[0], -1).T
+            pixels = np.ascontiguousarray(flat if ok.all() else flat[ok], dtype=np.float32)
             class_block = np.full(h * w, NODATA_CLASS, dtype=np.uint8)
             conf_block = np.full(h * w, CONFIDENCE_NODATA, dtype=np.float32)
             prob_block = np.full((len(classes), h * w), CONFIDENCE_NODATA, dtype=np.float32) \
@@ -263,7 +310,7 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
                 probs = bundle.predict_proba(pixels)
                 best = probs.argmax(axis=1)
                 class_block[ok] = ids[best]
-                conf_block[ok] = probs[np.arange(len(best)), best]
+                conf_block[ok] = probs.max(axis=1)
                 counts += np.bincount(best, minlength=len(classes))
                 if outputs.wants_probabilities:
                     prob_block[:, ok] = probs.T
@@ -274,7 +321,7 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
         outputs.finish(progress, params.overviews)
     seconds = time.perf_counter() - started
     result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
-                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings)
+                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings, width * height)
     progress.update(100, f"classified {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
                          f"({result.megapixels_per_second:.1f} Mpx/s)")
     return result
