@@ -138,6 +138,8 @@ class GeoDLDock(QDockWidget, _FORM):  # type: ignore[valid-type, misc]
             self.modelTypeCombo.addItem("U-Net (patches)", "unet")
         self.epochsSpin.setValue(int(settings.get("train_epochs")))
         self.batchSpin.setValue(int(settings.get("train_batch_size")))
+        self.modelTypeCombo.currentIndexChanged.connect(self._model_type_changed)
+        self._model_type_changed()
         self.predictAreaCombo.addItem("Region", AREA_REGION)
         self.predictAreaCombo.addItem("Raster extent", AREA_RASTER)
         self.predictAreaCombo.addItem("Canvas extent", AREA_CANVAS)
@@ -685,6 +687,8 @@ class GeoDLDock(QDockWidget, _FORM):  # type: ignore[valid-type, misc]
         png = model[:-len(".geodl")] + "_confusion.png"
         options = {"model_type": self.modelTypeCombo.currentData(), "epochs": self.epochsSpin.value(),
                    "batch_size": self.batchSpin.value(), "hidden_units": hidden}
+        # A U-Net learns from image patches around the points (only the centre pixel labelled).
+        patch = self.patchSizeSpin.value() | 1 if options["model_type"] == "unet" else 1
         settings.set_value("train_epochs", options["epochs"])
         settings.set_value("train_batch_size", options["batch_size"])
 
@@ -702,7 +706,7 @@ class GeoDLDock(QDockWidget, _FORM):  # type: ignore[valid-type, misc]
             labels = read_labels(labels_path, CLASS_NAME_FIELD, target_crs_wkt=raster_info(rasters[0]).crs_wkt,
                                  classes=classes)
             progress.check()
-            extract_samples(rasters, labels, samples, progress=progress.sub(0, 10))
+            extract_samples(rasters, labels, samples, patch_size=patch, progress=progress.sub(0, 10))
             # TensorFlow runs in the worker process, never inside QGIS (see core/worker.py).
             result = call_in_worker("train_model", params, progress.sub(10, 97))
             if result.metrics:
@@ -728,6 +732,12 @@ class GeoDLDock(QDockWidget, _FORM):  # type: ignore[valid-type, misc]
         self.train_task = self._run(task)
         self.show_message("Training…")
         return task
+
+    def _model_type_changed(self, *_args) -> None:
+        unet = self.modelTypeCombo.currentData() == "unet"
+        self.patchSizeSpin.setEnabled(unet)
+        self.patchSizeLabel.setEnabled(unet)
+        self.hiddenUnitsEdit.setEnabled(self.modelTypeCombo.currentData() == "dnn")
 
     def _training_ended(self) -> None:
         self.trainButton.setEnabled(True)

@@ -152,8 +152,8 @@ def test_train_and_map_through_the_dock(dock, qgis_canvas, qgis_new_project, qtb
     assert len(layers) == 2
     assert isinstance(layers[0].renderer(), QgsPalettedRasterRenderer)
     assert [c.label for c in layers[0].renderer().classes()] == ["water", "field"]
-    # the region's window (500 m × 400 m at 10 m); the core's window includes the pixel on its far edge
-    assert layers[0].width() in (50, 51) and layers[0].height() in (40, 41)
+    # exactly the region's window: 500 m × 400 m at 10 m
+    assert (layers[0].width(), layers[0].height()) == (50, 40)
 
     # preview of the canvas view
     task = dock.preview()
@@ -223,3 +223,19 @@ def test_saved_project_restores_the_dock(dock, qgis_canvas, qgis_new_project, qt
     assert dock.epochsSpin.value() == 7 and dock.hiddenUnitsEdit.text() == "32,16"
     assert dock.predictAreaCombo.currentData() == AREA_CANVAS
     assert QgsProject.instance() is qgis_new_project
+
+
+def test_unet_trains_from_labelled_points_through_the_dock(dock, qgis_canvas, qgis_new_project, qtbot, tmp_path):
+    label_scene(dock, qgis_canvas, qgis_new_project, tmp_path)
+    dock.modelTypeCombo.setCurrentIndex(dock.modelTypeCombo.findData("unet"))
+    assert dock.patchSizeSpin.isEnabled() and not dock.hiddenUnitsEdit.isEnabled()
+    dock.patchSizeSpin.setValue(9)
+    dock.epochsSpin.setValue(2)
+    dock.batchSpin.setValue(8)
+    task = dock.start_training()
+    assert task is not None
+    wait_done(qtbot, dock, task)
+    from geodl_plugin.core.model_file import read_manifest
+
+    manifest = read_manifest(dock.model_path)
+    assert manifest["mlm:architecture"] == "unet" and manifest["patch_size"] == 8
