@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench install install-deps package lint sample-data test-data screenshot clean
+.PHONY: setup test demo bench install install-deps package lint sample-data screenshot clean
 
 setup: $(VENV)/.installed
 
@@ -24,9 +24,6 @@ $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/c
 
 sample-data: setup
 	$(PY) scripts/fetch_sample_data.py data/sample
-
-test-data: setup
-	$(PY) scripts/make_test_data.py tests/data
 
 test: setup sample-data
 	$(PY) -m pytest $(PYTEST_ARGS)

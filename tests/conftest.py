@@ -10,7 +10,6 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_DATA = REPO / "tests" / "data"
 SAMPLE_DATA = REPO / "data" / "sample"
 SCENE = SAMPLE_DATA / "LC08_L1TP_224078_20200518_20200518_01_RT.TIF"
 POLYGONS = SAMPLE_DATA / "LC08_L1TP_224078_20200518_20200518_01_RT_polygons.gpkg"
@@ -23,11 +22,6 @@ def sample_scene() -> Path:
     if not SCENE.exists():
         pytest.fail("The sample scene is missing: run `make sample-data` (make test does it for you).")
     return SCENE
-
-
-@pytest.fixture(scope="session")
-def test_data() -> Path:
-    return TEST_DATA
 
 
 _exit_status = 0

@@ -7,7 +7,6 @@ callbacks apply results here, on the main thread.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import tempfile
@@ -52,7 +51,7 @@ from .. import settings
 from ..core import labels as _labels  # noqa: F401
 from ..core import samples as _samples  # noqa: F401
 from ..core.classes import ClassTable
-from ..core.dependencies import DependencyStatus, missing_message
+from ..core.dependencies import DependencyStatus, is_importable, missing_message
 from ..core.errors import GeoDLError
 from ..layers import add_result_layers
 from ..paths import ui_file
@@ -134,8 +133,7 @@ class GeoDLDock(QDockWidget, _FORM):  # type: ignore[valid-type, misc]
         self.regionLayerCombo.setLayer(None)
         self.modelTypeCombo.addItem("Pixel DNN (Keras)", "dnn")
         self.modelTypeCombo.addItem("Random forest", "rf")
-        if importlib.util.find_spec(f"{__package__.rsplit('.', 1)[0]}.core.segmentation_training") is not None:
-            self.modelTypeCombo.addItem("U-Net (patches)", "unet")
+        self.modelTypeCombo.addItem("U-Net (patches)", "unet")
         self.epochsSpin.setValue(int(settings.get("train_epochs")))
         self.batchSpin.setValue(int(settings.get("train_batch_size")))
         self.modelTypeCombo.currentIndexChanged.connect(self._model_type_changed)
@@ -148,6 +146,21 @@ class GeoDLDock(QDockWidget, _FORM):  # type: ignore[valid-type, misc]
         self.f1Table.verticalHeader().setVisible(False)
         self.cancelTrainButton.setEnabled(False)
         self.cancelPredictButton.setEnabled(False)
+        self.ee_panel = None
+        if is_importable("ee"):  # the Earth Engine backend is optional
+            from .ee_imagery import EECompositePanel
+
+            self.ee_panel = EECompositePanel(self.imageryPage, self.project, self.region_geometry,
+                                             lambda: str(self.output_dir()), self._run, self._ee_layer_added,
+                                             self._warn)
+            self.imageryLayout.addWidget(self.ee_panel)
+
+    def _ee_layer_added(self, layer: QgsRasterLayer) -> None:
+        """A downloaded composite becomes one of the chosen rasters."""
+        self._checked_rasters.append(layer.id())
+        self.refresh_rasters()
+        self.show_message(f"Earth Engine composite '{layer.name()}' added and chosen for training.",
+                          Qgis.MessageLevel.Success)
 
     def _setup_tools(self) -> None:
         self.rectangle_tool = self.polygon_tool = self.label_tool = None

@@ -323,3 +323,21 @@ def download_image(
         shutil.rmtree(parts, ignore_errors=True)
     progress.update(100, f"Downloaded {out} ({width}×{height} px, {len(bands)} band(s)).")
     return out
+
+
+def utm_crs(lon: float, lat: float) -> str:
+    """The UTM zone's EPSG code for a point, e.g. "EPSG:32621": a metric grid for a download."""
+    zone = min(60, max(1, int((lon + 180) // 6) + 1))
+    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+
+
+def download_composite(composite: Any, download: DownloadParams, out_path: str | os.PathLike,
+                       progress: Optional[Progress] = None) -> Path:
+    """Build the cloud-masked composite and fetch it over ``download``'s grid: what ``geodl:eedownload``
+    and the dock's Imagery tab both run (Earth Engine must be connected)."""
+    from .composites import build_composite
+
+    composite.validate()
+    download.validate()
+    require_connected()
+    return download_image(build_composite(composite), download, out_path, progress)

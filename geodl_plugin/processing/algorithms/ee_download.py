@@ -58,8 +58,7 @@ class EEDownloadAlgorithm(GeoDLAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Downloaded composite"))
 
     def processAlgorithm(self, parameters, context, feedback):
-        from ...core.earthengine import composites
-        from ...core.earthengine.download import DownloadParams, download_image
+        from ...core.earthengine.download import DownloadParams, download_composite
 
         params = composite_params(self, parameters, context)
         crs = self.parameterAsCrs(parameters, self.CRS, context)
@@ -79,7 +78,7 @@ class EEDownloadAlgorithm(GeoDLAlgorithm):
         def work(progress):
             download.validate()
             connect(self, parameters, context)
-            return download_image(composites.build_composite(params), download, output, progress)
+            return download_composite(params, download, output, progress)
 
         self.run_core(feedback, work)
         return {self.OUTPUT: output}

@@ -1,0 +1,139 @@
+"""The Imagery tab's Earth Engine panel: a cloud-masked Sentinel-2 or Landsat 8/9 composite over the
+region, downloaded with computePixels (no bucket) into a GeoTIFF that becomes one of the chosen rasters.
+Sign-in uses the Cloud project from the GeoDL settings and Earth Engine's own stored credentials."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Callable, Optional
+
+from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import QDate
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
+
+from .. import settings
+from ..tasks import GeoDLTask
+
+SENSORS = (("Sentinel-2 SR (Cloud Score+ mask)", "sentinel2", 10.0), ("Landsat 8/9 C2 L2 (QA_PIXEL mask)", "landsat", 30.0))
+
+
+class EECompositePanel(QGroupBox):
+    """Calls ``core.earthengine.download.download_composite`` in a GeoDLTask; adds the result as a layer."""
+
+    def __init__(self, parent: QWidget, project: QgsProject, region: Callable, output_dir: Callable[[], str],
+                 run_task: Callable[[GeoDLTask], GeoDLTask], on_layer: Callable[[QgsRasterLayer], None],
+                 message: Callable[[str], None]) -> None:
+        super().__init__("Earth Engine composite (needs an Earth Engine account)", parent)
+        self.setObjectName("eeCompositePanel")
+        self.project, self._region, self._output_dir = project, region, output_dir
+        self._run_task, self._on_layer, self._message = run_task, on_layer, message
+        self.task: Optional[GeoDLTask] = None
+        form = QFormLayout(self)
+        self.projectEdit = QLineEdit(str(settings.get("ee_project")))
+        self.projectEdit.setPlaceholderText("Google Cloud project id")
+        self.projectEdit.setToolTip("Sign in once with `earthengine authenticate`; credentials never go into projects")
+        self.sensorCombo = QComboBox()
+        for label, key, scale in SENSORS:
+            self.sensorCombo.addItem(label, (key, scale))
+        today = QDate.currentDate()
+        self.startEdit = QDateEdit(today.addMonths(-4))
+        self.endEdit = QDateEdit(today)
+        for edit in (self.startEdit, self.endEdit):
+            edit.setCalendarPopup(True)
+            edit.setDisplayFormat("yyyy-MM-dd")
+        self.scaleSpin = QDoubleSpinBox()
+        self.scaleSpin.setRange(1.0, 1000.0)
+        self.scaleSpin.setSuffix(" m")
+        self.scaleSpin.setValue(10.0)
+        self.sensorCombo.currentIndexChanged.connect(lambda _i: self.scaleSpin.setValue(self.sensorCombo.currentData()[1]))
+        self.downloadButton = QPushButton("Download composite for the region")
+        self.downloadButton.clicked.connect(self.download)
+        self.statusLabel = QLabel("")
+        self.statusLabel.setWordWrap(True)
+        form.addRow("Cloud project", self.projectEdit)
+        form.addRow("Sensor", self.sensorCombo)
+        form.addRow("From", self.startEdit)
+        form.addRow("To (exclusive)", self.endEdit)
+        form.addRow("Pixel size", self.scaleSpin)
+        form.addRow(self.downloadButton)
+        form.addRow(self.statusLabel)
+
+    def _grid(self):
+        """(composite region in degrees, output CRS, bounds in it) from the dock's region."""
+        from ..core.earthengine.download import utm_crs
+        from ..core.errors import GeoDLError
+
+        wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+        geometry = self._region(wgs84)
+        if geometry is None or geometry.isEmpty():
+            raise GeoDLError("Draw or choose a region first (Region tab): the composite covers the region.")
+        box = geometry.boundingBox()
+        centre = box.center()
+        crs = QgsCoordinateReferenceSystem(utm_crs(centre.x(), centre.y()))
+        projected = QgsCoordinateTransform(wgs84, crs, self.project).transformBoundingBox(box)
+        return ((box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum()), crs.authid(),
+                (projected.xMinimum(), projected.yMinimum(), projected.xMaximum(), projected.yMaximum()))
+
+    def download(self) -> Optional[GeoDLTask]:
+        from ..core.earthengine.composites import CompositeParams
+        from ..core.earthengine.download import DownloadParams
+        from ..core.errors import GeoDLError
+
+        if self.task is not None:
+            self._message("An Earth Engine download is already running; wait for it or cancel it.")
+            return None
+        try:
+            region, crs, bounds = self._grid()
+            sensor = self.sensorCombo.currentData()[0]
+            composite = CompositeParams(region=region, start=self.startEdit.date().toString("yyyy-MM-dd"),
+                                        end=self.endEdit.date().toString("yyyy-MM-dd"), sensor=sensor).validate()
+            download = DownloadParams(bands=composite.output_bands(), crs=crs, bounds=bounds,
+                                      scale=self.scaleSpin.value())
+            download.validate()
+        except GeoDLError as exc:
+            self._message(str(exc))
+            return None
+        project_id = self.projectEdit.text().strip()
+        settings.set_value("ee_project", project_id)
+        key_file = str(settings.get("ee_service_account_key"))
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        output = str(Path(self._output_dir()) / f"ee_{sensor}_{stamp}.tif")
+
+        def work(progress):
+            from ..core.earthengine import session
+            from ..core.earthengine.download import download_composite
+
+            session.ensure_connected(project_id, key_file=key_file)
+            return str(download_composite(composite, download, output, progress))
+
+        def done(path: str) -> None:
+            self.task = None
+            layer = QgsRasterLayer(path, Path(path).stem)
+            self.project.addMapLayer(layer)
+            self.statusLabel.setText(f"Downloaded {layer.width()}×{layer.height()} px, {layer.bandCount()} bands.")
+            self._on_layer(layer)
+
+        def failed(message: str) -> None:
+            self.task = None
+            self.statusLabel.setText(message)
+            self._message(message)
+
+        def cancelled() -> None:
+            self.task = None
+            self.statusLabel.setText("Download cancelled; finished tiles are kept to resume.")
+
+        self.statusLabel.setText(f"Downloading {', '.join(download.bands)} at {download.scale:g} m …")
+        self.task = self._run_task(GeoDLTask("GeoDL: Earth Engine composite", work, on_done=done, on_error=failed,
+                                             on_cancelled=cancelled))
+        return self.task

@@ -1,0 +1,39 @@
+"""The dock's Imagery tab downloads an Earth Engine composite for the region (real client, fake transport)
+and adds it as a chosen raster."""
+
+from __future__ import annotations
+
+import json
+
+from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsRectangle
+from qgis.PyQt.QtCore import QDate
+
+
+def test_dock_downloads_a_composite_for_the_region(ee_session, qgis_iface, qgis_new_project, qgis_canvas, qtbot,
+                                                   tmp_path):
+    from geodl_plugin.core.earthengine.composites import DEFAULT_BANDS
+    from geodl_plugin.gui.dock import GeoDLDock
+
+    dock = GeoDLDock(None, iface=qgis_iface, project=qgis_new_project, canvas=qgis_canvas)
+    qtbot.addWidget(dock)
+    dock.set_output_dir(str(tmp_path / "out"))
+    panel = dock.ee_panel
+    assert panel is not None
+    assert panel.download() is None and "region" in dock.messageLabel.text()
+
+    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.0, 45.0, 10.01, 45.006)),
+                    QgsCoordinateReferenceSystem("EPSG:4326"))
+    panel.startEdit.setDate(QDate(2023, 6, 1))
+    panel.endEdit.setDate(QDate(2023, 8, 1))
+    task = panel.download()
+    assert task is not None
+    qtbot.waitUntil(lambda: panel.task is None, timeout=60000)
+    chosen = dock.selected_rasters()
+    assert len(chosen) == 1, panel.statusLabel.text()
+    assert chosen[0].bandCount() == len(DEFAULT_BANDS["sentinel2"])
+    assert chosen[0].crs().authid() == "EPSG:32632"  # the region's UTM zone
+    calls = ee_session.calls(":computePixels")
+    assert calls and all(body["fileFormat"] == "NPY" for _m, _u, body in calls)
+    expression = json.dumps(calls[0][2]["expression"])
+    assert "CLOUD_SCORE_PLUS" in expression and "COPERNICUS/S2_SR_HARMONIZED" in expression
+    dock.disconnect_project()
