@@ -1,6 +1,7 @@
 """The Imagery tab's Earth Engine panel: a cloud-masked Sentinel-2 or Landsat 8/9 composite over the
 region, downloaded with computePixels (no bucket) into a GeoTIFF that becomes one of the chosen rasters.
-Sign-in uses the Cloud project from the GeoDL settings and Earth Engine's own stored credentials."""
+Sign-in uses the Cloud project typed here (kept in QgsSettings) and Earth Engine's own stored credentials,
+or a service-account key file: only its path is kept, never its content."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject, QgsRasterLayer
+from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QDate
 from qgis.PyQt.QtWidgets import (
     QComboBox,
@@ -43,6 +45,10 @@ class EECompositePanel(QGroupBox):
         self.projectEdit = QLineEdit(str(settings.get("ee_project")))
         self.projectEdit.setPlaceholderText("Google Cloud project id")
         self.projectEdit.setToolTip("Sign in once with `earthengine authenticate`; credentials never go into projects")
+        self.keyFile = QgsFileWidget()
+        self.keyFile.setFilter("Service-account key (*.json)")
+        self.keyFile.setFilePath(str(settings.get("ee_service_account_key")))
+        self.keyFile.setToolTip("Optional: a service-account JSON key instead of `earthengine authenticate`")
         self.sensorCombo = QComboBox()
         for label, key, scale in SENSORS:
             self.sensorCombo.addItem(label, (key, scale))
@@ -62,6 +68,7 @@ class EECompositePanel(QGroupBox):
         self.statusLabel = QLabel("")
         self.statusLabel.setWordWrap(True)
         form.addRow("Cloud project", self.projectEdit)
+        form.addRow("Service-account key", self.keyFile)
         form.addRow("Sensor", self.sensorCombo)
         form.addRow("From", self.startEdit)
         form.addRow("To (exclusive)", self.endEdit)
@@ -106,7 +113,8 @@ class EECompositePanel(QGroupBox):
             return None
         project_id = self.projectEdit.text().strip()
         settings.set_value("ee_project", project_id)
-        key_file = str(settings.get("ee_service_account_key"))
+        key_file = self.keyFile.filePath().strip()
+        settings.set_value("ee_service_account_key", key_file)
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         output = str(Path(self._output_dir()) / f"ee_{sensor}_{stamp}.tif")
 

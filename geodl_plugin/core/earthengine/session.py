@@ -23,11 +23,12 @@ PERSISTENT = "persistent"  # use the credentials stored by `earthengine authenti
 
 NOT_SIGNED_IN = (
     "You are not signed in to Earth Engine. Run `earthengine authenticate` in a terminal (with the Python "
-    "that QGIS uses), or set a service-account key file in the GeoDL settings, then connect again."
+    "that QGIS uses), or choose a service-account key file in the GeoDL dock (Imagery tab), then connect again."
 )
 NO_PROJECT = (
     "No Google Cloud project is set for Earth Engine. Set the Cloud project id (a project registered for "
-    "Earth Engine) in the GeoDL settings, or in the algorithm's 'Cloud project' field, then connect again."
+    "Earth Engine) in the GeoDL dock (Imagery tab, 'Cloud project') or in the algorithm's 'Cloud project' field, "
+    "then connect again."
 )
 OFFLINE = (
     "Cannot reach Earth Engine ({detail}). Check the internet connection and the proxy settings "
@@ -142,7 +143,7 @@ def _service_account_credentials(key_file: str) -> tuple[Any, str]:
     except FileNotFoundError as exc:
         raise GeoDLError(
             f"The service-account key file '{path}' does not exist. Choose the JSON key downloaded from the "
-            "Cloud console in the GeoDL settings, or clear the field to use `earthengine authenticate`."
+            "Cloud console in the GeoDL dock (Imagery tab), or clear the field to use `earthengine authenticate`."
         ) from exc
     except (OSError, ValueError) as exc:
         raise GeoDLError(

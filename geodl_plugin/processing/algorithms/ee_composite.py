@@ -50,7 +50,7 @@ def _setting(key: str) -> str:
 def add_connection_parameters(alg: GeoDLAlgorithm) -> None:
     alg.addParameter(
         QgsProcessingParameterString(
-            PROJECT, "Google Cloud project (empty: the one in GeoDL settings)", defaultValue="", optional=True
+            PROJECT, "Google Cloud project (empty: the one set in the GeoDL dock)", defaultValue="", optional=True
         )
     )
     alg.addParameter(

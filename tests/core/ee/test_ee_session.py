@@ -30,8 +30,8 @@ def test_not_signed_in_says_run_earthengine_authenticate(fake_ee):
         session.require_connected()
 
 
-def test_no_project_says_set_it_in_settings(fake_ee):
-    with pytest.raises(GeoDLError, match="GeoDL settings") as info:
+def test_no_project_says_where_to_set_it(fake_ee):
+    with pytest.raises(GeoDLError, match="GeoDL dock") as info:
         session.connect("", credentials=None, http_transport=fake_ee, max_retries=0)
     assert "Cloud project" in str(info.value)
 
