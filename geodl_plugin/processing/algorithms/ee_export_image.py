@@ -12,7 +12,7 @@ from qgis.core import (
 
 from ..base import GeoDLAlgorithm
 from .ee_composite import add_composite_parameters, add_connection_parameters, composite_params, connect
-from .ee_export_training import add_destination_parameters, destination
+from .ee_export_training import add_destination_parameters, add_download_parameter, destination, wait_and_download_exports
 
 
 class EEExportImageAlgorithm(GeoDLAlgorithm):
@@ -73,6 +73,7 @@ class EEExportImageAlgorithm(GeoDLAlgorithm):
             )
         )
         add_destination_parameters(self, "geodl/image")
+        add_download_parameter(self)
         self.addOutput(QgsProcessingOutputString(self.TASK_ID, "Earth Engine task id"))
 
     def processAlgorithm(self, parameters, context, feedback):
@@ -100,4 +101,5 @@ class EEExportImageAlgorithm(GeoDLAlgorithm):
 
         started = self.run_core(feedback, work)
         feedback.pushInfo(f"Started {started.task_id}; about {exports.estimated_patches(export_params)} patches.")
+        wait_and_download_exports(self, parameters, context, feedback, [started])
         return {self.TASK_ID: started.task_id}

@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
+    QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
@@ -27,6 +28,25 @@ def add_destination_parameters(alg: GeoDLAlgorithm, default_prefix: str) -> None
     alg.addParameter(QgsProcessingParameterString("BUCKET", "Cloud Storage bucket", defaultValue="", optional=True))
     alg.addParameter(QgsProcessingParameterString("FOLDER", "Drive folder", defaultValue="geodl", optional=True))
     alg.addParameter(QgsProcessingParameterString("PREFIX", "File name prefix", defaultValue=default_prefix))
+
+
+def add_download_parameter(alg: GeoDLAlgorithm) -> None:
+    alg.addParameter(QgsProcessingParameterFolderDestination(
+        "DOWNLOAD_FOLDER", "Wait for the export and download it here (Cloud Storage; empty: only start it)",
+        optional=True, createByDefault=False))
+
+
+def wait_and_download_exports(alg: GeoDLAlgorithm, parameters, context, feedback, started: list) -> list[str]:
+    """The task monitor: poll the started exports (Processing's task shows their progress; cancelling it
+    cancels them on Earth Engine), then fetch the Cloud Storage files into the chosen folder."""
+    folder = alg.parameterAsString(parameters, "DOWNLOAD_FOLDER", context).strip()
+    if not folder or folder == "TEMPORARY_OUTPUT":
+        return []
+    from ...core.earthengine.monitor import wait_and_download
+
+    paths = alg.run_core(feedback, lambda progress: wait_and_download(started, folder, progress=progress))
+    feedback.pushInfo(f"Downloaded {len(paths)} file(s) into {folder}.")
+    return [str(p) for p in paths]
 
 
 def destination(alg: GeoDLAlgorithm, parameters, context):
@@ -85,6 +105,7 @@ class EEExportTrainingAlgorithm(GeoDLAlgorithm):
             )
         )
         add_destination_parameters(self, "geodl/training")
+        add_download_parameter(self)
         self.addOutput(QgsProcessingOutputString(self.TASK_IDS, "Earth Engine task ids (comma-separated)"))
 
     def processAlgorithm(self, parameters, context, feedback):
@@ -127,4 +148,5 @@ class EEExportTrainingAlgorithm(GeoDLAlgorithm):
             feedback.pushInfo(
                 f"Started {s.task_id}: {s.destination.kind} {s.destination.bucket or s.destination.folder}/{s.prefix}"
             )
+        wait_and_download_exports(self, parameters, context, feedback, started)
         return {self.TASK_IDS: ",".join(s.task_id for s in started)}

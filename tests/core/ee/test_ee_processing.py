@@ -102,3 +102,30 @@ def test_not_signed_in_becomes_processing_error(fake_ee, run_alg):
 
     with pytest.raises(QgsProcessingException, match="earthengine authenticate"):
         run_alg(EECompositeAlgorithm, {"PROJECT": "test-project", "EXTENT": EXTENT_4326, "LOAD": False})
+
+
+def test_export_training_waits_and_downloads(ee_session, run_alg, gcs, monkeypatch, tmp_path):
+    """With a download folder, the algorithm is the task monitor: it polls the export until it succeeds and
+    fetches its Cloud Storage files (the bucket side is a small fake; Earth Engine stays the real client)."""
+    from google.cloud import storage
+    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+
+    from geodl_plugin.processing.algorithms.ee_export_training import EEExportTrainingAlgorithm
+
+    monkeypatch.setattr(storage, "Client", lambda *a, **k: gcs)
+    gcs.objects[("my-bucket", "t/run.tfrecord.gz")] = b"records"
+    layer = QgsVectorLayer("Point?crs=EPSG:32632&field=cls:integer", "pts", "memory")
+    features = []
+    for i in range(4):
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(600000 + 10 * i, 5000000)))
+        f.setAttributes([i % 2])
+        features.append(f)
+    layer.dataProvider().addFeatures(features)
+    folder = tmp_path / "downloads"
+    run_alg(EEExportTrainingAlgorithm, {
+        "INPUT": layer, "CLASS_FIELD": "cls", "PROJECT": "test-project", "EXTENT": EXTENT_4326, "SENSOR": 0,
+        "START": "2023-06-01", "END": "2023-08-01", "PATCH_SIZE": 1, "SCALE": 10, "DESTINATION": 0,
+        "BUCKET": "my-bucket", "PREFIX": "t/run", "DOWNLOAD_FOLDER": str(folder)})
+    assert (folder / "run.tfrecord.gz").read_bytes() == b"records"
+    assert [r for r in ee_session.requests if "/operations/" in r[1] and r[0] == "GET"], "the export was polled"
