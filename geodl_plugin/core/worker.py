@@ -71,6 +71,7 @@ class Worker:
 
     def __init__(self) -> None:
         self._proc: Optional[subprocess.Popen] = None
+        self._reader: Optional[threading.Thread] = None
         self._lines: Optional[queue.Queue] = None
         self._stderr: Any = None
         self._lock = threading.Lock()
@@ -96,7 +97,8 @@ class Worker:
                 lines.put(line)
             lines.put(None)
 
-        threading.Thread(target=read, daemon=True).start()
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
         self._lines = lines
 
     def _send(self, text: str) -> None:
@@ -178,6 +180,15 @@ class Worker:
                 except (OSError, subprocess.TimeoutExpired):
                     proc.kill()
             proc.wait()
+        if proc is not None:
+            if self._reader is not None:
+                self._reader.join(timeout=5)  # it ends at EOF, once the process is gone
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
