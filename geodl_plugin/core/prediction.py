@@ -257,7 +257,7 @@ class PredictionOutputs:
             keys = [k for k in self.paths if k == "class" or max(width, height) > FLOAT_OVERVIEWS_ABOVE]
 
             def build(key: str) -> None:
-                with rasterio.open(self.paths[key], "r+") as ds:
+                with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(self.paths[key], "r+") as ds:
                     ds.build_overviews(factors, Resampling.mode if key == "class" else Resampling.average)
 
             with ThreadPoolExecutor(max_workers=len(keys)) as pool:
