@@ -9,6 +9,21 @@ import rasterio
 EXTENT_4326 = "10.0,10.01,45.0,45.01 [EPSG:4326]"
 
 
+def labelled_points(n: int):
+    """A memory layer of n points (EPSG:32632) with an integer class field 'cls' alternating 0/1."""
+    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+
+    layer = QgsVectorLayer("Point?crs=EPSG:32632&field=cls:integer", "pts", "memory")
+    features = []
+    for i in range(n):
+        f = QgsFeature(layer.fields())
+        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(600000 + 10 * i, 5000000)))
+        f.setAttributes([i % 2])
+        features.append(f)
+    layer.dataProvider().addFeatures(features)
+    return layer
+
+
 @pytest.fixture
 def run_alg(qgis_processing):
     import processing
@@ -32,18 +47,9 @@ def test_algorithms_are_in_the_catalogue():
 
 
 def test_export_training_algorithm(ee_session, run_alg):
-    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
-
     from geodl_plugin.processing.algorithms.ee_export_training import EEExportTrainingAlgorithm
 
-    layer = QgsVectorLayer("Point?crs=EPSG:32632&field=cls:integer", "pts", "memory")
-    feats = []
-    for i in range(5):
-        f = QgsFeature(layer.fields())
-        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(600000 + 10 * i, 5000000)))
-        f.setAttributes([i % 2])
-        feats.append(f)
-    layer.dataProvider().addFeatures(feats)
+    layer = labelled_points(5)
     result = run_alg(
         EEExportTrainingAlgorithm,
         {
@@ -108,20 +114,12 @@ def test_export_training_waits_and_downloads(ee_session, run_alg, gcs, monkeypat
     """With a download folder, the algorithm is the task monitor: it polls the export until it succeeds and
     fetches its Cloud Storage files (the bucket side is a small fake; Earth Engine stays the real client)."""
     from google.cloud import storage
-    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
 
     from geodl_plugin.processing.algorithms.ee_export_training import EEExportTrainingAlgorithm
 
     monkeypatch.setattr(storage, "Client", lambda *a, **k: gcs)
     gcs.objects[("my-bucket", "t/run.tfrecord.gz")] = b"records"
-    layer = QgsVectorLayer("Point?crs=EPSG:32632&field=cls:integer", "pts", "memory")
-    features = []
-    for i in range(4):
-        f = QgsFeature(layer.fields())
-        f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(600000 + 10 * i, 5000000)))
-        f.setAttributes([i % 2])
-        features.append(f)
-    layer.dataProvider().addFeatures(features)
+    layer = labelled_points(4)
     folder = tmp_path / "downloads"
     run_alg(EEExportTrainingAlgorithm, {
         "INPUT": layer, "CLASS_FIELD": "cls", "PROJECT": "test-project", "EXTENT": EXTENT_4326, "SENSOR": 0,
