@@ -13,20 +13,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from .errors import Cancelled, GeoDLError
 from .metrics import report_from_confusion
-from .model_file import make_manifest, save_model_file
 from .models import UNET
 from .progress import Progress, ensure
 from .samples import SampleSet
 from .segmentation import IGNORE, ChipSet, centre_mask, is_chip_file, load_chips, unet_patch_size, write_chips
 from .splits import split_blocked, split_random
-from .training import TrainParams, TrainResult, _KerasProgress
+from .training import TrainParams, TrainResult, _KerasProgress, manifest_from_samples, save_trained
 
 log = logging.getLogger("geodl")
 
@@ -187,20 +185,7 @@ def train_segmentation(params: TrainParams, samples: Optional[SampleSet] = None,
                      "n_test": int(len(test)), "unet": {"depth": depth, "base_filters": base_filters,
                                                         "dice_weight": dice_weight, "augment": augment},
                      "class_pixels": {c.name: int(counts[i]) for i, c in enumerate(classes)}})
-    manifest = make_manifest(
-        name=Path(params.output).stem, architecture=UNET, bands=chips.bands, classes=classes, mean=mean, std=std,
-        source_dtype=str(meta.get("source_dtype", "float32")), nodata=meta.get("nodata"),
-        pixel_size=meta.get("pixel_size", [0.0, 0.0]), crs_wkt=str(meta.get("crs_wkt", "")),
-        crs_units=str(meta.get("crs_units", "")), patch_size=size, metrics=metrics, training=training,
-        data_source=", ".join(meta.get("rasters", [])) or ", ".join(params.samples),
-    )
-    progress.check()
-    save_model_file(params.output, clean, manifest)
-    test_path = None
-    if params.test_samples_output and len(test):
-        test_path = write_chips(params.test_samples_output, test)
-    for w in warnings:
-        log.warning(w)
-    progress.update(100, f"model written to {params.output}")
+    manifest = manifest_from_samples(params, meta, UNET, chips.bands, classes, mean, std, size, metrics, training)
+    test_path = save_trained(params, clean, manifest, test if len(test) else None, write_chips, warnings, progress)
     return TrainResult(params.output, metrics, history, int(len(fit_idx)), int(len(val_idx)), int(len(test)),
                        time.perf_counter() - started, warnings, test_path)

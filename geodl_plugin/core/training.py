@@ -198,23 +198,39 @@ def train_model(params: TrainParams, progress: Optional[Progress] = None) -> Tra
     training = {k: v for k, v in asdict(params).items() if k not in ("output",)}
     training.update({"history": history, "n_train": len(train) - n_val, "n_validation": n_val, "n_test": len(test),
                      "class_counts": {c.name: int(np.sum(samples.y == c.id)) for c in classes}})
-    manifest = make_manifest(
-        name=Path(params.output).stem, architecture=params.model_type, bands=samples.bands, classes=classes,
-        mean=mean, std=std, source_dtype=str(meta.get("source_dtype", "float32")), nodata=meta.get("nodata"),
+    manifest = manifest_from_samples(params, meta, params.model_type, samples.bands, classes, mean, std, 1, metrics,
+                                     training)
+    test_path = save_trained(params, model, manifest, test if len(test) else None, _write_samples, warnings,
+                             progress)
+    return TrainResult(params.output, metrics, history, len(train) - n_val, n_val, len(test),
+                       time.perf_counter() - started, warnings, test_path)
+
+
+def manifest_from_samples(params: TrainParams, meta: dict, architecture: str, bands: Sequence[str], classes: Any,
+                          mean: Any, std: Any, patch_size: int, metrics: dict, training: dict) -> dict[str, Any]:
+    """The model file's manifest, with the grid facts (dtype, nodata, pixel size, CRS) the samples carry."""
+    return make_manifest(
+        name=Path(params.output).stem, architecture=architecture, bands=bands, classes=classes, mean=mean, std=std,
+        source_dtype=str(meta.get("source_dtype", "float32")), nodata=meta.get("nodata"),
         pixel_size=meta.get("pixel_size", [0.0, 0.0]), crs_wkt=str(meta.get("crs_wkt", "")),
-        crs_units=str(meta.get("crs_units", "")), patch_size=1, metrics=metrics, training=training,
+        crs_units=str(meta.get("crs_units", "")), patch_size=patch_size, metrics=metrics, training=training,
         data_source=", ".join(meta.get("rasters", [])) or ", ".join(params.samples),
     )
+
+
+def save_trained(params: TrainParams, model: Any, manifest: dict[str, Any], test: Any,
+                 write_test: Any, warnings: list[str], progress: Progress) -> Optional[str]:
+    """Save the model file (the last cancel point), then the held-out samples if asked for; log warnings.
+    Returns the held-out samples' path, or None."""
     progress.check()
     save_model_file(params.output, model, manifest)
     test_path = None
-    if params.test_samples_output and len(test):
-        test_path = _write_samples(params.test_samples_output, test)
+    if params.test_samples_output and test is not None:
+        test_path = write_test(params.test_samples_output, test)
     for w in warnings:
         log.warning(w)
     progress.update(100, f"model written to {params.output}")
-    return TrainResult(params.output, metrics, history, len(train) - n_val, n_val, len(test),
-                       time.perf_counter() - started, warnings, test_path)
+    return test_path
 
 
 def _write_samples(path: str, samples: SampleSet) -> str:

@@ -834,16 +834,24 @@ class GeoDLDock(QDockWidget, _FORM):  # type: ignore[valid-type, misc]
             raise GeoDLError("No model file. Train a model (Train tab) or choose a .geodl file.")
         return rasters, model
 
-    def predict(self, area: str = AREA_REGION) -> Optional[GeoDLTask]:
+    def _map_request(self, area: str) -> Optional[tuple[list[QgsRasterLayer], str, Any]]:
+        """(rasters, model, extent) for a classification of ``area``, or None after telling the user why not
+        (one already running, no raster, no model, region outside the imagery)."""
         if self._running(self.predict_task):
             self._warn("A classification is already running; wait for it or press Cancel.")
             return None
         try:
             rasters, model = self._check_map_input()
-            rect = self._extent_in(area, rasters[0])
+            return rasters, model, self._extent_in(area, rasters[0])
         except GeoDLError as exc:
             self._warn(str(exc))
             return None
+
+    def predict(self, area: str = AREA_REGION) -> Optional[GeoDLTask]:
+        checked = self._map_request(area)
+        if checked is None:
+            return None
+        rasters, model, rect = checked
         paths = [r.source() for r in rasters]
         output, confidence = self._unique("classes", ".tif"), self._unique("confidence", ".tif")
         extent = None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
@@ -861,15 +869,10 @@ class GeoDLDock(QDockWidget, _FORM):  # type: ignore[valid-type, misc]
 
     def preview(self) -> Optional[GeoDLTask]:
         """Classify the canvas view at screen resolution (fast; replaces the previous preview)."""
-        if self._running(self.predict_task):
-            self._warn("A classification is already running; wait for it or press Cancel.")
+        checked = self._map_request(AREA_CANVAS)
+        if checked is None:
             return None
-        try:
-            rasters, model = self._check_map_input()
-            rect = self._extent_in(AREA_CANVAS, rasters[0])
-        except GeoDLError as exc:
-            self._warn(str(exc))
-            return None
+        rasters, model, rect = checked
         size = self.canvas.mapSettings().outputSize()
         paths = [r.source() for r in rasters]
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
