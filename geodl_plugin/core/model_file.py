@@ -143,22 +143,91 @@ class ModelBundle:
         x = np.asarray(x, dtype=np.float32)
         if isinstance(self.model, Forest):
             return self.model.predict_proba(x)
+        return self._predictor().probabilities(x)
+
+    def classify(self, x: np.ndarray, probabilities: bool = False) -> Classified:
+        """The most probable class (its position in the class table) and its probability for each row of
+        ``x``, plus all probabilities when asked. For Keras models the choice is made inside the compiled
+        model, so only two numbers per pixel come back instead of one per class."""
+        x = np.asarray(x, dtype=np.float32)
+        if isinstance(self.model, Forest):
+            probs = self.model.predict_proba(x)
+            return Classified(probs.argmax(axis=1).astype(np.uint8), probs.max(axis=1).astype(np.float32),
+                              probs if probabilities else None)
+        return self._predictor().classify(x, probabilities)
+
+    def _predictor(self) -> _KerasPredictor:
         if self._predict is None:
-            self._predict = _batch_predictor(self.model, x.shape[1:])
-        return self._predict(x)
+            self._predict = _KerasPredictor(self.model)
+        return self._predict
 
 
-def _batch_predictor(model: Any, sample_shape: tuple[int, ...]) -> Any:
-    """Predict in batches of at most MAX_BATCH_PIXELS rows: bounded memory (262,144 px × 64 units × 4 B =
-    64 MiB per hidden activation). An XLA-compiled call was 1.4× faster alone but slower inside the windowed
-    prediction, where its threads compete with GDAL's, so plain ``predict_on_batch`` it is."""
-    import keras
+@dataclass
+class Classified:
+    index: np.ndarray  # (n,) uint8: position of the most probable class in the class table
+    confidence: np.ndarray  # (n,) float32: its probability
+    probabilities: Optional[np.ndarray] = None  # (n, classes) float32, when asked for
 
-    def predict(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([keras.ops.convert_to_numpy(model.predict_on_batch(x[i:i + MAX_BATCH_PIXELS]))
-                               for i in range(0, max(len(x), 1), MAX_BATCH_PIXELS)])
 
-    return predict
+class _KerasPredictor:
+    """Batched prediction with a Keras model: at most MAX_BATCH_PIXELS rows a call, so memory stays bounded
+    (262,144 px × 64 units × 4 B = 64 MiB per hidden activation).
+
+    ``classify`` runs the model with an argmax/max head (pure ``keras.ops``), XLA-compiled on the
+    TensorFlow backend: normalise → dense layers → softmax → argmax fuse into one kernel and only the class
+    and its probability leave it. XLA compiles once per input shape, so a call's rows are padded up to one
+    of a few fixed sizes (whole batches, then a power of two for the remainder): however many nodata pixels
+    a block drops, no new compilation."""
+
+    SMALLEST = 16_384
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._heads: dict[bool, Any] = {}
+
+    def _head(self, probabilities: bool) -> Any:
+        if probabilities not in self._heads:
+            import keras
+
+            inputs = keras.Input(shape=self.model.input_shape[1:], dtype="float32")
+            probs = self.model(inputs, training=False)
+            outputs = [keras.ops.cast(keras.ops.argmax(probs, axis=-1), "uint8"), keras.ops.max(probs, axis=-1)]
+            head = keras.Model(inputs, outputs + [probs] if probabilities else outputs)
+            # XLA on TensorFlow (Keras only turns it on by itself with a GPU); torch stays eager.
+            head.jit_compile = keras.backend.backend() == "tensorflow"
+            self._heads[probabilities] = head
+        return self._heads[probabilities]
+
+    @classmethod
+    def _padded_batches(cls, x: np.ndarray):
+        """(batch padded to a fixed size, rows that are real) for each slice of ``x``."""
+        for i in range(0, max(len(x), 1), MAX_BATCH_PIXELS):
+            batch = x[i:i + MAX_BATCH_PIXELS]
+            n = len(batch)
+            size = MAX_BATCH_PIXELS if n == MAX_BATCH_PIXELS else \
+                min(MAX_BATCH_PIXELS, max(cls.SMALLEST, 1 << max(n - 1, 0).bit_length()))
+            if size != n:
+                batch = np.concatenate([batch, np.zeros((size - n,) + batch.shape[1:], batch.dtype)])
+            yield batch, n
+
+    def classify(self, x: np.ndarray, probabilities: bool) -> Classified:
+        if x.ndim != 2:  # image patches (a U-Net): the class axis is the last one
+            probs = self.probabilities(x)
+            return Classified(probs.argmax(axis=-1).astype(np.uint8), probs.max(axis=-1), probs if probabilities
+                              else None)
+        head = self._head(probabilities)
+        parts = [[np.asarray(o)[:n] for o in head.predict_on_batch(batch)] for batch, n in self._padded_batches(x)]
+        joined = [np.concatenate(p) if len(parts) > 1 else p[0] for p in zip(*parts)]
+        return Classified(joined[0], joined[1], joined[2] if probabilities else None)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2:
+            import keras
+
+            step = 8  # patches a call
+            return np.concatenate([keras.ops.convert_to_numpy(self.model.predict_on_batch(x[i:i + step]))
+                                   for i in range(0, max(len(x), 1), step)])
+        return self.classify(x, probabilities=True).probabilities  # type: ignore[return-value]
 
 
 def save_model_file(path: str | os.PathLike, model: Any, manifest: dict[str, Any]) -> Path:

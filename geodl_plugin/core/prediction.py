@@ -307,13 +307,12 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
             prob_block = np.full((len(classes), h * w), CONFIDENCE_NODATA, dtype=np.float32) \
                 if outputs.wants_probabilities else np.empty((0, 0), np.float32)
             if len(pixels):
-                probs = bundle.predict_proba(pixels)
-                best = probs.argmax(axis=1)
-                class_block[ok] = ids[best]
-                conf_block[ok] = probs.max(axis=1)
-                counts += np.bincount(best, minlength=len(classes))
-                if outputs.wants_probabilities:
-                    prob_block[:, ok] = probs.T
+                classified = bundle.classify(pixels, probabilities=outputs.wants_probabilities)
+                class_block[ok] = ids[classified.index]
+                conf_block[ok] = classified.confidence
+                counts += np.bincount(classified.index, minlength=len(classes))
+                if classified.probabilities is not None:
+                    prob_block[:, ok] = classified.probabilities.T
                 n_pixels += len(pixels)
             outputs.write(Window(c, r, w, h), class_block.reshape(h, w), conf_block.reshape(h, w),
                           prob_block.reshape(-1, h, w))
@@ -341,5 +340,4 @@ def _describe(outputs: dict, classes: Any) -> None:
 
 def predict_samples(bundle: ModelBundle, x: np.ndarray) -> np.ndarray:
     """Class ids for sample vectors, through the same predictor as the raster path."""
-    probs = bundle.predict_proba(x)
-    return np.array(bundle.classes.ids)[probs.argmax(axis=1)]
+    return np.array(bundle.classes.ids)[bundle.classify(x).index]

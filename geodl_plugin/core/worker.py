@@ -40,11 +40,13 @@ def _jobs() -> dict[str, tuple[Callable[..., Any], Optional[type], Optional[type
     """name → (function, params dataclass or None for keyword arguments, result dataclass or None)."""
     from .dependencies import describe_training_device
     from .evaluation import evaluate_model
+    from .label_training import TrainFromLabelsParams, train_from_labels
     from .prediction import PredictParams, PredictResult, predict_raster
     from .training import TrainParams, TrainResult, train_model
 
     return {
         "train_model": (train_model, TrainParams, TrainResult),
+        "train_from_labels": (train_from_labels, TrainFromLabelsParams, TrainResult),
         "predict_raster": (predict_raster, PredictParams, PredictResult),
         "evaluate_model": (evaluate_model, None, None),
         "describe_training_device": (lambda progress=None: describe_training_device(), None, None),
@@ -55,7 +57,7 @@ def _result_types() -> dict[str, Optional[type]]:
     from .prediction import PredictResult
     from .training import TrainResult
 
-    return {"train_model": TrainResult, "predict_raster": PredictResult}
+    return {"train_model": TrainResult, "train_from_labels": TrainResult, "predict_raster": PredictResult}
 
 
 def worker_python() -> str:

@@ -706,24 +706,15 @@ class GeoDLDock(QDockWidget, _FORM):  # type: ignore[valid-type, misc]
         settings.set_value("train_batch_size", options["batch_size"])
 
         def work(progress):
-            # Core modules are imported here, in the worker: a first import on the main thread costs ~0.2 s.
-            from ..core.labels import read_labels
-            from ..core.metrics import plot_confusion_matrix
-            from ..core.raster import raster_info
-            from ..core.samples import extract_samples
-            from ..core.training import TrainParams
+            from ..core.label_training import TrainFromLabelsParams
             from ..core.worker import call_in_worker
 
-            params = TrainParams(samples=[samples], output=model, **options)
-
-            labels = read_labels(labels_path, CLASS_NAME_FIELD, target_crs_wkt=raster_info(rasters[0]).crs_wkt,
-                                 classes=classes)
-            progress.check()
-            extract_samples(rasters, labels, samples, patch_size=patch, progress=progress.sub(0, 10))
-            # TensorFlow runs in the worker process, never inside QGIS (see core/worker.py).
-            result = call_in_worker("train_model", params, progress.sub(10, 97))
-            if result.metrics:
-                plot_confusion_matrix(result.metrics, png)
+            # Labels, samples, training and the plot all run in the worker process (see core/worker.py):
+            # QGIS's process only waits on a pipe, so nothing here can hold the GIL the map canvas needs.
+            params = TrainFromLabelsParams(rasters=rasters, labels=labels_path, class_field=CLASS_NAME_FIELD,
+                                           samples=samples, train={"output": model, **options},
+                                           classes=classes.to_json(), patch_size=patch, confusion_png=png)
+            result = call_in_worker("train_from_labels", params, progress)
             return result, (png if result.metrics else None)
 
         def cleanup() -> None:

@@ -183,6 +183,28 @@ def test_forest_arrays_match_scikit_learn():
     assert np.allclose(Forest.from_sklearn(rf).predict_proba(x), rf.predict_proba(x), atol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [0, 1, 16_383, 16_385, 262_144, 262_145 + 40_000])
+def test_compiled_class_head_matches_the_plain_model(rows):
+    """The argmax/max head (XLA on TensorFlow, rows padded to fixed sizes) gives exactly the plain model's
+    answer for every row count, padding never leaking into the result."""
+    import keras
+
+    from geodl_plugin.core.model_file import ModelBundle
+    from geodl_plugin.core.models import build_pixel_dnn
+
+    keras.utils.set_random_seed(0)
+    model = build_pixel_dnn(3, 4, [1000.0] * 3, [250.0**2] * 3, hidden_units=(16,))
+    x = np.random.default_rng(rows).normal(1000, 300, (rows, 3)).astype(np.float32)
+    plain = np.concatenate([np.asarray(model.predict_on_batch(x[i:i + 100_000]))
+                            for i in range(0, rows, 100_000)]) if rows else np.empty((0, 4), np.float32)
+    got = ModelBundle({}, model).classify(x, probabilities=True)
+    assert got.index.dtype == np.uint8 and got.index.shape == got.confidence.shape == (rows,)
+    np.testing.assert_allclose(got.probabilities, plain, atol=1e-5)
+    np.testing.assert_allclose(got.confidence, plain.max(axis=1), atol=1e-5)
+    clear = np.sort(plain, axis=1)[:, -1] - np.sort(plain, axis=1)[:, -2] > 1e-4  # ties may go either way
+    assert (got.index == plain.argmax(axis=1))[clear].all()
+
+
 def _mismatch_model(tmp_path, samples):
     model = tmp_path / "m.geodl"
     train_model(TrainParams(samples=[samples.path], output=str(model), model_type="rf", n_trees=5, split="random"))

@@ -257,6 +257,19 @@ def test_model_file_round_trip_in_safe_mode(scene, labels, tmp_path):
 
 
 # --- tiled inference -----------------------------------------------------------------------------------
+def test_batch_spans_cover_every_tile_once_in_near_equal_batches():
+    from geodl_plugin.core.segmentation_prediction import batch_spans
+
+    assert batch_spans(5, 4) == [(0, 3), (3, 2)]
+    assert batch_spans(8, 4) == [(0, 4), (4, 4)]
+    assert batch_spans(1, 4) == [(0, 1)]
+    for n in range(1, 30):
+        spans = batch_spans(n, 4)
+        assert [s for s, _ in spans] == list(np.cumsum([0] + [k for _, k in spans[:-1]]))
+        assert sum(k for _, k in spans) == n and max(k for _, k in spans) <= 4
+        assert max(k for _, k in spans) - min(k for _, k in spans) <= 1
+
+
 @pytest.mark.parametrize("shape", [(70, 50), (20, 9)])
 def test_tiled_prediction_equals_untiled(shape):
     from geodl_plugin.core.segmentation_prediction import blend_strips, keras_predictor, predict_untiled
@@ -271,7 +284,7 @@ def test_tiled_prediction_equals_untiled(shape):
     def read(c, r, w, h):
         return padded[:, 200 + r:200 + r + h, 200 + c:200 + c + w]
 
-    parts = list(blend_strips(read, keras_predictor(model, 3), width, height, 3, tile, overlap, margin, batch=3))
+    parts = list(blend_strips(read, keras_predictor(model), width, height, 3, tile, overlap, margin, batch=3))
     rows = [r for r, _, _ in parts]
     assert rows[0] == 0 and sum(p.shape[1] for _, p, _ in parts) == height
     tiled = np.concatenate([p for _, p, _ in parts], axis=1)

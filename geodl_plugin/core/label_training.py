@@ -1,0 +1,54 @@
+"""Labels → samples → trained model → confusion-matrix plot, as one call: what the dock's Train button runs.
+
+It runs in the worker process (job ``train_from_labels``), so while OGR reads the labels, GDAL cuts the
+samples, TensorFlow trains and matplotlib draws, QGIS's own process only waits on a pipe: none of that work
+can hold the GIL that QGIS's main thread needs to stay responsive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
+
+from .progress import Progress, ensure
+
+if TYPE_CHECKING:
+    from .training import TrainResult
+
+
+@dataclass
+class TrainFromLabelsParams:
+    rasters: list[str]
+    labels: str  # a point or polygon layer file
+    class_field: str
+    samples: str  # where the extracted samples go (TFRecord)
+    train: dict[str, Any]  # TrainParams fields other than ``samples``
+    classes: Optional[list[dict[str, Any]]] = None  # a ClassTable as JSON; None: from the labels' values
+    patch_size: int = 1
+    confusion_png: Optional[str] = None
+    layer: Optional[str] = None
+    nodata: Optional[float] = None
+
+
+def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress] = None) -> TrainResult:
+    # Imported here: the dock's process imports this module for the parameters alone.
+    from .classes import ClassTable
+    from .labels import read_labels
+    from .raster import raster_info
+    from .samples import extract_samples
+    from .training import TrainParams, train_model
+
+    progress = ensure(progress)
+    classes = ClassTable.from_json(params.classes) if params.classes else None
+    labels = read_labels(params.labels, params.class_field, layer=params.layer,
+                         target_crs_wkt=raster_info(params.rasters[0]).crs_wkt, classes=classes)
+    progress.check()
+    extract_samples(params.rasters, labels, params.samples, patch_size=params.patch_size, nodata=params.nodata,
+                    progress=progress.sub(0, 10))
+    result = train_model(TrainParams(samples=[params.samples], **params.train), progress.sub(10, 97))
+    if result.metrics and params.confusion_png:
+        from .metrics import plot_confusion_matrix
+
+        plot_confusion_matrix(result.metrics, params.confusion_png)
+    progress.update(100)
+    return result
