@@ -1,7 +1,9 @@
 """`make bench`: prediction speed of the pixel model on the real Landsat scene, with the reference paths
 measured in the same run, printed as Mpx/s and ratios. Goals: geodl ≥ 0.8× a chunked NumPy forward pass of
 the same weights (same read and write), ≥ 100× the seed-000 pipeline (EE-style TFRecord patches → per-pixel
-``flat_map`` → ``model.predict``). Then the U-Net and dock-preview benchmarks, when present."""
+``flat_map`` → ``model.predict``). Each figure is the best of several runs (5 for the windowed paths, 3 for
+the slow seed path), so a noisy neighbour on the machine disturbs none of them more than the others. Then
+the U-Net and dock-preview benchmarks, when present."""
 
 from __future__ import annotations
 
@@ -81,12 +83,12 @@ def ensure_model(data: Path, out: Path) -> Path:
     return model
 
 
-def seed000_pipeline(bundle, scene: Path, out: Path, patches: int = 6, size: int = 256) -> float:
+def seed000_pipeline(bundle, scene: Path, out: Path, patches: int = 6, size: int = 256, repeats: int = 3) -> float:
     """Seed 000's prediction path, as in the Earth Engine TensorFlow guide's pixel-DNN example it follows:
     image patches exported as TFRecord (one feature per band, H·W values) → parse each patch into a dict
     → ``flat_map(from_tensor_slices)`` into one element per pixel → a per-pixel ``map`` that turns the dict
     back into a band vector → ``batch(H·W)`` (one patch per batch) → ``model.predict``. Measured on a few
-    patches of the same scene; returns Mpx/s."""
+    patches of the same scene; returns the best Mpx/s of ``repeats`` runs."""
     import rasterio
     import tensorflow as tf
     from rasterio.windows import Window
@@ -112,9 +114,12 @@ def seed000_pipeline(bundle, scene: Path, out: Path, patches: int = 6, size: int
         return len(bundle.model.predict(ds, verbose=0))
 
     run(1)  # warm-up: tracing of the predict function is not charged to the seed
-    started = time.perf_counter()
-    pixels = run(patches)
-    return pixels / 1e6 / (time.perf_counter() - started)
+    best = 0.0
+    for _ in range(repeats):  # best of a few, like geodl's figure: the least disturbed run of each
+        started = time.perf_counter()
+        pixels = run(patches)
+        best = max(best, pixels / 1e6 / (time.perf_counter() - started))
+    return best
 
 
 def same_classes(bundle, other, scene: Path) -> float:
@@ -146,10 +151,10 @@ def main() -> None:
     def rate(result) -> float:  # scene pixels per second: every pixel is read and written
         return result.raster_pixels / 1e6 / result.seconds
 
-    geodl = max(rate(predict_raster(params, bundle=bundle)) for _ in range(3))
+    geodl = max(rate(predict_raster(params, bundle=bundle)) for _ in range(5))
     numpy_bundle = ModelBundle(bundle.manifest, None, bundle.path)
     numpy_bundle.classify = NumpyForward(bundle.model).classify  # type: ignore[method-assign]
-    numpy_rate = max(rate(predict_raster(params, bundle=numpy_bundle)) for _ in range(3))
+    numpy_rate = max(rate(predict_raster(params, bundle=numpy_bundle)) for _ in range(5))
     agreement = same_classes(bundle, numpy_bundle, scene)
     seed = seed000_pipeline(bundle, scene, args.out)
     results = {

@@ -1,7 +1,8 @@
 """Time the Map step's canvas-extent preview for a 1000×1000 view with the pixel (DNN) model.
 
 Prints seconds: ``in-process`` (the model kept loaded in this process) and ``worker`` (what the
-dock does: the persistent worker process, so the first preview includes TensorFlow's start-up).
+dock does: the persistent worker process, started with TensorFlow when the plugin loads, so the first
+preview includes loading and compiling the model).
 Usage: python scripts/bench_preview.py [--raster R --model M] [--size 1000] [--repeats 3]
 Without --raster/--model it writes a synthetic 3-band scene and trains a 3-epoch DNN first.
 """
@@ -76,13 +77,20 @@ def main() -> int:
         print(f"preview {n}x{n} px, in-process (model kept loaded): first {seconds[0]:.2f} s, then "
               f"{min(seconds[1:] or seconds):.2f} s")
         if not args.no_worker:
-            from geodl_plugin.core.worker import shutdown_shared_worker
+            import time
 
+            from geodl_plugin.core.worker import call_in_worker, shutdown_shared_worker
+
+            # What the plugin does when QGIS starts: the device probe starts the worker and TensorFlow.
+            started = time.perf_counter()
+            call_in_worker("describe_training_device", persistent=True)
+            warm_up = time.perf_counter() - started
             worker = time_preview([raster], model, extent, args.size, args.size, work / "worker", args.repeats,
                                   in_worker=True)
             shutdown_shared_worker()
-            print(f"preview {n}x{n} px, the dock's persistent worker: first {worker[0]:.2f} s (worker start, "
-                  f"TensorFlow import, model load), then {min(worker[1:] or worker):.2f} s (goal < 2 s)")
+            print(f"preview {n}x{n} px, the dock's persistent worker (goal < 2 s): first {worker[0]:.2f} s (model "
+                  f"load and compilation included), then {min(worker[1:] or worker):.2f} s; starting the worker "
+                  f"and TensorFlow, done once when QGIS starts, takes {warm_up:.2f} s before that")
     return 0
 
 

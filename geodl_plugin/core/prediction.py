@@ -22,6 +22,7 @@ from .atomic import atomic_path, check_writable
 from .classes import NODATA_CLASS
 from .errors import GeoDLError
 from .model_file import ModelBundle, load_model_file
+from .overviews import aligned, mean_levels, mode_levels, overview_factors
 from .progress import Progress, ensure
 from .raster import RasterInfo, iter_windows, valid_mask
 from .samples import read_stack_window, stack_info
@@ -29,9 +30,6 @@ from .samples import read_stack_window, stack_info
 log = logging.getLogger("geodl")
 
 CONFIDENCE_NODATA = -1.0
-# Float outputs (confidence, probabilities) get overviews only above this size: below it QGIS draws them
-# quickly without, and their overviews cost as much as a third of a prediction's time.
-FLOAT_OVERVIEWS_ABOVE = 4096
 
 
 @dataclass
@@ -126,13 +124,13 @@ def _window_of_extent(info: RasterInfo, extent: Optional[Sequence[float]]) -> tu
     return c0, r0, c1 - c0, r1 - r0
 
 
-def _profile(info: RasterInfo, width: int, height: int, transform: Any, count: int, dtype: str, nodata: float) -> dict:
+def _creation_options(width: int, height: int, dtype: str) -> list[str]:
+    """Tiled GeoTIFF, fast deflate (level 1 + predictor) on all cores: compression was the largest cost of a
+    prediction."""
     block = 256 if min(width, height) >= 256 else 16 * max(1, min(width, height) // 16)
-    # Fast deflate (level 1 + predictor) on all cores: compression was the largest cost of a prediction.
-    return {"driver": "GTiff", "width": width, "height": height, "count": count, "dtype": dtype, "crs": info.crs_wkt,
-            "transform": transform, "nodata": nodata, "tiled": True, "blockxsize": max(16, block),
-            "blockysize": max(16, block), "compress": "deflate", "zlevel": 1,
-            "predictor": 3 if dtype.startswith("float") else 2, "num_threads": "ALL_CPUS", "BIGTIFF": "IF_SAFER"}
+    block = max(16, block)
+    return ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE", "ZLEVEL=1",
+            f"PREDICTOR={3 if dtype.startswith('float') else 2}", "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER"]
 
 
 def _blocks_ahead(infos: Sequence[RasterInfo], origin: tuple[int, int], windows: list, depth: int = 2):
@@ -174,29 +172,47 @@ class PredictionOutputs:
     """The class raster, confidence and optional per-class probabilities of one prediction. Each is written
     to a temporary file in ``stack`` and renamed over its target only if the whole prediction succeeds.
 
-    Blocks are written by a background thread (GDAL compresses without holding the GIL), so writing one
-    block overlaps classifying the next; overviews of the outputs are built in parallel at the end."""
+    Blocks are written by a background thread, so writing one block overlaps classifying the next. That
+    thread also computes the block's overview pieces (``overviews.py``: mode for classes, mean for floats)
+    and flushes the block: GDAL compresses tiles only when they leave its cache, so without the flush all
+    the compression would wait for the close, after the last block. The files are written through GDAL's own
+    API because rasterio has neither a flush nor access to overview levels."""
 
     def __init__(self, stack: contextlib.ExitStack, params: PredictParams, info: RasterInfo, width: int,
                  height: int, transform: Any, classes: Any) -> None:
         import queue
         import threading
 
-        import rasterio
+        from osgeo import gdal
 
+        gdal.UseExceptions()
         self.classes = classes
-        self.size = (width, height)
+        self.factors = overview_factors(width, height) if params.overviews else []
+        self.progressive = True  # overviews from the blocks; False once a block is off the overview grid
         targets = {"class": (params.output, 1, "uint8", NODATA_CLASS),
                    "confidence": (params.confidence_output, 1, "float32", CONFIDENCE_NODATA),
                    "probabilities": (params.probabilities_output, len(classes), "float32", CONFIDENCE_NODATA)}
+        types = {"uint8": gdal.GDT_Byte, "float32": gdal.GDT_Float32}
+        geotransform = (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e)
         self.paths: dict[str, Any] = {}
         self.datasets: dict[str, Any] = {}
+        stack.callback(self._close)  # after the writer stops (callbacks run last-in, first-out)
         for key, (target, count, dtype, nodata) in targets.items():
             if not target:
                 continue
-            self.paths[key] = stack.enter_context(atomic_path(target))
-            self.datasets[key] = stack.enter_context(rasterio.open(
-                self.paths[key], "w", **_profile(info, width, height, transform, count, dtype, nodata)))
+            self.paths[key] = path = stack.enter_context(atomic_path(target))
+            try:
+                ds = gdal.GetDriverByName("GTiff").Create(str(path), width, height, count, types[dtype],
+                                                          _creation_options(width, height, dtype))
+            except RuntimeError as exc:
+                raise GeoDLError(f"Cannot create the output '{target}': {exc}") from exc
+            ds.SetGeoTransform(geotransform)
+            ds.SetProjection(info.crs_wkt or "")
+            for band in range(1, count + 1):
+                ds.GetRasterBand(band).SetNoDataValue(nodata)
+            if self.factors:
+                ds.BuildOverviews("NONE", self.factors)  # empty levels, filled block by block
+            self.datasets[key] = ds
         self._queue: queue.Queue = queue.Queue(maxsize=2)
         self._error: Optional[BaseException] = None
         self._writer = threading.Thread(target=self._write_blocks, daemon=True)
@@ -210,18 +226,36 @@ class PredictionOutputs:
                 return
             if self._error is not None:
                 continue  # drain after a failure
-            window, blocks = item
+            col, row, blocks, pyramid = item
             try:
                 for key, block in blocks.items():
-                    if key in self.datasets:
-                        self.datasets[key].write(block, window=window)
+                    ds = self.datasets.get(key)
+                    if ds is None:
+                        continue
+                    ds.WriteArray(block, xoff=col, yoff=row)
+                    if pyramid:
+                        self._write_overviews(ds, key, col, row, block)
+                    ds.FlushCache()  # compress now, in this thread, not at the close
             except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
                 self._error = exc
+
+    def _write_overviews(self, ds: Any, key: str, col: int, row: int, block: np.ndarray) -> None:
+        for b, band_block in enumerate(block, start=1):
+            levels = mode_levels(band_block, self.factors, NODATA_CLASS) if key == "class" else \
+                mean_levels(band_block, self.factors, CONFIDENCE_NODATA)
+            band = ds.GetRasterBand(b)
+            for i, (factor, level) in enumerate(zip(self.factors, levels)):
+                band.GetOverview(i).WriteArray(level, col // factor, row // factor)
 
     def _stop(self) -> None:
         if self._writer.is_alive():
             self._queue.put(None)
             self._writer.join()
+
+    def _close(self) -> None:
+        for key in list(self.datasets):
+            self.datasets[key] = None  # dereferencing a GDAL dataset closes it
+        self.datasets.clear()
 
     def _raise_writer_error(self) -> None:
         if self._error is not None:
@@ -230,39 +264,40 @@ class PredictionOutputs:
     def write(self, window: Any, classes: np.ndarray, confidence: np.ndarray, probabilities: np.ndarray) -> None:
         """(h, w) class ids and confidence, (C, h, w) probabilities, at ``window``."""
         self._raise_writer_error()
-        self._queue.put((window, {"class": classes[None], "confidence": confidence[None],
-                                  "probabilities": probabilities}))
+        col, row = int(window.col_off), int(window.row_off)
+        self.progressive = self.progressive and aligned(col, row, self.factors)
+        self._queue.put((col, row, {"class": classes[None], "confidence": confidence[None],
+                                    "probabilities": probabilities}, bool(self.factors) and self.progressive))
 
     @property
     def wants_probabilities(self) -> bool:
         return "probabilities" in self.datasets
 
-    def finish(self, progress: Progress, overviews: bool) -> None:
-        """Colour table and descriptions, close, then overviews on the closed files (much faster than on
-        datasets still open for writing), one thread per output."""
+    def finish(self, progress: Progress) -> None:
+        """Colour table and descriptions, then close. Overviews were written with the blocks; if a block was
+        off the overview grid, they are built now from the closed files (mode for classes, average for
+        floats), one thread per output."""
+        self._stop()
+        self._raise_writer_error()
+        _describe(self.datasets, self.classes)
+        self._close()
+        if self.factors and not self.progressive:
+            progress.check()
+            self._build_overviews()
+        progress.check()  # a cancel during the last block still leaves nothing
+
+    def _build_overviews(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         import rasterio
         from rasterio.enums import Resampling
 
-        self._stop()
-        self._raise_writer_error()
-        _describe(self.datasets, self.classes)
-        for ds in self.datasets.values():
-            ds.close()
-        width, height = self.size
-        if overviews and max(width, height) > 512:
-            progress.check()
-            factors = [f for f in (2, 4, 8, 16, 32) if max(width, height) / f >= 128]
-            keys = [k for k in self.paths if k == "class" or max(width, height) > FLOAT_OVERVIEWS_ABOVE]
+        def build(key: str) -> None:
+            with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(self.paths[key], "r+") as ds:
+                ds.build_overviews(self.factors, Resampling.mode if key == "class" else Resampling.average)
 
-            def build(key: str) -> None:
-                with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(self.paths[key], "r+") as ds:
-                    ds.build_overviews(factors, Resampling.mode if key == "class" else Resampling.average)
-
-            with ThreadPoolExecutor(max_workers=len(keys)) as pool:
-                list(pool.map(build, keys))
-        progress.check()  # a cancel during the last block still leaves nothing
+        with ThreadPoolExecutor(max_workers=len(self.paths)) as pool:
+            list(pool.map(build, self.paths))
 
 
 def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
@@ -317,7 +352,7 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
             outputs.write(Window(c, r, w, h), class_block.reshape(h, w), conf_block.reshape(h, w),
                           prob_block.reshape(-1, h, w))
             progress.update(95.0 * (n + 1) / len(windows), "")
-        outputs.finish(progress, params.overviews)
+        outputs.finish(progress)
     seconds = time.perf_counter() - started
     result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
                            {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings, width * height)
@@ -328,14 +363,20 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
 
 def _describe(outputs: dict, classes: Any) -> None:
     """Colour table and band descriptions, so the outputs read well outside QGIS too."""
-    colormap = {c.id: tuple(int(c.color[i:i + 2], 16) for i in (1, 3, 5)) + (255,) for c in classes}
-    outputs["class"].write_colormap(1, colormap)
-    outputs["class"].set_band_description(1, "class")
+    from osgeo import gdal
+
+    table = gdal.ColorTable()
+    for c in classes:
+        table.SetColorEntry(int(c.id), tuple(int(c.color[i:i + 2], 16) for i in (1, 3, 5)) + (255,))
+    band = outputs["class"].GetRasterBand(1)
+    band.SetRasterColorTable(table)
+    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    band.SetDescription("class")
     if "confidence" in outputs:
-        outputs["confidence"].set_band_description(1, "confidence (highest class probability)")
+        outputs["confidence"].GetRasterBand(1).SetDescription("confidence (highest class probability)")
     if "probabilities" in outputs:
         for i, c in enumerate(classes, start=1):
-            outputs["probabilities"].set_band_description(i, f"p({c.name})")
+            outputs["probabilities"].GetRasterBand(i).SetDescription(f"p({c.name})")
 
 
 def predict_samples(bundle: ModelBundle, x: np.ndarray) -> np.ndarray:

@@ -214,7 +214,7 @@ def predict_segmentation(
                           if outputs.wants_probabilities else probs)
             counts += np.bincount(best[ok], minlength=n_classes)[:n_classes]
             n_pixels += int(ok.sum())
-        outputs.finish(progress, params.overviews)
+        outputs.finish(progress)
     seconds = time.perf_counter() - started
     result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
                            {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings)
