@@ -196,7 +196,6 @@ class PredictionOutputs:
         geotransform = (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e)
         self.paths: dict[str, Any] = {}
         self.datasets: dict[str, Any] = {}
-        stack.callback(self._close)  # after the writer stops (callbacks run last-in, first-out)
         for key, (target, count, dtype, nodata) in targets.items():
             if not target:
                 continue
@@ -210,9 +209,12 @@ class PredictionOutputs:
             ds.SetProjection(info.crs_wkt or "")
             for band in range(1, count + 1):
                 ds.GetRasterBand(band).SetNoDataValue(nodata)
+            self.datasets[key] = ds
+            # Closed (the last reference dropped) before its temporary file is renamed or removed: the
+            # stack unwinds last-in, first-out. A finished prediction has closed it already.
+            stack.callback(self.datasets.pop, key, None)
             if self.factors:
                 ds.BuildOverviews("NONE", self.factors)  # empty levels, filled block by block
-            self.datasets[key] = ds
         self._queue: queue.Queue = queue.Queue(maxsize=2)
         self._error: Optional[BaseException] = None
         self._writer = threading.Thread(target=self._write_blocks, daemon=True)
@@ -253,9 +255,7 @@ class PredictionOutputs:
             self._writer.join()
 
     def _close(self) -> None:
-        for key in list(self.datasets):
-            self.datasets[key] = None  # dereferencing a GDAL dataset closes it
-        self.datasets.clear()
+        self.datasets.clear()  # dropping the last reference to a GDAL dataset closes it
 
     def _raise_writer_error(self) -> None:
         if self._error is not None:
