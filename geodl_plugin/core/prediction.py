@@ -242,12 +242,21 @@ class PredictionOutputs:
                 self._error = exc
 
     def _write_overviews(self, ds: Any, key: str, col: int, row: int, block: np.ndarray) -> None:
+        """Write the block's piece of every overview level. Blocks come row by row; after the last block of a
+        row, a level whose tile row is now complete is flushed (compressed, and out of GDAL's cache), so
+        memory holds at most one tile row per level, whatever the raster's size."""
+        h, w = block.shape[1:]
+        row_done = col + w == ds.RasterXSize
         for b, band_block in enumerate(block, start=1):
             levels = mode_levels(band_block, self.factors, NODATA_CLASS) if key == "class" else \
                 mean_levels(band_block, self.factors, CONFIDENCE_NODATA)
             band = ds.GetRasterBand(b)
             for i, (factor, level) in enumerate(zip(self.factors, levels)):
-                band.GetOverview(i).WriteArray(level, col // factor, row // factor)
+                overview = band.GetOverview(i)
+                overview.WriteArray(level, col // factor, row // factor)
+                tile_rows = factor * overview.GetBlockSize()[1]
+                if row_done and ((row + h) % tile_rows == 0 or row + h == ds.RasterYSize):
+                    overview.FlushCache()
 
     def _stop(self) -> None:
         if self._writer.is_alive():

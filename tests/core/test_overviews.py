@@ -87,13 +87,14 @@ def speckled(tmp_path):
 
 
 def test_prediction_writes_overviews_with_its_blocks(speckled, tmp_path):
-    """Blocks on the overview grid (256 px): the pyramid comes from the blocks. Blocks off it (100 px): GDAL
-    builds it from the closed files at the end. Both equal the definition (GDAL's MODE breaks ties the same
+    """Blocks on the overview grid (256 and 64 px: level tiles filled by several blocks and rows of blocks,
+    flushed as their rows complete): the pyramid comes from the blocks. Blocks off it (100 px): GDAL builds
+    it from the closed files at the end. Both equal the definition (GDAL's MODE breaks ties the same
     way), so the two paths give the same files."""
     import rasterio
 
     raster, model = speckled
-    for block in (256, 100):
+    for block in (256, 64, 100):
         out = tmp_path / f"c{block}.tif"
         conf = tmp_path / f"p{block}.tif"
         predict_raster(PredictParams([str(raster)], str(model), str(out), str(conf), block_size=block))
