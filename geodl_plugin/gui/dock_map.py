@@ -1,0 +1,174 @@
+"""The dock's Map step: classify the region, a raster's extent or the canvas view (a quick preview in the
+persistent worker), and add the styled class and confidence layers in one group.
+
+A mixin of :class:`GeoDLDock`: it uses the dock's widgets (from ``ui/dock.ui``) and helpers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from qgis.core import Qgis, QgsCoordinateTransform, QgsRasterLayer, QgsRectangle
+
+from ..core.classes import ClassTable
+from ..core.errors import GeoDLError
+from ..layers import add_result_layers
+from ..tasks import GeoDLTask
+
+PREVIEW_GROUP = "GeoDL preview"
+AREA_REGION, AREA_RASTER, AREA_CANVAS = "region", "raster", "canvas"
+
+
+def model_classes(path: str) -> ClassTable:
+    """The class table of a model file, from its manifest (no TensorFlow needed)."""
+    from ..core.model_file import ModelBundle, read_manifest
+
+    return ModelBundle(read_manifest(path), None, path).classes
+
+
+class MapStep:
+    def _extent_in(self, area: str, raster: QgsRasterLayer) -> Optional[QgsRectangle]:
+        """The area to classify in the raster's CRS; GeoDLError when there is none or it misses the raster."""
+        crs = raster.crs()
+        if area == AREA_RASTER:
+            return None
+        if area == AREA_REGION:
+            geom = self.region_geometry(crs)
+            if geom is None:
+                raise GeoDLError("No region yet. Draw one in the Region tab, or classify the canvas or raster extent.")
+            rect = geom.boundingBox()
+        elif area == AREA_CANVAS:
+            if self.canvas is None:
+                raise GeoDLError("No map canvas.")
+            rect = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), crs,
+                                          self.project).transformBoundingBox(self.canvas.extent())
+        else:
+            raise GeoDLError(f"Unknown area '{area}'.")
+        if not rect.intersects(raster.extent()):
+            what = {AREA_REGION: "The region", AREA_CANVAS: "The canvas view"}[area]
+            raise GeoDLError(f"{what} lies outside the raster '{raster.name()}'. Pick an area inside the imagery.")
+        return rect
+
+    def _check_map_input(self) -> tuple[list[QgsRasterLayer], str]:
+        rasters = self.selected_rasters()
+        if not rasters:
+            raise GeoDLError("No raster chosen. Tick the imagery in the Imagery tab.")
+        model = self.modelFileWidget.filePath() or self.model_path
+        if not model or not Path(model).is_file():
+            raise GeoDLError("No model file. Train a model (Train tab) or choose a .geodl file.")
+        return rasters, model
+
+    def _map_request(self, area: str) -> Optional[tuple[list[QgsRasterLayer], str, Any]]:
+        """(rasters, model, extent) for a classification of ``area``, or None after telling the user why not
+        (one already running, no raster, no model, region outside the imagery)."""
+        if self._running(self.predict_task):
+            self._warn("A classification is already running; wait for it or press Cancel.")
+            return None
+        try:
+            rasters, model = self._check_map_input()
+            return rasters, model, self._extent_in(area, rasters[0])
+        except GeoDLError as exc:
+            self._warn(str(exc))
+            return None
+
+    def predict(self, area: str = AREA_REGION) -> Optional[GeoDLTask]:
+        checked = self._map_request(area)
+        if checked is None:
+            return None
+        rasters, model, rect = checked
+        paths = [r.source() for r in rasters]
+        output, confidence = self._unique("classes", ".tif"), self._unique("confidence", ".tif")
+        extent = None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+
+        def work(progress):
+            from ..core.prediction import PredictParams
+            from ..core.worker import call_in_worker
+
+            params = PredictParams(rasters=paths, model=model, output=output, confidence_output=confidence,
+                                   extent=extent)
+            params.validate()
+            return call_in_worker("predict_raster", params, progress), model_classes(model)
+
+        return self._start_map_task("GeoDL: classify", work, lambda out: self._mapped(out, "GeoDL map"))
+
+    def preview(self) -> Optional[GeoDLTask]:
+        """Classify the canvas view at screen resolution (fast; replaces the previous preview)."""
+        checked = self._map_request(AREA_CANVAS)
+        if checked is None:
+            return None
+        rasters, model, rect = checked
+        size = self.canvas.mapSettings().outputSize()
+        paths = [r.source() for r in rasters]
+        extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        out_dir = self._unique("preview", "")
+        started = time.perf_counter()
+
+        def work(progress):
+            from .preview import preview_canvas
+
+            return preview_canvas(paths, model, extent, size.width(), size.height(), out_dir, progress,
+                                  in_worker=True), model_classes(model)
+
+        def done(out: tuple) -> None:
+            self._mapped(out, PREVIEW_GROUP, replace=True)
+            self.last_preview_seconds = time.perf_counter() - started
+            self.show_message(f"Preview of the view ({out[0].pixels / 1e6:.2f} Mpx) in "
+                              f"{self.last_preview_seconds:.2f} s.",
+                              Qgis.MessageLevel.Success)
+
+        return self._start_map_task("GeoDL: preview the view", work, done)
+
+    def _start_map_task(self, description: str, work: Callable, done: Callable[[Any], None]) -> GeoDLTask:
+        generation = self._generation
+
+        def ended() -> None:
+            self.predictButton.setEnabled(True)
+            self.previewButton.setEnabled(True)
+            self.cancelPredictButton.setEnabled(False)
+
+        def on_done(out: Any) -> None:
+            ended()
+            self.predictProgress.setValue(100)
+            done(out)
+
+        def on_error(message: str) -> None:
+            ended()
+            self.show_message(message, Qgis.MessageLevel.Critical)
+
+        def on_cancelled() -> None:
+            ended()
+            self.predictProgress.setValue(0)
+            self.show_message("Classification cancelled; nothing was written.", Qgis.MessageLevel.Warning)
+
+        task = GeoDLTask(description, work, on_done=self._guard(generation, on_done),
+                         on_error=self._guard(generation, on_error), on_cancelled=self._guard(generation, on_cancelled))
+        task.progressChanged.connect(lambda p: self.predictProgress.setValue(int(p)))
+        self.predictProgress.setValue(0)
+        self.predictButton.setEnabled(False)
+        self.previewButton.setEnabled(False)
+        self.cancelPredictButton.setEnabled(True)
+        self.predict_task = self._run(task)
+        self.show_message(f"{description.removeprefix('GeoDL: ').capitalize()}…")
+        return task
+
+    def _mapped(self, out: tuple, group: str, replace: bool = False) -> None:
+        result, classes = out
+        root = self.project.layerTreeRoot()
+        if replace:
+            old = root.findGroup(group)
+            if old is not None:
+                self.project.removeMapLayers([layer.layerId() for layer in old.findLayers()])
+                root.removeChildNode(old)
+        try:
+            layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project)
+        except GeoDLError as exc:
+            self.show_message(str(exc), Qgis.MessageLevel.Critical)
+            return
+        self.last_result_layers = layers
+        self.refresh_rasters()
+        if not replace:  # a preview is coarse on purpose: its pixel-size warnings stay in the log
+            for w in result.warnings:
+                self._warn(w)
+            self.show_message(f"Map added: {result.pixels / 1e6:.2f} Mpx in {result.seconds:.1f} s.",
+                              Qgis.MessageLevel.Success)

@@ -1,0 +1,158 @@
+"""The dock's Train step: checks the labels and imagery, then runs labels → samples → model in the worker
+process (``core/label_training.py``) as one task, with the live plot, cancel and the accuracy view.
+
+A mixin of :class:`GeoDLDock`: it uses the dock's widgets (from ``ui/dock.ui``) and helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from qgis.core import Qgis
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QPixmap
+from qgis.PyQt.QtWidgets import QTableWidgetItem
+
+from .. import settings
+from ..core.classes import ClassTable
+from ..core.errors import GeoDLError
+from ..tasks import GeoDLTask
+from .labelling import CLASS_NAME_FIELD
+
+
+class TrainingStep:
+    def _hidden_units(self) -> tuple[int, ...]:
+        text = self.hiddenUnitsEdit.text().replace(";", ",")
+        try:
+            units = tuple(int(t) for t in text.split(",") if t.strip())
+        except ValueError:
+            units = ()
+        if not units or min(units) < 1:
+            raise GeoDLError(f"Hidden units '{text}' are not valid: give positive whole numbers, e.g. 64 or 128,64.")
+        return units
+
+    def check_training_input(self) -> tuple[list[str], str, ClassTable]:
+        """(raster paths, labels path, classes), or GeoDLError naming what is missing."""
+        rasters = self.selected_rasters()
+        if not rasters:
+            raise GeoDLError("No raster chosen. Tick the imagery in the Imagery tab.")
+        if self.session.layer is None or not self._layer_alive(self.session.layer):
+            raise GeoDLError("No labels yet. Add classes and label points in the Labels tab.")
+        counts = self.session.counts()
+        if sum(counts.values()) == 0:
+            raise GeoDLError("No labels yet: the labels layer holds no point. Label some points in the Labels tab.")
+        empty = [c.name for c in self.palette if counts.get(c.id, 0) == 0]
+        if empty:
+            raise GeoDLError(f"Class(es) {', '.join(repr(n) for n in empty)} have no points: label them or remove "
+                             "them from the palette.")
+        if len(self.palette) < 2:
+            raise GeoDLError("A classifier needs at least two classes; add another class and label it.")
+        return [r.source() for r in rasters], self.session.file_path() or "", self.palette.table()
+
+    def start_training(self) -> Optional[GeoDLTask]:
+        if self._running(self.train_task):
+            self._warn("Training is already running; wait for it to finish or press Cancel.")
+            return None
+        try:
+            rasters, labels_path, classes = self.check_training_input()
+            hidden = self._hidden_units()
+        except GeoDLError as exc:
+            self._warn(str(exc))
+            return None
+        samples = self._unique("samples", ".tfrecord")
+        model = self._unique("model", ".geodl")
+        png = model[:-len(".geodl")] + "_confusion.png"
+        options = {"model_type": self.modelTypeCombo.currentData(), "epochs": self.epochsSpin.value(),
+                   "batch_size": self.batchSpin.value(), "hidden_units": hidden}
+        # A U-Net learns from image patches around the points (only the centre pixel labelled).
+        patch = self.patchSizeSpin.value() | 1 if options["model_type"] == "unet" else 1
+        settings.set_value("train_epochs", options["epochs"])
+        settings.set_value("train_batch_size", options["batch_size"])
+
+        def work(progress):
+            from ..core.label_training import TrainFromLabelsParams
+            from ..core.worker import call_in_worker
+
+            # Labels, samples, training and the plot all run in the worker process (see core/worker.py):
+            # QGIS's process only waits on a pipe, so nothing here can hold the GIL the map canvas needs.
+            params = TrainFromLabelsParams(rasters=rasters, labels=labels_path, class_field=CLASS_NAME_FIELD,
+                                           samples=samples, train={"output": model, **options},
+                                           classes=classes.to_json(), patch_size=patch, confusion_png=png)
+            result = call_in_worker("train_from_labels", params, progress)
+            return result, (png if result.metrics else None)
+
+        def cleanup() -> None:
+            for p in (samples, samples + ".json"):
+                Path(p).unlink(missing_ok=True)
+
+        generation = self._generation
+        task = GeoDLTask("GeoDL: train a model", work,
+                         on_done=self._guard(generation, self._trained),
+                         on_error=self._guard(generation, self._train_failed),
+                         on_cancelled=lambda: (cleanup(), self._guard(generation, self._train_cancelled)()))
+        task.metricsReported.connect(self.plot.add_epoch)
+        task.progressChanged.connect(lambda p: self.trainProgress.setValue(int(p)))
+        task.messageReported.connect(self.trainMessageLabel.setText)
+        self.plot.clear()
+        self.trainProgress.setValue(0)
+        self.trainButton.setEnabled(False)
+        self.cancelTrainButton.setEnabled(True)
+        self.train_task = self._run(task)
+        self.show_message("Training…")
+        return task
+
+    def _model_type_changed(self, *_args) -> None:
+        unet = self.modelTypeCombo.currentData() == "unet"
+        self.patchSizeSpin.setEnabled(unet)
+        self.patchSizeLabel.setEnabled(unet)
+        self.hiddenUnitsEdit.setEnabled(self.modelTypeCombo.currentData() == "dnn")
+
+    def _training_ended(self) -> None:
+        self.trainButton.setEnabled(True)
+        self.cancelTrainButton.setEnabled(False)
+
+    def _trained(self, outcome: tuple) -> None:
+        result, png = outcome
+        self._training_ended()
+        self.trainProgress.setValue(100)
+        self.model_path = result.model_path
+        self.modelFileWidget.setFilePath(result.model_path)
+        self._show_accuracy(result.metrics, png)
+        for w in result.warnings:
+            self._warn(w)
+        oa = result.metrics.get("overall_accuracy")
+        self.show_message(f"Model written to {result.model_path}" + (f" (held-out accuracy {oa:.3f})." if oa is not None
+                                                                     else "."), Qgis.MessageLevel.Success)
+
+    def _train_failed(self, message: str) -> None:
+        self._training_ended()
+        self.show_message(message, Qgis.MessageLevel.Critical)
+
+    def _train_cancelled(self) -> None:
+        self._training_ended()
+        self.trainProgress.setValue(0)
+        self.show_message("Training cancelled; no model was written.", Qgis.MessageLevel.Warning)
+
+    def _model_file_changed(self, path: str) -> None:
+        self.model_path = path
+
+    def _show_accuracy(self, metrics: dict, png: Optional[str]) -> None:
+        self.last_metrics = metrics or {}
+        self.f1Table.setRowCount(0)
+        self.confusionLabel.clear()
+        if not metrics:
+            self.accuracyLabel.setText("Train a model to see its accuracy.")
+            return
+        self.accuracyLabel.setText(f"Overall accuracy {metrics['overall_accuracy']:.3f} · kappa {metrics['kappa']:.3f}"
+                                   f" · {metrics.get('n_samples', 0)} held-out samples"
+                                   f" ({metrics.get('split', '')} split)")
+        per_class = metrics.get("per_class", {})
+        self.f1Table.setRowCount(len(per_class))
+        for r, (name, v) in enumerate(per_class.items()):
+            for c, text in enumerate((name, f"{v['f1']:.3f}", f"{v['precision']:.3f}", f"{v['recall']:.3f}")):
+                self.f1Table.setItem(r, c, QTableWidgetItem(text))
+        self.f1Table.resizeColumnsToContents()
+        if png and Path(png).exists():
+            pixmap = QPixmap(png)
+            self.confusionLabel.setPixmap(pixmap.scaledToWidth(min(320, pixmap.width()),
+                                                               Qt.TransformationMode.FastTransformation))
