@@ -15,6 +15,7 @@ PREFIX = "geodl/"
 DEFAULTS: dict[str, Any] = {
     "ee_project": "",
     "ee_service_account_key": "",
+    "ee_bucket": "",
     "last_output_dir": "",
     "train_epochs": 50,
     "train_batch_size": 256,

@@ -70,6 +70,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.region_layer: Optional[QgsVectorLayer] = None
         self.model_path = ""
         self.last_result_layers: list[QgsRasterLayer] = []
+        self.last_map_path = ""  # the last full classification (not a preview): what goes to Earth Engine
         self.last_metrics: dict = {}
         self.last_preview_seconds: Optional[float] = None
         self._output_dir = ""
@@ -110,7 +111,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.f1Table.verticalHeader().setVisible(False)
         self.cancelTrainButton.setEnabled(False)
         self.cancelPredictButton.setEnabled(False)
-        self.ee_panel = None
+        self.ee_panel = self.ee_upload_panel = None
         if is_importable("ee"):  # the Earth Engine backend is optional
             from .ee_imagery import EECompositePanel
 
@@ -118,6 +119,12 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
                                              lambda: str(self.output_dir()), self._run, self._ee_layer_added,
                                              self._warn)
             self.imageryLayout.addWidget(self.ee_panel)
+            from .ee_upload import EEUploadPanel
+
+            self.ee_upload_panel = EEUploadPanel(self.mapPage, lambda: self.last_map_path or None, self._run,
+                                                 self._warn, lambda text: self.show_message(
+                                                     text, Qgis.MessageLevel.Success))
+            self.mapLayout.addWidget(self.ee_upload_panel)
 
     def _ee_layer_added(self, layer: QgsRasterLayer) -> None:
         """A downloaded composite becomes one of the chosen rasters."""
@@ -257,6 +264,9 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         for task in (self.train_task, self.predict_task, self.sample_task):
             if self._running(task):
                 task.cancel()
+        for panel in (self.ee_panel, self.ee_upload_panel):
+            if panel is not None and self._running(panel.task):
+                panel.task.cancel()
 
     def _project_cleared(self) -> None:
         running = [t for t in (self.train_task, self.predict_task, self.sample_task) if self._running(t)]
@@ -273,6 +283,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.modelFileWidget.setFilePath("")
         self._output_dir = ""
         self.last_result_layers = []
+        self.last_map_path = ""
         self._checked_rasters = []
         self._show_accuracy({}, None)
         self.plot.clear()

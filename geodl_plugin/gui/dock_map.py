@@ -168,6 +168,7 @@ class MapStep:
         self.last_result_layers = layers
         self.refresh_rasters()
         if not replace:  # a preview is coarse on purpose: its pixel-size warnings stay in the log
+            self.last_map_path = result.output
             for w in result.warnings:
                 self._warn(w)
             self.show_message(f"Map added: {result.pixels / 1e6:.2f} Mpx in {result.seconds:.1f} s.",

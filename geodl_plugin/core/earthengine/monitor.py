@@ -143,7 +143,7 @@ def wait_for_tasks(
                 " Export fewer samples per task (they are split automatically), a smaller patch size, or raise "
                 "the tile scale, then start the export again."
             )
-        raise GeoDLError(f"Earth Engine export failed: {details}.{hint}")
+        raise GeoDLError(f"Earth Engine task failed: {details}.{hint}")
     return result
 
 

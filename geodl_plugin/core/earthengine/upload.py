@@ -1,8 +1,11 @@
 """Predictions back into Earth Engine as an image asset (the ingestion API, as `earthengine upload image`).
 
-The TFRecord written by :func:`..mixer.write_upload_tfrecord` and the export's mixer JSON are copied to
-Cloud Storage, then one ingestion task reads them as a single tileset; class maps are pyramided with MODE
-(averaging class codes would invent classes).
+Two sources: a GeoTIFF on any grid (:func:`upload_geotiff`: the dock's class map; Earth Engine reads the CRS
+and grid from the file, and the file's nodata is declared as missing data), or, for predictions made on an
+Earth Engine image export's grid, the TFRecord written by :func:`..mixer.raster_to_upload_tfrecord` with
+the export's mixer JSON (:func:`upload_predictions`). Either is copied to Cloud Storage, then one ingestion
+task reads it as a single tileset; class maps are pyramided with MODE (averaging class codes would invent
+classes).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ def asset_name(asset_id: str, project: str) -> str:
 
 
 def image_manifest(
-    name: str, uris: Sequence[str], bands: Sequence[str], pyramiding: str = "MODE", properties: Optional[dict] = None
+    name: str, uris: Sequence[str], bands: Sequence[str], pyramiding: str = "MODE", properties: Optional[dict] = None,
+    missing_data: Optional[float] = None,
 ) -> dict[str, Any]:
     if pyramiding not in PYRAMIDING:
         raise GeoDLError(f"Unknown pyramiding policy '{pyramiding}'; choose one of {', '.join(PYRAMIDING)}.")
@@ -50,6 +54,8 @@ def image_manifest(
     }
     if properties:
         manifest["properties"] = dict(properties)
+    if missing_data is not None:
+        manifest["missingData"] = {"values": [missing_data]}
     return manifest
 
 
@@ -120,5 +126,53 @@ def upload_predictions(
     name = asset_name(asset_id, project)
     uris = copy_to_gcs([tfrecord_path, mixer_path], bucket, prefix, client, progress.sub(0, 80))
     task_id = start_ingestion(image_manifest(name, uris, band_names, pyramiding), overwrite)
+    progress.update(100, f"Started upload task {task_id} → {name}")
+    return task_id
+
+
+def band_ids(descriptions: Sequence[Optional[str]]) -> list[str]:
+    """Earth Engine band ids from band descriptions: 'class' stays 'class', 'confidence (highest class
+    probability)' becomes 'confidence', 'p(water)' becomes 'p_water'; an empty one becomes b1, b2 …"""
+    ids = []
+    for i, text in enumerate(descriptions, start=1):
+        word = re.sub(r"\W+", "_", (text or "").split(" (")[0]).strip("_")
+        ids.append(word if word and not word[0].isdigit() else f"b{i}")
+    return ids
+
+
+def upload_geotiff(
+    raster: str | os.PathLike,
+    asset_id: str,
+    bucket: str,
+    prefix: str = "geodl-upload",
+    band_names: Optional[Sequence[str]] = None,
+    pyramiding: str = "MODE",
+    overwrite: bool = False,
+    client: Any = None,
+    progress: Optional[Progress] = None,
+) -> str:
+    """Copy a GeoTIFF to ``gs://bucket/prefix/`` and start its ingestion as ``asset_id``; return the task id.
+    Band names default to the file's band descriptions; its nodata value becomes the asset's missing data."""
+    import rasterio
+
+    progress = ensure(progress)
+    project = require_connected()
+    path = Path(raster)
+    if not bucket.strip():
+        raise GeoDLError("Give a Cloud Storage bucket for the upload: Earth Engine ingests files from a bucket.")
+    name = asset_name(asset_id, project)  # a bad id fails before anything is copied
+    try:
+        with rasterio.open(path) as ds:
+            driver, count, nodata, descriptions = ds.driver, ds.count, ds.nodata, ds.descriptions
+    except rasterio.errors.RasterioIOError as exc:
+        raise GeoDLError(f"Cannot read '{path}' ({exc}); choose a GeoTIFF to upload.") from exc
+    if driver != "GTiff":
+        raise GeoDLError(f"'{path.name}' is a {driver} raster; Earth Engine ingests GeoTIFF. Save it as GeoTIFF "
+                         "first (Raster ▸ Conversion ▸ Translate).")
+    names = list(band_names) if band_names else band_ids(descriptions)
+    if len(names) != count:
+        raise GeoDLError(f"{len(names)} band name(s) given for the {count} band(s) of '{path.name}'.")
+    uris = copy_to_gcs([path], bucket.strip(), prefix, client, progress.sub(0, 90))
+    task_id = start_ingestion(image_manifest(name, uris, names, pyramiding, missing_data=nodata), overwrite)
     progress.update(100, f"Started upload task {task_id} → {name}")
     return task_id

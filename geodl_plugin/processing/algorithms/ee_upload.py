@@ -1,4 +1,5 @@
-"""geodl:eeupload — predictions on an image export's grid ingested back into Earth Engine as an asset."""
+"""geodl:eeupload — a prediction raster ingested back into Earth Engine as an image asset: a GeoTIFF on any
+grid, or predictions on an image export's grid sent as TFRecord patches with the export's mixer."""
 
 from __future__ import annotations
 
@@ -27,9 +28,11 @@ class EEUploadAlgorithm(GeoDLAlgorithm):
     GROUP = "Earth Engine"
     REQUIRES = ("earth_engine", "rasters")
     HELP = (
-        "Writes a prediction raster made on an Earth Engine image export's grid as TFRecord patches in the "
-        "mixer's order (margins cropped), copies it and the export's PREFIX-mixer.json to a Cloud Storage "
-        "bucket, and starts an ingestion task that creates an image asset. Use the MODE pyramiding policy for "
+        "Creates an Earth Engine image asset from a prediction raster. Without a mixer, the raster (a GeoTIFF on "
+        "any grid, e.g. geodl:predict's class map) is copied to a Cloud Storage bucket and ingested as it is; its "
+        "nodata becomes the asset's missing data and band names default to the band descriptions. With an image "
+        "export's PREFIX-mixer.json, the raster (made on that export's grid) is written as TFRecord patches in "
+        "the mixer's order (margins cropped) and ingested with the mixer. Use the MODE pyramiding policy for "
         "class maps (the default) and MEAN for probabilities. Needs google-cloud-storage and application-default "
         "credentials (`gcloud auth application-default login`) for the bucket."
     )
@@ -50,9 +53,10 @@ class EEUploadAlgorithm(GeoDLAlgorithm):
         self.addParameter(
             QgsProcessingParameterFile(
                 self.MIXER,
-                "The export's PREFIX-mixer.json",
+                "The export's PREFIX-mixer.json (only for predictions on an image export's grid)",
                 behavior=QgsProcessingParameterFile.Behavior.File,
                 extension="json",
+                optional=True,
             )
         )
         add_connection_parameters(self)
@@ -62,7 +66,8 @@ class EEUploadAlgorithm(GeoDLAlgorithm):
             QgsProcessingParameterString(self.PREFIX, "Folder in the bucket", defaultValue="geodl-upload")
         )
         self.addParameter(
-            QgsProcessingParameterString(self.BAND_NAMES, "Band names, comma-separated", defaultValue="class")
+            QgsProcessingParameterString(self.BAND_NAMES, "Band names, comma-separated (default: the band "
+                                         "descriptions, or 'class')", defaultValue="", optional=True)
         )
         self.addParameter(
             QgsProcessingParameterEnum(self.POLICY, "Pyramiding policy", options=PYRAMIDING, defaultValue=0)
@@ -89,18 +94,21 @@ class EEUploadAlgorithm(GeoDLAlgorithm):
 
         def work(progress):
             connect(self, parameters, context)
+            if not mixer_path:
+                return upload.upload_geotiff(raster, asset, bucket, prefix, names or None, policy, overwrite,
+                                             progress=progress)
             with tempfile.TemporaryDirectory(prefix="geodl-upload-") as tmp:
                 stem = (
                     Path(mixer_path).name[: -len("-mixer.json")]
                     if mixer_path.endswith("-mixer.json")
                     else "predictions"
                 )
+                band_names = names or ["class"]
                 records = mixer.raster_to_upload_tfrecord(
-                    raster, mixer_path, Path(tmp) / f"{stem}.tfrecord.gz", names, progress.sub(0, 40)
+                    raster, mixer_path, Path(tmp) / f"{stem}.tfrecord.gz", band_names, progress.sub(0, 40)
                 )
-                return upload.upload_predictions(
-                    records, mixer_path, asset, bucket, names, prefix, policy, overwrite, progress=progress.sub(40, 100)
-                )
+                return upload.upload_predictions(records, mixer_path, asset, bucket, band_names, prefix, policy,
+                                                 overwrite, progress=progress.sub(40, 100))
 
         task_id = self.run_core(feedback, work)
         feedback.pushInfo(f"Started ingestion task {task_id}.")

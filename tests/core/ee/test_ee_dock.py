@@ -37,3 +37,44 @@ def test_dock_downloads_a_composite_for_the_region(ee_session, qgis_iface, qgis_
     expression = json.dumps(calls[0][2]["expression"])
     assert "CLOUD_SCORE_PLUS" in expression and "COPERNICUS/S2_SR_HARMONIZED" in expression
     dock.disconnect_project()
+
+
+def test_dock_sends_the_classified_map_to_earth_engine(ee_session, gcs, monkeypatch, qgis_iface, qgis_new_project,
+                                                       qgis_canvas, qtbot, tmp_path):
+    """The Map tab's upload: the last full classification goes to the bucket, one ingestion task starts, and
+    the panel waits until Earth Engine says the asset exists. A cancel while waiting cancels the ingestion."""
+    from google.cloud import storage
+
+    from geodl_plugin.gui.dock import GeoDLDock
+    from tests.core.ee.test_ee_upload import class_map
+
+    monkeypatch.setattr(storage, "Client", lambda *a, **k: gcs)
+    dock = GeoDLDock(None, iface=qgis_iface, project=qgis_new_project, canvas=qgis_canvas)
+    qtbot.addWidget(dock)
+    panel = dock.ee_upload_panel
+    assert panel is not None
+    assert panel.upload() is None and "Classify" in dock.messageLabel.text()
+
+    dock.last_map_path = str(class_map(tmp_path / "classified.tif"))
+    panel.projectEdit.setText("test-project")
+    panel.assetEdit.setText("geodl/dock_map")
+    panel.bucketEdit.setText("gs://my-bucket/")
+    assert panel.upload() is not None
+    qtbot.waitUntil(lambda: panel.task is None, timeout=60000)
+    assert panel.asset_name == "projects/test-project/assets/geodl/dock_map", panel.statusLabel.text()
+    assert "The map is in Earth Engine" in dock.messageLabel.text()
+    assert ("my-bucket", "geodl-upload/classified.tif") in gcs.objects
+    (import_call,) = ee_session.calls("image:import")
+    assert import_call[2]["imageManifest"]["pyramidingPolicy"] == "MODE"
+    assert ee_session.calls("/operations/", "GET"), "the ingestion was watched"
+
+    ee_session.default_operation_state = "RUNNING"  # a long ingestion, then the user cancels
+    panel.assetEdit.setText("geodl/dock_map_2")
+    assert panel.upload() is not None
+    qtbot.waitUntil(lambda: len(ee_session.calls("image:import")) == 2, timeout=60000)
+    qtbot.waitUntil(lambda: bool(ee_session.calls("/operations/", "GET")[1:]), timeout=60000)
+    panel.cancel()
+    qtbot.waitUntil(lambda: panel.task is None, timeout=60000)
+    assert ee_session.calls(":cancel"), "cancelling in QGIS cancels the Earth Engine task"
+    assert "cancelled" in panel.statusLabel.text()
+    dock.disconnect_project()
