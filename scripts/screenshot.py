@@ -61,6 +61,11 @@ def main() -> int:
     ok = window.grab().save(args.out)
     print(f"wrote {args.out}" if ok else f"could not write {args.out}")
     dock.disconnect_project()
+    from qgis_headless import finish
+
+    # End here, while QgsApplication is still referenced: deleting it (as main's locals go) and QGIS's own
+    # teardown segfault on 3.22 after the work is written.
+    finish(0 if ok else 1)
     return 0 if ok else 1
 
 
