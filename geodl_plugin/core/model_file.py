@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import tempfile
 import zipfile
@@ -33,6 +34,7 @@ MANIFEST = "manifest.json"
 KERAS_MEMBER = "model.keras"
 FOREST_MEMBER = "forest.npz"
 SUFFIX = ".geodl"
+log = logging.getLogger("geodl")
 MAX_BATCH_PIXELS = 262_144
 
 
@@ -216,9 +218,23 @@ class _KerasPredictor:
             return Classified(probs.argmax(axis=-1).astype(np.uint8), probs.max(axis=-1), probs if probabilities
                               else None)
         head = self._head(probabilities)
-        parts = [[np.asarray(o)[:n] for o in head.predict_on_batch(batch)] for batch, n in self._padded_batches(x)]
+        parts = [[np.asarray(o)[:n] for o in self._run(head, batch)] for batch, n in self._padded_batches(x)]
         joined = [np.concatenate(p) if len(parts) > 1 else p[0] for p in zip(*parts)]
         return Classified(joined[0], joined[1], joined[2] if probabilities else None)
+
+    @staticmethod
+    def _run(head: Any, batch: np.ndarray) -> Any:
+        """One compiled call; if XLA cannot compile the model here, the same head runs without it (slower,
+        same answer) rather than failing the prediction."""
+        try:
+            return head.predict_on_batch(batch)
+        except Exception as exc:  # noqa: BLE001 - XLA's errors have no common type
+            if not head.jit_compile:
+                raise
+            log.warning("XLA could not compile the model (%s); predicting without it.", str(exc).splitlines()[0])
+            head.jit_compile = False
+            head.predict_function = None  # rebuilt without XLA on the next call
+            return head.predict_on_batch(batch)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2:

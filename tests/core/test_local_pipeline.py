@@ -205,6 +205,30 @@ def test_compiled_class_head_matches_the_plain_model(rows):
     assert (got.index == plain.argmax(axis=1))[clear].all()
 
 
+def test_a_model_xla_cannot_compile_still_predicts(caplog):
+    """If XLA fails on this machine, the same head runs without it: same answer, one warning."""
+    import keras
+
+    from geodl_plugin.core.model_file import ModelBundle
+    from geodl_plugin.core.models import build_pixel_dnn
+
+    keras.utils.set_random_seed(1)
+    model = build_pixel_dnn(3, 2, [0.0] * 3, [1.0] * 3, hidden_units=(8,))
+    x = np.random.default_rng(1).normal(size=(100, 3)).astype(np.float32)
+    bundle = ModelBundle({}, model)
+    head = bundle._predictor()._head(False)
+    assert head.jit_compile, "on the TensorFlow backend the head is XLA-compiled"
+
+    def broken_compile(*_args, **_kwargs):
+        raise RuntimeError("XLA compilation failed: no kernel for this CPU (injected)")
+
+    head.predict_function = broken_compile  # what a failing XLA compilation raises from
+    with caplog.at_level("WARNING", logger="geodl"):
+        got = bundle.classify(x)
+    assert not head.jit_compile and "predicting without it" in caplog.text
+    np.testing.assert_array_equal(got.index, np.asarray(model.predict_on_batch(x)).argmax(axis=1))
+
+
 def _mismatch_model(tmp_path, samples):
     model = tmp_path / "m.geodl"
     train_model(TrainParams(samples=[samples.path], output=str(model), model_type="rf", n_trees=5, split="random"))
