@@ -58,7 +58,7 @@ class LabelsStep:
 
     def add_class(self, name: str, color: Optional[str] = None) -> None:
         try:
-            self.palette.add(name, color)
+            self.session.edit_palette(lambda p: p.add(name, color), f"add class '{name.strip()}'")
         except GeoDLError as exc:
             self._warn(str(exc))
             return
@@ -69,12 +69,10 @@ class LabelsStep:
         if not 0 <= row < len(self.palette):
             self._warn("Select the class to rename.")
             return
-        try:
-            self.palette.rename(row, name)
+        try:  # the class's points are renamed with it, and back on undo
+            self.session.edit_palette(lambda p: p.rename(row, name), f"rename class to '{name.strip()}'")
         except GeoDLError as exc:
             self._warn(str(exc))
-            return
-        self.session.rename_class_points(self.palette.at(row).id)
 
     def _rename_clicked(self) -> None:
         row = self.classList.currentRow()
@@ -88,7 +86,7 @@ class LabelsStep:
 
     def recolour_class(self, row: int, color: str) -> None:
         if 0 <= row < len(self.palette):
-            self.palette.recolour(row, QColor(color).name())
+            self.session.edit_palette(lambda p: p.recolour(row, QColor(color).name()), "recolour class")
 
     def _colour_clicked(self) -> None:
         row = self.classList.currentRow()
@@ -108,11 +106,11 @@ class LabelsStep:
         if n:
             self._warn(f"Class '{info.name}' still has {n} point(s); remove them (right-click) before the class.")
             return
-        self.palette.remove(row)
+        self.session.edit_palette(lambda p: p.remove(row), f"remove class '{info.name}'")
 
     def move_class(self, row: int, offset: int) -> None:
         if 0 <= row < len(self.palette):
-            self.classList.setCurrentRow(self.palette.move(row, offset))
+            self.classList.setCurrentRow(self.session.edit_palette(lambda p: p.move(row, offset), "reorder classes"))
 
     # ------------------------------------------------------------------------------------------- labelling
     def ensure_labels_layer(self) -> QgsVectorLayer:

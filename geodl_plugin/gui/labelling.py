@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence, TypeVar
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
@@ -32,8 +32,11 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QObject, QVariant, pyqtSignal
 from qgis.PyQt.QtWidgets import QUndoCommand, QUndoStack
 
+from ..core.classes import ClassTable
 from ..core.errors import GeoDLError
 from .class_palette import ClassPalette
+
+T = TypeVar("T")
 
 CLASS_NAME_FIELD = "class_name"
 CLASS_ID_FIELD = "class_id"
@@ -104,6 +107,21 @@ class _RemovePoint(QUndoCommand):
 
     def undo(self) -> None:
         self._fid = self._session._add_features([self._point])[0]
+
+
+class _PaletteEdit(QUndoCommand):
+    """A palette edit (add, rename, recolour, reorder, remove) as the tables before and after it. Undoing a
+    rename renames the class's points back too."""
+
+    def __init__(self, session: LabelSession, before: ClassTable, after: ClassTable, text: str) -> None:
+        super().__init__(text)
+        self._session, self._before, self._after = session, before, after
+
+    def redo(self) -> None:
+        self._session._set_palette(self._after, self._before)
+
+    def undo(self) -> None:
+        self._session._set_palette(self._before, self._after)
 
 
 class LabelSession(QObject):
@@ -226,8 +244,25 @@ class LabelSession(QObject):
         layer.dataProvider().deleteFeatures(list(fids))
         layer.triggerRepaint()
 
+    def edit_palette(self, change: Callable[[ClassPalette], T], text: str) -> T:
+        """Apply ``change`` to the palette as one step on the undo stack (beside the point edits, so Ctrl+Z
+        undoes both in order). A change that raises leaves the palette and the stack as they were."""
+        before = self.palette.table()
+        result = change(self.palette)
+        after = self.palette.table()
+        if list(after) != list(before):
+            self.undo_stack.push(_PaletteEdit(self, before, after, text))  # push runs redo: the same table
+        return result
+
+    def _set_palette(self, table: ClassTable, previous: ClassTable) -> None:
+        self.palette.set_table(table)
+        old_names = {c.id: c.name for c in previous}
+        for info in table:
+            if info.id in old_names and old_names[info.id] != info.name:
+                self.rename_class_points(info.id)
+
     def rename_class_points(self, class_id: int) -> None:
-        """Keep ``class_name`` in step with the palette after a rename (not undoable: it is a palette edit)."""
+        """Keep ``class_name`` in step with the palette after a rename (and after undoing one)."""
         if self.layer is None:
             return
         info = self.palette.by_id(class_id)

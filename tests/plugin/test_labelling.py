@@ -89,8 +89,44 @@ def test_clicks_add_and_remove_points_with_undo(dock, qgis_canvas, qgis_new_proj
     # renaming a class renames its points; removing a class with points is refused politely
     dock.rename_class(1, "crop")
     assert sorted(f[CLASS_NAME_FIELD] for f in layer.getFeatures()) == ["crop", "water", "water"]
+    dock.session.undo_stack.undo()  # the rename: the class and its points are 'field' again
+    assert dock.palette.at(1).name == "field"
+    assert sorted(f[CLASS_NAME_FIELD] for f in layer.getFeatures()) == ["field", "water", "water"]
+    dock.session.undo_stack.redo()
+    assert sorted(f[CLASS_NAME_FIELD] for f in layer.getFeatures()) == ["crop", "water", "water"]
     dock.remove_class(1)
     assert len(dock.palette) == 2 and "still has 1 point" in dock.messageLabel.text()
+
+
+def test_palette_edits_are_undone_and_redone_in_order(dock):
+    def names():
+        return [c.name for c in dock.palette]
+
+    dock.add_class("water")
+    dock.add_class("field")
+    first_field_colour = dock.palette.at(1).color
+    dock.recolour_class(1, "#00ff00")
+    dock.move_class(1, -1)
+    dock.add_class("urban")
+    dock.remove_class(2)
+    dock.add_class("water")  # refused (the name is taken): nothing goes on the stack
+    assert names() == ["field", "water"] and "already" in dock.messageLabel.text()
+    assert dock.session.undo_stack.count() == 6
+    steps = []
+    while dock.session.undo_stack.canUndo():
+        dock.session.undo_stack.undo()
+        steps.append((names(), dock.palette.by_name("field").color if dock.palette.by_name("field") else None))
+    assert steps == [
+        (["field", "water", "urban"], "#00ff00"),  # the removal undone
+        (["field", "water"], "#00ff00"),  # the addition of 'urban' undone
+        (["water", "field"], "#00ff00"),  # the move undone
+        (["water", "field"], first_field_colour),  # the recolour undone
+        (["water"], None),
+        ([], None),
+    ]
+    while dock.session.undo_stack.canRedo():
+        dock.session.undo_stack.redo()
+    assert names() == ["field", "water"] and dock.palette.at(0).color == "#00ff00"
 
 
 def test_label_tool_needs_a_class(dock):
