@@ -97,10 +97,16 @@ def test_prediction_writes_overviews_with_its_blocks(speckled, tmp_path):
     for block in (256, 64, 100):
         out = tmp_path / f"c{block}.tif"
         conf = tmp_path / f"p{block}.tif"
-        predict_raster(PredictParams([str(raster)], str(model), str(out), str(conf), block_size=block))
-        with rasterio.open(out) as ds, rasterio.open(conf) as cs:
+        probs = tmp_path / f"probs{block}.tif"
+        predict_raster(PredictParams([str(raster)], str(model), str(out), str(conf), str(probs), block_size=block))
+        with rasterio.open(out) as ds, rasterio.open(conf) as cs, rasterio.open(probs) as ps:
             assert ds.overviews(1) == [2, 4] and cs.overviews(1) == [2, 4]
-            classes, confidence = ds.read(1), cs.read(1)
+            assert ps.count == 2 and ps.overviews(1) == ps.overviews(2) == [2, 4]
+            classes, confidence, probabilities = ds.read(1), cs.read(1), ps.read()
+        with rasterio.open(probs, overview_level=1) as ps:  # every band of the multi-band output
+            for band in range(2):
+                np.testing.assert_allclose(ps.read(band + 1), mean_reference(probabilities[band], 4, -1.0),
+                                           rtol=1e-5)
         assert set(np.unique(classes)) == {1, 2, 255}
         for level, f in enumerate([2, 4]):
             with rasterio.open(out, overview_level=level) as ds, rasterio.open(conf, overview_level=level) as cs:
