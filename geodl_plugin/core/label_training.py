@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class TrainFromLabelsParams:
+    """JSON-friendly (it crosses the worker's pipe): paths, names and plain values only."""
+
     rasters: list[str]
     labels: str  # a point or polygon layer file
     class_field: str

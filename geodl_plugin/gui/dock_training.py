@@ -74,7 +74,8 @@ class TrainingStep:
             from ..core.worker import call_in_worker
 
             # Labels, samples, training and the plot all run in the worker process (see core/worker.py):
-            # QGIS's process only waits on a pipe, so nothing here can hold the GIL the map canvas needs.
+            # QGIS's process only waits on a pipe, so this thread never holds the interpreter lock that the
+            # dock's own callbacks on the main thread need.
             params = TrainFromLabelsParams(rasters=rasters, labels=labels_path, class_field=CLASS_NAME_FIELD,
                                            samples=samples, train={"output": model, **options},
                                            classes=classes.to_json(), patch_size=patch, confusion_png=png)
