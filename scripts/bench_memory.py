@@ -27,11 +27,12 @@ SCENE = REPO / "data" / "sample" / "LC08_L1TP_224078_20200518_20200518_01_RT.TIF
 
 CHILD = """
 import json, resource, sys, time
+import numpy as np
 sys.path.insert(0, {repo!r})
 from geodl_plugin.core.model_file import load_model_file
 from geodl_plugin.core.prediction import PredictParams, predict_raster
 bundle = load_model_file({model!r})
-bundle.classify(__import__("numpy").zeros((16, len(bundle.bands)), "float32"))  # the model compiled, as for a run
+bundle.classify(np.zeros((16, len(bundle.bands)), "float32"))  # the model compiled, as for a run
 out = {{}}
 if {predict!r}:
     started = time.perf_counter()
