@@ -228,6 +228,19 @@ def read_sidecar(path: str | os.PathLike) -> dict:
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
 
 
+def open_sample_files(paths: str | os.PathLike | Iterable[str | os.PathLike], bands: Optional[Sequence[str]],
+                      what: str = "sample") -> tuple[list[Path], dict, list[str]]:
+    """(the files, the first file's sidecar, the band order: ``bands``, else the sidecar's) for a reader of
+    sample or chip TFRecords."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = [Path(p) for p in paths]
+    if not files:
+        raise GeoDLError(f"No {what} file given.")
+    meta = read_sidecar(files[0])
+    return files, meta, list(bands) if bands else list(meta.get("bands", []))
+
+
 def load_samples(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     bands: Optional[Sequence[str]] = None,
@@ -236,13 +249,7 @@ def load_samples(
 ) -> SampleSet:
     """Read sample TFRecords (local or Earth Engine exports) into arrays. Band order comes from ``bands``,
     else the sidecar, else the sorted float features other than the label and coordinates."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise GeoDLError("No sample file given.")
-    meta = read_sidecar(paths[0])
-    band_list = list(bands) if bands else list(meta.get("bands", []))
+    paths, meta, band_list = open_sample_files(paths, bands)
     columns: dict[str, list[np.ndarray]] = {}
     labels: list[float] = []
     coords: list[tuple[float, float]] = []

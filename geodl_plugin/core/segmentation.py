@@ -29,7 +29,7 @@ from .errors import GeoDLError
 from .labels import POINT, LabelSet
 from .progress import Progress, ensure
 from .raster import RasterInfo, raster_info, valid_mask
-from .samples import COORDS, LABEL, read_sidecar, sidecar_path, stack_info, stacked_band_names
+from .samples import COORDS, LABEL, open_sample_files, read_sidecar, sidecar_path, stack_info, stacked_band_names
 from .tfrecord import TFRecordWriter, read_examples
 
 log = logging.getLogger("geodl")
@@ -448,13 +448,7 @@ def load_chips(paths: str | os.PathLike | Iterable[str | os.PathLike], bands: Op
                label: str = LABEL, classes: Optional[ClassTable] = None) -> ChipSet:
     """Read chip TFRecords (from :func:`chip_raster` or Earth Engine ``neighborhoodToArray`` exports), or point
     patches (``class`` a single value: a mask with the centre pixel labelled)."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise GeoDLError("No chip file given.")
-    meta = read_sidecar(paths[0])
-    band_list = list(bands) if bands else list(meta.get("bands", []))
+    paths, meta, band_list = open_sample_files(paths, bands, "chip")
     images: list[np.ndarray] = []
     masks: list[np.ndarray] = []
     coords: list[tuple[float, float]] = []
