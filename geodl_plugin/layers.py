@@ -19,8 +19,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-from .core.classes import ClassTable
-from .core.errors import GeoDLError
+from .core.data.classes import ClassTable
+from .core.runtime.errors import GeoDLError
 
 
 def style_class_layer(layer: QgsRasterLayer, classes: ClassTable) -> None:

@@ -12,8 +12,8 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
 from . import log_bridge
-from .core.dependencies import check_dependencies, missing_message, unavailable_features
-from .core.worker import call_in_worker, shutdown_shared_worker
+from .core.runtime.dependencies import check_dependencies, missing_message, unavailable_features
+from .core.runtime.worker import call_in_worker, shutdown_shared_worker
 from .paths import resource
 from .processing.provider import GeoDLProvider
 from .tasks import GeoDLTask

@@ -14,8 +14,8 @@ from typing import Any, Callable, Optional
 from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from .core.errors import Cancelled, GeoDLError
-from .core.progress import Progress
+from .core.runtime.errors import Cancelled, GeoDLError
+from .core.runtime.progress import Progress
 
 log = logging.getLogger("geodl")
 

@@ -23,11 +23,11 @@ def _synthetic(work: Path, size: int) -> tuple[str, str]:
     from osgeo import ogr
     from rasterio.transform import from_origin
 
-    from geodl_plugin.core.classes import ClassTable
-    from geodl_plugin.core.labels import POINT, LabelSet
-    from geodl_plugin.core.raster import raster_info
-    from geodl_plugin.core.samples import extract_samples
-    from geodl_plugin.core.training import TrainParams, train_model
+    from geodl_plugin.core.data.classes import ClassTable
+    from geodl_plugin.core.data.labels import POINT, LabelSet
+    from geodl_plugin.core.io.raster import raster_info
+    from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.train.trainer import TrainParams, train_model
 
     rng = np.random.default_rng(0)
     raster = work / "scene.tif"
@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--no-worker", action="store_true", help="skip the worker-process timing")
     args = parser.parse_args()
 
-    from geodl_plugin.core.raster import raster_info
+    from geodl_plugin.core.io.raster import raster_info
     from geodl_plugin.gui.preview import time_preview
 
     with tempfile.TemporaryDirectory(prefix="geodl-bench-") as tmp:
@@ -79,7 +79,7 @@ def main() -> int:
         if not args.no_worker:
             import time
 
-            from geodl_plugin.core.worker import call_in_worker, shutdown_shared_worker
+            from geodl_plugin.core.runtime.worker import call_in_worker, shutdown_shared_worker
 
             # What the plugin does when QGIS starts: the device probe starts the worker and TensorFlow.
             started = time.perf_counter()

@@ -76,7 +76,7 @@ def build_project(scene: Path, polygons: Path, out: Path) -> None:
         QgsVectorLayer,
     )
 
-    from geodl_plugin.core.model_file import load_model_file
+    from geodl_plugin.core.models.networks.model_file import load_model_file
     from geodl_plugin.gui.project_state import DockState
     from geodl_plugin.gui.project_state import save as save_dock_state
     from geodl_plugin.layers import add_result_layers

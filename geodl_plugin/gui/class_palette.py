@@ -10,8 +10,8 @@ from typing import Optional
 
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
-from ..core.classes import NODATA_CLASS, ClassInfo, ClassTable, default_colour
-from ..core.errors import GeoDLError
+from ..core.data.classes import NODATA_CLASS, ClassInfo, ClassTable, default_colour
+from ..core.runtime.errors import GeoDLError
 
 
 class ClassPalette(QObject):

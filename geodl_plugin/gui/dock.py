@@ -23,11 +23,11 @@ from .. import settings
 # The core modules a task uses in this process (sampling inside labelled polygons; training and prediction
 # run in the worker process). Imported with the dock, at plugin load, because a first import inside a task's
 # thread holds the interpreter lock and stalls the map for a moment.
-from ..core import labels as _labels  # noqa: F401
-from ..core import sampling as _sampling  # noqa: F401
-from ..core.classes import ClassTable
-from ..core.dependencies import DependencyStatus, is_importable, missing_message
-from ..core.errors import GeoDLError
+from ..core.data import labels as _labels  # noqa: F401
+from ..core.data import point_sampling as sampling as _sampling  # noqa: F401
+from ..core.data.classes import ClassTable
+from ..core.runtime.dependencies import DependencyStatus, is_importable, missing_message
+from ..core.runtime.errors import GeoDLError
 from ..paths import ui_file
 from ..tasks import GeoDLTask
 from . import project_state

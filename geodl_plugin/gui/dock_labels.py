@@ -14,7 +14,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
 from qgis.PyQt.QtWidgets import QColorDialog, QInputDialog, QListWidgetItem
 
-from ..core.errors import GeoDLError
+from ..core.runtime.errors import GeoDLError
 from ..tasks import GeoDLTask
 from .labelling import layer_file_path
 
@@ -184,8 +184,8 @@ class LabelsStep:
         per_class, min_distance = self.perClassSpin.value(), self.minDistanceSpin.value()
 
         def work(progress):
-            from ..core.labels import read_labels
-            from ..core.sampling import sample_points_in_polygons
+            from ..core.data.labels import read_labels
+            from ..core.data.point_sampling import sample_points_in_polygons
 
             polygons = read_labels(path, field, layer=name, target_crs_wkt=crs_wkt)
             return sample_points_in_polygons(polygons, per_class, min_distance, seed=0, progress=progress)

@@ -11,8 +11,8 @@ from typing import Any, Callable, Optional
 
 from qgis.core import Qgis, QgsCoordinateTransform, QgsRasterLayer, QgsRectangle
 
-from ..core.classes import ClassTable
-from ..core.errors import GeoDLError
+from ..core.data.classes import ClassTable
+from ..core.runtime.errors import GeoDLError
 from ..layers import add_result_layers
 from ..tasks import GeoDLTask
 
@@ -22,7 +22,7 @@ AREA_REGION, AREA_RASTER, AREA_CANVAS = "region", "raster", "canvas"
 
 def model_classes(path: str) -> ClassTable:
     """The class table of a model file, from its manifest (no TensorFlow needed)."""
-    from ..core.model_file import ModelBundle, read_manifest
+    from ..core.models.model_file import ModelBundle, read_manifest
 
     return ModelBundle(read_manifest(path), None, path).classes
 
@@ -82,8 +82,8 @@ class MapStep:
         extent = None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
         def work(progress):
-            from ..core.prediction import PredictParams
-            from ..core.worker import call_in_worker
+            from ..core.predict.raster_prediction import PredictParams
+            from ..core.runtime.worker import call_in_worker
 
             params = PredictParams(rasters=paths, model=model, output=output, confidence_output=confidence,
                                    extent=extent)

@@ -14,8 +14,8 @@ from qgis.PyQt.QtGui import QPixmap
 from qgis.PyQt.QtWidgets import QTableWidgetItem
 
 from .. import settings
-from ..core.classes import ClassTable
-from ..core.errors import GeoDLError
+from ..core.data.classes import ClassTable
+from ..core.runtime.errors import GeoDLError
 from ..tasks import GeoDLTask
 from .labelling import CLASS_NAME_FIELD
 
@@ -70,8 +70,8 @@ class TrainingStep:
         settings.set_value("train_batch_size", options["batch_size"])
 
         def work(progress):
-            from ..core.label_training import TrainFromLabelsParams
-            from ..core.worker import call_in_worker
+            from ..core.train.from_labels import TrainFromLabelsParams
+            from ..core.runtime.worker import call_in_worker
 
             # Labels, samples, training and the plot all run in the worker process (see core/worker.py):
             # QGIS's process only waits on a pipe, so this thread never holds the interpreter lock that the

@@ -79,7 +79,7 @@ class EECompositePanel(QGroupBox):
     def _grid(self):
         """(composite region in degrees, output CRS, bounds in it) from the dock's region."""
         from ..core.earthengine.download import utm_crs
-        from ..core.errors import GeoDLError
+        from ..core.runtime.errors import GeoDLError
 
         wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
         geometry = self._region(wgs84)
@@ -95,7 +95,7 @@ class EECompositePanel(QGroupBox):
     def download(self) -> Optional[GeoDLTask]:
         from ..core.earthengine.composites import CompositeParams
         from ..core.earthengine.download import DownloadParams
-        from ..core.errors import GeoDLError
+        from ..core.runtime.errors import GeoDLError
 
         if self.task is not None:
             self._message("An Earth Engine download is already running; wait for it or cancel it.")

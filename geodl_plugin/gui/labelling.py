@@ -32,8 +32,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QObject, QVariant, pyqtSignal
 from qgis.PyQt.QtWidgets import QUndoCommand, QUndoStack
 
-from ..core.classes import ClassTable
-from ..core.errors import GeoDLError
+from ..core.data.classes import ClassTable
+from ..core.runtime.errors import GeoDLError
 from .class_palette import ClassPalette
 
 T = TypeVar("T")

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..core.errors import GeoDLError
-from ..core.model_file import ModelBundle, load_model_file
-from ..core.prediction import PredictParams, PredictResult, predict_raster
-from ..core.progress import Progress
-from ..core.raster import raster_info
+from ..core.runtime.errors import GeoDLError
+from ..core.models.model_file import ModelBundle, load_model_file
+from ..core.predict.raster_prediction import PredictParams, PredictResult, predict_raster
+from ..core.runtime.progress import Progress
+from ..core.io.raster import raster_info
 
 _BUNDLES: dict[tuple[str, float], ModelBundle] = {}
 
@@ -73,7 +73,7 @@ def preview_canvas(rasters: Sequence[str], model: str, extent: Sequence[float], 
     params = PredictParams(rasters=vrts, model=model, output=str(Path(out_dir) / "preview.tif"),
                            block_size=1024, overviews=False)
     if in_worker:
-        from ..core.worker import call_in_worker
+        from ..core.runtime.worker import call_in_worker
 
         params.validate()
         return call_in_worker("predict_raster", params, progress, persistent=True)

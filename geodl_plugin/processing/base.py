@@ -7,9 +7,9 @@ from typing import Any, Callable, Optional
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
 from qgis.PyQt.QtGui import QIcon
 
-from ..core.dependencies import DEPENDENCIES, check_dependencies, install_command
-from ..core.errors import Cancelled, GeoDLError
-from ..core.progress import Progress
+from ..core.runtime.dependencies import DEPENDENCIES, check_dependencies, install_command
+from ..core.runtime.errors import Cancelled, GeoDLError
+from ..core.runtime.progress import Progress
 from ..paths import resource
 
 

@@ -7,17 +7,17 @@ import gzip
 import numpy as np
 import pytest
 
-from geodl_plugin.core.errors import Cancelled, GeoDLError
-from geodl_plugin.core.labels import read_labels
-from geodl_plugin.core.metrics import area_adjusted_estimates, classification_report
-from geodl_plugin.core.model_file import load_model_file, read_manifest
-from geodl_plugin.core.prediction import PredictParams, predict_raster
-from geodl_plugin.core.progress import Progress
-from geodl_plugin.core.raster import raster_info
-from geodl_plugin.core.samples import extract_samples, load_samples
-from geodl_plugin.core.splits import split_blocked
-from geodl_plugin.core.tfrecord import read_examples, write_examples
-from geodl_plugin.core.training import TrainParams, train_model
+from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
+from geodl_plugin.core.data.labels import read_labels
+from geodl_plugin.core.evaluate.metrics import area_adjusted_estimates, classification_report
+from geodl_plugin.core.models.networks.model_file import load_model_file, read_manifest
+from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
+from geodl_plugin.core.runtime.progress import Progress
+from geodl_plugin.core.io.raster import raster_info
+from geodl_plugin.core.data.samples import extract_samples, load_samples
+from geodl_plugin.core.data.splits import split_blocked
+from geodl_plugin.core.io.tfrecord import read_examples, write_examples
+from geodl_plugin.core.train.trainer import TrainParams, train_model
 from tests.core.synthetic import ORIGIN, PIXEL, grid_points, two_class_scene, write_points, write_raster
 
 
@@ -174,7 +174,7 @@ def test_train_and_predict_on_the_input_grid(samples, scene, tmp_path, model_typ
 def test_forest_arrays_match_scikit_learn():
     from sklearn.ensemble import RandomForestClassifier
 
-    from geodl_plugin.core.models import Forest
+    from geodl_plugin.core.models.networks.networks import Forest
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 4)).astype(np.float32)
@@ -189,8 +189,8 @@ def test_compiled_class_head_matches_the_plain_model(rows):
     answer for every row count, padding never leaking into the result."""
     import keras
 
-    from geodl_plugin.core.model_file import ModelBundle
-    from geodl_plugin.core.models import build_pixel_dnn
+    from geodl_plugin.core.models.networks.model_file import ModelBundle
+    from geodl_plugin.core.models.networks.networks import build_pixel_dnn
 
     keras.utils.set_random_seed(0)
     model = build_pixel_dnn(3, 4, [1000.0] * 3, [250.0**2] * 3, hidden_units=(16,))
@@ -209,8 +209,8 @@ def test_a_model_xla_cannot_compile_still_predicts(caplog):
     """If XLA fails on this machine, the same head runs without it: same answer, one warning."""
     import keras
 
-    from geodl_plugin.core.model_file import ModelBundle
-    from geodl_plugin.core.models import build_pixel_dnn
+    from geodl_plugin.core.models.networks.model_file import ModelBundle
+    from geodl_plugin.core.models.networks.networks import build_pixel_dnn
 
     keras.utils.set_random_seed(1)
     model = build_pixel_dnn(3, 2, [0.0] * 3, [1.0] * 3, hidden_units=(8,))
@@ -276,7 +276,7 @@ def test_model_file_never_runs_code(tmp_path):
 
 
 def test_metrics_and_area_adjusted_estimates():
-    from geodl_plugin.core.classes import ClassTable
+    from geodl_plugin.core.data.classes import ClassTable
 
     classes = ClassTable.from_names(["a", "b"])
     report = classification_report(np.array([1, 1, 1, 2, 2, 2]), np.array([1, 1, 2, 2, 2, 2]), classes)
@@ -288,7 +288,7 @@ def test_metrics_and_area_adjusted_estimates():
     # estimators: p.j = sum_i W_i n_ij / n_i. and OA = sum_i W_i n_ii / n_i.
     counts = [200000, 150000, 3200000, 6450000]
     n = np.array([[66, 0, 1, 2], [0, 55, 0, 1], [5, 8, 153, 9], [4, 12, 11, 313]])
-    from geodl_plugin.core.classes import ClassInfo
+    from geodl_plugin.core.data.classes import ClassInfo
 
     four = ClassTable([ClassInfo(i + 1, f"c{i}", "#000000") for i in range(4)])
     est = area_adjusted_estimates(n, counts, 1.0, four)
@@ -302,7 +302,7 @@ def test_metrics_and_area_adjusted_estimates():
 
 
 def test_extent_on_pixel_edges_selects_exactly_those_pixels(scene):
-    from geodl_plugin.core.prediction import _window_of_extent
+    from geodl_plugin.core.predict.raster_prediction import _window_of_extent
 
     info = raster_info(scene[0])
     x0, y0 = ORIGIN[0] + 10 * PIXEL, ORIGIN[1] - 20 * PIXEL

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geodl_plugin.core.overviews import mean_levels, mode_levels, overview_factors
-from geodl_plugin.core.prediction import PredictParams, predict_raster
-from geodl_plugin.core.training import TrainParams, train_model
+from geodl_plugin.core.io.overviews import mean_levels, mode_levels, overview_factors
+from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
+from geodl_plugin.core.train.trainer import TrainParams, train_model
 from tests.core.synthetic import write_raster
 
 
@@ -66,9 +66,9 @@ def test_overview_factors_keep_at_least_128_pixels():
 def speckled(tmp_path):
     """A 700×600 scene whose pixels are dark or bright at random (so windows hold both classes) with a
     nodata strip, and a small forest trained on the two populations of ``two_class_scene``."""
-    from geodl_plugin.core.labels import read_labels
-    from geodl_plugin.core.raster import raster_info
-    from geodl_plugin.core.samples import extract_samples
+    from geodl_plugin.core.data.labels import read_labels
+    from geodl_plugin.core.io.raster import raster_info
+    from geodl_plugin.core.data.samples import extract_samples
     from tests.core.synthetic import grid_points, two_class_scene, write_points
 
     train_raster = two_class_scene(tmp_path / "train.tif")

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geodl_plugin.core.classes import ClassInfo, ClassTable
-from geodl_plugin.core.errors import Cancelled, GeoDLError
-from geodl_plugin.core.labels import POINT, POLYGON, LabelSet, read_labels
-from geodl_plugin.core.raster import raster_info
-from geodl_plugin.core.tfrecord import write_examples
+from geodl_plugin.core.data.classes import ClassInfo, ClassTable
+from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
+from geodl_plugin.core.data.labels import POINT, POLYGON, LabelSet, read_labels
+from geodl_plugin.core.io.raster import raster_info
+from geodl_plugin.core.io.tfrecord import write_examples
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,15 +58,15 @@ def _wkb(wkt: str) -> bytes:
 def _tiny_unet(n_bands=4, n_classes=3, depth=2, filters=4, seed=1):
     import keras
 
-    from geodl_plugin.core.unet import build_unet
+    from geodl_plugin.core.models.networks.unet import build_unet
 
     keras.utils.set_random_seed(seed)
     return build_unet(n_bands, n_classes, [1000.0] * n_bands, [300.0**2] * n_bands, depth=depth, base_filters=filters)
 
 
 def _unet_file(path, scene, classes, depth=2, filters=4):
-    from geodl_plugin.core.model_file import make_manifest, save_model_file
-    from geodl_plugin.core.models import UNET
+    from geodl_plugin.core.models.networks.model_file import make_manifest, save_model_file
+    from geodl_plugin.core.models.networks.networks import UNET
 
     info = raster_info(scene.image)
     model = _tiny_unet(info.count, len(classes), depth, filters)
@@ -80,7 +80,7 @@ def _unet_file(path, scene, classes, depth=2, filters=4):
 
 # --- sizes and bad input -----------------------------------------------------------------------------------
 def test_patch_size_not_divisible_names_nearest_valid_size():
-    from geodl_plugin.core.segmentation import unet_patch_size
+    from geodl_plugin.core.data.chips import unet_patch_size
 
     assert unet_patch_size(64, 3) == 64
     assert unet_patch_size(257, 3) == 256  # Earth Engine neighborhoodToArray, radius 128
@@ -91,7 +91,7 @@ def test_patch_size_not_divisible_names_nearest_valid_size():
 
 
 def test_explicit_depth_that_does_not_fit_is_an_error():
-    from geodl_plugin.core.segmentation_training import choose_depth
+    from geodl_plugin.core.train.unet_training import choose_depth
 
     assert choose_depth(17, None) == (3, 16)
     assert choose_depth(12, None) == (2, 12)
@@ -100,7 +100,7 @@ def test_explicit_depth_that_does_not_fit_is_an_error():
 
 
 def test_mask_with_no_labelled_pixel_is_an_error(scene, tmp_path):
-    from geodl_plugin.core.segmentation import rasterize_mask
+    from geodl_plugin.core.data.chips import rasterize_mask
 
     info = raster_info(scene.image)
     far = LabelSet(ClassTable.from_ids([1]), np.array([1]), [_wkb("POINT (0 0)")], info.crs_wkt, POINT)
@@ -113,7 +113,7 @@ def test_mask_with_no_labelled_pixel_is_an_error(scene, tmp_path):
 def test_mask_classes_absent_from_class_table_are_named(scene, tmp_path):
     import rasterio
 
-    from geodl_plugin.core.segmentation import chip_raster
+    from geodl_plugin.core.data.chips import chip_raster
 
     info = raster_info(scene.image)
     mask = np.full((info.height, info.width), 255, np.uint8)
@@ -135,8 +135,8 @@ def test_mask_classes_absent_from_class_table_are_named(scene, tmp_path):
 
 
 def test_single_pixel_samples_cannot_train_a_unet(scene, labels, tmp_path):
-    from geodl_plugin.core.samples import extract_samples
-    from geodl_plugin.core.training import TrainParams, train_model
+    from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.train.trainer import TrainParams, train_model
 
     extract_samples([scene.image], labels, tmp_path / "px.tfrecord.gz", 1)
     with pytest.raises(GeoDLError, match="needs image patches"):
@@ -147,7 +147,7 @@ def test_single_pixel_samples_cannot_train_a_unet(scene, labels, tmp_path):
 def test_rasterize_polygons_and_points_on_the_raster_grid(scene, tmp_path):
     import rasterio
 
-    from geodl_plugin.core.segmentation import IGNORE, rasterize_mask
+    from geodl_plugin.core.data.chips import IGNORE, rasterize_mask
 
     info = raster_info(scene.image)
     x0, y0 = info.transform[2], info.transform[5]
@@ -172,7 +172,7 @@ def test_rasterize_polygons_and_points_on_the_raster_grid(scene, tmp_path):
 
 
 def test_chips_with_stride_padding_blocked_split_and_histograms(scene, labels, tmp_path):
-    from geodl_plugin.core.segmentation import IGNORE, chip_raster, load_chips, rasterize_mask
+    from geodl_plugin.core.data.chips import IGNORE, chip_raster, load_chips, rasterize_mask
 
     rasterize_mask(scene.image, labels, tmp_path / "mask.tif")
     report = chip_raster([scene.image], tmp_path / "mask.tif", tmp_path / "train.tfrecord.gz", patch_size=32,
@@ -199,7 +199,7 @@ def test_chips_with_stride_padding_blocked_split_and_histograms(scene, labels, t
 
 
 def test_earth_engine_257_patches_load_and_crop_to_256(tmp_path):
-    from geodl_plugin.core.segmentation import IGNORE, load_chips, unet_patch_size
+    from geodl_plugin.core.data.chips import IGNORE, load_chips, unet_patch_size
 
     rng = np.random.default_rng(0)
     k = 257
@@ -224,7 +224,7 @@ def test_earth_engine_257_patches_load_and_crop_to_256(tmp_path):
 def test_masked_losses_ignore_unlabelled_pixels_and_augmentation_is_shared():
     import keras
 
-    from geodl_plugin.core.unet import augment_batch, make_loss, masked_iou
+    from geodl_plugin.core.models.networks.unet import augment_batch, make_loss, masked_iou
 
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), size=(2, 8, 8)).astype(np.float32)
@@ -246,7 +246,7 @@ def test_masked_losses_ignore_unlabelled_pixels_and_augmentation_is_shared():
 
 
 def test_model_file_round_trip_in_safe_mode(scene, labels, tmp_path):
-    from geodl_plugin.core.model_file import load_model_file
+    from geodl_plugin.core.models.networks.model_file import load_model_file
 
     model = _unet_file(tmp_path / "u.geodl", scene, labels.classes)
     bundle = load_model_file(tmp_path / "u.geodl")
@@ -258,7 +258,7 @@ def test_model_file_round_trip_in_safe_mode(scene, labels, tmp_path):
 
 # --- tiled inference -----------------------------------------------------------------------------------
 def test_batch_spans_cover_every_tile_once_in_near_equal_batches():
-    from geodl_plugin.core.segmentation_prediction import batch_spans
+    from geodl_plugin.core.predict.tiled_prediction import batch_spans
 
     assert batch_spans(5, 4) == [(0, 3), (3, 2)]
     assert batch_spans(8, 4) == [(0, 4), (4, 4)]
@@ -272,7 +272,7 @@ def test_batch_spans_cover_every_tile_once_in_near_equal_batches():
 
 @pytest.mark.parametrize("shape", [(70, 50), (20, 9)])
 def test_tiled_prediction_equals_untiled(shape):
-    from geodl_plugin.core.segmentation_prediction import blend_strips, keras_predictor, predict_untiled
+    from geodl_plugin.core.predict.tiled_prediction import blend_strips, keras_predictor, predict_untiled
 
     height, width = shape
     model = _tiny_unet(n_classes=3)
@@ -300,7 +300,7 @@ def test_tiled_prediction_equals_untiled(shape):
 def test_predict_raster_with_unet_writes_class_and_confidence_on_the_grid(scene, labels, tmp_path):
     import rasterio
 
-    from geodl_plugin.core.prediction import PredictParams, predict_raster
+    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
 
     _unet_file(tmp_path / "u.geodl", scene, labels.classes)
     # a copy with a nodata hole
@@ -331,7 +331,7 @@ def test_raster_smaller_than_one_tile_is_padded(scene, labels, tmp_path):
     import rasterio
     from rasterio.windows import Window
 
-    from geodl_plugin.core.prediction import PredictParams, predict_raster
+    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
 
     with rasterio.open(scene.image) as src:
         profile = src.profile
@@ -348,7 +348,7 @@ def test_raster_smaller_than_one_tile_is_padded(scene, labels, tmp_path):
 
 # --- training ------------------------------------------------------------------------------------------
 def _extract(scene, labels, tmp_path, k):
-    from geodl_plugin.core.samples import extract_samples
+    from geodl_plugin.core.data.samples import extract_samples
 
     path = tmp_path / f"p{k}.tfrecord.gz"
     extract_samples([scene.image], labels, path, k)
@@ -356,8 +356,8 @@ def _extract(scene, labels, tmp_path, k):
 
 
 def test_cancel_stops_within_a_batch_and_writes_nothing(scene, labels, tmp_path):
-    from geodl_plugin.core.progress import Progress
-    from geodl_plugin.core.training import TrainParams, train_model
+    from geodl_plugin.core.runtime.progress import Progress
+    from geodl_plugin.core.train.trainer import TrainParams, train_model
 
     samples = _extract(scene, labels, tmp_path, 17)
     params = TrainParams([samples], str(tmp_path / "u.geodl"), model_type="unet", epochs=50, batch_size=8)
@@ -374,10 +374,10 @@ def test_unet_from_sparse_points_beats_pixel_dnn(scene, labels, tmp_path):
     centre labelled). Noise is per pixel, so context wins; IoU is against the full truth map."""
     import rasterio
 
-    from geodl_plugin.core.prediction import PredictParams, predict_raster
-    from geodl_plugin.core.segmentation import chip_raster, rasterize_mask
-    from geodl_plugin.core.segmentation_training import train_segmentation
-    from geodl_plugin.core.training import TrainParams, train_model
+    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
+    from geodl_plugin.core.data.chips import chip_raster, rasterize_mask
+    from geodl_plugin.core.train.unet_training import train_segmentation
+    from geodl_plugin.core.train.trainer import TrainParams, train_model
 
     pixels, patches = _extract(scene, labels, tmp_path, 1), _extract(scene, labels, tmp_path, 17)
     train_model(TrainParams([pixels], str(tmp_path / "dnn.geodl"), epochs=100, seed=0))
@@ -406,11 +406,11 @@ def test_unet_from_sparse_points_beats_pixel_dnn(scene, labels, tmp_path):
 
 def test_evaluate_scores_a_unet_on_patch_samples(scene, tmp_path):
     """geodl:evaluate's core on a U-Net model file and point-patch samples (label = centre pixel)."""
-    from geodl_plugin.core.evaluation import evaluate_model
-    from geodl_plugin.core.labels import read_labels
-    from geodl_plugin.core.raster import raster_info
-    from geodl_plugin.core.samples import extract_samples
-    from geodl_plugin.core.training import TrainParams, train_model
+    from geodl_plugin.core.evaluate.accuracy import evaluate_model
+    from geodl_plugin.core.data.labels import read_labels
+    from geodl_plugin.core.io.raster import raster_info
+    from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.train.trainer import TrainParams, train_model
 
     labels = read_labels(scene.points, "class_name", target_crs_wkt=raster_info(scene.image).crs_wkt)
     samples = extract_samples([scene.image], labels, tmp_path / "patches.tfrecord.gz", patch_size=9)

@@ -8,7 +8,7 @@ import sys
 from qgis.core import QgsApplication
 
 import geodl_plugin
-from geodl_plugin.core.dependencies import check_dependencies, install_command, missing_message
+from geodl_plugin.core.runtime.dependencies import check_dependencies, install_command, missing_message
 from tests.plugin.conftest import flush_deletes
 
 

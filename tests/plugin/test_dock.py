@@ -235,7 +235,7 @@ def test_unet_trains_from_labelled_points_through_the_dock(dock, qgis_canvas, qg
     task = dock.start_training()
     assert task is not None
     wait_done(qtbot, dock, task)
-    from geodl_plugin.core.model_file import read_manifest
+    from geodl_plugin.core.models.networks.model_file import read_manifest
 
     manifest = read_manifest(dock.model_path)
     assert manifest["mlm:architecture"] == "unet" and manifest["patch_size"] == 8

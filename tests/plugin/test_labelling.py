@@ -8,7 +8,7 @@ from qgis.gui import QgsMapMouseEvent
 from qgis.PyQt.QtCore import QEvent, QPoint, Qt
 from qgis.PyQt.QtGui import QKeyEvent
 
-from geodl_plugin.core.errors import GeoDLError
+from geodl_plugin.core.runtime.errors import GeoDLError
 from geodl_plugin.gui.class_palette import ClassPalette
 from geodl_plugin.gui.dock import GeoDLDock
 from geodl_plugin.gui.labelling import CLASS_ID_FIELD, CLASS_NAME_FIELD

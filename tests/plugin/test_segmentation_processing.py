@@ -22,7 +22,7 @@ def test_rasterize_mask_then_chip(geodl_provider, tmp_path):
     import processing
     from qgis.core import QgsProcessingException
 
-    from geodl_plugin.core.segmentation import load_chips
+    from geodl_plugin.core.data.chips import load_chips
 
     scene = _make_scene(tmp_path)
     mask = processing.run("geodl:rasterizemask", {

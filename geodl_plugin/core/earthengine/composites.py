@@ -11,7 +11,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-from ..errors import GeoDLError
+from ..runtime.errors import GeoDLError
 from .session import ee_errors
 
 S2_COLLECTION = "COPERNICUS/S2_SR_HARMONIZED"

@@ -26,9 +26,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_path, check_writable
-from ..errors import Cancelled, GeoDLError
-from ..progress import Progress, ensure
+from ..io.atomic import atomic_path, check_writable
+from ..runtime.errors import Cancelled, GeoDLError
+from ..runtime.progress import Progress, ensure
 from .session import ee_errors, http_status, is_retryable, require_connected
 
 log = logging.getLogger("geodl")

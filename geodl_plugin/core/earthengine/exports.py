@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from ..errors import GeoDLError
-from ..progress import Progress, ensure
+from ..runtime.errors import GeoDLError
+from ..runtime.progress import Progress, ensure
 from .session import ee_errors, require_connected
 
 LABEL = "class"

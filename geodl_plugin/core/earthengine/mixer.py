@@ -20,10 +20,10 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..errors import GeoDLError
-from ..progress import Progress, ensure
-from ..tfrecord import TFRecordWriter, read_examples
+from ..io.atomic import atomic_path
+from ..runtime.errors import GeoDLError
+from ..runtime.progress import Progress, ensure
+from ..io.tfrecord import TFRecordWriter, read_examples
 
 
 @dataclass(frozen=True)

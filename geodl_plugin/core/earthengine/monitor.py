@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from ..atomic import atomic_path
-from ..errors import Cancelled, GeoDLError
-from ..progress import Progress, ensure
+from ..io.atomic import atomic_path
+from ..runtime.errors import Cancelled, GeoDLError
+from ..runtime.progress import Progress, ensure
 from .session import ee_errors, is_retryable, require_connected
 
 log = logging.getLogger("geodl")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from ..errors import GeoDLError
+from ..runtime.errors import GeoDLError
 
 log = logging.getLogger("geodl")
 

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..errors import GeoDLError
-from ..progress import Progress, ensure
+from ..runtime.errors import GeoDLError
+from ..runtime.progress import Progress, ensure
 from .session import ee_errors, require_connected
 
 PYRAMIDING = ("MEAN", "MODE", "MIN", "MAX", "SAMPLE")

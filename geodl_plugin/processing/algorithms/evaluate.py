@@ -12,12 +12,12 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ...core.errors import GeoDLError
-from ...core.evaluation import evaluate_map
-from ...core.labels import read_labels
-from ...core.metrics import save_report
-from ...core.model_file import ModelBundle, read_manifest
-from ...core.worker import call_in_worker
+from ...core.runtime.errors import GeoDLError
+from ...core.evaluate.accuracy import evaluate_map
+from ...core.data.labels import read_labels
+from ...core.evaluate.metrics import save_report
+from ...core.models.model_file import ModelBundle, read_manifest
+from ...core.runtime.worker import call_in_worker
 from ..base import GeoDLAlgorithm
 
 
@@ -72,7 +72,7 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
                 report = call_in_worker("evaluate_model", None, progress.sub(0, 50), model=model, samples=[samples])
                 classes = ModelBundle(read_manifest(model), None).classes
             if classified and reference:
-                from ...core.raster import raster_info
+                from ...core.io.raster import raster_info
 
                 labels = read_labels(ref_path, field, layer=ref_layer or None,
                                      target_crs_wkt=raster_info(classified.source()).crs_wkt, classes=classes)

@@ -12,9 +12,9 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ...core.errors import GeoDLError
-from ...core.labels import read_labels
-from ...core.samples import extract_samples, stack_info
+from ...core.runtime.errors import GeoDLError
+from ...core.data.labels import read_labels
+from ...core.data.samples import extract_samples, stack_info
 from ..base import GeoDLAlgorithm
 
 

@@ -10,9 +10,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ...core.model_file import read_manifest
-from ...core.prediction import PredictParams
-from ...core.worker import call_in_worker
+from ...core.models.model_file import read_manifest
+from ...core.predict.raster_prediction import PredictParams
+from ...core.runtime.worker import call_in_worker
 from ..base import GeoDLAlgorithm
 
 
@@ -60,7 +60,7 @@ class PredictAlgorithm(GeoDLAlgorithm):
                                requires=needs)
         for w in result.warnings:
             feedback.reportError(w, False)
-        from ...core.model_file import ModelBundle
+        from ...core.models.model_file import ModelBundle
         from ...layers import write_default_styles
 
         write_default_styles(result.output, ModelBundle(read_manifest(model), None).classes, result.confidence_output)

@@ -10,8 +10,8 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ...core.labels import read_labels, write_points
-from ...core.sampling import sample_points_in_polygons
+from ...core.data.labels import read_labels, write_points
+from ...core.data.point_sampling import sample_points_in_polygons
 from ..base import GeoDLAlgorithm
 
 

@@ -8,8 +8,8 @@ import rasterio
 
 from geodl_plugin.core.earthengine import download
 from geodl_plugin.core.earthengine.download import DownloadParams, plan_tiles, request_bytes
-from geodl_plugin.core.errors import Cancelled, GeoDLError
-from geodl_plugin.core.progress import Progress
+from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
+from geodl_plugin.core.runtime.progress import Progress
 
 BANDS = ["B2", "B3", "B4"]
 

@@ -8,7 +8,7 @@ import pytest
 
 from geodl_plugin.core.earthengine import composites, exports
 from geodl_plugin.core.earthengine.exports import Destination, LabelledPoint, TrainingExportParams
-from geodl_plugin.core.errors import GeoDLError
+from geodl_plugin.core.runtime.errors import GeoDLError
 
 REGION = (10.0, 45.0, 10.1, 45.1)
 

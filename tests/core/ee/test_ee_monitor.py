@@ -7,8 +7,8 @@ import pytest
 
 from geodl_plugin.core.earthengine import monitor
 from geodl_plugin.core.earthengine.exports import Destination, StartedExport
-from geodl_plugin.core.errors import Cancelled, GeoDLError
-from geodl_plugin.core.progress import Progress
+from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
+from geodl_plugin.core.runtime.progress import Progress
 
 
 def no_sleep(_seconds):

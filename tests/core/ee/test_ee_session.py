@@ -7,7 +7,7 @@ import json
 import pytest
 
 from geodl_plugin.core.earthengine import session
-from geodl_plugin.core.errors import GeoDLError
+from geodl_plugin.core.runtime.errors import GeoDLError
 
 PROJECT = "test-project"  # the fake transport's project
 

@@ -9,7 +9,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from geodl_plugin.core.earthengine import upload
-from geodl_plugin.core.errors import GeoDLError
+from geodl_plugin.core.runtime.errors import GeoDLError
 
 
 def class_map(path, driver="GTiff"):

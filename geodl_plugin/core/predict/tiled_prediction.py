@@ -26,13 +26,13 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .classes import NODATA_CLASS
-from .errors import GeoDLError
-from .model_file import ModelBundle
-from .prediction import CONFIDENCE_NODATA, PredictionOutputs, PredictParams, PredictResult
-from .progress import Progress, ensure
-from .raster import RasterInfo, valid_mask
-from .segmentation import read_reflect
+from ..data.classes import NODATA_CLASS
+from ..runtime.errors import GeoDLError
+from ..models.model_file import ModelBundle
+from .raster_prediction import CONFIDENCE_NODATA, PredictionOutputs, PredictParams, PredictResult
+from ..runtime.progress import Progress, ensure
+from ..io.raster import RasterInfo, valid_mask
+from ..data.chips import read_reflect
 
 log = logging.getLogger("geodl")
 
@@ -240,7 +240,7 @@ def predict_patch_centres(bundle: Any, x: np.ndarray, batch: int = 32) -> np.nda
     label is their centre pixel) are scored by ``evaluate_model``."""
     import keras
 
-    from .segmentation import crop_patches, unet_patch_size
+    from ..data.chips import crop_patches, unet_patch_size
 
     if x.ndim != 4:
         raise GeoDLError("A U-Net is evaluated on image patches; these samples are single pixels.")

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from .classes import ClassTable
-from .errors import GeoDLError
+from ..runtime.errors import GeoDLError
 
 log = logging.getLogger("geodl")
 
@@ -153,7 +153,7 @@ def write_points(path: str | os.PathLike, labels: LabelSet, class_field: str = "
     """Write point labels to a GeoPackage (atomically), with class name and id fields."""
     from osgeo import ogr
 
-    from .atomic import atomic_path
+    from ..io.atomic import atomic_path
 
     ogr.UseExceptions()
     with atomic_path(path) as tmp:

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import GeoDLError
+from ..runtime.errors import GeoDLError
 
 
 def check_writable(path: str | os.PathLike) -> Path:

@@ -9,7 +9,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from .errors import GeoDLError
+from ..runtime.errors import GeoDLError
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import GeoDLError
+from ..runtime.errors import GeoDLError
 from .labels import POINT, POLYGON, LabelSet
-from .progress import Progress, ensure
+from ..runtime.progress import Progress, ensure
 
 log = logging.getLogger("geodl")
 

@@ -1,6 +1,6 @@
 """Train a U-Net from chips (image + label array) or from point patches (only the centre pixel labelled).
 
-Called by :func:`~geodl_plugin.core.training.train_model` for model type ``unet``: the same parameters, the
+Called by :func:`~geodl_plugin.core.train.trainer.train_model` for model type ``unet``: the same parameters, the
 same held-out test split (whole spatial blocks), the same cancel semantics (stop within one batch, raise
 :class:`Cancelled`, write nothing) and the same model file, whose manifest says ``unet`` and the patch size.
 
@@ -17,14 +17,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .errors import Cancelled, GeoDLError
-from .metrics import report_from_confusion
-from .models import UNET
-from .progress import Progress, ensure
-from .samples import SampleSet
-from .segmentation import IGNORE, ChipSet, centre_mask, is_chip_file, load_chips, unet_patch_size, write_chips
-from .splits import split_blocked, split_random
-from .training import TrainParams, TrainResult, _KerasProgress, manifest_from_samples, save_trained
+from ..runtime.errors import Cancelled, GeoDLError
+from ..evaluate.metrics import report_from_confusion
+from ..models.networks import UNET
+from ..runtime.progress import Progress, ensure
+from ..data.samples import SampleSet
+from ..data.chips import IGNORE, ChipSet, centre_mask, is_chip_file, load_chips, unet_patch_size, write_chips
+from ..data.splits import split_blocked, split_random
+from .trainer import TrainParams, TrainResult, _KerasProgress, manifest_from_samples, save_trained
 
 log = logging.getLogger("geodl")
 
@@ -87,7 +87,7 @@ def train_segmentation(params: TrainParams, samples: Optional[SampleSet] = None,
                        progress: Optional[Progress] = None) -> TrainResult:
     import keras
 
-    from .unet import build_unet, chip_batches, make_loss, masked_f1, masked_iou
+    from ..models.unet import build_unet, chip_batches, make_loss, masked_f1, masked_iou
 
     progress = ensure(progress)
     started = time.perf_counter()

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import GeoDLError
+from ..runtime.errors import GeoDLError
 
 
 def split_random(y: np.ndarray, test_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -19,11 +19,11 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from .classes import ClassTable
-from .errors import GeoDLError
+from ..runtime.errors import GeoDLError
 from .labels import LabelSet
-from .progress import Progress, ensure
-from .raster import RasterInfo, raster_info, valid_mask, world_to_pixel
-from .tfrecord import read_examples, write_examples
+from ..runtime.progress import Progress, ensure
+from ..io.raster import RasterInfo, raster_info, valid_mask, world_to_pixel
+from ..io.tfrecord import read_examples, write_examples
 
 log = logging.getLogger("geodl")
 
@@ -133,7 +133,7 @@ def extract_samples(
     Points outside the raster are skipped and counted (an error if none remain); samples touching nodata
     are left out; a class with fewer than 10 samples gets a warning naming it; one class alone is an error.
     """
-    from .atomic import check_writable
+    from ..io.atomic import check_writable
 
     progress = ensure(progress)
     check_writable(output)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from .errors import GeoDLError
+from ..runtime.errors import GeoDLError
 
 NODATA_CLASS = 255  # class rasters are uint8; 255 marks "no prediction"
 

@@ -14,14 +14,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .errors import Cancelled, GeoDLError
-from .metrics import classification_report
-from .model_file import make_manifest, save_model_file
-from .models import MODEL_TYPES, PIXEL_DNN, RANDOM_FOREST, UNET, build_pixel_dnn, fit_random_forest
-from .progress import Progress, ensure
-from .samples import SampleSet, load_samples
-from .splits import split_blocked, split_random
-from .tfrecord import write_examples
+from ..runtime.errors import Cancelled, GeoDLError
+from ..evaluate.metrics import classification_report
+from ..models.model_file import make_manifest, save_model_file
+from ..models.networks import MODEL_TYPES, PIXEL_DNN, RANDOM_FOREST, UNET, build_pixel_dnn, fit_random_forest
+from ..runtime.progress import Progress, ensure
+from ..data.samples import SampleSet, load_samples
+from ..data.splits import split_blocked, split_random
+from ..io.tfrecord import write_examples
 
 log = logging.getLogger("geodl")
 
@@ -63,7 +63,7 @@ class TrainParams:
             raise GeoDLError("Epochs and batch size must be at least 1.")
         if not 0 <= self.dropout < 1:
             raise GeoDLError(f"Dropout must be in [0, 1); got {self.dropout}.")
-        from .atomic import check_writable
+        from ..io.atomic import check_writable
 
         check_writable(self.output)
         if self.test_samples_output:
@@ -140,7 +140,7 @@ def train_model(params: TrainParams, progress: Optional[Progress] = None) -> Tra
     started = time.perf_counter()
     if params.model_type == UNET:
         # U-Net samples are chips with a k×k label array (or point patches); its trainer reads them itself.
-        from .segmentation_training import train_segmentation
+        from .unet_training import train_segmentation
 
         return train_segmentation(params, None, progress)
     progress.update(0, "reading samples")
@@ -181,7 +181,7 @@ def train_model(params: TrainParams, progress: Optional[Progress] = None) -> Tra
         model, history, n_val = _fit_dnn(train.x, y_index, n_classes, mean, std, counts, params, progress.sub(5, 90))
 
     progress.check()
-    from .model_file import ModelBundle
+    from ..models.model_file import ModelBundle
 
     bundle = ModelBundle({}, model)
     metrics: dict[str, Any] = {}
@@ -236,7 +236,7 @@ def save_trained(params: TrainParams, model: Any, manifest: dict[str, Any], test
 def _write_samples(path: str, samples: SampleSet) -> str:
     import json
 
-    from .samples import COORDS, LABEL, sidecar_path
+    from ..data.samples import COORDS, LABEL, sidecar_path
 
     def records():
         for i in range(len(samples)):

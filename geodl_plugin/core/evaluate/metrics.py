@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .classes import ClassTable
+from ..data.classes import ClassTable
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
@@ -92,7 +92,7 @@ def area_adjusted_estimates(
 
 
 def save_report(report: dict[str, Any], json_path: str | os.PathLike, png_path: Optional[str | os.PathLike] = None) -> None:
-    from .atomic import atomic_path
+    from ..io.atomic import atomic_path
 
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -107,7 +107,7 @@ def plot_confusion_matrix(report: dict[str, Any], png_path: str | os.PathLike) -
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from .atomic import atomic_path
+    from ..io.atomic import atomic_path
 
     cm = np.asarray(report["confusion_matrix"], dtype=np.float64)
     names = report["classes"]

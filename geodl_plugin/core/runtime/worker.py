@@ -32,17 +32,17 @@ from .errors import Cancelled, GeoDLError
 from .progress import Progress, ensure
 
 log = logging.getLogger("geodl")
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[3])  # the folder holding geodl_plugin/
 CANCEL_GRACE_SECONDS = 30.0
 
 
 def _jobs() -> dict[str, tuple[Callable[..., Any], Optional[type], Optional[type]]]:
     """name → (function, params dataclass or None for keyword arguments, result dataclass or None)."""
     from .dependencies import describe_training_device
-    from .evaluation import evaluate_model
-    from .label_training import TrainFromLabelsParams, train_from_labels
-    from .prediction import PredictParams, PredictResult, predict_raster
-    from .training import TrainParams, TrainResult, train_model
+    from ..evaluate.accuracy import evaluate_model
+    from ..train.from_labels import TrainFromLabelsParams, train_from_labels
+    from ..predict.raster_prediction import PredictParams, PredictResult, predict_raster
+    from ..train.trainer import TrainParams, TrainResult, train_model
 
     return {
         "train_model": (train_model, TrainParams, TrainResult),
@@ -54,8 +54,8 @@ def _jobs() -> dict[str, tuple[Callable[..., Any], Optional[type], Optional[type
 
 
 def _result_types() -> dict[str, Optional[type]]:
-    from .prediction import PredictResult
-    from .training import TrainResult
+    from ..predict.raster_prediction import PredictResult
+    from ..train.trainer import TrainResult
 
     return {"train_model": TrainResult, "train_from_labels": TrainResult, "predict_raster": PredictResult}
 
@@ -242,7 +242,7 @@ _bundles: dict = {}
 
 def _cached_bundle(path: str) -> Any:
     """Models stay loaded in a persistent worker; a changed file is reloaded."""
-    from .model_file import load_model_file
+    from ..models.model_file import load_model_file
 
     stat = os.stat(path)
     key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)

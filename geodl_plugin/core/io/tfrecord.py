@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
-from .errors import GeoDLError
+from ..runtime.errors import GeoDLError
 
 try:  # C implementation, installed with google-cloud-storage
     import google_crc32c as _crc_impl

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from .progress import Progress, ensure
+from ..runtime.progress import Progress, ensure
 
 if TYPE_CHECKING:
-    from .training import TrainResult
+    from .trainer import TrainResult
 
 
 @dataclass
@@ -34,11 +34,11 @@ class TrainFromLabelsParams:
 
 def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress] = None) -> TrainResult:
     # Imported here: the dock's process imports this module for the parameters alone.
-    from .classes import ClassTable
-    from .labels import read_labels
-    from .raster import raster_info
-    from .samples import extract_samples
-    from .training import TrainParams, train_model
+    from ..data.classes import ClassTable
+    from ..data.labels import read_labels
+    from ..io.raster import raster_info
+    from ..data.samples import extract_samples
+    from .trainer import TrainParams, train_model
 
     progress = ensure(progress)
     classes = ClassTable.from_json(params.classes) if params.classes else None
@@ -49,7 +49,7 @@ def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress
                     progress=progress.sub(0, 10))
     result = train_model(TrainParams(samples=[params.samples], **params.train), progress.sub(10, 97))
     if result.metrics and params.confusion_png:
-        from .metrics import plot_confusion_matrix
+        from ..evaluate.metrics import plot_confusion_matrix
 
         plot_confusion_matrix(result.metrics, params.confusion_png)
     progress.update(100)

@@ -23,10 +23,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .atomic import atomic_path
-from .classes import ClassTable
-from .errors import GeoDLError
-from .models import RANDOM_FOREST, UNET, Forest
+from ..io.atomic import atomic_path
+from ..data.classes import ClassTable
+from ..runtime.errors import GeoDLError
+from .networks import RANDOM_FOREST, UNET, Forest
 
 FORMAT = "geodl-model"
 FORMAT_VERSION = 1
@@ -56,7 +56,7 @@ def make_manifest(
     training: Optional[dict] = None,
     data_source: str = "",
 ) -> dict[str, Any]:
-    from ..paths import plugin_version
+    from ...paths import plugin_version
 
     segmentation = architecture == UNET
     shape = [-1, len(bands)] if patch_size == 1 and not segmentation else [-1, patch_size, patch_size, len(bands)]

@@ -7,14 +7,14 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from .errors import GeoDLError
-from .labels import LabelSet
+from ..runtime.errors import GeoDLError
+from ..data.labels import LabelSet
 from .metrics import area_adjusted_estimates, classification_report, confusion_matrix
-from .model_file import load_model_file
-from .prediction import predict_samples
-from .progress import Progress, ensure
-from .raster import iter_windows, raster_info, world_to_pixel
-from .samples import load_samples
+from ..models.model_file import load_model_file
+from ..predict.raster_prediction import predict_samples
+from ..runtime.progress import Progress, ensure
+from ..io.raster import iter_windows, raster_info, world_to_pixel
+from ..data.samples import load_samples
 
 
 def evaluate_model(model: str | os.PathLike, samples: Iterable[str | os.PathLike],
@@ -28,7 +28,7 @@ def evaluate_model(model: str | os.PathLike, samples: Iterable[str | os.PathLike
                          f"{bundle.patch_size}×{bundle.patch_size}.")
     progress.update(30, f"predicting {len(data)} samples")
     if bundle.architecture == "unet":
-        from .segmentation_prediction import predict_patch_centres
+        from ..predict.tiled_prediction import predict_patch_centres
 
         predicted = predict_patch_centres(bundle, data.x)
     else:

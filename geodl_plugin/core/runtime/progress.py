@@ -1,7 +1,7 @@
 """The progress/cancel contract between the core and whoever runs it (a QgsTask or a Processing feedback).
 
 Core functions take an optional :class:`Progress`. They call ``progress.update(percent, message)`` and
-``progress.check()`` at natural checkpoints; ``check()`` raises :class:`~geodl_plugin.core.errors.Cancelled`
+``progress.check()`` at natural checkpoints; ``check()`` raises :class:`~geodl_plugin.core.runtime.errors.Cancelled`
 once the caller asked to stop, so a cancel takes effect within one chunk or batch.
 """
 

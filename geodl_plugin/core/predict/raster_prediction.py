@@ -18,14 +18,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .atomic import atomic_path, check_writable
-from .classes import NODATA_CLASS
-from .errors import GeoDLError
-from .model_file import ModelBundle, load_model_file
-from .overviews import aligned, mean_levels, mode_levels, overview_factors
-from .progress import Progress, ensure
-from .raster import RasterInfo, iter_windows, valid_mask
-from .samples import read_stack_window, stack_info
+from ..io.atomic import atomic_path, check_writable
+from ..data.classes import NODATA_CLASS
+from ..runtime.errors import GeoDLError
+from ..models.model_file import ModelBundle, load_model_file
+from ..io.overviews import aligned, mean_levels, mode_levels, overview_factors
+from ..runtime.progress import Progress, ensure
+from ..io.raster import RasterInfo, iter_windows, valid_mask
+from ..data.samples import read_stack_window, stack_info
 
 log = logging.getLogger("geodl")
 
@@ -331,7 +331,7 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
     col0, row0, width, height = _window_of_extent(info, params.extent)
     transform = window_transform(Window(col0, row0, width, height), rasterio.Affine(*info.transform))
     if bundle.architecture == "unet":
-        from .segmentation_prediction import predict_segmentation  # tiled, blended
+        from .tiled_prediction import predict_segmentation  # tiled, blended
 
         return predict_segmentation(params, bundle, infos, (col0, row0, width, height), transform, nodata,
                                     progress, warnings)

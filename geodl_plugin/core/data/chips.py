@@ -25,12 +25,12 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from .classes import NODATA_CLASS, ClassTable
-from .errors import GeoDLError
+from ..runtime.errors import GeoDLError
 from .labels import POINT, LabelSet
-from .progress import Progress, ensure
-from .raster import RasterInfo, raster_info, valid_mask
+from ..runtime.progress import Progress, ensure
+from ..io.raster import RasterInfo, raster_info, valid_mask
 from .samples import COORDS, LABEL, open_sample_files, read_sidecar, sidecar_path, stack_info, stacked_band_names
-from .tfrecord import TFRecordWriter, read_examples
+from ..io.tfrecord import TFRecordWriter, read_examples
 
 log = logging.getLogger("geodl")
 
@@ -135,8 +135,8 @@ def rasterize_mask(raster: str | os.PathLike, labels: LabelSet, output: str | os
     import rasterio
     from rasterio.windows import Window
 
-    from .atomic import atomic_path
-    from .raster import iter_windows
+    from ..io.atomic import atomic_path
+    from ..io.raster import iter_windows
 
     progress = ensure(progress)
     info = raster_info(raster)
@@ -249,8 +249,8 @@ def chip_raster(
     import rasterio
     from rasterio.windows import Window
 
-    from .atomic import atomic_path, check_writable
-    from .raster import pixel_centre
+    from ..io.atomic import atomic_path, check_writable
+    from ..io.raster import pixel_centre
     from .splits import split_blocked
 
     progress = ensure(progress)
@@ -369,7 +369,7 @@ def band_histograms(images: np.ndarray, masks: np.ndarray, bands: Sequence[str],
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from .atomic import atomic_path
+    from ..io.atomic import atomic_path
 
     if images.shape[1] != len(bands):
         images = np.moveaxis(images, -1, 1)
@@ -504,7 +504,7 @@ def is_chip_file(path: str | os.PathLike) -> bool:
 
 def write_chips(path: str | os.PathLike, chips: ChipSet) -> str:
     """Write chips (with a sidecar) in the chip layout: the held-out test chips of a training run, say."""
-    from .atomic import atomic_path
+    from ..io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         with TFRecordWriter(tmp) as writer:
