@@ -69,9 +69,9 @@ def ensure_model(data: Path, out: Path) -> Path:
     if model.exists():
         return model
     from geodl_plugin.core.data.labels import read_labels
-    from geodl_plugin.core.io.raster import raster_info
-    from geodl_plugin.core.data.samples import extract_samples
     from geodl_plugin.core.data.point_sampling import sample_points_in_polygons
+    from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.io.raster import raster_info
     from geodl_plugin.core.train.trainer import TrainParams, train_model
 
     info = raster_info(data / SCENE)
@@ -139,6 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     from geodl_plugin.core.models.networks.model_file import ModelBundle, load_model_file
+
     from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
 
     model = ensure_model(args.data, args.out)

@@ -25,8 +25,8 @@ def _synthetic(work: Path, size: int) -> tuple[str, str]:
 
     from geodl_plugin.core.data.classes import ClassTable
     from geodl_plugin.core.data.labels import POINT, LabelSet
-    from geodl_plugin.core.io.raster import raster_info
     from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.io.raster import raster_info
     from geodl_plugin.core.train.trainer import TrainParams, train_model
 
     rng = np.random.default_rng(0)

@@ -65,15 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import keras
+    from geodl_plugin.core.models.networks.model_file import make_manifest, save_model_file
+    from geodl_plugin.core.models.networks.networks import UNET
+    from geodl_plugin.core.models.networks.unet import augment_batch, build_unet, chip_batches, make_loss, unet_flops
     from make_synthetic_scene import make_scene
 
     from geodl_plugin.core.data.classes import ClassTable
-    from geodl_plugin.core.models.networks.model_file import make_manifest, save_model_file
-    from geodl_plugin.core.models.networks.networks import UNET
-    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
     from geodl_plugin.core.io.raster import raster_info
+    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
     from geodl_plugin.core.predict.tiled_prediction import batch_spans, keras_predictor, tile_layout
-    from geodl_plugin.core.models.networks.unet import augment_batch, build_unet, chip_batches, make_loss, unet_flops
 
     figures: dict = {"backend": keras.backend.backend(), "cpu_count": os.cpu_count()}
     flops_per_s = matmul_flops()

@@ -70,8 +70,8 @@ class TrainingStep:
         settings.set_value("train_batch_size", options["batch_size"])
 
         def work(progress):
-            from ..core.train.from_labels import TrainFromLabelsParams
             from ..core.runtime.worker import call_in_worker
+            from ..core.train.from_labels import TrainFromLabelsParams
 
             # Labels, samples, training and the plot all run in the worker process (see core/worker.py):
             # QGIS's process only waits on a pipe, so this thread never holds the interpreter lock that the

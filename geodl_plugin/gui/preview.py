@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..core.runtime.errors import GeoDLError
+from ..core.io.raster import raster_info
 from ..core.models.model_file import ModelBundle, load_model_file
 from ..core.predict.raster_prediction import PredictParams, PredictResult, predict_raster
+from ..core.runtime.errors import GeoDLError
 from ..core.runtime.progress import Progress
-from ..core.io.raster import raster_info
 
 _BUNDLES: dict[tuple[str, float], ModelBundle] = {}
 

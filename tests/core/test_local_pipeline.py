@@ -6,17 +6,17 @@ import gzip
 
 import numpy as np
 import pytest
-
-from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
-from geodl_plugin.core.data.labels import read_labels
-from geodl_plugin.core.evaluate.metrics import area_adjusted_estimates, classification_report
 from geodl_plugin.core.models.networks.model_file import load_model_file, read_manifest
-from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
-from geodl_plugin.core.runtime.progress import Progress
-from geodl_plugin.core.io.raster import raster_info
+
+from geodl_plugin.core.data.labels import read_labels
 from geodl_plugin.core.data.samples import extract_samples, load_samples
 from geodl_plugin.core.data.splits import split_blocked
+from geodl_plugin.core.evaluate.metrics import area_adjusted_estimates, classification_report
+from geodl_plugin.core.io.raster import raster_info
 from geodl_plugin.core.io.tfrecord import read_examples, write_examples
+from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
+from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
+from geodl_plugin.core.runtime.progress import Progress
 from geodl_plugin.core.train.trainer import TrainParams, train_model
 from tests.core.synthetic import ORIGIN, PIXEL, grid_points, two_class_scene, write_points, write_raster
 
@@ -172,9 +172,8 @@ def test_train_and_predict_on_the_input_grid(samples, scene, tmp_path, model_typ
 
 
 def test_forest_arrays_match_scikit_learn():
-    from sklearn.ensemble import RandomForestClassifier
-
     from geodl_plugin.core.models.networks.networks import Forest
+    from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 4)).astype(np.float32)
@@ -188,7 +187,6 @@ def test_compiled_class_head_matches_the_plain_model(rows):
     """The argmax/max head (XLA on TensorFlow, rows padded to fixed sizes) gives exactly the plain model's
     answer for every row count, padding never leaking into the result."""
     import keras
-
     from geodl_plugin.core.models.networks.model_file import ModelBundle
     from geodl_plugin.core.models.networks.networks import build_pixel_dnn
 
@@ -208,7 +206,6 @@ def test_compiled_class_head_matches_the_plain_model(rows):
 def test_a_model_xla_cannot_compile_still_predicts(caplog):
     """If XLA fails on this machine, the same head runs without it: same answer, one warning."""
     import keras
-
     from geodl_plugin.core.models.networks.model_file import ModelBundle
     from geodl_plugin.core.models.networks.networks import build_pixel_dnn
 

@@ -67,8 +67,8 @@ def speckled(tmp_path):
     """A 700×600 scene whose pixels are dark or bright at random (so windows hold both classes) with a
     nodata strip, and a small forest trained on the two populations of ``two_class_scene``."""
     from geodl_plugin.core.data.labels import read_labels
-    from geodl_plugin.core.io.raster import raster_info
     from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.io.raster import raster_info
     from tests.core.synthetic import grid_points, two_class_scene, write_points
 
     train_raster = two_class_scene(tmp_path / "train.tif")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from geodl_plugin.core.data.classes import ClassInfo, ClassTable
-from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
 from geodl_plugin.core.data.labels import POINT, POLYGON, LabelSet, read_labels
 from geodl_plugin.core.io.raster import raster_info
 from geodl_plugin.core.io.tfrecord import write_examples
+from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,6 @@ def _wkb(wkt: str) -> bytes:
 
 def _tiny_unet(n_bands=4, n_classes=3, depth=2, filters=4, seed=1):
     import keras
-
     from geodl_plugin.core.models.networks.unet import build_unet
 
     keras.utils.set_random_seed(seed)
@@ -223,7 +222,6 @@ def test_earth_engine_257_patches_load_and_crop_to_256(tmp_path):
 # --- model ---------------------------------------------------------------------------------------------
 def test_masked_losses_ignore_unlabelled_pixels_and_augmentation_is_shared():
     import keras
-
     from geodl_plugin.core.models.networks.unet import augment_batch, make_loss, masked_iou
 
     rng = np.random.default_rng(0)
@@ -374,10 +372,10 @@ def test_unet_from_sparse_points_beats_pixel_dnn(scene, labels, tmp_path):
     centre labelled). Noise is per pixel, so context wins; IoU is against the full truth map."""
     import rasterio
 
-    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
     from geodl_plugin.core.data.chips import chip_raster, rasterize_mask
-    from geodl_plugin.core.train.unet_training import train_segmentation
+    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
     from geodl_plugin.core.train.trainer import TrainParams, train_model
+    from geodl_plugin.core.train.unet_training import train_segmentation
 
     pixels, patches = _extract(scene, labels, tmp_path, 1), _extract(scene, labels, tmp_path, 17)
     train_model(TrainParams([pixels], str(tmp_path / "dnn.geodl"), epochs=100, seed=0))
@@ -406,10 +404,10 @@ def test_unet_from_sparse_points_beats_pixel_dnn(scene, labels, tmp_path):
 
 def test_evaluate_scores_a_unet_on_patch_samples(scene, tmp_path):
     """geodl:evaluate's core on a U-Net model file and point-patch samples (label = centre pixel)."""
-    from geodl_plugin.core.evaluate.accuracy import evaluate_model
     from geodl_plugin.core.data.labels import read_labels
-    from geodl_plugin.core.io.raster import raster_info
     from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.evaluate.accuracy import evaluate_model
+    from geodl_plugin.core.io.raster import raster_info
     from geodl_plugin.core.train.trainer import TrainParams, train_model
 
     labels = read_labels(scene.points, "class_name", target_crs_wkt=raster_info(scene.image).crs_wkt)

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
 from geodl_plugin.core.data.labels import read_labels
-from geodl_plugin.core.predict.raster_prediction import PredictParams, PredictResult
-from geodl_plugin.core.runtime.progress import Progress
-from geodl_plugin.core.io.raster import raster_info
 from geodl_plugin.core.data.samples import extract_samples
-from geodl_plugin.core.train.trainer import TrainParams, TrainResult
+from geodl_plugin.core.io.raster import raster_info
+from geodl_plugin.core.predict.raster_prediction import PredictParams, PredictResult
+from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
+from geodl_plugin.core.runtime.progress import Progress
 from geodl_plugin.core.runtime.worker import Worker, call_in_worker
+from geodl_plugin.core.train.trainer import TrainParams, TrainResult
 from tests.core.synthetic import grid_points, two_class_scene, write_points
 
 

@@ -24,13 +24,13 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .classes import NODATA_CLASS, ClassTable
-from ..runtime.errors import GeoDLError
-from .labels import POINT, LabelSet
-from ..runtime.progress import Progress, ensure
 from ..io.raster import RasterInfo, raster_info, valid_mask
-from .samples import COORDS, LABEL, open_sample_files, read_sidecar, sidecar_path, stack_info, stacked_band_names
 from ..io.tfrecord import TFRecordWriter, read_examples
+from ..runtime.errors import GeoDLError
+from ..runtime.progress import Progress, ensure
+from .classes import NODATA_CLASS, ClassTable
+from .labels import POINT, LabelSet
+from .samples import COORDS, LABEL, open_sample_files, read_sidecar, sidecar_path, stack_info, stacked_band_names
 
 log = logging.getLogger("geodl")
 

@@ -12,8 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-from .classes import ClassTable
 from ..runtime.errors import GeoDLError
+from .classes import ClassTable
 
 log = logging.getLogger("geodl")
 

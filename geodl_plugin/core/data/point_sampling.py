@@ -8,8 +8,8 @@ from typing import Optional
 import numpy as np
 
 from ..runtime.errors import GeoDLError
-from .labels import POINT, POLYGON, LabelSet
 from ..runtime.progress import Progress, ensure
+from .labels import POINT, POLYGON, LabelSet
 
 log = logging.getLogger("geodl")
 

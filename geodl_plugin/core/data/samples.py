@@ -18,12 +18,12 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .classes import ClassTable
-from ..runtime.errors import GeoDLError
-from .labels import LabelSet
-from ..runtime.progress import Progress, ensure
 from ..io.raster import RasterInfo, raster_info, valid_mask, world_to_pixel
 from ..io.tfrecord import read_examples, write_examples
+from ..runtime.errors import GeoDLError
+from ..runtime.progress import Progress, ensure
+from .classes import ClassTable
+from .labels import LabelSet
 
 log = logging.getLogger("geodl")
 

@@ -21,9 +21,9 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from ..io.atomic import atomic_path
+from ..io.tfrecord import TFRecordWriter, read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
-from ..io.tfrecord import TFRecordWriter, read_examples
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from ..runtime.errors import GeoDLError
 from ..data.labels import LabelSet
-from .metrics import area_adjusted_estimates, classification_report, confusion_matrix
+from ..data.samples import load_samples
+from ..io.raster import iter_windows, raster_info, world_to_pixel
 from ..models.model_file import load_model_file
 from ..predict.raster_prediction import predict_samples
+from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
-from ..io.raster import iter_windows, raster_info, world_to_pixel
-from ..data.samples import load_samples
+from .metrics import area_adjusted_estimates, classification_report, confusion_matrix
 
 
 def evaluate_model(model: str | os.PathLike, samples: Iterable[str | os.PathLike],

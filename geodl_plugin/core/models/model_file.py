@@ -23,8 +23,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..io.atomic import atomic_path
 from ..data.classes import ClassTable
+from ..io.atomic import atomic_path
 from ..runtime.errors import GeoDLError
 from .networks import RANDOM_FOREST, UNET, Forest
 

@@ -18,14 +18,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..io.atomic import atomic_path, check_writable
 from ..data.classes import NODATA_CLASS
-from ..runtime.errors import GeoDLError
-from ..models.model_file import ModelBundle, load_model_file
-from ..io.overviews import aligned, mean_levels, mode_levels, overview_factors
-from ..runtime.progress import Progress, ensure
-from ..io.raster import RasterInfo, iter_windows, valid_mask
 from ..data.samples import read_stack_window, stack_info
+from ..io.atomic import atomic_path, check_writable
+from ..io.overviews import aligned, mean_levels, mode_levels, overview_factors
+from ..io.raster import RasterInfo, iter_windows, valid_mask
+from ..models.model_file import ModelBundle, load_model_file
+from ..runtime.errors import GeoDLError
+from ..runtime.progress import Progress, ensure
 
 log = logging.getLogger("geodl")
 

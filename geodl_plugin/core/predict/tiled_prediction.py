@@ -26,13 +26,13 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from ..data.classes import NODATA_CLASS
-from ..runtime.errors import GeoDLError
-from ..models.model_file import ModelBundle
-from .raster_prediction import CONFIDENCE_NODATA, PredictionOutputs, PredictParams, PredictResult
-from ..runtime.progress import Progress, ensure
-from ..io.raster import RasterInfo, valid_mask
 from ..data.chips import read_reflect
+from ..data.classes import NODATA_CLASS
+from ..io.raster import RasterInfo, valid_mask
+from ..models.model_file import ModelBundle
+from ..runtime.errors import GeoDLError
+from ..runtime.progress import Progress, ensure
+from .raster_prediction import CONFIDENCE_NODATA, PredictionOutputs, PredictParams, PredictResult
 
 log = logging.getLogger("geodl")
 

@@ -38,11 +38,11 @@ CANCEL_GRACE_SECONDS = 30.0
 
 def _jobs() -> dict[str, tuple[Callable[..., Any], Optional[type], Optional[type]]]:
     """name → (function, params dataclass or None for keyword arguments, result dataclass or None)."""
-    from .dependencies import describe_training_device
     from ..evaluate.accuracy import evaluate_model
-    from ..train.from_labels import TrainFromLabelsParams, train_from_labels
     from ..predict.raster_prediction import PredictParams, PredictResult, predict_raster
+    from ..train.from_labels import TrainFromLabelsParams, train_from_labels
     from ..train.trainer import TrainParams, TrainResult, train_model
+    from .dependencies import describe_training_device
 
     return {
         "train_model": (train_model, TrainParams, TrainResult),

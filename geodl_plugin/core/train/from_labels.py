@@ -36,8 +36,8 @@ def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress
     # Imported here: the dock's process imports this module for the parameters alone.
     from ..data.classes import ClassTable
     from ..data.labels import read_labels
-    from ..io.raster import raster_info
     from ..data.samples import extract_samples
+    from ..io.raster import raster_info
     from .trainer import TrainParams, train_model
 
     progress = ensure(progress)

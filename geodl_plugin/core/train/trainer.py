@@ -14,14 +14,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..runtime.errors import Cancelled, GeoDLError
-from ..evaluate.metrics import classification_report
-from ..models.model_file import make_manifest, save_model_file
-from ..models.networks import MODEL_TYPES, PIXEL_DNN, RANDOM_FOREST, UNET, build_pixel_dnn, fit_random_forest
-from ..runtime.progress import Progress, ensure
 from ..data.samples import SampleSet, load_samples
 from ..data.splits import split_blocked, split_random
+from ..evaluate.metrics import classification_report
 from ..io.tfrecord import write_examples
+from ..models.model_file import make_manifest, save_model_file
+from ..models.networks import MODEL_TYPES, PIXEL_DNN, RANDOM_FOREST, UNET, build_pixel_dnn, fit_random_forest
+from ..runtime.errors import Cancelled, GeoDLError
+from ..runtime.progress import Progress, ensure
 
 log = logging.getLogger("geodl")
 

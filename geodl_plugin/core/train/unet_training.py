@@ -17,13 +17,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..runtime.errors import Cancelled, GeoDLError
+from ..data.chips import IGNORE, ChipSet, centre_mask, is_chip_file, load_chips, unet_patch_size, write_chips
+from ..data.samples import SampleSet
+from ..data.splits import split_blocked, split_random
 from ..evaluate.metrics import report_from_confusion
 from ..models.networks import UNET
+from ..runtime.errors import Cancelled, GeoDLError
 from ..runtime.progress import Progress, ensure
-from ..data.samples import SampleSet
-from ..data.chips import IGNORE, ChipSet, centre_mask, is_chip_file, load_chips, unet_patch_size, write_chips
-from ..data.splits import split_blocked, split_random
 from .trainer import TrainParams, TrainResult, _KerasProgress, manifest_from_samples, save_trained
 
 log = logging.getLogger("geodl")

@@ -10,8 +10,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ...core.runtime.errors import GeoDLError
 from ...core.data.chips import chip_raster
+from ...core.runtime.errors import GeoDLError
 from ..base import GeoDLAlgorithm
 
 

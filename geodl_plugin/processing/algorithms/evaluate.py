@@ -12,11 +12,11 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ...core.runtime.errors import GeoDLError
-from ...core.evaluate.accuracy import evaluate_map
 from ...core.data.labels import read_labels
+from ...core.evaluate.accuracy import evaluate_map
 from ...core.evaluate.metrics import save_report
 from ...core.models.model_file import ModelBundle, read_manifest
+from ...core.runtime.errors import GeoDLError
 from ...core.runtime.worker import call_in_worker
 from ..base import GeoDLAlgorithm
 

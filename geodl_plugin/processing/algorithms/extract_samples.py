@@ -12,9 +12,9 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ...core.runtime.errors import GeoDLError
 from ...core.data.labels import read_labels
 from ...core.data.samples import extract_samples, stack_info
+from ...core.runtime.errors import GeoDLError
 from ..base import GeoDLAlgorithm
 
 

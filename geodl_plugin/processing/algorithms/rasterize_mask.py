@@ -11,9 +11,9 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ...core.data.chips import rasterize_mask
 from ...core.data.labels import read_labels
 from ...core.io.raster import raster_info
-from ...core.data.chips import rasterize_mask
 from ..base import GeoDLAlgorithm
 
 

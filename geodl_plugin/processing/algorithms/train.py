@@ -11,10 +11,10 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ...core.runtime.errors import GeoDLError
 from ...core.models.networks import MODEL_TYPES
-from ...core.train.trainer import TrainParams
+from ...core.runtime.errors import GeoDLError
 from ...core.runtime.worker import call_in_worker
+from ...core.train.trainer import TrainParams
 from ..base import GeoDLAlgorithm
 
 MODEL_LABELS = ["Pixel DNN (Keras)", "Random forest (scikit-learn)", "U-Net (Keras, patches)"]

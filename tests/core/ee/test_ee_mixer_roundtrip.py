@@ -11,8 +11,8 @@ import rasterio
 
 from geodl_plugin.core.earthengine import mixer as mx
 from geodl_plugin.core.earthengine import upload
-from geodl_plugin.core.runtime.errors import GeoDLError
 from geodl_plugin.core.io.tfrecord import TFRecordWriter, read_examples
+from geodl_plugin.core.runtime.errors import GeoDLError
 
 PW, PH, PER_ROW, TOTAL, KERNEL = 4, 3, 3, 6, 2  # 2 rows of 3 patches of 4×3 px, 1 px margin each side
 AFFINE = [30.0, 0.0, 600000.0, 0.0, -30.0, 5000000.0]
