@@ -24,7 +24,7 @@ from .. import settings
 # run in the worker process). Imported with the dock, at plugin load, because a first import inside a task's
 # thread holds the interpreter lock and stalls the map for a moment.
 from ..core.data import labels as _labels  # noqa: F401
-from ..core.data import point_sampling as sampling as _sampling  # noqa: F401
+from ..core.data import point_sampling as _sampling  # noqa: F401
 from ..core.data.classes import ClassTable
 from ..core.runtime.dependencies import DependencyStatus, is_importable, missing_message
 from ..core.runtime.errors import GeoDLError
