@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
+from qgis.core import (
+    QgsMapLayer,
+    QgsProcessingAlgorithm,
+    QgsProcessingDestinationParameter,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputLayerDefinition,
+    QgsProperty,
+)
 from qgis.PyQt.QtGui import QIcon
 
+from ..core.io.paths_guard import check_outputs_against_inputs
 from ..core.runtime.dependencies import DEPENDENCIES, check_dependencies, install_command
 from ..core.runtime.errors import Cancelled, GeoDLError
 from ..core.runtime.progress import Progress
+from ..core.runtime.signals import Interrupted, signals_cancel
 from ..paths import resource
 
 
@@ -22,6 +33,62 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
     GROUP = "Local pipeline"
     HELP = ""
     REQUIRES: tuple[str, ...] = ()  # features from core.dependencies: "deep_learning", "earth_engine", ...
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every subclass's processAlgorithm runs inside :func:`_guarded`: one clear message for a user error
+        (a QgsProcessingException, shown without a traceback), Ctrl+C/SIGTERM as a clean cancel."""
+        super().__init_subclass__(**kwargs)
+        body = cls.__dict__.get("processAlgorithm")
+        if body is not None and not getattr(body, "_geodl_guarded", False):
+            cls.processAlgorithm = _guarded(body)  # type: ignore[method-assign]
+
+    def prepareAlgorithm(self, parameters, context, feedback) -> bool:
+        """Before any work: refuse an output that is, resolves to, or is a sidecar of one of the inputs."""
+        inputs, outputs = self.input_and_output_files(parameters, context)
+        try:
+            check_outputs_against_inputs(inputs, outputs)
+        except GeoDLError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        return True
+
+    def input_and_output_files(self, parameters, context) -> tuple[list[str], list[str]]:
+        """The file sources of every input parameter and the file of every destination, read from the
+        parameter definitions, so an algorithm added later is guarded without code of its own."""
+        inputs: list[str] = []
+        outputs: list[str] = []
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            value = parameters.get(name)
+            if value is None or value == "":
+                continue
+            if isinstance(definition, QgsProcessingDestinationParameter):
+                outputs.append(_destination(value, context))
+                continue
+            kind = definition.type()
+            if kind not in ("file", "raster", "vector", "layer", "source", "multilayer", "mesh", "pointcloud"):
+                continue
+            raws = value if isinstance(value, (list, tuple)) else [value]
+            for raw in raws:
+                if isinstance(raw, QgsMapLayer):
+                    inputs.append(raw.source())
+                    continue
+                if isinstance(raw, QgsProcessingOutputLayerDefinition) or isinstance(raw, QgsProperty):
+                    raw = _destination(raw, context)
+                text = str(raw)
+                inputs.append(text)
+                if kind != "file":  # a layer id or name in the project: its source is the file
+                    layer = context.getMapLayer(text) if hasattr(context, "getMapLayer") else None
+                    if layer is None and context.project() is not None:
+                        layer = context.project().mapLayer(text)
+                    if layer is not None:
+                        inputs.append(layer.source())
+        return inputs, outputs
+
+    @staticmethod
+    def warn(feedback: Optional[QgsProcessingFeedback], text: str) -> None:
+        """A warning, not an error: the step went on and its output is usable."""
+        if feedback is not None:
+            feedback.pushWarning(text)
 
     def name(self) -> str:
         return self.NAME
@@ -81,5 +148,32 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
             return work(self.progress(feedback))
         except GeoDLError as exc:
             raise QgsProcessingException(str(exc)) from exc
+        except Interrupted as exc:
+            raise QgsProcessingException(str(exc)) from exc
         except Cancelled as exc:
             raise QgsProcessingException("Cancelled by the user; nothing was written.") from exc
+
+
+def _destination(value: Any, context) -> str:
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink
+    if isinstance(value, QgsProperty):
+        value, _ok = value.valueAsString(context.expressionContext(), "")
+    return str(value)
+
+
+def _guarded(body: Callable) -> Callable:
+    @functools.wraps(body)
+    def process(self, parameters, context, feedback):
+        with signals_cancel():
+            try:
+                return body(self, parameters, context, feedback)
+            except GeoDLError as exc:
+                raise QgsProcessingException(str(exc)) from exc
+            except Interrupted as exc:
+                raise QgsProcessingException(str(exc)) from exc
+            except Cancelled as exc:
+                raise QgsProcessingException("Cancelled by the user; nothing was written.") from exc
+
+    process._geodl_guarded = True  # type: ignore[attr-defined]
+    return process

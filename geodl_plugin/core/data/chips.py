@@ -82,7 +82,7 @@ def read_reflect(infos: Sequence[RasterInfo], col: int, row: int, width: int, he
     parts = []
     for i in infos:
         with rasterio.open(i.path) as ds:
-            parts.append(ds.read(window=Window(c0, r0, c1 - c0, r1 - r0)))
+            parts.append(ds.read(list(i.indexes) if i.indexes else None, window=Window(c0, r0, c1 - c0, r1 - r0)))
     block = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
     pad = ((0, 0), (r0 - row, row + height - r1), (c0 - col, col + width - c1))
     if any(p for pair in pad for p in pair):

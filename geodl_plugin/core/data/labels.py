@@ -103,10 +103,14 @@ def read_labels(
     values: list = []
     geoms: list[bytes] = []
     kinds: set[str] = set()
-    skipped = 0
+    skipped = no_geometry = no_class = 0
     for feature in lyr:
         geom = feature.GetGeometryRef()
         value = feature.GetField(class_field)
+        if geom is None or geom.IsEmpty():
+            no_geometry += 1
+        if value is None or (isinstance(value, str) and not value.strip()):
+            no_class += 1
         if geom is None or geom.IsEmpty() or value is None or (isinstance(value, str) and not value.strip()):
             skipped += 1
             continue
@@ -130,7 +134,14 @@ def read_labels(
     if len(kinds) > 1:
         raise GeoDLError(f"The labels '{path}' mix points and polygons; keep one kind per layer.")
     if not geoms:
-        raise GeoDLError(f"The labels '{path}' hold no labelled feature (field '{class_field}' is empty everywhere).")
+        if skipped and no_geometry == skipped:
+            raise GeoDLError(f"None of the {skipped} feature(s) in the labels '{path}' has a geometry (all are NULL or "
+                             "empty). Draw or import the label geometries, then try again.")
+        if skipped:
+            raise GeoDLError(f"No feature in the labels '{path}' has both a geometry and a class: {no_geometry} of "
+                             f"{skipped} have no geometry, {no_class} have an empty '{class_field}'. Fill in the class "
+                             "field or choose the right one.")
+        raise GeoDLError(f"The labels '{path}' hold no feature. Add labelled points or polygons first.")
 
     if classes is None:
         classes = ClassTable.from_ids(values) if numeric else ClassTable.from_names(str(v) for v in values)
@@ -145,7 +156,8 @@ def read_labels(
         if unknown_names:
             raise GeoDLError(f"Classes {unknown_names} in '{path}' are not in the class table ({classes.names}).")
         ids = np.array([lookup[str(v)] for v in values], dtype=np.int64)
-    warnings = [f"{skipped} feature(s) without geometry or class were skipped."] if skipped else []
+    warnings = [f"{skipped} feature(s) were skipped: {no_geometry} without a geometry, {no_class} without a "
+                f"class."] if skipped else []
     return LabelSet(classes, ids, geoms, crs_wkt, kinds.pop(), warnings)
 
 

@@ -75,6 +75,7 @@ def sample_points_in_polygons(
         grid: dict = {}
         attempts = 0
         while len(kept) < per_class and attempts < 50:
+            progress.check()  # each attempt tests per_class × 4 candidates: a cancel takes effect within one
             attempts += 1
             xs = rng.uniform(minx, maxx, per_class * 4)
             ys = rng.uniform(miny, maxy, per_class * 4)

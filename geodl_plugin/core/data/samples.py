@@ -19,7 +19,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from ..io.raster import RasterInfo, raster_info, valid_mask, world_to_pixel
-from ..io.tfrecord import read_examples, write_examples
+from ..io.tfrecord import read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
 from .classes import ClassTable
@@ -110,12 +110,17 @@ def read_stack_window(infos: Sequence[RasterInfo], col: int, row: int, width: in
     inside = col >= 0 and row >= 0 and col + width <= first.width and row + height <= first.height
     parts = []
     for info in infos:
+        indexes = list(info.indexes) if info.indexes else None
         with rasterio.open(info.path) as ds:
             window = Window(col, row, width, height)
             # A boundless read goes through a VRT and is several times slower: only when the window leaves
             # the raster (patches at the edge).
-            parts.append(ds.read(window=window) if inside else
-                         ds.read(window=window, boundless=True, fill_value=fill))
+            try:
+                parts.append(ds.read(indexes, window=window) if inside else
+                             ds.read(indexes, window=window, boundless=True, fill_value=fill))
+            except rasterio.errors.RasterioIOError as exc:
+                raise GeoDLError(f"Cannot read the raster '{info.path}' ({str(exc).splitlines()[0]}). Check that "
+                                 "the file and any file it refers to are complete and readable.") from exc
     return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
 
 
@@ -133,13 +138,19 @@ def extract_samples(
     Points outside the raster are skipped and counted (an error if none remain); samples touching nodata
     are left out; a class with fewer than 10 samples gets a warning naming it; one class alone is an error.
     """
-    from ..io.atomic import check_writable
+    from ..io.atomic import atomic_path, atomic_write_text, check_writable
+    from ..io.paths_guard import check_outputs_against_inputs
+    from ..io.tfrecord import TFRecordWriter
 
     progress = ensure(progress)
+    check_outputs_against_inputs([*map(str, rasters)], [str(output)])
     check_writable(output)
     if patch_size < 1 or patch_size % 2 == 0:
         raise GeoDLError(f"Patch size must be odd and at least 1 (got {patch_size}); try {max(1, patch_size | 1)}.")
     infos = stack_info(rasters, band_names)
+    if patch_size > min(infos[0].width, infos[0].height):
+        raise GeoDLError(f"The patch size {patch_size} is larger than the raster ({infos[0].width}×{infos[0].height} "
+                         "pixels); every patch would hang over its edge. Choose a smaller patch size.")
     names = stacked_band_names(infos, band_names)
     info = infos[0]
     nodata_value = nodata if nodata is not None else info.nodata
@@ -154,78 +165,154 @@ def extract_samples(
         )
     half = patch_size // 2
     index = np.flatnonzero(inside)
+    check_sample_resources(output, len(index), patch_size, len(names), info)
     block_id = (rows[index] // _BLOCK) * ((info.width // _BLOCK) + 1) + cols[index] // _BLOCK
     sort = np.argsort(block_id, kind="stable")
     order, sorted_blocks = index[sort], block_id[sort]
     blocks = np.unique(block_id)
     fill = nodata_value if nodata_value is not None else 0
 
-    records: list[dict] = []
     keep_ids: list[int] = []
     skipped_nodata = 0
     done = 0
-    for b_i, b in enumerate(blocks):
+    # Streamed into a temporary file beside the output: memory holds one block of points, and a cancel, a
+    # signal or an error anywhere below (the class checks included) leaves neither file behind.
+    with atomic_path(output) as tmp, TFRecordWriter(tmp) as writer:
+        for b_i, b in enumerate(blocks):
+            progress.check()
+            members = order[sorted_blocks == b]
+            r0, c0 = int(rows[members].min()) - half, int(cols[members].min()) - half
+            r1, c1 = int(rows[members].max()) + half + 1, int(cols[members].max()) + half + 1
+            window = read_stack_window(infos, c0, r0, c1 - c0, r1 - r0, fill=fill)
+            ok = valid_mask(window, nodata_value)
+            for i in members:
+                rr, cc = int(rows[i]) - r0, int(cols[i]) - c0
+                patch = window[:, rr - half : rr + half + 1, cc - half : cc + half + 1]
+                if not ok[rr - half : rr + half + 1, cc - half : cc + half + 1].all():
+                    skipped_nodata += 1
+                    continue
+                record: dict = {name: patch[k].astype(np.float32).ravel() for k, name in enumerate(names)}
+                record[LABEL] = float(labels.class_ids[i])
+                record[COORDS[0]], record[COORDS[1]] = float(xy[i, 0]), float(xy[i, 1])
+                writer.write(record)
+                keep_ids.append(int(labels.class_ids[i]))
+            done += len(members)
+            progress.update(90.0 * (b_i + 1) / len(blocks), f"{done} of {len(index)} points read")
+        writer.close()
+        count = writer.count
+
+        ids = np.array(keep_ids, dtype=np.int64)
+        per_class = {c.name: int(np.sum(ids == c.id)) for c in labels.classes}
+        warnings = list(labels.warnings)
+        if skipped_outside:
+            warnings.append(f"{skipped_outside} label point(s) outside the raster were skipped.")
+        if skipped_nodata:
+            warnings.append(f"{skipped_nodata} sample(s) on nodata pixels were left out.")
+        present = [name for name, n in per_class.items() if n > 0]
+        if len(present) < 2:
+            dropped = []
+            if skipped_nodata:
+                dropped.append(f"{skipped_nodata} of {len(xy)} point(s) were dropped because they fall on nodata "
+                               f"pixels (nodata value {nodata_value:g})" if nodata_value is not None else
+                               f"{skipped_nodata} of {len(xy)} point(s) were dropped on nodata (non-finite) pixels")
+            if skipped_outside:
+                dropped.append(f"{skipped_outside} point(s) lie outside the raster")
+            if dropped:
+                raise GeoDLError(
+                    f"Only {len(present)} class(es) kept samples ({', '.join(present) or 'none'}): "
+                    f"{'; '.join(dropped)}. Check the nodata value (the NODATA parameter) and that the labels lie "
+                    "on valid imagery.")
+            raise GeoDLError(
+                f"Only one class has samples ({', '.join(present) or 'none'}); a classifier needs at least two. "
+                "Label more classes."
+            )
+        for name, n in per_class.items():
+            if n < MIN_SAMPLES_PER_CLASS:
+                warnings.append(f"Class '{name}' has only {n} samples; label more (at least {MIN_SAMPLES_PER_CLASS}).")
+        for w in warnings:
+            log.warning(w)
+
+        meta = {
+            "bands": names,
+            "label": LABEL,
+            "patch_size": patch_size,
+            "classes": labels.classes.to_json(),
+            "crs_wkt": info.crs_wkt,
+            "crs_units": info.crs_units,
+            "pixel_size": list(info.res),
+            "source_dtype": info.dtype,
+            "nodata": nodata_value,
+            "rasters": [str(r) for r in rasters],
+            "count": count,
+        }
         progress.check()
-        members = order[sorted_blocks == b]
-        r0, c0 = int(rows[members].min()) - half, int(cols[members].min()) - half
-        r1, c1 = int(rows[members].max()) + half + 1, int(cols[members].max()) + half + 1
-        window = read_stack_window(infos, c0, r0, c1 - c0, r1 - r0, fill=fill)
-        ok = valid_mask(window, nodata_value)
-        for i in members:
-            rr, cc = int(rows[i]) - r0, int(cols[i]) - c0
-            patch = window[:, rr - half : rr + half + 1, cc - half : cc + half + 1]
-            if not ok[rr - half : rr + half + 1, cc - half : cc + half + 1].all():
-                skipped_nodata += 1
-                continue
-            record: dict = {name: patch[k].astype(np.float32).ravel() for k, name in enumerate(names)}
-            record[LABEL] = float(labels.class_ids[i])
-            record[COORDS[0]], record[COORDS[1]] = float(xy[i, 0]), float(xy[i, 1])
-            records.append(record)
-            keep_ids.append(int(labels.class_ids[i]))
-        done += len(members)
-        progress.update(90.0 * (b_i + 1) / len(blocks), f"{done} of {len(index)} points read")
-
-    ids = np.array(keep_ids, dtype=np.int64)
-    per_class = {c.name: int(np.sum(ids == c.id)) for c in labels.classes}
-    warnings = list(labels.warnings)
-    if skipped_outside:
-        warnings.append(f"{skipped_outside} label point(s) outside the raster were skipped.")
-    if skipped_nodata:
-        warnings.append(f"{skipped_nodata} sample(s) on nodata pixels were left out.")
-    present = [name for name, n in per_class.items() if n > 0]
-    if len(present) < 2:
-        raise GeoDLError(
-            f"Only one class has samples ({', '.join(present) or 'none'}); a classifier needs at least two. "
-            "Label more classes."
-        )
-    for name, n in per_class.items():
-        if n < MIN_SAMPLES_PER_CLASS:
-            warnings.append(f"Class '{name}' has only {n} samples; label more (at least {MIN_SAMPLES_PER_CLASS}).")
-    for w in warnings:
-        log.warning(w)
-
-    count = write_examples(output, records)
-    meta = {
-        "bands": names,
-        "label": LABEL,
-        "patch_size": patch_size,
-        "classes": labels.classes.to_json(),
-        "crs_wkt": info.crs_wkt,
-        "crs_units": info.crs_units,
-        "pixel_size": list(info.res),
-        "source_dtype": info.dtype,
-        "nodata": nodata_value,
-        "rasters": [str(r) for r in rasters],
-        "count": count,
-    }
-    sidecar_path(output).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        atomic_write_text(sidecar_path(output), json.dumps(meta, indent=2))
     progress.update(100.0, f"{count} samples written to {output}")
     return ExtractReport(str(output), count, per_class, skipped_outside, skipped_nodata, warnings)
 
 
+def check_sample_resources(output: str | os.PathLike, n_points: int, patch_size: int, n_bands: int,
+                           info: RasterInfo) -> None:
+    """Before reading a pixel: refuse samples that cannot fit. Each sample holds patch² × bands float32
+    values; the file needs about half of that at least (gzip gains little on sensor noise), and training later
+    holds them all in memory at least twice (the samples and their float copy)."""
+    from ..io.atomic import check_free_space
+    from ..runtime.resources import check_memory
+
+    per_sample = patch_size * patch_size * n_bands * 4 + 64
+    total = n_points * per_sample
+    fix = (f"Use a smaller patch size (now {patch_size}) or fewer points (now {n_points}); {n_points} patches of "
+           f"{patch_size}×{patch_size}×{n_bands} bands are {total / 2**20:,.0f} MB of float32.")
+    check_memory(2 * total, f"Training on {n_points} samples of {patch_size}×{patch_size} pixels × {n_bands} bands",
+                 fix)
+    check_free_space(output, total // 2, f"{n_points} samples of {patch_size}×{patch_size}×{n_bands}")
+
+
 def read_sidecar(path: str | os.PathLike) -> dict:
     p = sidecar_path(path)
-    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+    if not p.exists():
+        return {}
+    try:
+        meta = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GeoDLError(f"The sidecar '{p}' is not valid JSON ({exc}). Restore it from the extraction, or delete "
+                         "it to read the samples as an Earth Engine export (class names and grid then unknown).") \
+            from exc
+    if not isinstance(meta, dict):
+        raise GeoDLError(f"The sidecar '{p}' does not hold a JSON object. Restore it or delete it.")
+    try:
+        if "classes" in meta:
+            ClassTable.from_json(meta["classes"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GeoDLError(f"The class table in the sidecar '{p}' is malformed ({exc}). Restore it or delete it.") \
+            from exc
+    return meta
+
+
+def note_unknown_facts(samples: SampleSet, class_names: Optional[Sequence[str]] = None,
+                       pixel_size: Optional[float] = None) -> None:
+    """Fill what samples without a sidecar (an Earth Engine table export) cannot say, from the user: class
+    names (in class-id order) and the source imagery's pixel size. What nobody gave stays unknown (absent),
+    so no later check refuses imagery on a guess. Given facts never override a sidecar's."""
+    if class_names:
+        names = [str(n).strip() for n in class_names if str(n).strip()]
+        if "classes" in samples.meta:
+            log.warning("The samples' sidecar names the classes already; the class names given were ignored.")
+        else:
+            ids = samples.classes.ids
+            if len(names) != len(ids):
+                raise GeoDLError(f"{len(names)} class names were given for the {len(ids)} classes in the samples "
+                                 f"(ids {ids}); give one name per class id, in id order.")
+            from .classes import ClassInfo, default_colour
+
+            samples.classes = ClassTable([ClassInfo(i, n, default_colour(n, k))
+                                          for k, (i, n) in enumerate(zip(ids, names))])
+            samples.meta = {**samples.meta, "classes": samples.classes.to_json()}
+    if pixel_size is not None:
+        if samples.meta.get("pixel_size"):
+            log.warning("The samples' sidecar gives the pixel size already; the pixel size given was ignored.")
+        else:
+            samples.meta = {**samples.meta, "pixel_size": [float(pixel_size), float(pixel_size)]}
 
 
 def open_sample_files(paths: str | os.PathLike | Iterable[str | os.PathLike], bands: Optional[Sequence[str]],

@@ -7,6 +7,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
+from ..data.classes import ClassInfo, ClassTable
 from ..data.labels import LabelSet
 from ..data.samples import load_samples
 from ..io.raster import iter_windows, raster_info, world_to_pixel
@@ -22,7 +23,9 @@ def evaluate_model(model: str | os.PathLike, samples: Iterable[str | os.PathLike
     """Predict the samples with the model (the raster path's predictor) and score against their labels."""
     progress = ensure(progress)
     bundle = load_model_file(model)
-    data = load_samples(list(samples), bands=bundle.bands, classes=bundle.classes)
+    data = load_samples(list(samples), bands=bundle.bands)
+    truth, note = remap_to_model(data.y, data.classes, bundle.classes, bool(data.meta.get("classes")))
+    data.y = truth
     if data.patch_size != bundle.patch_size and bundle.architecture != "unet":
         raise GeoDLError(f"The samples are {data.patch_size}×{data.patch_size} but the model expects "
                          f"{bundle.patch_size}×{bundle.patch_size}.")
@@ -35,8 +38,56 @@ def evaluate_model(model: str | os.PathLike, samples: Iterable[str | os.PathLike
         predicted = predict_samples(bundle, data.x)
     report = classification_report(data.y, predicted, bundle.classes)
     report["model"] = str(model)
+    if note:
+        report.setdefault("warnings", []).append(note)
     progress.update(100, f"overall accuracy {report['overall_accuracy']:.3f}, kappa {report['kappa']:.3f}")
     return report
+
+
+def remap_to_model(y: np.ndarray, sample_classes: ClassTable, model_classes: ClassTable,
+                   named: bool) -> tuple[np.ndarray, str]:
+    """The samples' class ids rewritten as the model's ids for the same class NAME (samples cut from labels
+    with another class set number their classes differently). Refuses when a class of the samples has no
+    class of that name in the model. Samples without class names (an Earth Engine export without a sidecar)
+    can only be taken by id; the note returned says so."""
+    if not named:
+        unknown = sorted(set(y.tolist()) - set(model_classes.ids))
+        if unknown:
+            raise GeoDLError(
+                f"The samples carry no class names and their class ids {unknown} are not among the model's "
+                f"({', '.join(f'{c.id} {c.name}' for c in model_classes)}). Give samples with a sidecar (.json) "
+                "naming the classes, or samples labelled with the model's ids.")
+        return y, ("The samples carry no class names; their ids were taken to mean the model's classes "
+                   f"({', '.join(f'{c.id} = {c.name}' for c in model_classes)}).")
+    model_by_name = {c.name.strip().lower(): c.id for c in model_classes}
+    present = sorted(set(y.tolist()))
+    names = {c.id: c.name for c in sample_classes}
+    missing = [names[i] for i in present if names[i].strip().lower() not in model_by_name]
+    if missing:
+        raise GeoDLError(
+            f"The samples' class(es) {', '.join(repr(m) for m in missing)} are not classes of the model "
+            f"({', '.join(model_classes.names)}): accuracy cannot be scored for classes the model never learned. "
+            "Evaluate on samples labelled with the model's class names.")
+    lookup = {i: model_by_name[names[i].strip().lower()] for i in present}
+    return np.array([lookup[int(v)] for v in y], dtype=np.int64), ""
+
+
+def map_class_table(path: str | os.PathLike) -> Optional[ClassTable]:
+    """The class names a geodl class raster carries (GDAL category names and colour table), or None."""
+    from osgeo import gdal
+
+    ds = gdal.Open(str(path))
+    if ds is None:
+        return None
+    band = ds.GetRasterBand(1)
+    names = band.GetCategoryNames() or []
+    table = band.GetColorTable()
+    classes = []
+    for value, name in enumerate(names):
+        if name and value != 255:
+            rgb = table.GetColorEntry(value)[:3] if table is not None and value < table.GetCount() else (153,) * 3
+            classes.append(ClassInfo(value, name, "#" + "".join(f"{int(v):02x}" for v in rgb)))
+    return ClassTable(classes) if classes else None
 
 
 def evaluate_map(classified: str | os.PathLike, reference: LabelSet, progress: Optional[Progress] = None,

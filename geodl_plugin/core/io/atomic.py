@@ -1,14 +1,26 @@
-"""Write-then-rename, so a cancel or crash never leaves a half-written output."""
+"""Write-then-rename, so a cancel or crash never leaves a half-written output.
+
+The temporary file sits beside the target as ``.<name>.<pid>.<random>.part<suffix>``. A process killed
+outright (SIGKILL, power loss) cannot remove its own; the next write to the same target removes any whose
+process is gone. A write that fails because the disk is full is reported as such, with the numbers.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from ..runtime.errors import GeoDLError
+
+MB = 1024 * 1024
+# Messages of GDAL/libtiff and friends that mean "no space left", raised as RuntimeError rather than OSError.
+_DISK_FULL_HINTS = ("no space left", "write error", "disk full", "not enough space", "errno 28")
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -31,17 +43,101 @@ def check_writable(path: str | os.PathLike) -> Path:
     return target
 
 
+def free_bytes(path: str | os.PathLike) -> int:
+    """Free space on the file system that holds ``path`` (or its nearest existing folder)."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return int(shutil.disk_usage(p).free)
+    except OSError:
+        return -1
+
+
+def disk_full_message(path: str | os.PathLike, needed: int | None = None) -> str:
+    free = max(free_bytes(Path(path).parent), 0)
+    need = f"{max(needed, MB) / MB:.0f} MB needed, " if needed else ""
+    return (f"The disk is full ({need}{free / MB:.0f} MB free) where '{path}' is written. Free some space or "
+            "choose another folder; nothing was written.")
+
+
+def check_free_space(path: str | os.PathLike, needed: int, what: str = "the output") -> None:
+    """Refuse before any work when the file system of ``path`` has less than ``needed`` bytes free."""
+    free = free_bytes(Path(path).parent if Path(path).parent != Path("") else Path("."))
+    if 0 <= free < needed:
+        raise GeoDLError(f"The disk is full for {what} ({max(needed, MB) / MB:.0f} MB needed, {free / MB:.0f} MB "
+                         f"free where '{path}' is written). Free some space or choose another folder.")
+
+
+def looks_like_disk_full(exc: BaseException, path: str | os.PathLike) -> bool:
+    """Whether a failed write failed for want of space: ENOSPC, or a library's write error on a disk with
+    (almost) nothing left."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return any(h in text for h in _DISK_FULL_HINTS) and 0 <= free_bytes(Path(path).parent) < 4 * MB
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows (os.umask is a race between
+    threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_parts(target: Path) -> None:
+    """Remove temporary files of ``target`` left by a process that was killed outright."""
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\..*\.part")
+    with contextlib.suppress(OSError):
+        for entry in target.parent.iterdir():
+            m = pattern.match(entry.name)
+            if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds. The result
+    gets the permissions the umask gives a new file (mkstemp's own are 0600)."""
     target = check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix, dir=target.parent)
+    remove_stale_parts(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part" + target.suffix,
+                               dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
+        if isinstance(exc, Exception) and not isinstance(exc, GeoDLError) and looks_like_disk_full(exc, target):
+            raise GeoDLError(disk_full_message(target)) from exc
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """A small text file (a sidecar), written whole or not at all."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

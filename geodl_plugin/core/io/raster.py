@@ -25,6 +25,9 @@ class RasterInfo:
     band_names: tuple[str, ...]
     crs_is_geographic: bool
     crs_units: str
+    # The file's bands this entry reads, 1-based and in order (None: all, as stored). Prediction uses it to
+    # read a raster whose bands are in another order than the model's (see raster_prediction.align_bands).
+    indexes: Optional[tuple[int, ...]] = None
 
     @property
     def res(self) -> tuple[float, float]:
@@ -52,6 +55,8 @@ def raster_info(path: str | os.PathLike, band_names: Optional[Sequence[str]] = N
             if len(names) != ds.count:
                 raise GeoDLError(f"'{p}' has {ds.count} bands but {len(names)} band names were given.")
             units = ds.crs.linear_units if not ds.crs.is_geographic else "degree"
+            if ds.driver == "VRT":
+                check_sources_exist(p, list(ds.files))
             return RasterInfo(
                 path=p, width=ds.width, height=ds.height, count=ds.count, dtype=ds.dtypes[0],
                 crs_wkt=ds.crs.to_wkt(), transform=tuple(ds.transform)[:6],  # type: ignore[arg-type]
@@ -60,6 +65,15 @@ def raster_info(path: str | os.PathLike, band_names: Optional[Sequence[str]] = N
             )
     except rasterio.errors.RasterioIOError as exc:
         raise GeoDLError(f"Cannot open '{p}' as a raster ({exc}).") from exc
+
+
+def check_sources_exist(path: str, files: Sequence[str]) -> None:
+    """A VRT (or any raster made of other files) whose source file is gone opens fine and fails at the first
+    read, deep inside a step: say so up front."""
+    gone = [f for f in files if f != path and "://" not in f and not f.startswith("/vsi") and not Path(f).exists()]
+    if gone:
+        raise GeoDLError(f"The raster '{path}' refers to file(s) that do not exist: {', '.join(gone)}. Restore "
+                         "them, or rebuild the virtual raster from files that exist.")
 
 
 def valid_mask(block: np.ndarray, nodata: Optional[float]) -> np.ndarray:

@@ -46,9 +46,9 @@ def make_manifest(
     classes: ClassTable,
     mean: Sequence[float] | np.ndarray,
     std: Sequence[float] | np.ndarray,
-    source_dtype: str,
+    source_dtype: Optional[str],
     nodata: Optional[float],
-    pixel_size: Sequence[float],
+    pixel_size: Optional[Sequence[float]],
     crs_wkt: str,
     crs_units: str,
     patch_size: int = 1,
@@ -86,7 +86,9 @@ def make_manifest(
             "result": {"shape": [-1, len(classes)], "dim_order": ["batch", "class"], "data_type": "float32"},
             "classification:classes": classes.to_json(),
         }],
-        "raster": {"source_dtype": source_dtype, "nodata": nodata, "pixel_size": list(map(float, pixel_size)),
+        # None marks what is unknown (samples without a sidecar): prediction then checks nothing against it.
+        "raster": {"source_dtype": source_dtype, "nodata": nodata,
+                   "pixel_size": None if pixel_size is None else list(map(float, pixel_size)),
                    "crs_wkt": crs_wkt, "crs_units": crs_units},
         "patch_size": int(patch_size),
         "metrics": metrics or {},
@@ -264,19 +266,55 @@ def save_model_file(path: str | os.PathLike, model: Any, manifest: dict[str, Any
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    if not str(path).strip():
+        raise GeoDLError("No model file given. Choose a .geodl file (train one with geodl:train).")
+    if Path(path).is_dir():
+        raise GeoDLError(f"The model file '{path}' is a folder; choose a .geodl file.")
     try:
         with zipfile.ZipFile(path) as zf:
             manifest = json.loads(zf.read(MANIFEST))
     except FileNotFoundError as exc:
-        raise GeoDLError(f"The model file '{path}' does not exist.") from exc
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
-        raise GeoDLError(f"'{path}' is not a geodl model file ({exc}). Train a model with geodl:train.") from exc
+        raise GeoDLError(f"The model file '{path}' does not exist. Check the path, or train a model with "
+                         "geodl:train.") from exc
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise GeoDLError(f"'{path}' is not a geodl model file, or it is damaged ({exc}). Train a model with "
+                         "geodl:train, or copy the file again.") from exc
+    if not isinstance(manifest, dict):
+        raise GeoDLError(f"'{path}' is not a geodl model file (its manifest is not a JSON object).")
     if manifest.get("format") != FORMAT:
         raise GeoDLError(f"'{path}' is not a geodl model file (format '{manifest.get('format')}').")
     if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
         raise GeoDLError(f"'{path}' was written by a newer geodl (format {manifest['format_version']}); update "
                          "the plugin.")
+    try:
+        bands = manifest["mlm:input"][0]["bands"]
+        classes = ClassTable.from_json(manifest["mlm:output"][0]["classification:classes"])
+        str(manifest["mlm:architecture"])
+    except GeoDLError as exc:
+        raise GeoDLError(f"The model file '{path}' has a damaged manifest: {exc}") from exc
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise GeoDLError(f"The model file '{path}' has a damaged manifest (no valid {exc}). Train the model again "
+                         "or copy the file again.") from exc
+    if not bands or len(classes) < 2:
+        raise GeoDLError(f"The model file '{path}' has a damaged manifest ({len(bands)} band(s), {len(classes)} "
+                         "class(es)). Train the model again or copy the file again.")
     return manifest
+
+
+def check_manifest_against_network(path: str | os.PathLike, manifest: dict[str, Any], n_inputs: Optional[int],
+                                   n_outputs: Optional[int], forest: bool = False) -> None:
+    """A manifest edited by hand (or a mixed-up file) whose band or class count disagrees with the network would
+    silently shift every class; refuse it at load."""
+    bands = len(manifest["mlm:input"][0]["bands"])
+    classes = len(manifest["mlm:output"][0]["classification:classes"])
+    problems = []
+    if n_inputs is not None and (n_inputs > bands if forest else n_inputs != bands):
+        problems.append(f"{bands} band(s) in the manifest but the network takes {n_inputs}")
+    if n_outputs is not None and n_outputs != classes:
+        problems.append(f"{classes} class(es) in the manifest but the network gives {n_outputs}")
+    if problems:
+        raise GeoDLError(f"The model file '{path}' is inconsistent: {'; '.join(problems)}. Its manifest was edited "
+                         "or mixed up with another model's; train the model again or use the original file.")
 
 
 def load_model_file(path: str | os.PathLike) -> ModelBundle:
@@ -284,17 +322,40 @@ def load_model_file(path: str | os.PathLike) -> ModelBundle:
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         if FOREST_MEMBER in names:
-            with zf.open(FOREST_MEMBER) as fh:
-                arrays = np.load(io.BytesIO(fh.read()), allow_pickle=False)
-                return ModelBundle(manifest, Forest.from_arrays(arrays), str(path))
+            try:
+                with zf.open(FOREST_MEMBER) as fh:
+                    arrays = np.load(io.BytesIO(fh.read()), allow_pickle=False)
+                    forest = Forest.from_arrays(arrays)
+            except (ValueError, KeyError, OSError, zipfile.BadZipFile, EOFError) as exc:
+                raise GeoDLError(f"The forest in the model file '{path}' is damaged ({exc}). Train the model again "
+                                 "or copy the file again.") from exc
+            check_manifest_against_network(path, manifest, *_forest_shape(forest), forest=True)
+            return ModelBundle(manifest, forest, str(path))
         if KERAS_MEMBER not in names:
             raise GeoDLError(f"The model file '{path}' holds no model (expected {KERAS_MEMBER} or {FOREST_MEMBER}).")
         import keras
 
         with tempfile.TemporaryDirectory() as d:
-            zf.extract(KERAS_MEMBER, d)
             try:
+                zf.extract(KERAS_MEMBER, d)
                 model = keras.saving.load_model(Path(d) / KERAS_MEMBER, compile=False, safe_mode=True)
             except ValueError as exc:  # safe mode refuses code (lambda layers and the like)
                 raise GeoDLError(f"The model in '{path}' cannot be loaded safely ({exc}).") from exc
+            except (OSError, KeyError, zipfile.BadZipFile, EOFError, TypeError) as exc:
+                raise GeoDLError(f"The network in the model file '{path}' is damaged ({exc}). Train the model "
+                                 "again or copy the file again.") from exc
+    check_manifest_against_network(path, manifest, _last_dim(model.input_shape), _last_dim(model.output_shape))
     return ModelBundle(manifest, model, str(path))
+
+
+def _last_dim(shape: Any) -> Optional[int]:
+    if isinstance(shape, list):  # several inputs/outputs: not a geodl network, nothing to compare
+        return None
+    return int(shape[-1]) if shape and shape[-1] is not None else None
+
+
+def _forest_shape(forest: Forest) -> tuple[Optional[int], Optional[int]]:
+    """(bands the forest takes at least, classes it gives): a forest stores no input width, only the
+    features its splits use; if it uses band k, it takes at least k + 1."""
+    used = int(forest.feature[forest.left >= 0].max()) + 1 if (forest.left >= 0).any() else 0
+    return used, int(forest.proba.shape[1])

@@ -43,8 +43,13 @@ class PredictParams:
     extent: Optional[tuple[float, float, float, float]] = None  # xmin, ymin, xmax, ymax in the raster's CRS
     block_size: int = 1024  # pixels a side read, classified and written at once
     overviews: bool = True
+    # The raster's bands named in order (e.g. ["B2", "B3", "B4"]), for rasters whose bands carry no names or
+    # wrong ones; overrides the band descriptions when matching the model's bands.
+    band_order: Optional[list[str]] = None
 
     def validate(self) -> None:
+        from ..io.paths_guard import check_outputs_against_inputs
+
         if not self.rasters:
             raise GeoDLError("No raster given. Choose the imagery to classify.")
         if not self.model:
@@ -52,6 +57,7 @@ class PredictParams:
         outputs = [p for p in (self.output, self.confidence_output, self.probabilities_output) if p]
         if len(set(map(str, outputs))) != len(outputs):
             raise GeoDLError("Two outputs have the same file name; give each output its own file.")
+        check_outputs_against_inputs([*self.rasters, self.model], outputs)
         for p in outputs:
             check_writable(p)
         if self.block_size < 16:
@@ -72,6 +78,82 @@ class PredictResult:
     @property
     def megapixels_per_second(self) -> float:
         return self.pixels / 1e6 / self.seconds if self.seconds else 0.0
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower()
+
+
+def _default_names(n: int) -> list[str]:
+    return [f"B{i}" for i in range(1, n + 1)]
+
+
+def align_bands(infos: Sequence[RasterInfo], bundle: ModelBundle,
+                band_order: Optional[Sequence[str]] = None) -> tuple[list[RasterInfo], list[str]]:
+    """Match the raster's bands to the model's by NAME: the band descriptions (or ``band_order``, the names
+    the user gives the raster's bands in their order) against the model's band names. Returns the stack to
+    read, in the model's band order, and notes saying what was done.
+
+    Same names in the same order: as is. Same names in another order (or a raster with more bands that holds
+    all of the model's): read in the model's order, and say so. Names that conflict: refused, since a model
+    fed B4,B3,B2 as B2,B3,B4 gives a plausible-looking wrong map. Unnamed bands cannot be checked: taken in
+    the model's order, with a note naming that order and the override."""
+    import dataclasses
+
+    import rasterio
+
+    from ..data.samples import stacked_band_names
+
+    want = bundle.bands
+    total = sum(i.count for i in infos)
+    pieces: list[tuple[RasterInfo, int]] = [(i, b) for i in infos for b in range(1, i.count + 1)]
+    if band_order:
+        names = [str(b).strip() for b in band_order]
+        if len(names) != total:
+            raise GeoDLError(f"{len(names)} band names were given for the raster's band order, but the raster has "
+                             f"{total} band(s). Name every band, in the raster's order.")
+        described = True
+    else:
+        described = False
+        for info in infos:
+            with rasterio.open(info.path) as ds:
+                described = described or any(d for d in ds.descriptions)
+        names = stacked_band_names(infos)
+    model_unnamed = [_norm(b) for b in want] == [_norm(b) for b in _default_names(len(want))]
+    if [_norm(n) for n in names] == [_norm(b) for b in want]:
+        return list(infos), []
+    if not described or model_unnamed:
+        if total != len(want):
+            return list(infos), []  # the band-count check says what is wrong
+        why = "the raster's bands carry no names" if not described else "the model's bands carry no names"
+        return list(infos), [f"Band order not checked: {why}. They were taken as the model's bands in its order "
+                             f"({', '.join(want)}); if the raster's bands are in another order, give the band "
+                             "order (BAND_ORDER)."]
+    position = {}
+    for k, n in enumerate(names):
+        position.setdefault(_norm(n), k)
+    if len(position) != len(names):
+        raise GeoDLError(f"The raster's band names repeat ({', '.join(names)}); give the band order (BAND_ORDER) "
+                         "with one name per band.")
+    absent = [b for b in want if _norm(b) not in position]
+    if absent:
+        raise GeoDLError(
+            f"The raster's bands are named {', '.join(names)} but the model was trained on {', '.join(want)} "
+            f"({', '.join(absent)} not found). Choose imagery with the model's bands; if the band names are "
+            "wrong, give the band order (BAND_ORDER).")
+    chosen = [pieces[position[_norm(b)]] for b in want]
+    merged: list[RasterInfo] = []
+    run: list[int] = []
+    for k, (info, band) in enumerate(chosen):
+        run.append(band)
+        if k + 1 == len(chosen) or chosen[k + 1][0] is not info:
+            picked = tuple(run)
+            merged.append(dataclasses.replace(info, indexes=picked, count=len(picked),
+                                              band_names=tuple(info.band_names[b - 1] for b in picked)))
+            run = []
+    what = "reordered" if total == len(want) else f"the {len(want)} it needs were selected"
+    return merged, [f"The raster's bands are {', '.join(names)}; the model's are {', '.join(want)}: the bands "
+                    f"were {what} to the model's order."]
 
 
 def check_raster_against_model(infos: Sequence[RasterInfo], bundle: ModelBundle) -> list[str]:
@@ -98,8 +180,8 @@ def check_raster_against_model(infos: Sequence[RasterInfo], bundle: ModelBundle)
     if units and first.crs_units and units != first.crs_units:
         raise GeoDLError(f"The raster's CRS is in {first.crs_units} but the model was trained on a grid in {units}. "
                          "Reproject the raster to a CRS like the training one.")
-    size = meta.get("pixel_size") or [0, 0]
-    if size[0] and not 0.5 <= first.res[0] / float(size[0]) <= 2.0:
+    size = meta.get("pixel_size") or [0, 0]  # None or 0: unknown (samples without a sidecar)
+    if size[0] and first.res[0] and not 0.5 <= first.res[0] / float(size[0]) <= 2.0:
         warnings.append(f"The raster's pixels are {first.res[0]:g} {first.crs_units} but the model was trained on "
                         f"{float(size[0]):g}: expect lower accuracy.")
     return warnings
@@ -319,8 +401,8 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
     params.validate()
     started = time.perf_counter()
     bundle = bundle or load_model_file(params.model)
-    infos = stack_info(params.rasters)
-    warnings = check_raster_against_model(infos, bundle)
+    infos, notes = align_bands(stack_info(params.rasters), bundle, params.band_order)
+    warnings = notes + check_raster_against_model(infos, bundle)
     for w in warnings:
         log.warning(w)
     info = infos[0]
@@ -381,6 +463,11 @@ def _describe(outputs: dict, classes: Any) -> None:
     band.SetRasterColorTable(table)
     band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
     band.SetDescription("class")
+    # The class names travel with the map, so evaluating it against named reference points matches by name.
+    categories = [""] * (max(classes.ids) + 1)
+    for c in classes:
+        categories[int(c.id)] = c.name
+    band.SetCategoryNames(categories)
     if "confidence" in outputs:
         outputs["confidence"].GetRasterBand(1).SetDescription("confidence (highest class probability)")
     if "probabilities" in outputs:

@@ -73,16 +73,35 @@ def unavailable_features(statuses: Iterable[DependencyStatus]) -> set[str]:
     return {d.feature for d in missing(statuses)}
 
 
+def _is_this_interpreter(executable: str) -> bool:
+    """Whether ``executable`` is a Python of this process's own installation (or its virtual environment)."""
+    try:
+        exe = Path(executable).resolve()
+    except OSError:
+        return False
+    if not exe.name.lower().startswith("python") or not exe.exists():
+        return False
+    homes = {Path(p).resolve() for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)}
+    in_venv = Path(executable).absolute().parent.parent.resolve() == Path(sys.prefix).resolve()
+    return in_venv or any(home in exe.parents for home in homes)
+
+
 def qgis_python_executable() -> str:
-    """The interpreter of the Python QGIS runs (``sys.executable`` is the QGIS binary inside QGIS)."""
-    if Path(sys.executable).name.lower().startswith("python"):
-        return sys.executable
+    """The interpreter of the Python QGIS runs. Inside QGIS ``sys.executable`` is the QGIS binary; under
+    ``qgis_process`` it is whatever ``python3`` comes first on PATH (a pyenv or conda Python, say, that
+    cannot import qgis), so it is trusted only when it belongs to this interpreter's installation."""
+    if sys.prefix != sys.base_prefix and _is_this_interpreter(sys.executable):
+        return sys.executable  # a virtual environment (made with --system-site-packages, as the tests do)
     base = Path(sys.base_exec_prefix)
-    if sys.platform == "win32":
-        candidate = base / "python.exe"
-    else:
-        candidate = base / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return str(candidate) if candidate.exists() else "python3"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [base / "python.exe"] if sys.platform == "win32" else \
+        [base / "bin" / f"python{version}", base / "bin" / f"python{sys.version_info.major}"]
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    if _is_this_interpreter(sys.executable):
+        return sys.executable
+    return "python3"
 
 
 def _externally_managed() -> bool:

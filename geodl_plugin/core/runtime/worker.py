@@ -122,7 +122,13 @@ class Worker:
                 self._start()
             assert self._lines is not None and self._proc is not None
             self._send(json.dumps({"job": job, "params": payload}))
-            outcome = self._follow(progress)
+            try:
+                outcome = self._follow(progress)
+            except BaseException:
+                # Interrupted here (Ctrl+C, SIGTERM): the job must stop through its own clean-up, not be
+                # killed mid-write, which would leave its temporary files.
+                self._abandon()
+                raise
         if outcome.get("cancelled"):
             raise Cancelled("Cancelled by the user.")
         if "error" in outcome:
@@ -169,6 +175,29 @@ class Worker:
                 progress.metrics(dict(message["metrics"]))
             else:
                 return message
+
+    def _abandon(self) -> None:
+        """Cancel the running job and wait (a bounded time) for the worker to confirm, then end it."""
+        if not self.alive or self._lines is None:
+            return
+        self._send("cancel")
+        deadline = time.monotonic() + CANCEL_GRACE_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                line = self._lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            except BaseException:  # a second Ctrl+C: stop waiting
+                break
+            if line is None:
+                break
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not {"progress", "message", "metrics"} & set(message):
+                break
+        self.close(kill=True)
 
     def close(self, kill: bool = False) -> None:
         proc, self._proc = self._proc, None
@@ -268,6 +297,7 @@ def _main() -> int:
     sys.stdout = sys.stderr  # library prints must not corrupt the protocol
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     cancel = threading.Event()
+    parent_gone = threading.Event()
     requests: queue.Queue = queue.Queue()
 
     def watch_stdin() -> None:
@@ -276,7 +306,11 @@ def _main() -> int:
                 cancel.set()
             elif line.strip():
                 requests.put(json.loads(line))
-        requests.put(None)  # EOF: the parent is done with this worker
+        # EOF: the parent is done with this worker, or was killed outright (SIGKILL). A job still running
+        # then has no one to report to: it is cancelled, so its outputs are cleaned up, and the worker ends.
+        parent_gone.set()
+        cancel.set()
+        requests.put(None)
 
     threading.Thread(target=watch_stdin, daemon=True).start()
     lock = threading.Lock()
@@ -298,6 +332,8 @@ def _main() -> int:
         request = requests.get()
         if request is None:
             return 0
+        if parent_gone.is_set():
+            return 0  # a job sent just before the parent died: no one wants it
         cancel.clear()
         last[0] = -1.0
         try:

@@ -31,6 +31,13 @@ class TrainFromLabelsParams:
     layer: Optional[str] = None
     nodata: Optional[float] = None
 
+    def validate(self) -> None:
+        """No output may be (or resolve to, or be a sidecar of) the imagery or the labels."""
+        from ..io.paths_guard import check_outputs_against_inputs
+
+        check_outputs_against_inputs([*self.rasters, self.labels],
+                                     [self.samples, self.train.get("output"), self.confusion_png])
+
 
 def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress] = None) -> TrainResult:
     # Imported here: the dock's process imports this module for the parameters alone.
@@ -41,6 +48,7 @@ def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress
     from .trainer import TrainParams, train_model
 
     progress = ensure(progress)
+    params.validate()
     classes = ClassTable.from_json(params.classes) if params.classes else None
     labels = read_labels(params.labels, params.class_field, layer=params.layer,
                          target_crs_wkt=raster_info(params.rasters[0]).crs_wkt, classes=classes)

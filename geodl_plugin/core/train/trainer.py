@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..data.samples import SampleSet, load_samples
+from ..data.samples import SampleSet, load_samples, note_unknown_facts
 from ..data.splits import split_blocked, split_random
 from ..evaluate.metrics import classification_report
 from ..io.tfrecord import write_examples
@@ -48,13 +48,27 @@ class TrainParams:
     n_trees: int = 200
     seed: int = 42
     test_samples_output: Optional[str] = None
+    # For samples without a sidecar (Earth Engine table exports): the class names in id order (id 1 first
+    # unless the ids start at 0) and the source imagery's pixel size; unknown stays unknown otherwise.
+    class_names: Optional[list[str]] = None
+    source_pixel_size: Optional[float] = None
 
     def validate(self) -> None:
+        from ..io.paths_guard import check_outputs_against_inputs
+
         if not self.samples:
             raise GeoDLError("No sample file given. Extract samples first (geodl:extractsamples).")
         for s in self.samples:
             if not Path(s).exists():
                 raise GeoDLError(f"The sample file '{s}' does not exist.")
+        check_outputs_against_inputs(self.samples, [self.output, self.test_samples_output])
+        if not self.learning_rate > 0:
+            raise GeoDLError(f"The learning rate must be above 0 (got {self.learning_rate:g}); try 0.001.")
+        if not self.hidden_units or any(int(u) < 1 for u in self.hidden_units):
+            raise GeoDLError(f"Hidden units {list(self.hidden_units)} must be whole numbers of at least 1, "
+                             "e.g. 64,32.")
+        if self.source_pixel_size is not None and not self.source_pixel_size > 0:
+            raise GeoDLError(f"The source pixel size must be above 0 (got {self.source_pixel_size:g}).")
         if self.model_type not in MODEL_TYPES:
             raise GeoDLError(f"Unknown model type '{self.model_type}'; choose one of {', '.join(MODEL_TYPES)}.")
         if self.split not in SPLITS:
@@ -145,6 +159,7 @@ def train_model(params: TrainParams, progress: Optional[Progress] = None) -> Tra
         return train_segmentation(params, None, progress)
     progress.update(0, "reading samples")
     samples = load_samples(params.samples, bands=params.bands)
+    note_unknown_facts(samples, params.class_names, params.source_pixel_size)
     classes = samples.classes
     present = sorted(set(samples.y.tolist()))
     if len(present) < 2:
@@ -211,9 +226,11 @@ def manifest_from_samples(params: TrainParams, meta: dict, architecture: str, ba
     """The model file's manifest, with the grid facts (dtype, nodata, pixel size, CRS) the samples carry."""
     return make_manifest(
         name=Path(params.output).stem, architecture=architecture, bands=bands, classes=classes, mean=mean, std=std,
-        source_dtype=str(meta.get("source_dtype", "float32")), nodata=meta.get("nodata"),
-        pixel_size=meta.get("pixel_size", [0.0, 0.0]), crs_wkt=str(meta.get("crs_wkt", "")),
-        crs_units=str(meta.get("crs_units", "")), patch_size=patch_size, metrics=metrics, training=training,
+        # Unknown stays unknown (None): samples without a sidecar say nothing of the imagery, and a guess
+        # recorded here would later refuse the very imagery the samples came from.
+        source_dtype=meta.get("source_dtype"), nodata=meta.get("nodata"),
+        pixel_size=meta.get("pixel_size"), crs_wkt=str(meta.get("crs_wkt") or ""),
+        crs_units=str(meta.get("crs_units") or ""), patch_size=patch_size, metrics=metrics, training=training,
         data_source=", ".join(meta.get("rasters", [])) or ", ".join(params.samples),
     )
 

@@ -71,7 +71,7 @@ class ChipAlgorithm(GeoDLAlgorithm):
             rasters, mask, output, patch_size=k, stride=stride, padding=padding, test_output=test_output,
             test_fraction=test_fraction, histogram_output=histogram, progress=progress))
         for w in report.warnings:
-            feedback.reportError(w, False)
+            self.warn(feedback, w)
         feedback.pushInfo(f"{report.count} training chips, {report.test_count} test chips; skipped "
                           f"{report.skipped_unlabelled} without labels, {report.skipped_nodata} on nodata. "
                           "Labelled pixels: " + ", ".join(f"{k} {v}" for k, v in report.per_class_pixels.items()))

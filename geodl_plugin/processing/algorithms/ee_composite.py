@@ -178,7 +178,5 @@ class EECompositeAlgorithm(GeoDLAlgorithm):
             if layer.isValid():
                 context.project().addMapLayer(layer)
             else:
-                feedback.reportError(
-                    "The Earth Engine tile layer could not be created; the URL is in the output.", False
-                )
+                self.warn(feedback, "The Earth Engine tile layer could not be created; the URL is in the output.")
         return {}

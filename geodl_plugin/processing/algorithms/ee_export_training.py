@@ -128,7 +128,7 @@ class EEExportTrainingAlgorithm(GeoDLAlgorithm):
             for part in geometry.constParts():
                 points.append(exports.LabelledPoint(part.x(), part.y(), float(value)))
         if skipped:
-            feedback.reportError(f"{skipped} point(s) without a class or geometry were left out.", False)
+            self.warn(feedback, f"{skipped} point(s) without a class or geometry were left out.")
         params = composite_params(self, parameters, context)
         export_params = exports.TrainingExportParams(
             bands=params.output_bands(),

@@ -72,7 +72,10 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
                 report = call_in_worker("evaluate_model", None, progress.sub(0, 50), model=model, samples=[samples])
                 classes = ModelBundle(read_manifest(model), None).classes
             if classified and reference:
+                from ...core.evaluate.accuracy import map_class_table
                 from ...core.io.raster import raster_info
+
+                classes = classes or map_class_table(classified.source())
 
                 labels = read_labels(ref_path, field, layer=ref_layer or None,
                                      target_crs_wkt=raster_info(classified.source()).crs_wkt, classes=classes)
@@ -82,6 +85,8 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
             return report
 
         report = self.run_core(feedback, work)
+        for w in report.get("warnings", []) + report.get("model_on_samples", {}).get("warnings", []):
+            self.warn(feedback, w)
         feedback.pushInfo(f"overall accuracy {report['overall_accuracy']:.3f}, kappa {report['kappa']:.3f}")
         out = {self.OUTPUT: output, self.OVERALL_ACCURACY: report["overall_accuracy"], self.KAPPA: report["kappa"]}
         if plot:

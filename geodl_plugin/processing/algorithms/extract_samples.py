@@ -72,6 +72,6 @@ class ExtractSamplesAlgorithm(GeoDLAlgorithm):
 
         report = self.run_core(feedback, work)
         for w in report.warnings:
-            feedback.reportError(w, False)
+            self.warn(feedback, w)
         feedback.pushInfo(f"{report.count} samples: " + ", ".join(f"{k} {v}" for k, v in report.per_class.items()))
         return {self.OUTPUT: output}

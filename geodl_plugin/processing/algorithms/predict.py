@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
 from ...core.models.model_file import read_manifest
@@ -25,7 +27,7 @@ class PredictAlgorithm(GeoDLAlgorithm):
             "and one probability band per class. Each output is written to a temporary file and renamed when "
             "complete, so a cancel leaves nothing half-written. The raster is checked against the model's bands, "
             "data type and CRS units first.")
-    INPUT, MODEL, NODATA, EXTENT = "INPUT", "MODEL", "NODATA", "EXTENT"
+    INPUT, MODEL, NODATA, EXTENT, BAND_ORDER = "INPUT", "MODEL", "NODATA", "EXTENT", "BAND_ORDER"
     OUTPUT, OUTPUT_CONFIDENCE, OUTPUT_PROBABILITIES = "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES"
 
     def initAlgorithm(self, config=None):
@@ -35,6 +37,11 @@ class PredictAlgorithm(GeoDLAlgorithm):
             self.NODATA, "Nodata value (empty: the raster's, else the model's)",
             QgsProcessingParameterNumber.Type.Double, optional=True))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Only this extent", optional=True))
+        band_order = QgsProcessingParameterString(
+            self.BAND_ORDER, "The raster's band names in order, comma-separated (empty: its band descriptions)",
+            optional=True)
+        band_order.setFlags(band_order.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(band_order)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT_CONFIDENCE, "Confidence", optional=True, createByDefault=True))
@@ -54,12 +61,14 @@ class PredictAlgorithm(GeoDLAlgorithm):
         probabilities = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) or None
         params = PredictParams(
             rasters=[layer.source()], model=model, output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
-            confidence_output=confidence, probabilities_output=probabilities, nodata=nodata, extent=extent)
+            confidence_output=confidence, probabilities_output=probabilities, nodata=nodata, extent=extent,
+            band_order=[b.strip() for b in self.parameterAsString(parameters, self.BAND_ORDER, context).split(",")
+                        if b.strip()] or None)
         needs = ("classic_ml",) if read_manifest(model)["mlm:architecture"] == "rf" else ("deep_learning",)
         result = self.run_core(feedback, lambda progress: call_in_worker("predict_raster", params, progress),
                                requires=needs)
         for w in result.warnings:
-            feedback.reportError(w, False)
+            self.warn(feedback, w)
         from ...core.models.model_file import ModelBundle
         from ...layers import write_default_styles
 

@@ -54,7 +54,7 @@ class RasterizeMaskAlgorithm(GeoDLAlgorithm):
 
         report = self.run_core(feedback, work)
         for w in report.warnings:
-            feedback.reportError(w, False)
+            self.warn(feedback, w)
         feedback.pushInfo(f"{report.labelled_pixels} labelled pixels: "
                           + ", ".join(f"{k} {v}" for k, v in report.per_class.items()))
         return {self.OUTPUT: output}

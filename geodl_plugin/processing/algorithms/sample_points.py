@@ -52,7 +52,7 @@ class SamplePointsAlgorithm(GeoDLAlgorithm):
             labels = read_labels(path, field, layer=layer_name or None)
             points = sample_points_in_polygons(labels, per_class, distance, seed, progress)
             for w in points.warnings:
-                feedback.reportError(w, False)
+                self.warn(feedback, w)
             write_points(output, points)
             return points
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -33,6 +34,7 @@ class TrainAlgorithm(GeoDLAlgorithm):
     SPLIT, BLOCK_SIZE, TEST_FRACTION, SEED, OUTPUT, OUTPUT_TEST_SAMPLES = (
         "SPLIT", "BLOCK_SIZE", "TEST_FRACTION", "SEED", "OUTPUT", "OUTPUT_TEST_SAMPLES")
     OVERALL_ACCURACY, KAPPA = "OVERALL_ACCURACY", "KAPPA"
+    CLASS_NAMES, SOURCE_PIXEL_SIZE = "CLASS_NAMES", "SOURCE_PIXEL_SIZE"
 
     def initAlgorithm(self, config=None):
         Number = QgsProcessingParameterNumber
@@ -54,6 +56,14 @@ class TrainAlgorithm(GeoDLAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_TEST_SAMPLES, "Held-out samples (TFRecord)", "TFRecord (*.tfrecord.gz)", optional=True,
             createByDefault=False))
+        for extra in (
+            QgsProcessingParameterString(
+                self.CLASS_NAMES, "Class names, in class-id order (samples without a .json sidecar, e.g. Earth "
+                "Engine exports)", optional=True),
+            Number(self.SOURCE_PIXEL_SIZE, "Pixel size of the source imagery (samples without a sidecar)",
+                   Number.Type.Double, optional=True, minValue=0.0)):
+            extra.setFlags(extra.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            self.addParameter(extra)
         self.addOutput(QgsProcessingOutputNumber(self.OVERALL_ACCURACY, "Held-out overall accuracy"))
         self.addOutput(QgsProcessingOutputNumber(self.KAPPA, "Held-out kappa"))
 
@@ -61,7 +71,7 @@ class TrainAlgorithm(GeoDLAlgorithm):
         model_type = MODEL_TYPES[self.parameterAsEnum(parameters, self.MODEL_TYPE, context)]
         units_text = self.parameterAsString(parameters, self.HIDDEN_UNITS, context)
         try:
-            units = tuple(int(u) for u in units_text.replace(" ", "").split(",") if u)
+            units = tuple(int(u) for u in units_text.replace(" ", "").split(","))
         except ValueError as exc:
             raise GeoDLError(f"Hidden units '{units_text}' must be whole numbers separated by commas, e.g. 64,32.") from exc
         test_out = self.parameterAsFileOutput(parameters, self.OUTPUT_TEST_SAMPLES, context) or None
@@ -69,7 +79,7 @@ class TrainAlgorithm(GeoDLAlgorithm):
             samples=[self.parameterAsFile(parameters, self.SAMPLES, context)],
             output=self.parameterAsFileOutput(parameters, self.OUTPUT, context),
             model_type=model_type,
-            hidden_units=units or (64,),
+            hidden_units=units,
             dropout=self.parameterAsDouble(parameters, self.DROPOUT, context),
             epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
@@ -79,12 +89,16 @@ class TrainAlgorithm(GeoDLAlgorithm):
             test_fraction=self.parameterAsDouble(parameters, self.TEST_FRACTION, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
             test_samples_output=test_out,
+            class_names=[n.strip() for n in self.parameterAsString(parameters, self.CLASS_NAMES, context).split(",")
+                         if n.strip()] or None,
+            source_pixel_size=(self.parameterAsDouble(parameters, self.SOURCE_PIXEL_SIZE, context)
+                               if parameters.get(self.SOURCE_PIXEL_SIZE) not in (None, "") else None),
         )
         needs = ("classic_ml",) if model_type == "rf" else ("deep_learning",)
         result = self.run_core(feedback, lambda progress: call_in_worker("train_model", params, progress),
                                requires=needs)
         for w in result.warnings:
-            feedback.reportError(w, False)
+            self.warn(feedback, w)
         metrics = result.metrics
         out = {self.OUTPUT: result.model_path, self.OVERALL_ACCURACY: metrics.get("overall_accuracy"),
                self.KAPPA: metrics.get("kappa")}
