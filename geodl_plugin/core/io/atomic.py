@@ -124,14 +124,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                                dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # GDAL writes what a GeoTIFF cannot hold (category names, statistics) to <file>.aux.xml beside the
+    # temporary file: it travels with it, or goes with it.
+    companions = [(Path(f"{tmp_path}{s}"), Path(f"{target}{s}")) for s in (".aux.xml", ".ovr", ".msk")]
     try:
         yield tmp_path
+        mode = 0o666 & ~_umask()
         if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_umask())
+            os.chmod(tmp_path, mode)
+        for tmp_companion, companion in companions:
+            if tmp_companion.exists():
+                os.chmod(tmp_companion, mode)
+                os.replace(tmp_companion, companion)
         os.replace(tmp_path, target)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
+        for p in (tmp_path, *(c for c, _ in companions)):
+            with contextlib.suppress(OSError):
+                p.unlink()
         if isinstance(exc, Exception) and not isinstance(exc, GeoDLError) and looks_like_disk_full(exc, target):
             raise GeoDLError(disk_full_message(target)) from exc
         raise
