@@ -186,7 +186,7 @@ def run_alg(alg: str, params: dict, cancel_at: float | None = None) -> Recorded:
 
 
 @pytest.fixture
-def fault(geodl_provider, tmp_path):
+def fault(geodl_provider, tmp_path):  # noqa: F811 - the imported fixture
     """``fault(alg, params, message, inputs)``: the run must fail with ``message`` (a regex) as one clear error
     without a traceback; the inputs must be byte-identical afterwards; the folder must hold exactly what it held
     (no output, no temporary file), and no process may be left."""
@@ -210,7 +210,7 @@ def fault(geodl_provider, tmp_path):
 
 
 @pytest.fixture
-def succeeds(geodl_provider, tmp_path):
+def succeeds(geodl_provider, tmp_path):  # noqa: F811 - the imported fixture
     """``succeeds(alg, params, inputs)``: the run must succeed, inputs byte-identical, no temporary file left,
     no process left; returns what was recorded (warnings included)."""
 

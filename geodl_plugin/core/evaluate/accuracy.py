@@ -7,7 +7,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from ..data.classes import ClassInfo, ClassTable
+from ..data.classes import ClassTable
 from ..data.labels import LabelSet
 from ..data.samples import load_samples
 from ..io.raster import iter_windows, raster_info, world_to_pixel
@@ -73,21 +73,19 @@ def remap_to_model(y: np.ndarray, sample_classes: ClassTable, model_classes: Cla
 
 
 def map_class_table(path: str | os.PathLike) -> Optional[ClassTable]:
-    """The class names a geodl class raster carries (GDAL category names and colour table), or None."""
-    from osgeo import gdal
+    """The class table a geodl class raster carries (written by prediction), or None."""
+    import json
 
-    ds = gdal.Open(str(path))
-    if ds is None:
+    import rasterio
+
+    from ..predict.raster_prediction import CLASSES_TAG
+
+    try:
+        with rasterio.open(str(path)) as ds:
+            text = ds.tags().get(CLASSES_TAG)
+        return ClassTable.from_json(json.loads(text)) if text else None
+    except (rasterio.errors.RasterioIOError, ValueError, KeyError, TypeError):
         return None
-    band = ds.GetRasterBand(1)
-    names = band.GetCategoryNames() or []
-    table = band.GetColorTable()
-    classes = []
-    for value, name in enumerate(names):
-        if name and value != 255:
-            rgb = table.GetColorEntry(value)[:3] if table is not None and value < table.GetCount() else (153,) * 3
-            classes.append(ClassInfo(value, name, "#" + "".join(f"{int(v):02x}" for v in rgb)))
-    return ClassTable(classes) if classes else None
 
 
 def evaluate_map(classified: str | os.PathLike, reference: LabelSet, progress: Optional[Progress] = None,

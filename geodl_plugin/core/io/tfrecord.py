@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Mapping, Sequence, Union
@@ -214,7 +215,7 @@ def read_records(path: str | os.PathLike) -> Iterator[bytes]:
                     raise GeoDLError(f"{p}: record {index} is corrupt (bad data checksum). Re-export the file.")
                 yield data
                 index += 1
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
             raise GeoDLError(f"The TFRecord file '{p}' does not exist.") from exc
         raise GeoDLError(f"{p}: cannot read record {index} ({exc}). The file is damaged; re-export it.") from exc

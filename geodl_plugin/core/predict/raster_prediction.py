@@ -30,6 +30,7 @@ from ..runtime.progress import Progress, ensure
 log = logging.getLogger("geodl")
 
 CONFIDENCE_NODATA = -1.0
+CLASSES_TAG = "GEODL_CLASSES"
 
 
 @dataclass
@@ -463,11 +464,11 @@ def _describe(outputs: dict, classes: Any) -> None:
     band.SetRasterColorTable(table)
     band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
     band.SetDescription("class")
-    # The class names travel with the map, so evaluating it against named reference points matches by name.
-    categories = [""] * (max(classes.ids) + 1)
-    for c in classes:
-        categories[int(c.id)] = c.name
-    band.SetCategoryNames(categories)
+    # The class table travels inside the map (a GeoTIFF metadata tag), so evaluating it against named
+    # reference points matches by name.
+    import json
+
+    outputs["class"].SetMetadataItem(CLASSES_TAG, json.dumps(classes.to_json()))
     if "confidence" in outputs:
         outputs["confidence"].GetRasterBand(1).SetDescription("confidence (highest class probability)")
     if "probabilities" in outputs:
