@@ -56,7 +56,7 @@ def raster_info(path: str | os.PathLike, band_names: Optional[Sequence[str]] = N
                 raise GeoDLError(f"'{p}' has {ds.count} bands but {len(names)} band names were given.")
             units = ds.crs.linear_units if not ds.crs.is_geographic else "degree"
             if ds.driver == "VRT":
-                check_sources_exist(p, list(ds.files))
+                check_sources_exist(p, vrt_sources(p))
             return RasterInfo(
                 path=p, width=ds.width, height=ds.height, count=ds.count, dtype=ds.dtypes[0],
                 crs_wkt=ds.crs.to_wkt(), transform=tuple(ds.transform)[:6],  # type: ignore[arg-type]
@@ -65,6 +65,23 @@ def raster_info(path: str | os.PathLike, band_names: Optional[Sequence[str]] = N
             )
     except rasterio.errors.RasterioIOError as exc:
         raise GeoDLError(f"Cannot open '{p}' as a raster ({exc}).") from exc
+
+
+def vrt_sources(path: str) -> list[str]:
+    """The files a VRT reads (GDAL lists only those it found)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return []
+    out = []
+    for element in root.iter("SourceFilename"):
+        name = (element.text or "").strip()
+        if name and element.get("relativeToVRT", "0") == "1":
+            name = str(Path(path).parent / name)
+        out.append(name)
+    return out
 
 
 def check_sources_exist(path: str, files: Sequence[str]) -> None:
