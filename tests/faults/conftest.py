@@ -122,7 +122,12 @@ def digest(paths: Iterable[Path]) -> dict[str, str]:
 
 
 def listing(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    """The folder's files, less the statistics cache GDAL writes beside a raster QGIS opened as a layer
+    (``<raster>.aux.xml`` holding histograms): QGIS's own, not a geodl output. Any other ``.aux.xml`` (that of a
+    temporary file, say) is listed."""
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    return [n for n in names if not (n.endswith(".aux.xml") and n[:-len(".aux.xml")] in names
+                                     and "<Histograms>" in (folder / n).read_text(errors="replace"))]
 
 
 def child_pids() -> set[int]:
