@@ -48,7 +48,7 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
         try:
             check_outputs_against_inputs(inputs, outputs)
         except GeoDLError as exc:
-            raise QgsProcessingException(str(exc)) from exc
+            raise user_error(feedback, str(exc)) from exc
         return True
 
     def input_and_output_files(self, parameters, context) -> tuple[list[str], list[str]]:
@@ -143,15 +143,30 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
         overrides the class's REQUIRES when the parameters decide (e.g. which model type)."""
         ok, why = self._can_execute(self.REQUIRES if requires is None else requires)
         if not ok:
-            raise QgsProcessingException(why)
+            raise user_error(feedback, why)
         try:
             return work(self.progress(feedback))
         except GeoDLError as exc:
-            raise QgsProcessingException(str(exc)) from exc
+            raise user_error(feedback, str(exc)) from exc
         except Interrupted as exc:
-            raise QgsProcessingException(str(exc)) from exc
+            raise user_error(feedback, str(exc)) from exc
         except Cancelled as exc:
-            raise QgsProcessingException("Cancelled by the user; nothing was written.") from exc
+            raise user_error(feedback, CANCELLED) from exc
+
+
+CANCELLED = "Cancelled by the user; nothing was written."
+
+
+def user_error(feedback: Optional[QgsProcessingFeedback], text: str) -> QgsProcessingException:
+    """The exception that ends an algorithm on a user error, with the message shown once. QGIS prints the text
+    of a QgsProcessingException three times under qgis_process (the message log twice, the feedback once), so
+    the text goes to the feedback here and the exception carries none; without a feedback it carries the text."""
+    if feedback is None:
+        return QgsProcessingException(text)
+    feedback.reportError(text, True)
+    error = QgsProcessingException("")
+    error.geodl_message = text  # type: ignore[attr-defined]
+    return error
 
 
 def _destination(value: Any, context) -> str:
@@ -169,11 +184,15 @@ def _guarded(body: Callable) -> Callable:
             try:
                 return body(self, parameters, context, feedback)
             except GeoDLError as exc:
-                raise QgsProcessingException(str(exc)) from exc
+                raise user_error(feedback, str(exc)) from exc
             except Interrupted as exc:
-                raise QgsProcessingException(str(exc)) from exc
+                raise user_error(feedback, str(exc)) from exc
             except Cancelled as exc:
-                raise QgsProcessingException("Cancelled by the user; nothing was written.") from exc
+                raise user_error(feedback, CANCELLED) from exc
+            except QgsProcessingException as exc:
+                if str(exc) and not hasattr(exc, "geodl_message"):  # raised by the algorithm itself
+                    raise user_error(feedback, str(exc)) from exc
+                raise
 
     process._geodl_guarded = True  # type: ignore[attr-defined]
     return process

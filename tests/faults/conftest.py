@@ -154,6 +154,7 @@ class Recorded:
     infos: list[str] = field(default_factory=list)
     results: dict | None = None
     exception: str = ""
+    failed: bool = False
 
 
 def recording_feedback(rec: Recorded, cancel_at: float | None = None):
@@ -186,7 +187,7 @@ def run_alg(alg: str, params: dict, cancel_at: float | None = None) -> Recorded:
         rec.results = processing.run(f"geodl:{alg}", {k: str(v) if isinstance(v, Path) else v
                                                      for k, v in params.items()}, feedback=feedback)
     except QgsProcessingException as exc:
-        rec.exception = str(exc)
+        rec.exception, rec.failed = str(exc), True
     return rec
 
 
@@ -202,9 +203,11 @@ def fault(geodl_provider, tmp_path):  # noqa: F811 - the imported fixture
         before, files, kids = digest(inputs), listing(folder), child_pids()
         rec = run_alg(alg, params, cancel_at)
         assert rec.results is None, f"geodl:{alg} succeeded but should have failed: {rec.results}"
-        assert rec.exception, "the run must end with a QgsProcessingException"
+        assert rec.failed, "the run must end with a QgsProcessingException"
         text = "\n".join(rec.errors + [rec.exception])
         assert re.search(message, text), f"expected /{message}/ in the error, got:\n{text}"
+        assert sum(bool(re.search(message, e)) for e in rec.errors + [rec.exception]) == 1, \
+            f"the message must be shown once:\n{text}"
         assert "Traceback" not in text, f"a user error must not show a traceback:\n{text}"
         assert digest(inputs) == before, "an input changed"
         assert listing(folder) == files, f"files were left behind: {set(listing(folder)) ^ set(files)}"

@@ -20,7 +20,8 @@ from ..runtime.errors import GeoDLError
 
 MB = 1024 * 1024
 # Messages of GDAL/libtiff and friends that mean "no space left", raised as RuntimeError rather than OSError.
-_DISK_FULL_HINTS = ("no space left", "write error", "disk full", "not enough space", "errno 28")
+_DISK_FULL_HINTS = ("no space left", "write error", "io error", "i/o error", "error writing", "disk full",
+                    "not enough space", "errno 28")
 
 
 def check_writable(path: str | os.PathLike) -> Path:
