@@ -4,7 +4,6 @@ and SIGKILL in the middle of a run; a full disk (a tiny tmpfs in a private mount
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess

@@ -27,7 +27,7 @@ def test_cancelled_point_sampling_leaves_nothing(world, tmp_path, fault):
 def test_cancelled_prediction_leaves_nothing(world, tmp_path, fault):
     d = stage(world, tmp_path, "scene.tif", "rf.geodl")
     fault("predict", {"INPUT": d["scene.tif"], "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "c.tif"}, r"Cancelled",
-          d.values(), cancel_at=0)
+          d.values(), cancel_at=-1)
 
 
 def test_leftovers_of_a_killed_run_are_removed_by_the_next(world, tmp_path, succeeds):

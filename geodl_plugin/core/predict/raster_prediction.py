@@ -130,7 +130,7 @@ def align_bands(infos: Sequence[RasterInfo], bundle: ModelBundle,
         return list(infos), [f"Band order not checked: {why}. They were taken as the model's bands in its order "
                              f"({', '.join(want)}); if the raster's bands are in another order, give the band "
                              "order (BAND_ORDER)."]
-    position = {}
+    position: dict[str, int] = {}
     for k, n in enumerate(names):
         position.setdefault(_norm(n), k)
     if len(position) != len(names):

@@ -305,6 +305,9 @@ def _main() -> int:
             if line.strip() == "cancel":
                 cancel.set()
             elif line.strip():
+                # A new job starts uncancelled; cleared here, not when the job starts, so a cancel sent right
+                # behind the job (before the worker took it up) is not lost.
+                cancel.clear()
                 requests.put(json.loads(line))
         # EOF: the parent is done with this worker, or was killed outright (SIGKILL). A job still running
         # then has no one to report to: it is cancelled, so its outputs are cleaned up, and the worker ends.
@@ -334,7 +337,6 @@ def _main() -> int:
             return 0
         if parent_gone.is_set():
             return 0  # a job sent just before the parent died: no one wants it
-        cancel.clear()
         last[0] = -1.0
         try:
             emit({"result": _serialise(_run(request, progress))})
