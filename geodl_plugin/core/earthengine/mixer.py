@@ -24,6 +24,7 @@ from ..io.atomic import atomic_path
 from ..io.tfrecord import TFRecordWriter, read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
+from .grid import NODATA
 
 
 @dataclass(frozen=True)
@@ -193,13 +194,16 @@ def export_to_geotiff(
     progress: Optional[Progress] = None,
 ) -> Path:
     """Mosaic a downloaded TFRecord image export into a georeferenced float32 GeoTIFF (band descriptions =
-    band names). ``kernel_size`` is inferred from the record length when not given."""
+    band names). ``kernel_size`` is inferred from the record length when not given. Pixels Earth Engine
+    filled as masked (``grid.NODATA``, see ``exports.export_image_patches``) and the padding past the last
+    patch are the file's nodata, ``grid.NODATA`` (finite, so the file can go back to Earth Engine as is)."""
     import rasterio
 
     progress = ensure(progress)
     files, mixer_path = find_export(folder, prefix)
     mixer = read_mixer(mixer_path)
     array, names = read_export(files, mixer, bands, kernel_size, progress.sub(0, 90))
+    array[~np.isfinite(array)] = NODATA
     with atomic_path(out_path) as tmp:
         profile = dict(
             driver="GTiff",
@@ -209,7 +213,7 @@ def export_to_geotiff(
             dtype="float32",
             crs=mixer.crs,
             transform=mixer.transform(),
-            nodata=float("nan"),
+            nodata=NODATA,
             tiled=True,
             blockxsize=256,
             blockysize=256,
