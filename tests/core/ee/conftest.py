@@ -96,6 +96,9 @@ def unmask_values(expression: Any) -> list[Any]:
             call = node.get("functionInvocationValue")
             if isinstance(call, dict) and call.get("functionName") == "Image.unmask":
                 value = resolve(call.get("arguments", {}).get("value"))
+                inner = value.get("functionInvocationValue") if isinstance(value, dict) else None
+                if isinstance(inner, dict) and inner.get("functionName") == "Image.constant":  # the client wraps it
+                    value = resolve(inner.get("arguments", {}).get("value"))
                 found.append(value.get("constantValue") if isinstance(value, dict) else value)
             for value in node.values():
                 walk(value)
