@@ -31,6 +31,19 @@ def test_strict_json_rejects_what_the_server_rejects():
             strict_json(bad)
 
 
+def test_the_transport_refuses_a_nan_the_real_client_sends(ee_session):
+    """What the upload used to send: the client serialises NaN (Python's json allows it); the strict transport,
+    like the server, refuses it — every EE test runs with this transport."""
+    import ee
+
+    manifest = {"name": "projects/test-project/assets/x", "tilesets": [{"sources": [{"uris": ["gs://b/x.tif"]}]}],
+                "missingData": {"values": [float("nan")]}}
+    with pytest.raises(AssertionError, match="NaN in a request body"):  # NotStrictJSON (conftest's own copy)
+        ee.data.startIngestion(ee.data.newTaskId()[0], manifest)
+    assert ee_session.strict_errors and "image:import" in ee_session.strict_errors[0]
+    ee_session.strict_errors.clear()  # seen and expected here; any other test fails on one
+
+
 def test_nan_nodata_upload_sends_strict_json_and_a_finite_copy(ee_session, gcs, tmp_path):
     """A float raster with nodata NaN (e.g. a confidence map): the manifest used to carry
     "missingData": {"values": [NaN]}, which is not JSON. Now the bucket gets a copy with the sentinel."""
