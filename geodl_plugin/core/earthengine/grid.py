@@ -61,8 +61,8 @@ class PixelGrid:
         from rasterio.crs import CRS
 
         crs = CRS.from_user_input(self.crs)
-        units = crs.linear_units if crs.is_projected else "degree"
-        return {"crs": self.crs, "crs_wkt": crs.to_wkt(), "crs_units": "metre" if units == "metre" else units,
+        units = crs.linear_units if crs.is_projected else "degree"  # as core.io.raster.raster_info names them
+        return {"crs": self.crs, "crs_wkt": crs.to_wkt(), "crs_units": str(units),
                 "pixel_size": [float(self.scale), float(self.scale)], "crs_transform": self.crs_transform}
 
 

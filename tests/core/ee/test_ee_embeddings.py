@@ -124,6 +124,17 @@ def test_embeddings_download_train_predict(ee_session, tmp_path, capsys):
               f"{int(hole.sum())} masked px all nodata")
     assert accuracy > 0.9
 
+    # checked at prediction: the same pixels labelled with another CRS are off the training grid
+    from geodl_plugin.core.models.model_file import load_model_file
+    from geodl_plugin.core.predict.raster_prediction import check_raster_against_model
+
+    other = tmp_path / "other_zone.tif"
+    with rasterio.open(tif) as src:
+        with rasterio.open(other, "w", **dict(src.profile, crs="EPSG:32633")) as dst:
+            dst.write(src.read())
+    warnings = check_raster_against_model([raster_info(other)], load_model_file(model))
+    assert any("CRS is not the one the model's samples were taken in" in w for w in warnings)
+
 
 def result_classes(model):
     from geodl_plugin.core.models.model_file import load_model_file
