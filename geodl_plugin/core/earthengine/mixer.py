@@ -278,7 +278,9 @@ def raster_to_upload_tfrecord(
     band_names: Optional[Sequence[str]] = None,
     progress: Optional[Progress] = None,
 ) -> Path:
-    """A prediction GeoTIFF on an export's grid → upload TFRecord (checks the grid matches the mixer)."""
+    """A prediction GeoTIFF on an export's grid → upload TFRecord (checks the grid matches the mixer). NaN
+    pixels (a NaN-nodata confidence map) are written as ``grid.NODATA``; declare :func:`upload_nodata` of the
+    raster as the upload's missing data so they stay masked in the asset."""
     import rasterio
 
     mixer = read_mixer(mixer_path)
@@ -291,4 +293,18 @@ def raster_to_upload_tfrecord(
             )
         array = src.read()
         names = list(band_names) if band_names else [d or f"b{i + 1}" for i, d in enumerate(src.descriptions)]
+    if array.dtype.kind == "f":
+        array[~np.isfinite(array)] = NODATA
     return write_upload_tfrecord(array, mixer, out_path, names, progress)
+
+
+def upload_nodata(raster_path: str | os.PathLike) -> Optional[float]:
+    """The missing-data value to declare for a raster's upload: its nodata, or ``grid.NODATA`` when that is
+    NaN (rewritten so, since Earth Engine's requests are JSON, which has no NaN); None without nodata."""
+    import rasterio
+
+    with rasterio.open(raster_path) as src:
+        nodata = src.nodata
+    if nodata is None:
+        return None
+    return float(nodata) if math.isfinite(nodata) else NODATA

@@ -115,9 +115,11 @@ def upload_predictions(
     overwrite: bool = False,
     client: Any = None,
     progress: Optional[Progress] = None,
+    missing_data: Optional[float] = None,
 ) -> str:
     """Copy the predictions TFRecord and its mixer to Cloud Storage and start the ingestion; return the
-    task id. The mixer is copied under the TFRecord's own prefix name, as Earth Engine pairs them by name."""
+    task id. The mixer is copied under the TFRecord's own prefix name, as Earth Engine pairs them by name.
+    ``missing_data`` (e.g. ``mixer.upload_nodata`` of the predicted raster) stays masked in the asset."""
     progress = ensure(progress)
     project = require_connected()
     tfrecord_path, mixer_path = Path(tfrecord_path), Path(mixer_path)
@@ -126,7 +128,7 @@ def upload_predictions(
             raise GeoDLError(f"'{p}' does not exist; write the predictions TFRecord first and keep the export's mixer.")
     name = asset_name(asset_id, project)
     uris = copy_to_gcs([tfrecord_path, mixer_path], bucket, prefix, client, progress.sub(0, 80))
-    task_id = start_ingestion(image_manifest(name, uris, band_names, pyramiding), overwrite)
+    task_id = start_ingestion(image_manifest(name, uris, band_names, pyramiding, missing_data=missing_data), overwrite)
     progress.update(100, f"Started upload task {task_id} → {name}")
     return task_id
 

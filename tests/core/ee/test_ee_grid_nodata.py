@@ -214,3 +214,26 @@ def test_cloud_storage_uses_the_earth_engine_service_account(fake_ee, gcs, monke
     for kwargs in made:
         assert kwargs["project"] == "test-project"
         assert kwargs["credentials"].service_account_email == "geodl@test-project.iam.gserviceaccount.com"
+
+
+def test_nan_confidence_on_an_export_grid_uploads_with_finite_missing_data(ee_session, gcs, tmp_path):
+    """The mixer path of the upload: NaN pixels become the sentinel in the TFRecord and are declared missing."""
+    from geodl_plugin.core.earthengine import mixer as mx
+    from geodl_plugin.core.io.tfrecord import read_examples
+
+    grid = mx.Mixer("EPSG:32632", (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0), 2, 2, 2, 2)
+    mixer_path = tmp_path / "exp-mixer.json"
+    mixer_path.write_text(json.dumps(grid.to_json()))
+    conf = tmp_path / "conf.tif"
+    data = np.array([[0.5, np.nan, 0.9, 0.8], [0.6, 0.7, np.nan, 0.1]], np.float32)
+    with rasterio.open(conf, "w", driver="GTiff", width=4, height=2, count=1, dtype="float32", crs="EPSG:32632",
+                       transform=grid.transform(), nodata=float("nan")) as ds:
+        ds.write(data[None])
+    assert mx.upload_nodata(conf) == NODATA
+    records = mx.raster_to_upload_tfrecord(conf, mixer_path, tmp_path / "exp.tfrecord.gz", ["confidence"])
+    values = np.concatenate([e["confidence"] for e in read_examples(records)])
+    assert np.isfinite(values).all() and (values == NODATA).sum() == 2
+    upload.upload_predictions(records, mixer_path, "geodl/conf", "bkt", ["confidence"], pyramiding="MEAN",
+                              client=gcs, missing_data=mx.upload_nodata(conf))
+    ((_m, _u, body),) = ee_session.calls("image:import")
+    assert body["imageManifest"]["missingData"] == {"values": [NODATA]}
