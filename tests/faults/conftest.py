@@ -92,7 +92,8 @@ def world(tmp_path_factory) -> Path:
     """Built once: scene.tif, points.gpkg, polygons.gpkg, s.tfrecord.gz (+ .json), rf.geodl."""
     from geodl_plugin.core.data.labels import read_labels
     from geodl_plugin.core.data.samples import extract_samples
-    from geodl_plugin.core.train.trainer import TrainParams, train_model
+    from geodl_plugin.core.families import train_model
+    from geodl_plugin.core.train.trainer import TrainParams
 
     root = tmp_path_factory.mktemp("fault_world")
     write_scene(root / "scene.tif")
@@ -101,8 +102,8 @@ def world(tmp_path_factory) -> Path:
     write_polygons(root / "polygons.gpkg")
     labels = read_labels(root / "points.gpkg", "name")
     extract_samples([str(root / "scene.tif")], labels, root / "s.tfrecord.gz")
-    train_model(TrainParams(samples=[str(root / "s.tfrecord.gz")], output=str(root / "rf.geodl"), model_type="rf",
-                            n_trees=8, split="random", test_fraction=0.0))
+    train_model(TrainParams(samples=[str(root / "s.tfrecord.gz")], output=str(root / "rf.geodl"), family="rf",
+                            options={"n_trees": 8}, split="random", test_fraction=0.0))
     return root
 
 

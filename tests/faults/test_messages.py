@@ -115,26 +115,34 @@ def test_vrt_with_a_missing_source_at_extraction(world, tmp_path, fault):
 
 def test_hidden_units_that_are_not_numbers(world, tmp_path, fault):
     d = stage(world, tmp_path, "s.tfrecord.gz")
-    fault("train", {"SAMPLES": d["s.tfrecord.gz"], "HIDDEN_UNITS": "64,abc", "OUTPUT": tmp_path / "m.geodl"},
-          r"Hidden units '64,abc' must be whole numbers", [d["s.tfrecord.gz"]])
+    fault("train", {"SAMPLES": d["s.tfrecord.gz"], "PIXEL_DNN_HIDDEN_UNITS": "64,abc", "OUTPUT": tmp_path / "m.geodl"},
+          r"Hidden units '64,abc' must be positive whole numbers", [d["s.tfrecord.gz"]])
 
 
 def test_hidden_units_of_zero(world, tmp_path, fault):
     d = stage(world, tmp_path, "s.tfrecord.gz")
-    fault("train", {"SAMPLES": d["s.tfrecord.gz"], "HIDDEN_UNITS": "64,0", "OUTPUT": tmp_path / "m.geodl"},
-          r"must be whole numbers of at least 1", [d["s.tfrecord.gz"]])
+    fault("train", {"SAMPLES": d["s.tfrecord.gz"], "PIXEL_DNN_HIDDEN_UNITS": "64,0", "OUTPUT": tmp_path / "m.geodl"},
+          r"must be positive whole numbers", [d["s.tfrecord.gz"]])
 
 
-def test_hidden_units_empty_between_commas(world, tmp_path, fault):
+def test_hidden_units_negative(world, tmp_path, fault):
     d = stage(world, tmp_path, "s.tfrecord.gz")
-    fault("train", {"SAMPLES": d["s.tfrecord.gz"], "HIDDEN_UNITS": "64,,32", "OUTPUT": tmp_path / "m.geodl"},
-          r"must be whole numbers", [d["s.tfrecord.gz"]])
+    fault("train", {"SAMPLES": d["s.tfrecord.gz"], "PIXEL_DNN_HIDDEN_UNITS": "-5", "OUTPUT": tmp_path / "m.geodl"},
+          r"must be positive whole numbers", [d["s.tfrecord.gz"]])
 
 
 def test_learning_rate_zero(world, tmp_path, fault):
+    """Refused by the parameter's own bound in Processing, and by the parameters the dock validates."""
+    import pytest
+
+    from geodl_plugin.core.runtime.errors import GeoDLError
+    from geodl_plugin.core.train.trainer import TrainParams
+
     d = stage(world, tmp_path, "s.tfrecord.gz")
     fault("train", {"SAMPLES": d["s.tfrecord.gz"], "LEARNING_RATE": 0, "OUTPUT": tmp_path / "m.geodl"},
-          r"learning rate must be above 0", [d["s.tfrecord.gz"]])
+          r"LEARNING_RATE", [d["s.tfrecord.gz"]])
+    with pytest.raises(GeoDLError, match="learning rate must be above 0"):
+        TrainParams(samples=[str(d["s.tfrecord.gz"])], output=str(tmp_path / "m.geodl"), learning_rate=0).validate()
 
 
 def test_missing_samples_file(world, tmp_path, fault):

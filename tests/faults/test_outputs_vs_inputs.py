@@ -162,12 +162,14 @@ def test_core_train_params_refuse_the_samples_as_output(world, tmp_path):
 
 
 def test_core_train_from_labels_refuses_samples_over_the_labels(world, tmp_path):
+    from geodl_plugin.core.label_training import TrainFromLabelsParams, train_from_labels
     from geodl_plugin.core.runtime.errors import GeoDLError
-    from geodl_plugin.core.train.from_labels import TrainFromLabelsParams, train_from_labels
+    from geodl_plugin.core.train.trainer import TrainParams
 
     d = stage(world, tmp_path, "scene.tif", "points.gpkg")
     params = TrainFromLabelsParams(rasters=[str(d["scene.tif"])], labels=str(d["points.gpkg"]), class_field="name",
-                                   samples=str(d["points.gpkg"]), train={"output": str(tmp_path / "m.geodl")})
+                                   samples=str(d["points.gpkg"]),
+                                   train=TrainParams(samples=[], output=str(tmp_path / "m.geodl")))
     before = d["points.gpkg"].read_bytes()
     with pytest.raises(GeoDLError, match="destroy the input"):
         train_from_labels(params)

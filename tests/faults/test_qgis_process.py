@@ -104,10 +104,11 @@ def test_qp_mistyped_model_path(qgis_process, world, tmp_path):
                                        "OUTPUT": tmp_path / "c.tif"}, "modle.geodl' does not exist", d.values(), tmp_path)
 
 
-def test_qp_learning_rate_zero(qgis_process, world, tmp_path):
+def test_qp_invalid_hidden_units(qgis_process, world, tmp_path):
     d = stage(world, tmp_path, "s.tfrecord.gz")
-    _refused(qgis_process, "train", {"SAMPLES": d["s.tfrecord.gz"], "LEARNING_RATE": 0, "OUTPUT": tmp_path / "m.geodl"},
-             "The learning rate must be above 0", d.values(), tmp_path)
+    _refused(qgis_process, "train", {"SAMPLES": d["s.tfrecord.gz"], "PIXEL_DNN_HIDDEN_UNITS": "64,0",
+                                     "OUTPUT": tmp_path / "m.geodl"},
+             "Hidden units '64,0' must be positive whole numbers", d.values(), tmp_path)
 
 
 def _start(qgis_process, alg, params, cwd):

@@ -24,6 +24,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from ..io.atomic import atomic_write_text
 from ..io.raster import RasterInfo, raster_info, valid_mask
 from ..io.tfrecord import TFRecordWriter, read_examples
 from ..runtime.errors import GeoDLError
@@ -163,8 +164,8 @@ def rasterize_mask(raster: str | os.PathLike, labels: LabelSet, output: str | os
             ds.write_colormap(1, {c.id: tuple(int(c.color[i:i + 2], 16) for i in (1, 3, 5)) + (255,)
                                   for c in classes})
             ds.set_band_description(1, "class (255 = unlabelled)")
-    sidecar_path(output).write_text(json.dumps({"kind": "mask", "classes": classes.to_json(),
-                                                "raster": str(raster)}, indent=2), encoding="utf-8")
+    atomic_write_text(sidecar_path(output), json.dumps({"kind": "mask", "classes": classes.to_json(),
+                                                       "raster": str(raster)}, indent=2))
     per_class = {c.name: int(counts[c.id]) for c in classes}
     warnings = list(labels.warnings)
     missing = [name for name, n in per_class.items() if n == 0]
@@ -342,7 +343,7 @@ def chip_raster(
             with TFRecordWriter(tmp) as writer:
                 for rec in records(idx):
                     writer.write(rec)
-        sidecar_path(path).write_text(json.dumps({**meta, "count": int(len(idx))}, indent=2), encoding="utf-8")
+        atomic_write_text(sidecar_path(path), json.dumps({**meta, "count": int(len(idx))}, indent=2))
     counts = np.zeros(256, np.int64)
     for _, m, _, _ in chips:
         counts += np.bincount(m.ravel(), minlength=256)
@@ -516,5 +517,5 @@ def write_chips(path: str | os.PathLike, chips: ChipSet) -> str:
                 writer.write(rec)
     meta = {**chips.meta, "kind": CHIPS_KIND, "bands": chips.bands, "label": LABEL, "patch_size": chips.patch_size,
             "ignore_value": IGNORE, "classes": chips.classes.to_json(), "count": len(chips)}
-    sidecar_path(path).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    atomic_write_text(sidecar_path(path), json.dumps(meta, indent=2))
     return str(path)

@@ -208,24 +208,7 @@ def extract_samples(
             warnings.append(f"{skipped_outside} label point(s) outside the raster were skipped.")
         if skipped_nodata:
             warnings.append(f"{skipped_nodata} sample(s) on nodata pixels were left out.")
-        present = [name for name, n in per_class.items() if n > 0]
-        if len(present) < 2:
-            dropped = []
-            if skipped_nodata:
-                dropped.append(f"{skipped_nodata} of {len(xy)} point(s) were dropped because they fall on nodata "
-                               f"pixels (nodata value {nodata_value:g})" if nodata_value is not None else
-                               f"{skipped_nodata} of {len(xy)} point(s) were dropped on nodata (non-finite) pixels")
-            if skipped_outside:
-                dropped.append(f"{skipped_outside} point(s) lie outside the raster")
-            if dropped:
-                raise GeoDLError(
-                    f"Only {len(present)} class(es) kept samples ({', '.join(present) or 'none'}): "
-                    f"{'; '.join(dropped)}. Check the nodata value (the NODATA parameter) and that the labels lie "
-                    "on valid imagery.")
-            raise GeoDLError(
-                f"Only one class has samples ({', '.join(present) or 'none'}); a classifier needs at least two. "
-                "Label more classes."
-            )
+        check_two_classes(per_class, len(xy), skipped_nodata, skipped_outside, nodata_value)
         for name, n in per_class.items():
             if n < MIN_SAMPLES_PER_CLASS:
                 warnings.append(f"Class '{name}' has only {n} samples; label more (at least {MIN_SAMPLES_PER_CLASS}).")
@@ -249,6 +232,28 @@ def extract_samples(
         atomic_write_text(sidecar_path(output), json.dumps(meta, indent=2))
     progress.update(100.0, f"{count} samples written to {output}")
     return ExtractReport(str(output), count, per_class, skipped_outside, skipped_nodata, warnings)
+
+
+def check_two_classes(per_class: dict[str, int], n_points: int, skipped_nodata: int, skipped_outside: int,
+                      nodata_value: Optional[float]) -> None:
+    """A classifier needs two classes; when points were dropped, say how many and why (the real cause of an
+    all-nodata input is the nodata, not too few labelled classes)."""
+    present = [name for name, n in per_class.items() if n > 0]
+    if len(present) >= 2:
+        return
+    dropped = []
+    if skipped_nodata:
+        dropped.append(f"{skipped_nodata} of {n_points} point(s) were dropped because they fall on nodata pixels "
+                       f"(nodata value {nodata_value:g})" if nodata_value is not None else
+                       f"{skipped_nodata} of {n_points} point(s) were dropped on nodata (non-finite) pixels")
+    if skipped_outside:
+        dropped.append(f"{skipped_outside} point(s) lie outside the raster")
+    if dropped:
+        raise GeoDLError(f"Only {len(present)} class(es) kept samples ({', '.join(present) or 'none'}): "
+                         f"{'; '.join(dropped)}. Check the nodata value (the NODATA parameter) and that the labels "
+                         "lie on valid imagery.")
+    raise GeoDLError(f"Only one class has samples ({', '.join(present) or 'none'}); a classifier needs at least two. "
+                     "Label more classes.")
 
 
 def check_sample_resources(output: str | os.PathLike, n_points: int, patch_size: int, n_bands: int,
@@ -369,4 +374,21 @@ def load_samples(
     if unknown:
         raise GeoDLError(f"Class ids {unknown} in the samples are not in the class table ({classes.ids}).")
     xy = np.array(coords) if len(coords) == len(labels) else None
+    keep = _valid_samples(x, meta.get("nodata"))
+    if not keep.all():
+        # Earth Engine exports carry masked pixels as the sidecar's nodata value (local extraction skips
+        # them before writing): a sample touching one is not a measurement and is not trained on.
+        log.warning("%d sample(s) touching nodata (%s) were left out.", int((~keep).sum()), meta.get("nodata"))
+        x, y, xy = x[keep], y[keep], None if xy is None else xy[keep]
+        if not len(y):
+            raise GeoDLError(f"Every sample in {[str(p) for p in paths]} touches nodata; sample where there is data.")
     return SampleSet(x, y, xy, band_list, classes, k, meta)
+
+
+def _valid_samples(x: np.ndarray, nodata: Optional[float]) -> np.ndarray:
+    """(n,) bool: samples with no nodata or non-finite value in any band or patch pixel."""
+    flat = x.reshape(len(x), -1)
+    ok = np.isfinite(flat).all(axis=1)
+    if nodata is not None and np.isfinite(nodata):
+        ok &= (flat != np.float32(nodata)).all(axis=1)
+    return ok
