@@ -208,7 +208,9 @@ def extract_samples(
             warnings.append(f"{skipped_outside} label point(s) outside the raster were skipped.")
         if skipped_nodata:
             warnings.append(f"{skipped_nodata} sample(s) on nodata pixels were left out.")
-        check_two_classes(per_class, len(xy), skipped_nodata, skipped_outside, nodata_value)
+        labelled = len(set(labels.class_ids[index].tolist()))  # classes among the points on the raster
+        check_two_classes(per_class, len(xy), skipped_nodata if labelled >= 2 else 0, skipped_outside if
+                          len(set(labels.class_ids.tolist())) >= 2 and labelled < 2 else 0, nodata_value)
         for name, n in per_class.items():
             if n < MIN_SAMPLES_PER_CLASS:
                 warnings.append(f"Class '{name}' has only {n} samples; label more (at least {MIN_SAMPLES_PER_CLASS}).")

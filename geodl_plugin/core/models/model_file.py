@@ -268,6 +268,13 @@ def save_model_file(path: str | os.PathLike, model: Any, manifest: dict[str, Any
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    manifest = _read_raw_manifest(path)
+    check_manifest(path, manifest)
+    return manifest
+
+
+def _read_raw_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a geodl model file, its format checked, its content not yet."""
     if not str(path).strip():
         raise GeoDLError("No model file given. Choose a .geodl file (train one with geodl:train).")
     if Path(path).is_dir():
@@ -288,6 +295,12 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
         raise GeoDLError(f"'{path}' was written by a newer geodl (format {manifest['format_version']}); update "
                          "the plugin.")
+    return manifest
+
+
+def check_manifest(path: str | os.PathLike, manifest: dict[str, Any]) -> None:
+    """Bands, classes and family present and well-formed: a damaged manifest is refused as such, not met later
+    as a KeyError deep inside a step."""
     try:
         bands = manifest["mlm:input"][0]["bands"]
         classes = ClassTable.from_json(manifest["mlm:output"][0]["classification:classes"])
@@ -300,7 +313,6 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     if not bands or len(classes) < 2:
         raise GeoDLError(f"The model file '{path}' has a damaged manifest ({len(bands)} band(s), {len(classes)} "
                          "class(es)). Train the model again or copy the file again.")
-    return manifest
 
 
 def check_manifest_against_network(path: str | os.PathLike, manifest: dict[str, Any], n_inputs: Optional[int],
@@ -348,7 +360,9 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
 
 
 def load_model_file(path: str | os.PathLike) -> ModelBundle:
-    manifest = read_manifest(path)
+    # The network is loaded (safely) before the manifest's content is checked, so a model that would run code is
+    # reported as such whatever its manifest holds.
+    manifest = _read_raw_manifest(path)
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         if FOREST_MEMBER in names:
@@ -359,6 +373,7 @@ def load_model_file(path: str | os.PathLike) -> ModelBundle:
             except (ValueError, KeyError, OSError, zipfile.BadZipFile, EOFError) as exc:
                 raise GeoDLError(f"The forest in the model file '{path}' is damaged ({exc}). Train the model again "
                                  "or copy the file again.") from exc
+            check_manifest(path, manifest)
             check_manifest_against_network(path, manifest, *_forest_shape(forest), forest=True)
             return ModelBundle(manifest, forest, str(path))
         if KERAS_MEMBER not in names:
@@ -374,6 +389,7 @@ def load_model_file(path: str | os.PathLike) -> ModelBundle:
             except (OSError, KeyError, zipfile.BadZipFile, EOFError, TypeError) as exc:
                 raise GeoDLError(f"The network in the model file '{path}' is damaged ({exc}). Train the model "
                                  "again or copy the file again.") from exc
+    check_manifest(path, manifest)
     check_manifest_against_network(path, manifest, _last_dim(model.input_shape), _last_dim(model.output_shape))
     return ModelBundle(manifest, model, str(path))
 
