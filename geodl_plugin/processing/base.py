@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputLayerDefinition,
+    QgsProcessingUtils,
     QgsProperty,
 )
 from qgis.PyQt.QtGui import QIcon
@@ -77,9 +78,7 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
                 text = str(raw)
                 inputs.append(text)
                 if kind != "file":  # a layer id or name in the project: its source is the file
-                    layer = context.getMapLayer(text) if hasattr(context, "getMapLayer") else None
-                    if layer is None and context.project() is not None:
-                        layer = context.project().mapLayer(text)
+                    layer = QgsProcessingUtils.mapLayerFromString(text, context, False)
                     if layer is not None:
                         inputs.append(layer.source())
         return inputs, outputs

@@ -192,3 +192,15 @@ def test_guard_sees_through_spellings(tmp_path):
     shp.write_bytes(b"x")
     with pytest.raises(GeoDLError):
         check_outputs_against_inputs([str(shp)], [str(Path(tmp_path / "l.dbf"))])
+
+
+def test_predict_input_given_as_a_project_layer_id(world, tmp_path, fault):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    d = stage(world, tmp_path, "scene.tif", "rf.geodl")
+    layer = QgsRasterLayer(str(d["scene.tif"]), "imagery")
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        fault("predict", _predict(d, d["scene.tif"], INPUT=layer.id()), SAME, d.values())
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())

@@ -29,7 +29,9 @@ class PredictAlgorithm(GeoDLAlgorithm):
             "with overviews and the classes' colours) and optionally the confidence (highest class probability) "
             "and one probability band per class. Each output is written to a temporary file and renamed when "
             "complete, so a cancel leaves nothing half-written. The raster is checked against the model's bands, "
-            "data type and CRS units first.")
+            "data type and CRS units first. Bands are matched by name (the band descriptions): bands in another "
+            "order are reordered (and the log says so), conflicting names are refused; for a raster without band "
+            "names, give its band order under Advanced.")
     INPUT, MODEL, NODATA, EXTENT, BAND_ORDER = "INPUT", "MODEL", "NODATA", "EXTENT", "BAND_ORDER"
     OUTPUT, OUTPUT_CONFIDENCE, OUTPUT_PROBABILITIES = "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES"
 
