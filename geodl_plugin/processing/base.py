@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Callable, Optional
 
 from qgis.core import (
@@ -156,11 +157,22 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
 CANCELLED = "Cancelled by the user; nothing was written."
 
 
+def _under_qgis_process() -> bool:
+    try:
+        return os.path.basename(os.readlink("/proc/self/exe")).startswith("qgis_process")
+    except OSError:
+        return False
+
+
+UNDER_QGIS_PROCESS = _under_qgis_process()
+
+
 def user_error(feedback: Optional[QgsProcessingFeedback], text: str) -> QgsProcessingException:
-    """The exception that ends an algorithm on a user error, with the message shown once. QGIS prints the text
-    of a QgsProcessingException three times under qgis_process (the message log twice, the feedback once), so
-    the text goes to the feedback here and the exception carries none; without a feedback it carries the text."""
-    if feedback is None:
+    """The exception that ends an algorithm on a user error, carrying the message (scripts calling
+    processing.run read it from the exception). qgis_process prints an exception's text three times (its
+    message-log echo twice, then as the error), so there the text goes to the feedback once and the exception
+    carries none."""
+    if feedback is None or not UNDER_QGIS_PROCESS:
         return QgsProcessingException(text)
     feedback.reportError(text, True)
     error = QgsProcessingException("")
@@ -189,7 +201,7 @@ def _guarded(body: Callable) -> Callable:
             except Cancelled as exc:
                 raise user_error(feedback, CANCELLED) from exc
             except QgsProcessingException as exc:
-                if str(exc) and not hasattr(exc, "geodl_message"):  # raised by the algorithm itself
+                if UNDER_QGIS_PROCESS and str(exc):  # raised by the algorithm itself: printed once
                     raise user_error(feedback, str(exc)) from exc
                 raise
 
