@@ -39,6 +39,7 @@ CANCEL_GRACE_SECONDS = 30.0
 def _jobs() -> dict[str, tuple[Callable[..., Any], Optional[type], Optional[type]]]:
     """name → (function, params dataclass or None for keyword arguments, result dataclass or None)."""
     from ..evaluate.accuracy import evaluate_model
+    from ..models.onnx_export import OnnxExportParams, OnnxExportResult, export_onnx
     from ..predict.raster_prediction import PredictParams, PredictResult, predict_raster
     from ..train.from_labels import TrainFromLabelsParams, train_from_labels
     from ..train.trainer import TrainParams, TrainResult, train_model
@@ -49,15 +50,18 @@ def _jobs() -> dict[str, tuple[Callable[..., Any], Optional[type], Optional[type
         "train_from_labels": (train_from_labels, TrainFromLabelsParams, TrainResult),
         "predict_raster": (predict_raster, PredictParams, PredictResult),
         "evaluate_model": (evaluate_model, None, None),
+        "export_onnx": (export_onnx, OnnxExportParams, OnnxExportResult),
         "describe_training_device": (lambda progress=None: describe_training_device(), None, None),
     }
 
 
 def _result_types() -> dict[str, Optional[type]]:
+    from ..models.onnx_export import OnnxExportResult
     from ..predict.raster_prediction import PredictResult
     from ..train.trainer import TrainResult
 
-    return {"train_model": TrainResult, "train_from_labels": TrainResult, "predict_raster": PredictResult}
+    return {"train_model": TrainResult, "train_from_labels": TrainResult, "predict_raster": PredictResult,
+            "export_onnx": OnnxExportResult}
 
 
 def worker_python() -> str:

@@ -12,6 +12,7 @@ def all_algorithms() -> list[type]:
     from .ee_export_training import EEExportTrainingAlgorithm
     from .ee_upload import EEUploadAlgorithm
     from .evaluate import EvaluateAlgorithm
+    from .export_onnx import ExportOnnxAlgorithm
     from .extract_samples import ExtractSamplesAlgorithm
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
@@ -31,4 +32,5 @@ def all_algorithms() -> list[type]:
         EEUploadAlgorithm,
         RasterizeMaskAlgorithm,
         ChipAlgorithm,
+        ExportOnnxAlgorithm,
     ]
