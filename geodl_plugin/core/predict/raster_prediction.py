@@ -39,6 +39,8 @@ class PredictParams:
     output: str
     confidence_output: Optional[str] = None
     probabilities_output: Optional[str] = None
+    entropy_output: Optional[str] = None  # uncertainty: class entropy / ln(classes), 0 sure … 1 undecided
+    margin_output: Optional[str] = None  # uncertainty: best minus second-best probability, 0 undecided … 1 sure
     nodata: Optional[float] = None  # overrides the raster's and the model's
     extent: Optional[tuple[float, float, float, float]] = None  # xmin, ymin, xmax, ymax in the raster's CRS
     block_size: int = 1024  # pixels a side read, classified and written at once
@@ -49,7 +51,8 @@ class PredictParams:
             raise GeoDLError("No raster given. Choose the imagery to classify.")
         if not self.model:
             raise GeoDLError("No model file given. Train a model first (geodl:train).")
-        outputs = [p for p in (self.output, self.confidence_output, self.probabilities_output) if p]
+        outputs = [p for p in (self.output, self.confidence_output, self.probabilities_output,
+                               self.entropy_output, self.margin_output) if p]
         if len(set(map(str, outputs))) != len(outputs):
             raise GeoDLError("Two outputs have the same file name; give each output its own file.")
         for p in outputs:
@@ -68,6 +71,8 @@ class PredictResult:
     class_pixel_counts: dict[str, int]
     warnings: list[str] = field(default_factory=list)
     raster_pixels: int = 0  # width × height of the output grid: every one is read and written
+    entropy_output: Optional[str] = None
+    margin_output: Optional[str] = None
 
     @property
     def megapixels_per_second(self) -> float:
@@ -191,7 +196,9 @@ class PredictionOutputs:
         self.progressive = True  # overviews from the blocks; False once a block is off the overview grid
         targets = {"class": (params.output, 1, "uint8", NODATA_CLASS),
                    "confidence": (params.confidence_output, 1, "float32", CONFIDENCE_NODATA),
-                   "probabilities": (params.probabilities_output, len(classes), "float32", CONFIDENCE_NODATA)}
+                   "probabilities": (params.probabilities_output, len(classes), "float32", CONFIDENCE_NODATA),
+                   "entropy": (getattr(params, "entropy_output", None), 1, "float32", CONFIDENCE_NODATA),
+                   "margin": (getattr(params, "margin_output", None), 1, "float32", CONFIDENCE_NODATA)}
         types = {"uint8": gdal.GDT_Byte, "float32": gdal.GDT_Float32}
         geotransform = (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e)
         self.paths: dict[str, Any] = {}
@@ -275,12 +282,23 @@ class PredictionOutputs:
         self._raise_writer_error()
         col, row = int(window.col_off), int(window.row_off)
         self.progressive = self.progressive and aligned(col, row, self.factors)
-        self._queue.put((col, row, {"class": classes[None], "confidence": confidence[None],
-                                    "probabilities": probabilities}, bool(self.factors) and self.progressive))
+        blocks = {"class": classes[None], "confidence": confidence[None], "probabilities": probabilities}
+        if self.wants_uncertainty:
+            blocks.update(uncertainty_blocks(probabilities, classes != NODATA_CLASS, len(self.classes)))
+        self._queue.put((col, row, blocks, bool(self.factors) and self.progressive))
 
     @property
     def wants_probabilities(self) -> bool:
         return "probabilities" in self.datasets
+
+    @property
+    def wants_uncertainty(self) -> bool:
+        return "entropy" in self.datasets or "margin" in self.datasets
+
+    @property
+    def needs_probabilities(self) -> bool:
+        """Whether ``write`` must be given every class's probabilities (for that output or the uncertainty)."""
+        return self.wants_probabilities or self.wants_uncertainty
 
     def finish(self, progress: Progress) -> None:
         """Colour table and descriptions, then close. Overviews were written with the blocks; if a block was
@@ -349,9 +367,9 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
             class_block = np.full(h * w, NODATA_CLASS, dtype=np.uint8)
             conf_block = np.full(h * w, CONFIDENCE_NODATA, dtype=np.float32)
             prob_block = np.full((len(classes), h * w), CONFIDENCE_NODATA, dtype=np.float32) \
-                if outputs.wants_probabilities else np.empty((0, 0), np.float32)
+                if outputs.needs_probabilities else np.empty((0, 0), np.float32)
             if len(pixels):
-                classified = bundle.classify(pixels, probabilities=outputs.wants_probabilities)
+                classified = bundle.classify(pixels, probabilities=outputs.needs_probabilities)
                 class_block[ok] = ids[classified.index]
                 conf_block[ok] = classified.confidence
                 counts += np.bincount(classified.index, minlength=len(classes))
@@ -364,7 +382,8 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
         outputs.finish(progress)
     seconds = time.perf_counter() - started
     result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
-                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings, width * height)
+                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings, width * height,
+                           params.entropy_output, params.margin_output)
     progress.update(100, f"classified {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
                          f"({result.megapixels_per_second:.1f} Mpx/s)")
     return result
@@ -383,9 +402,41 @@ def _describe(outputs: dict, classes: Any) -> None:
     band.SetDescription("class")
     if "confidence" in outputs:
         outputs["confidence"].GetRasterBand(1).SetDescription("confidence (highest class probability)")
+    if "entropy" in outputs:
+        outputs["entropy"].GetRasterBand(1).SetDescription("entropy / ln(classes): 0 sure, 1 undecided")
+    if "margin" in outputs:
+        outputs["margin"].GetRasterBand(1).SetDescription("margin: best minus second-best probability (low = unsure)")
     if "probabilities" in outputs:
         for i, c in enumerate(classes, start=1):
             outputs["probabilities"].GetRasterBand(i).SetDescription(f"p({c.name})")
+
+
+def uncertainty_from_probabilities(probs: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised entropy, margin) of class probabilities along ``axis``: entropy / ln(classes) in [0, 1]
+    (1 = all classes equally likely) and best minus second-best probability in [0, 1] (0 = a tie). The same
+    for every model family, from the probabilities it predicts."""
+    p = np.clip(np.asarray(probs, np.float32), 0.0, 1.0)
+    n = p.shape[axis]
+    if n < 2:
+        zeros = np.zeros(np.delete(p.shape, axis % p.ndim), np.float32)
+        return zeros, np.ones_like(zeros)
+    logs = np.log(np.where(p > 0, p, 1.0))
+    entropy = -(p * logs).sum(axis=axis) / np.float32(np.log(n))
+    top2 = -np.partition(-p, 1, axis=axis)
+    margin = np.take(top2, 0, axis=axis) - np.take(top2, 1, axis=axis)
+    return np.clip(entropy, 0.0, 1.0).astype(np.float32), margin.astype(np.float32)
+
+
+def uncertainty_blocks(probabilities: np.ndarray, valid: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+    """The entropy and margin blocks (1, h, w) for the writer from (C, h, w) probabilities; nodata where the
+    class block is nodata."""
+    h, w = valid.shape
+    entropy = np.full((h, w), CONFIDENCE_NODATA, np.float32)
+    margin = np.full((h, w), CONFIDENCE_NODATA, np.float32)
+    if probabilities.size == n_classes * h * w and valid.any():
+        e, m = uncertainty_from_probabilities(probabilities.reshape(n_classes, h, w)[:, valid], axis=0)
+        entropy[valid], margin[valid] = e, m
+    return {"entropy": entropy[None], "margin": margin[None]}
 
 
 def predict_samples(bundle: ModelBundle, x: np.ndarray) -> np.ndarray:

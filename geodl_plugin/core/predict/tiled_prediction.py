@@ -211,13 +211,14 @@ def predict_segmentation(
             outputs.write(Window(0, r, width, probs.shape[1]), class_block,
                           np.where(ok, conf, CONFIDENCE_NODATA).astype(np.float32),
                           np.where(ok[None], probs, CONFIDENCE_NODATA).astype(np.float32)
-                          if outputs.wants_probabilities else probs)
+                          if outputs.needs_probabilities else probs)
             counts += np.bincount(best[ok], minlength=n_classes)[:n_classes]
             n_pixels += int(ok.sum())
         outputs.finish(progress)
     seconds = time.perf_counter() - started
     result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
-                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings)
+                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings,
+                           entropy_output=params.entropy_output, margin_output=params.margin_output)
     progress.update(100, f"segmented {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
                          f"({result.megapixels_per_second:.2f} Mpx/s)")
     return result

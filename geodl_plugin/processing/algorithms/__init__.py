@@ -17,6 +17,7 @@ def all_algorithms() -> list[type]:
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
     from .sample_points import SamplePointsAlgorithm
+    from .suggest_points import SuggestPointsAlgorithm
     from .train import TrainAlgorithm
 
     return [
@@ -33,4 +34,5 @@ def all_algorithms() -> list[type]:
         RasterizeMaskAlgorithm,
         ChipAlgorithm,
         ExportOnnxAlgorithm,
+        SuggestPointsAlgorithm,
     ]
