@@ -79,6 +79,8 @@ class MapStep:
         rasters, model, rect = checked
         paths = [r.source() for r in rasters]
         output, confidence = self._unique("classes", ".tif"), self._unique("confidence", ".tif")
+        entropy, margin = ((self._unique("entropy", ".tif"), self._unique("margin", ".tif"))
+                           if self.write_uncertainty else (None, None))
         extent = None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
         def work(progress):
@@ -86,7 +88,7 @@ class MapStep:
             from ..core.runtime.worker import call_in_worker
 
             params = PredictParams(rasters=paths, model=model, output=output, confidence_output=confidence,
-                                   extent=extent)
+                                   extent=extent, entropy_output=entropy, margin_output=margin)
             params.validate()
             return call_in_worker("predict_raster", params, progress), model_classes(model)
 
@@ -103,12 +105,13 @@ class MapStep:
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         out_dir = self._unique("preview", "")
         started = time.perf_counter()
+        uncertainty = self.write_uncertainty
 
         def work(progress):
             from .preview import preview_canvas
 
             return preview_canvas(paths, model, extent, size.width(), size.height(), out_dir, progress,
-                                  in_worker=True), model_classes(model)
+                                  in_worker=True, uncertainty=uncertainty), model_classes(model)
 
         def done(out: tuple) -> None:
             self._mapped(out, PREVIEW_GROUP, replace=True)
@@ -161,7 +164,10 @@ class MapStep:
                 self.project.removeMapLayers([layer.layerId() for layer in old.findLayers()])
                 root.removeChildNode(old)
         try:
-            layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project)
+            shown = self.show_uncertainty_layers
+            layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project,
+                                       entropy_path=result.entropy_output if shown else None,
+                                       margin_path=result.margin_output if shown else None)
         except GeoDLError as exc:
             self.show_message(str(exc), Qgis.MessageLevel.Critical)
             return
@@ -173,3 +179,4 @@ class MapStep:
                 self._warn(w)
             self.show_message(f"Map added: {result.pixels / 1e6:.2f} Mpx in {result.seconds:.1f} s.",
                               Qgis.MessageLevel.Success)
+        self.mapFinished.emit(result)

@@ -63,7 +63,7 @@ def canvas_vrts(rasters: Sequence[str], extent: Sequence[float], width: int, hei
 
 def preview_canvas(rasters: Sequence[str], model: str, extent: Sequence[float], width: int, height: int,
                    out_dir: str | os.PathLike, progress: Optional[Progress] = None,
-                   in_worker: bool = False) -> PredictResult:
+                   in_worker: bool = False, uncertainty: bool = False) -> PredictResult:
     """Classify the canvas view into ``out_dir/preview.tif``. ``in_worker``: run the model in the geodl worker
     process (what the dock must do inside QGIS, see core/worker.py); else in this process with the model
     kept loaded between previews."""
@@ -71,7 +71,9 @@ def preview_canvas(rasters: Sequence[str], model: str, extent: Sequence[float], 
         raise GeoDLError("No raster chosen. Tick the imagery in the Imagery tab.")
     vrts = canvas_vrts(rasters, extent, width, height, out_dir)
     params = PredictParams(rasters=vrts, model=model, output=str(Path(out_dir) / "preview.tif"),
-                           block_size=1024, overviews=False)
+                           block_size=1024, overviews=False,
+                           entropy_output=str(Path(out_dir) / "entropy.tif") if uncertainty else None,
+                           margin_output=str(Path(out_dir) / "margin.tif") if uncertainty else None)
     if in_worker:
         from ..core.runtime.worker import call_in_worker
 
