@@ -1,6 +1,6 @@
 """Plot the simulated labelling session (uncertainty vs random sampling) for the README.
 
-Same set-up as tests/core/evaluate/test_labelling_simulation.py: the seeded 64×64 synthetic scene
+Same set-up as tests/core/predict/test_labelling_simulation.py: the seeded 64×64 synthetic scene
 (scripts/make_synthetic_scene.py, noise 0.5), geodl's random forest, 8 initial labels, batches of 8, 120
 labels, the oracle answering from the truth map; mean of ``--sessions`` sessions.
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
     import rasterio
 
-    from geodl_plugin.core.evaluate.labelling_simulation import (
+    from geodl_plugin.core.predict.labelling_simulation import (
         RANDOM,
         UNCERTAINTY,
         forest_fit_predict,

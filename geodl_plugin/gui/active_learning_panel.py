@@ -291,18 +291,18 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         self._go()
 
     def skip(self) -> None:
-        feature = self.current()
-        if feature is None:
+        feature, layer = self.current(), self.layer
+        if feature is None or layer is None:
             return
-        idx = self.layer.fields().indexOf("status")
-        self.layer.dataProvider().changeAttributeValues({feature.id(): {idx: SKIPPED}})
-        self.layer.triggerRepaint()
+        idx = layer.fields().indexOf("status")
+        layer.dataProvider().changeAttributeValues({feature.id(): {idx: SKIPPED}})
+        layer.triggerRepaint()
         self.next()
 
     def assign(self, row: int) -> None:
         """Label the current suggestion with the palette's class at ``row``; it moves into the labels."""
-        feature = self.current()
-        if feature is None:
+        feature, layer = self.current(), self.layer
+        if feature is None or layer is None:
             self._message("No point to label: Suggest points first.", Qgis.MessageLevel.Warning)
             return
         if not 0 <= row < len(self.palette):
@@ -311,27 +311,27 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         info = self.palette.at(row)
         try:
             self.hooks.ensure_labels_layer()
-            self.session.add_point(feature.geometry().asPoint(), info.id, self.layer.crs())
+            self.session.add_point(feature.geometry().asPoint(), info.id, layer.crs())
         except GeoDLError as exc:
             self._message(str(exc), Qgis.MessageLevel.Warning)
             return
-        self.layer.dataProvider().deleteFeatures([feature.id()])
-        self.layer.triggerRepaint()
+        layer.dataProvider().deleteFeatures([feature.id()])
+        layer.triggerRepaint()
         self.order.remove(feature.id())
         if self.position >= len(self.order):
             self.position = 0
-        self._message(f"Labelled '{info.name}'; {len(self.order)} to go.")
+        self._message(f"Labelled '{info.name}'; {len(self.order)} to go.", Qgis.MessageLevel.Info)
         self._go()
 
     def _go(self) -> None:
-        feature = self.current()
+        feature, layer = self.current(), self.layer
         self._update_walk()
-        if feature is None:
+        if feature is None or layer is None:
             self._clear_marker()
             return
         point = feature.geometry().asPoint()
         if self.canvas is not None:
-            to_canvas = QgsCoordinateTransform(self.layer.crs(), self.canvas.mapSettings().destinationCrs(),
+            to_canvas = QgsCoordinateTransform(layer.crs(), self.canvas.mapSettings().destinationCrs(),
                                                self.project)
             centre = to_canvas.transform(point)
             self.canvas.setCenter(centre)
@@ -427,7 +427,7 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         if self.tool is not None and self.canvas is not None and self.canvas.mapTool() is self.tool:
             self.canvas.unsetMapTool(self.tool)
         self._clear_marker()
-        if self._running():
+        if self.task is not None and self._running():
             self.task.cancel()
 
 

@@ -48,9 +48,10 @@ class OnnxExportButton(QPushButton):
             return None
 
         def work(progress: Any) -> Any:
-            from ..core.runtime.worker import call_in_worker
+            from ..core.models.onnx_export import export_onnx
+            from ..core.runtime.worker import run_in_worker
 
-            return call_in_worker("export_onnx", params, progress)
+            return run_in_worker(export_onnx, params, progress)
 
         def done(result: Any) -> None:
             self.setEnabled(True)

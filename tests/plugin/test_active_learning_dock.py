@@ -49,8 +49,9 @@ def _reference_points(path: Path) -> QgsVectorLayer:
     return QgsVectorLayer(str(path), "reference", "ogr")
 
 
-@pytest.mark.slow
-def test_suggest_label_retrain_loop(dock, qgis_canvas, qgis_new_project, qtbot, tmp_path):
+def _labelled_scene(dock, qgis_canvas, qgis_new_project, tmp_path) -> None:
+    """Two classes, four labels each far from the edge between the halves; the forest (fast); the raster's
+    extent as the map area; reference points on a grid."""
     panel = dock.active_learning
     raster = add_raster(qgis_new_project, write_two_class_raster(tmp_path / "scene.tif", SIZE))
     setup_canvas(qgis_canvas, [raster], raster_extent(SIZE))
@@ -59,7 +60,7 @@ def test_suggest_label_retrain_loop(dock, qgis_canvas, qgis_new_project, qtbot, 
         dock.add_class(name)
     dock.ensure_labels_layer()
     crs = raster.crs()
-    for i in range(4):  # a few labels far from the edge between the halves
+    for i in range(4):
         dock.session.add_point(QgsPointXY(ORIGIN[0] + 40 + 10 * i, ORIGIN[1] - 60 - 120 * i), 1, crs)
         dock.session.add_point(QgsPointXY(ORIGIN[0] + 560 - 10 * i, ORIGIN[1] - 60 - 120 * i), 2, crs)
     dock.modelTypeCombo.setCurrentIndex(dock.modelTypeCombo.findData("rf"))
@@ -68,6 +69,12 @@ def test_suggest_label_retrain_loop(dock, qgis_canvas, qgis_new_project, qtbot, 
     qgis_new_project.addMapLayer(reference)
     panel.referenceCombo.setLayer(reference)
     panel.referenceFieldCombo.setField("class_name")
+
+
+@pytest.mark.slow
+def test_suggest_label_retrain_loop(dock, qgis_canvas, qgis_new_project, qtbot, tmp_path):
+    panel = dock.active_learning
+    _labelled_scene(dock, qgis_canvas, qgis_new_project, tmp_path)
 
     # round 1: train, map (the map writes the uncertainty rasters)
     assert panel.suggest() is None and "Classify or preview first" in dock.messageLabel.text()
@@ -139,7 +146,7 @@ def test_onnx_button_runs_the_export_task_and_reports(dock, qtbot, tmp_path):
     assert ".onnx" in dock.messageLabel.text()
     rng = np.random.default_rng(0)
     forest = fit_random_forest(rng.normal(size=(40, 3)), rng.integers(0, 2, 40), 2, n_trees=3, max_depth=3)
-    manifest = make_manifest(name="m", architecture="rf", bands=["blue", "green", "red"],
+    manifest = make_manifest(name="m", architecture="rf", model=forest, bands=["blue", "green", "red"],
                              classes=ClassTable.from_names(["water", "field"]), mean=[0] * 3, std=[1] * 3,
                              source_dtype="uint16", nodata=None, pixel_size=[10.0, 10.0], crs_wkt="",
                              crs_units="metre")

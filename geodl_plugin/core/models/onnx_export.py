@@ -100,11 +100,12 @@ def exportable(bundle: ModelBundle) -> Optional[str]:
 
 
 def _pooling_multiple(bundle: ModelBundle) -> int:
+    """2^(number of 2× poolings): an image model's tile must be a multiple of it."""
     if len(bundle.model.input_shape) != 4:
         return 1
-    from ..predict.tiled_prediction import model_depth
+    import keras
 
-    return 2 ** model_depth(bundle.model, bundle.manifest)
+    return 2 ** sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in bundle.model.layers)
 
 
 def deepness_graph(bundle: ModelBundle, tile_size: int) -> Any:

@@ -46,7 +46,7 @@ def _input(manifest: dict[str, Any], onnx_tile: Optional[int]) -> dict[str, Any]
     dims = list(entry["input"]["dim_order"])
     if onnx_tile:  # the ONNX graph's own input: NCHW tiles, raw/255 in (Deepness' scaling, undone inside)
         shape, dims = [-1, len(bands), onnx_tile, onnx_tile], ["batch", "bands", "height", "width"]
-    elif len(shape) == 4 and str(manifest.get("mlm:architecture")) != "dnn":
+    elif len(shape) == 4 and "semantic-segmentation" in (manifest.get("mlm:tasks") or []):
         shape = [-1, -1, -1, len(bands)]  # fully convolutional: any tile size divisible by 2^depth
     item: dict[str, Any] = {
         "name": "image",

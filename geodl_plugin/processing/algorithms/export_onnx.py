@@ -10,8 +10,8 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ...core.models.onnx_export import OnnxExportParams
-from ...core.runtime.worker import call_in_worker
+from ...core.models.onnx_export import OnnxExportParams, export_onnx
+from ...core.runtime.worker import run_in_worker
 from ..base import GeoDLAlgorithm
 
 
@@ -52,7 +52,7 @@ class ExportOnnxAlgorithm(GeoDLAlgorithm):
             tiles_overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
             stac_output=stac)
         params.validate()  # before starting a worker: a wrong suffix or folder fails at once
-        result = self.run_core(feedback, lambda progress: call_in_worker("export_onnx", params, progress))
+        result = self.run_core(feedback, lambda progress: run_in_worker(export_onnx, params, progress))
         feedback.pushInfo(f"ONNX model written ({result.route}); tiles {result.tile_size} px; largest difference "
                           f"from the Keras model on a check tile: {result.max_abs_difference:.1e}")
         out = {self.OUTPUT: result.output}

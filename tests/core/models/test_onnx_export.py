@@ -23,7 +23,8 @@ TOLERANCE = 1e-4  # max |ONNX − Keras| probability accepted here (float32 grap
 
 
 def _manifest(architecture: str, patch: int = 1, units: str = "metre") -> dict:
-    return make_manifest(name="onnx test", architecture=architecture, bands=["B2", "B3", "B4", "B8"], classes=CLASSES,
+    task = "semantic-segmentation" if architecture == "unet" else "classification"
+    return make_manifest(name="onnx test", architecture=architecture, task=task, bands=["B2", "B3", "B4", "B8"], classes=CLASSES,
                          mean=MEAN, std=STD, source_dtype="uint16", nodata=0, pixel_size=[10.0, 10.0],
                          crs_wkt="", crs_units=units, patch_size=patch,
                          metrics={"overall_accuracy": 0.9, "kappa": 0.8}, training={"epochs": 3, "seed": 1})
@@ -50,7 +51,7 @@ def unet_file(tmp_path_factory) -> Path:
     keras.utils.set_random_seed(4)
     model = build_unet(4, 3, MEAN, STD**2, depth=2, base_filters=4)
     manifest = _manifest("unet", patch=32)
-    manifest["training"]["unet"] = {"depth": 2}
+    manifest["training"]["network"] = {"depth": 2}
     path = tmp_path_factory.mktemp("unet") / "unet.geodl"
     return save_model_file(path, model, manifest)
 
@@ -105,7 +106,8 @@ def test_forest_is_refused_clearly(tmp_path):
 
     rng = np.random.default_rng(0)
     forest = fit_random_forest(rng.normal(size=(60, 4)), rng.integers(0, 3, 60), 3, n_trees=3, max_depth=3)
-    path = save_model_file(tmp_path / "rf.geodl", forest, _manifest("rf"))
+    manifest = _manifest("rf")
+    path = save_model_file(tmp_path / "rf.geodl", forest, manifest)
     with pytest.raises(GeoDLError, match="not a neural network"):
         export_onnx(OnnxExportParams(str(path), str(tmp_path / "rf.onnx")))
     assert not (tmp_path / "rf.onnx").exists()

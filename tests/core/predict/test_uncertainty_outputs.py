@@ -8,11 +8,11 @@ import pytest
 import rasterio
 
 from geodl_plugin.core.data.classes import ClassTable
+from geodl_plugin.core.families import predict_raster
 from geodl_plugin.core.models.model_file import make_manifest, save_model_file
 from geodl_plugin.core.predict.raster_prediction import (
     CONFIDENCE_NODATA,
     PredictParams,
-    predict_raster,
     uncertainty_from_probabilities,
 )
 from tests.core.synthetic import two_class_scene
@@ -40,11 +40,12 @@ def _model(family: str, tmp_path):
         from geodl_plugin.core.models.unet import build_unet
 
         model = build_unet(3, 3, MEAN, STD**2, depth=2, base_filters=4)
-    manifest = make_manifest(name=family, architecture=family, bands=["b1", "b2", "b3"], classes=CLASSES, mean=MEAN,
-                             std=STD, source_dtype="uint16", nodata=0, pixel_size=[30.0, 30.0], crs_wkt="",
+    task = "semantic-segmentation" if family == "unet" else "classification"
+    manifest = make_manifest(name=family, architecture=family, model=model, task=task, bands=["b1", "b2", "b3"],
+                             classes=CLASSES, mean=MEAN, std=STD, source_dtype="uint16", nodata=0, pixel_size=[30.0, 30.0], crs_wkt="",
                              crs_units="metre", patch_size=16 if family == "unet" else 1)
     if family == "unet":
-        manifest["training"]["unet"] = {"depth": 2}
+        manifest["training"]["network"] = {"depth": 2}
     return save_model_file(tmp_path / f"{family}.geodl", model, manifest)
 
 

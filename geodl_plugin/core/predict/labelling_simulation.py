@@ -5,7 +5,7 @@ Each round the model is refitted on all labels so far, classifies the whole scen
 truth (overall accuracy over every pixel); then the strategy picks the next ``batch`` points:
 
 - ``random``: uniformly among the unlabelled pixels (what one does without guidance);
-- ``uncertainty``: :func:`..predict.suggest.select_points` on the margin (or entropy) of the model's
+- ``uncertainty``: :func:`.suggest.select_points` on the margin (or entropy) of the model's
   probabilities — exactly what the dock's **Suggest points** does, spread out and with a share per predicted
   class.
 
@@ -20,9 +20,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..predict.raster_prediction import uncertainty_from_probabilities
-from ..predict.suggest import ENTROPY, select_points
 from ..runtime.errors import GeoDLError
+from .raster_prediction import uncertainty_from_probabilities
+from .suggest import ENTROPY, select_points
 
 RANDOM, UNCERTAINTY = "random", "uncertainty"
 FitPredict = Callable[[np.ndarray, np.ndarray, int], np.ndarray]  # (x_labelled, y_index, seed) → probs (pixels, C)

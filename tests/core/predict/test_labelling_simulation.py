@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from geodl_plugin.core.evaluate.labelling_simulation import (
+from geodl_plugin.core.predict.labelling_simulation import (
     RANDOM,
     UNCERTAINTY,
     forest_fit_predict,
