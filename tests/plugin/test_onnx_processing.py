@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,3 +36,22 @@ def test_exportonnx_writes_onnx_and_stac_item(geodl_provider, tmp_path):
     assert item["assets"]["onnx"]["href"] == "px.onnx"
     with pytest.raises(QgsProcessingException, match=r"\.onnx"):
         processing.run("geodl:exportonnx", {"MODEL": str(model_path), "OUTPUT": str(tmp_path / "px.bin")})
+
+
+def test_modelcard_for_any_family(geodl_provider, tmp_path):
+    import processing
+
+    from geodl_plugin.core.data.classes import ClassTable
+    from geodl_plugin.core.models.model_file import make_manifest, save_model_file
+    from geodl_plugin.core.models.networks import fit_random_forest
+
+    rng = np.random.default_rng(0)
+    forest = fit_random_forest(rng.normal(size=(40, 3)), rng.integers(0, 2, 40), 2, n_trees=3, max_depth=3)
+    manifest = make_manifest(name="forest map", architecture="rf", model=forest, bands=["b1", "b2", "b3"],
+                             classes=ClassTable.from_names(["water", "tree"]), mean=[0] * 3, std=[1] * 3,
+                             source_dtype="uint16", nodata=0, pixel_size=[30.0, 30.0], crs_wkt="", crs_units="metre")
+    model = save_model_file(tmp_path / "rf.geodl", forest, manifest)
+    out = processing.run("geodl:modelcard", {"MODEL": str(model), "OUTPUT": str(tmp_path / "rf.json")})["OUTPUT"]
+    item = json.loads(Path(out).read_text())
+    assert item["properties"]["mlm:architecture"] == "rf" and item["properties"]["mlm:framework"] == "scikit-learn"
+    assert item["assets"]["model"] == {**item["assets"]["model"], "href": "rf.geodl", "mlm:artifact_type": "numpy.savez"}

@@ -14,6 +14,7 @@ def all_algorithms() -> list[type]:
     from .evaluate import EvaluateAlgorithm
     from .export_onnx import ExportOnnxAlgorithm
     from .extract_samples import ExtractSamplesAlgorithm
+    from .model_card import ModelCardAlgorithm
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
     from .sample_points import SamplePointsAlgorithm
@@ -35,4 +36,5 @@ def all_algorithms() -> list[type]:
         ChipAlgorithm,
         ExportOnnxAlgorithm,
         SuggestPointsAlgorithm,
+        ModelCardAlgorithm,
     ]
