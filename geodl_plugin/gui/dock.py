@@ -84,7 +84,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.last_preview_seconds: Optional[float] = None
         self._output_dir = ""
         self._checked_rasters: list[str] = []
-        self.write_uncertainty = True  # maps and previews also write entropy and margin (for Suggest points)
+        self.write_uncertainty = True  # maps and previews also write the uncertainty (for Suggest points)
         self.show_uncertainty_layers = False  # ... and add them to the map group
 
         self.palette = ClassPalette(self)

@@ -79,8 +79,9 @@ class MapStep:
         rasters, model, rect = checked
         paths = [r.source() for r in rasters]
         output, confidence = self._unique("classes", ".tif"), self._unique("confidence", ".tif")
-        entropy, margin = ((self._unique("entropy", ".tif"), self._unique("margin", ".tif"))
-                           if self.write_uncertainty else (None, None))
+        measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
+        entropy = self._unique("entropy", ".tif") if "entropy" in measures else None
+        margin = self._unique("margin", ".tif") if "margin" in measures else None
         extent = None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
         def work(progress):
@@ -107,14 +108,14 @@ class MapStep:
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         out_dir = self._unique("preview", "")
         started = time.perf_counter()
-        uncertainty = self.write_uncertainty
+        measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
 
         def work(progress):
             from ..core.families import predict_raster
             from ..core.predict.preview import preview_params
             from ..core.runtime.worker import run_in_worker
 
-            params = preview_params(paths, model, extent, size.width(), size.height(), out_dir, uncertainty)
+            params = preview_params(paths, model, extent, size.width(), size.height(), out_dir, measures)
             params.tiling = self.tiling_options()
             return run_in_worker(predict_raster, params, progress, persistent=True), model_classes(model)
 

@@ -124,13 +124,18 @@ def test_suggest_label_retrain_loop(dock, qgis_canvas, qgis_new_project, qtbot, 
     qtbot.keyClick(qgis_canvas, Qt.Key.Key_Escape)
     assert qgis_canvas.mapTool() is not panel.tool
 
-    # Retrain: one click, same settings, then the map again; round 2 recorded with both accuracies
+    # Retrain: one click, same settings, then the map again (this time showing both uncertainty layers);
+    # round 2 recorded with both accuracies
+    panel.showUncertaintyCheck.setChecked(True)
     assert panel.retrain() is not None
     qtbot.waitUntil(lambda: not panel.pending_retrain, timeout=240000)
     assert len(panel.rounds) == 2 and panel.rounds[1].labels == 12
     assert panel.rounds[1].held_out is not None and panel.rounds[1].reference is not None
     assert panel.roundsTable.rowCount() == 2
     assert panel.roundsTable.item(1, 1).text() == "12"
+    names = [n.layer().name() for n in qgis_new_project.layerTreeRoot().findGroup("GeoDL map").findLayers()]
+    assert names == ["GeoDL map — classes", "GeoDL map — confidence", "GeoDL map — entropy (uncertainty)",
+                     "GeoDL map — margin (uncertainty)"]
     print("rounds:", [(r.labels, r.held_out, r.reference) for r in panel.rounds])
     assert panel.rounds[1].reference >= 0.9
 

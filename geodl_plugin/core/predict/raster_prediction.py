@@ -261,6 +261,9 @@ class PredictionOutputs:
                 continue  # drain after a failure
             col, row, blocks, pyramid = item
             try:
+                if "uncertainty" in blocks:  # computed here, overlapping the classification of the next block
+                    probabilities, valid = blocks.pop("uncertainty")
+                    blocks.update(uncertainty_blocks(probabilities, valid, len(self.classes)))
                 for key, block in blocks.items():
                     ds = self.datasets.get(key)
                     if ds is None:
@@ -306,9 +309,10 @@ class PredictionOutputs:
         self._raise_writer_error()
         col, row = int(window.col_off), int(window.row_off)
         self.progressive = self.progressive and aligned(col, row, self.factors)
-        blocks = {"class": classes[None], "confidence": confidence[None], "probabilities": probabilities}
+        blocks: dict[str, Any] = {"class": classes[None], "confidence": confidence[None],
+                                  "probabilities": probabilities}
         if self.wants_uncertainty:
-            blocks.update(uncertainty_blocks(probabilities, classes != NODATA_CLASS, len(self.classes)))
+            blocks["uncertainty"] = (probabilities, classes != NODATA_CLASS)
         self._queue.put((col, row, blocks, bool(self.factors) and self.progressive))
 
     @property
@@ -465,16 +469,26 @@ def uncertainty_from_probabilities(probs: np.ndarray, axis: int = -1) -> tuple[n
     """(normalised entropy, margin) of class probabilities along ``axis``: entropy / ln(classes) in [0, 1]
     (1 = all classes equally likely) and best minus second-best probability in [0, 1] (0 = a tie). The same
     for every model family, from the probabilities it predicts."""
-    p = np.clip(np.asarray(probs, np.float32), 0.0, 1.0)
-    n = p.shape[axis]
+    p = np.moveaxis(np.asarray(probs, np.float32), axis, 0)
+    n = p.shape[0]
     if n < 2:
-        zeros = np.zeros(np.delete(p.shape, axis % p.ndim), np.float32)
+        zeros = np.zeros(p.shape[1:], np.float32)
         return zeros, np.ones_like(zeros)
-    logs = np.log(np.where(p > 0, p, 1.0))
-    entropy = -(p * logs).sum(axis=axis) / np.float32(np.log(n))
-    top2 = -np.partition(-p, 1, axis=axis)
-    margin = np.take(top2, 0, axis=axis) - np.take(top2, 1, axis=axis)
-    return np.clip(entropy, 0.0, 1.0).astype(np.float32), margin.astype(np.float32)
+    # One pass per class over float32 planes (no (C, n) temporaries, no sort): several times faster than
+    # partition/where on a block of a million pixels, which matters because it runs for every block.
+    entropy = np.zeros(p.shape[1:], np.float32)
+    top1 = np.full(p.shape[1:], -1.0, np.float32)
+    top2 = np.full(p.shape[1:], -1.0, np.float32)
+    term = np.empty(p.shape[1:], np.float32)
+    for plane in p:
+        np.clip(plane, 1e-12, 1.0, out=term)
+        np.log(term, out=term)
+        term *= plane
+        entropy -= term
+        np.maximum(top2, np.minimum(top1, plane), out=top2)
+        np.maximum(top1, plane, out=top1)
+    entropy /= np.float32(np.log(n))
+    return np.clip(entropy, 0.0, 1.0, out=entropy), np.clip(top1 - top2, 0.0, 1.0)
 
 
 def uncertainty_blocks(probabilities: np.ndarray, valid: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
@@ -484,8 +498,12 @@ def uncertainty_blocks(probabilities: np.ndarray, valid: np.ndarray, n_classes: 
     entropy = np.full((h, w), CONFIDENCE_NODATA, np.float32)
     margin = np.full((h, w), CONFIDENCE_NODATA, np.float32)
     if probabilities.size == n_classes * h * w and valid.any():
-        e, m = uncertainty_from_probabilities(probabilities.reshape(n_classes, h, w)[:, valid], axis=0)
-        entropy[valid], margin[valid] = e, m
+        probs = probabilities.reshape(n_classes, h, w)
+        if valid.all():
+            entropy, margin = uncertainty_from_probabilities(probs, axis=0)
+        else:
+            e, m = uncertainty_from_probabilities(probs[:, valid], axis=0)
+            entropy[valid], margin[valid] = e, m
     return {"entropy": entropy[None], "margin": margin[None]}
 
 
