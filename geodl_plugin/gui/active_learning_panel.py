@@ -141,8 +141,8 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         self._update_walk()
 
     def wanted_measures(self) -> tuple[str, ...]:
-        """The uncertainty rasters a map or preview should write: the chosen measure (one float raster costs
-        a map ~10% more time here; both, ~80%), or both when they are to be shown."""
+        """The uncertainty rasters a map or preview should write: the chosen measure, or both when they are to
+        be shown (each is one more float raster to compress; ``scripts/bench_uncertainty.py`` prints the cost)."""
         if self.showUncertaintyCheck.isChecked():
             return ("entropy", "margin")
         return (str(self.measureCombo.currentData()),)
