@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from qgis.core import Qgis, QgsApplication, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.core import Qgis, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt import sip, uic
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import QDockWidget, QWidget
@@ -33,7 +33,7 @@ from ..core.runtime.dependencies import DependencyStatus, is_importable, missing
 from ..core.runtime.errors import GeoDLError
 from ..core.runtime.typed_json import to_jsonable
 from ..paths import ui_file
-from ..tasks import GeoDLTask
+from ..tasks import GeoDLTask, TaskKeeper
 from . import project_state
 from .class_palette import ClassPalette
 from .dock_imagery import ImageryStep
@@ -69,8 +69,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.iface = iface
         self.canvas = canvas if canvas is not None else (iface.mapCanvas() if iface is not None else None)
         self.project = project or QgsProject.instance()
-        self._run_task_fn = run_task
-        self._own_tasks: set[GeoDLTask] = set()
+        self._run_task_fn = run_task or TaskKeeper().run
         self._generation = 0  # bumped when the project closes: late results of old tasks are dropped
         self.train_task: Optional[GeoDLTask] = None
         self.predict_task: Optional[GeoDLTask] = None
@@ -269,13 +268,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
 
     # ----------------------------------------------------------------------------------------------- tasks
     def _run(self, task: GeoDLTask) -> GeoDLTask:
-        if self._run_task_fn is not None:
-            return self._run_task_fn(task)
-        self._own_tasks.add(task)
-        task.taskCompleted.connect(lambda: self._own_tasks.discard(task))
-        task.taskTerminated.connect(lambda: self._own_tasks.discard(task))
-        QgsApplication.taskManager().addTask(task)
-        return task
+        return self._run_task_fn(task)
 
     @staticmethod
     def _running(task: Optional[GeoDLTask]) -> bool:

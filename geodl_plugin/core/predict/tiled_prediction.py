@@ -203,18 +203,6 @@ def predict_tiled(ctx: PredictContext) -> PredictResult:
     return result
 
 
-def predict_untiled(model: Any, image: np.ndarray, pad: int, multiple: int) -> np.ndarray:
-    """Reference: one pass over the whole (mirror-padded) image (bands, h, w) → (C, h, w). For tests only."""
-    import keras
-
-    b, h, w = image.shape
-    hp = -(-(h + 2 * pad) // multiple) * multiple
-    wp = -(-(w + 2 * pad) // multiple) * multiple
-    padded = np.pad(image, ((0, 0), (pad, hp - h - pad), (pad, wp - w - pad)), mode="symmetric")
-    out = keras.ops.convert_to_numpy(model.predict_on_batch(np.moveaxis(padded, 0, -1)[None].astype(np.float32)))[0]
-    return np.moveaxis(out, -1, 0)[:, pad:pad + h, pad:pad + w]
-
-
 def predict_patch_centres(bundle: Any, x: np.ndarray, batch: int = 32) -> np.ndarray:
     """Class ids a U-Net gives the centre pixel of each k×k patch (n, k, k, bands): how patch samples (whose
     label is their centre pixel) are scored by ``evaluate_model``."""
