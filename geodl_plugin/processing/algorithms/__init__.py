@@ -16,6 +16,7 @@ def all_algorithms() -> list[type]:
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
     from .sample_points import SamplePointsAlgorithm
+    from .setup_runtime import SetupRuntimeAlgorithm
     from .train import TrainAlgorithm
 
     return [
@@ -31,4 +32,5 @@ def all_algorithms() -> list[type]:
         EEUploadAlgorithm,
         RasterizeMaskAlgorithm,
         ChipAlgorithm,
+        SetupRuntimeAlgorithm,
     ]
