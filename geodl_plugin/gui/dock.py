@@ -125,6 +125,10 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
                                                  self._warn, lambda text: self.show_message(
                                                      text, Qgis.MessageLevel.Success))
             self.mapLayout.addWidget(self.ee_upload_panel)
+        from .runtime_panel import RuntimePanel
+
+        self.runtime_panel = RuntimePanel(self.statusPage, self._run, self.show_device, self.show_message, self._warn)
+        self.statusLayout.insertWidget(2, self.runtime_panel)  # under the package and device lines
 
     def _ee_layer_added(self, layer: QgsRasterLayer) -> None:
         """A downloaded composite becomes one of the chosen rasters."""
