@@ -221,10 +221,10 @@ class PipProgress:
         self.lines: list[str] = []
 
     def feed(self, line: str) -> None:
-        line = line.rstrip()
+        self.lines.append(line.rstrip())
+        line = line.strip()  # pip indents "Downloading" and "Using cached" under their "Collecting"
         if not line:
             return
-        self.lines.append(line)
         if line.startswith("Collecting ") or line.startswith("Processing "):
             self.collected += 1
             share = 1.0 - 1.0 / (1.0 + self.collected / max(self.expected / 2, 1))  # → 1 as packages arrive
