@@ -77,7 +77,8 @@ class GeoDLPlugin:
                                                                     persistent=True),
                                     on_done=self._show_device, on_error=self._show_device))
         elif self.dock is not None:
-            self.dock.show_device("unavailable until TensorFlow and Keras are installed")
+            self.dock.show_device("unavailable until the ML runtime (Keras on TensorFlow or PyTorch) is set up: "
+                                  "press \"Set up the ML runtime\" below")
 
     def _show_device(self, text: str) -> None:
         if self.dock is not None:

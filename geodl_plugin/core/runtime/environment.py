@@ -172,9 +172,8 @@ def _host_facts(base_python: str) -> dict[str, Any]:
             "except Exception:\n pass\n"
             "try:\n import numpy\n out['numpy'] = numpy.__version__\nexcept Exception:\n pass\n"
             "print(json.dumps(out))")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME",)}
     try:
-        done = subprocess.run([base_python, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+        done = subprocess.run([base_python, "-c", code], capture_output=True, text=True, timeout=120)
     except OSError as exc:
         raise GeoDLError(f"Cannot run QGIS's Python '{base_python}': {exc}.") from exc
     if done.returncode != 0:
@@ -354,8 +353,9 @@ def create_runtime(root: Path | str, spec: RuntimeSpec, base_python: Optional[st
     try:
         progress.check()
         progress.update(1, "creating the environment")
-        made = subprocess.run([base, "-m", "venv", str(build)], capture_output=True, text=True, timeout=600,
-                              env=_pip_env())
+        # QGIS's Python starts with QGIS's environment as it is (PYTHONHOME included, which OSGeo4W sets);
+        # only the new venv's interpreter runs without it (_pip_env).
+        made = subprocess.run([base, "-m", "venv", str(build)], capture_output=True, text=True, timeout=600)
         python = venv_python(build)
         if made.returncode != 0 or not python.exists():
             raise GeoDLError(f"Cannot create a Python environment with '{base}': {made.stderr.strip()[-500:]} "
