@@ -187,3 +187,16 @@ def test_worker_trains_and_predicts_in_the_runtime_without_qgis_packages(geodl_r
         assert classes[40, 10] != classes[40, 50]  # the two halves got the two classes
     finally:
         set_active_runtime(None)
+
+
+def test_worker_environment_in_the_runtime_holds_only_the_plugin(tmp_path):
+    from geodl_plugin.core.runtime.worker import _PACKAGE_PARENT, worker_environment
+
+    root = _fake_runtime(tmp_path / "runtime")  # its manifest says torch
+    qgis_env = {"PYTHONPATH": "/usr/share/qgis/python", "PYTHONHOME": "/usr", "PATH": "/usr/bin"}
+    env = worker_environment(str(venv_python(root)), qgis_env)
+    assert env["PYTHONPATH"] == _PACKAGE_PARENT and "PYTHONHOME" not in env and env["PYTHONNOUSERSITE"] == "1"
+    assert env["KERAS_BACKEND"] == "torch" and env["PATH"] == "/usr/bin"
+    assert worker_environment(str(venv_python(root)), {"KERAS_BACKEND": "tensorflow"})["KERAS_BACKEND"] == "tensorflow"
+    plain = worker_environment(QGIS_PYTHON, qgis_env)  # QGIS's own Python: QGIS's path, as before
+    assert plain["PYTHONPATH"].startswith(_PACKAGE_PARENT) and "KERAS_BACKEND" not in plain
