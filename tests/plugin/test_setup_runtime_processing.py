@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 
-
 def test_remove_through_processing(geodl_provider, tmp_path):
     import processing
 

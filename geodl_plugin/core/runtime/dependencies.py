@@ -14,6 +14,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Optional
 
+from .environment import active_runtime, qgis_python_executable, read_runtime
+
+__all__ = ["qgis_python_executable"]  # kept here for its callers; it lives with the runtime it makes
+
 
 @dataclass(frozen=True)
 class Dependency:
@@ -71,8 +75,6 @@ def _runtime_version(dep: Dependency, packages: dict[str, str], backend: str) ->
 def check_dependencies(deps: Iterable[Dependency] = DEPENDENCIES) -> list[DependencyStatus]:
     """What QGIS's Python has, except that the worker's features count as present when geodl's own ML
     runtime is set up (the worker runs there, not in QGIS's Python)."""
-    from .environment import active_runtime, read_runtime
-
     root = active_runtime()
     runtime = read_runtime(root) if root is not None else None
     result = []
@@ -93,18 +95,6 @@ def missing(statuses: Iterable[DependencyStatus]) -> list[Dependency]:
 
 def unavailable_features(statuses: Iterable[DependencyStatus]) -> set[str]:
     return {d.feature for d in missing(statuses)}
-
-
-def qgis_python_executable() -> str:
-    """The interpreter of the Python QGIS runs (``sys.executable`` is the QGIS binary inside QGIS)."""
-    if Path(sys.executable).name.lower().startswith("python"):
-        return sys.executable
-    base = Path(sys.base_exec_prefix)
-    if sys.platform == "win32":
-        candidate = base / "python.exe"
-    else:
-        candidate = base / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return str(candidate) if candidate.exists() else "python3"
 
 
 def _externally_managed() -> bool:

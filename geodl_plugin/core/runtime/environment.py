@@ -140,6 +140,18 @@ class RuntimeInfo:
     source: str = "index"  # "index", "mirror" or "wheels:<folder>"
 
 
+def qgis_python_executable() -> str:
+    """The interpreter of the Python QGIS runs (``sys.executable`` is the QGIS binary inside QGIS)."""
+    if Path(sys.executable).name.lower().startswith("python"):
+        return sys.executable
+    base = Path(sys.base_exec_prefix)
+    if sys.platform == "win32":
+        candidate = base / "python.exe"
+    else:
+        candidate = base / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return str(candidate) if candidate.exists() else "python3"
+
+
 def venv_python(root: Path | str) -> Path:
     root = Path(root)
     return root / "Scripts" / "python.exe" if sys.platform == "win32" else root / "bin" / "python"
@@ -340,8 +352,6 @@ def create_runtime(root: Path | str, spec: RuntimeSpec, base_python: Optional[st
     """Make (or remake: this is also "repair") the runtime at ``root`` from ``base_python`` (default: the
     Python QGIS runs). Built in a temporary folder beside ``root``; ``root`` is replaced only when everything
     succeeded, so a cancel or failure leaves the previous runtime as it was and no half-made folder."""
-    from .dependencies import qgis_python_executable
-
     progress = ensure(progress)
     spec.validate()
     root = Path(root)
