@@ -37,10 +37,11 @@ _FORM, _ = uic.loadUiType(str(ui_file("runtime_panel.ui")))
 
 def _new_device(progress: Progress) -> str:
     """In a fresh worker in the (new) runtime: the device it will train on."""
-    from ..core.runtime.worker import call_in_worker, shutdown_shared_worker
+    from ..core.runtime.dependencies import describe_training_device
+    from ..core.runtime.worker import run_in_worker, shutdown_shared_worker
 
     shutdown_shared_worker()  # the persistent worker still runs the previous interpreter
-    return str(call_in_worker("describe_training_device", None, progress, persistent=True))
+    return str(run_in_worker(describe_training_device, None, progress, persistent=True))
 
 
 class RuntimePanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]

@@ -21,8 +21,10 @@ import numpy as np, rasterio, keras
 from geodl_plugin.core.data.labels import read_labels
 from geodl_plugin.core.data.samples import extract_samples
 from geodl_plugin.core.io.raster import raster_info
-from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
-from geodl_plugin.core.train.trainer import TrainParams, train_model
+from geodl_plugin.core.families import predict_raster, train_model
+from geodl_plugin.core.models.family import UNetParams
+from geodl_plugin.core.predict.raster_prediction import PredictParams
+from geodl_plugin.core.train.trainer import TrainParams
 
 scene, points, out, other = sys.argv[1:5]
 keras.utils.set_random_seed(0)
@@ -32,9 +34,8 @@ report = {"backend": backend}
 for k in (1, 9):
     extract_samples([scene], labels, f"{out}/{backend}_p{k}.tfrecord.gz", k)
 dnn = TrainParams([f"{out}/{backend}_p1.tfrecord.gz"], f"{out}/{backend}_dnn.geodl", epochs=30, seed=0)
-unet = TrainParams([f"{out}/{backend}_p9.tfrecord.gz"], f"{out}/{backend}_unet.geodl", model_type="unet",
-                   epochs=25, batch_size=16, seed=1)
-unet.unet_depth, unet.unet_filters = 1, 8  # attributes the U-Net trainer reads when present
+unet = TrainParams([f"{out}/{backend}_p9.tfrecord.gz"], f"{out}/{backend}_unet.geodl", family="unet",
+                   options=UNetParams(depth=1, base_filters=8), epochs=25, batch_size=16, seed=1)
 for name, params in (("dnn", dnn), ("unet", unet)):
     result = train_model(params)
     report[name + "_accuracy"] = result.metrics["overall_accuracy"]

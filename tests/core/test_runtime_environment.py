@@ -149,8 +149,10 @@ def test_worker_trains_and_predicts_in_the_runtime_without_qgis_packages(geodl_r
 
     from geodl_plugin.core.data.labels import read_labels
     from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.families import predict_raster, train_model
     from geodl_plugin.core.io.raster import raster_info
     from geodl_plugin.core.predict.raster_prediction import PredictParams
+    from geodl_plugin.core.runtime.dependencies import describe_training_device
     from geodl_plugin.core.runtime.worker import Worker, worker_environment, worker_python
     from geodl_plugin.core.train.trainer import TrainParams
     from tests.core.synthetic import grid_points, two_class_scene, write_points
@@ -179,10 +181,10 @@ def test_worker_trains_and_predicts_in_the_runtime_without_qgis_packages(geodl_r
         samples = extract_samples([raster], labels, tmp_path / "s.tfrecord.gz").path
         worker = Worker()  # one process for the three jobs: TensorFlow is imported once
         try:
-            assert "CPU (TensorFlow 2.20.0" in worker.call("describe_training_device")
-            result = worker.call("train_model", TrainParams([str(samples)], str(tmp_path / "m.geodl"), epochs=5))
+            assert "CPU (TensorFlow 2.20.0" in worker.call(describe_training_device)
+            result = worker.call(train_model, TrainParams([str(samples)], str(tmp_path / "m.geodl"), epochs=5))
             assert result.metrics["overall_accuracy"] > 0.95
-            worker.call("predict_raster", PredictParams([str(raster)], str(tmp_path / "m.geodl"),
+            worker.call(predict_raster, PredictParams([str(raster)], str(tmp_path / "m.geodl"),
                                                         str(tmp_path / "map.tif")))
         finally:
             worker.close()

@@ -12,6 +12,7 @@ from qgis.core import (
 )
 
 from ... import settings
+from ...core.runtime.dependencies import describe_training_device
 from ...core.runtime.environment import (
     BACKENDS,
     RuntimeSpec,
@@ -22,7 +23,7 @@ from ...core.runtime.environment import (
     remove_runtime,
     set_active_runtime,
 )
-from ...core.runtime.worker import call_in_worker, shutdown_shared_worker
+from ...core.runtime.worker import run_in_worker, shutdown_shared_worker
 from ..base import GeoDLAlgorithm
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -86,7 +87,7 @@ class SetupRuntimeAlgorithm(GeoDLAlgorithm):
             create_runtime(folder, spec, progress=progress.sub(0, 90))
             set_active_runtime(folder)
             settings.set_value("runtime_dir", "" if folder == str(settings.runtime_dir()) else folder)
-            return call_in_worker("describe_training_device", None, progress.sub(90, 100))
+            return run_in_worker(describe_training_device, None, progress.sub(90, 100))
 
         device_text = self.run_core(feedback, work)
         feedback.pushInfo(describe_runtime(folder))
