@@ -78,6 +78,7 @@ def test_dnn_and_unet_train_and_predict_on_tensorflow_and_torch(tmp_path):
     for family in ("dnn", "unet"):
         on_tf, on_torch = _read(tmp_path / f"tensorflow_{family}.tif"), _read(tmp_path / f"torch_{family}.tif")
         acc_tf, acc_torch = _accuracy(on_tf, truth), _accuracy(on_torch, truth)
+        print(f"\n{family}: map accuracy TensorFlow {acc_tf:.3f}, torch {acc_torch:.3f}")
         assert acc_tf > 0.6 and acc_torch > 0.6, (family, acc_tf, acc_torch)
         assert abs(acc_tf - acc_torch) < 0.12, (family, acc_tf, acc_torch)  # same model, same data: same quality
         assert abs(tf_report[f"{family}_accuracy"] - torch_report[f"{family}_accuracy"]) < 0.15
