@@ -28,7 +28,7 @@ from ..core.data import point_sampling as _sampling  # noqa: F401
 from ..core.data.classes import ClassTable
 from ..core.families import FAMILIES
 from ..core.models.family import TilingParams
-from ..core.runtime.dependencies import DependencyStatus, is_importable, missing_message
+from ..core.runtime.dependencies import DependencyStatus, check_dependencies, is_importable, missing_message
 from ..core.runtime.errors import GeoDLError
 from ..core.runtime.typed_json import to_jsonable
 from ..paths import ui_file
@@ -137,7 +137,8 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
             self.mapLayout.addWidget(self.ee_upload_panel)
         from .runtime_panel import RuntimePanel
 
-        self.runtime_panel = RuntimePanel(self.statusPage, self._run, self.show_device, self.show_message, self._warn)
+        self.runtime_panel = RuntimePanel(self.statusPage, self._run, self._runtime_changed, self.show_message,
+                                          self._warn)
         self.statusLayout.insertWidget(2, self.runtime_panel)  # under the package and device lines
 
     def _ee_layer_added(self, layer: QgsRasterLayer) -> None:
@@ -238,6 +239,11 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         message = missing_message(statuses)
         found = ", ".join(f"{s.dependency.package} {s.version}" for s in statuses if s.available)
         self.dependencyLabel.setText(f"All Python packages found: {found}." if message is None else message)
+
+    def _runtime_changed(self, device: str) -> None:
+        """The ML runtime was set up or removed: the device and package lines follow it."""
+        self.show_device(device)
+        self.show_dependencies(check_dependencies())
 
     def show_device(self, text: str) -> None:
         self.deviceLabel.setText(f"Training device: {text}")
