@@ -12,11 +12,14 @@ def all_algorithms() -> list[type]:
     from .ee_export_training import EEExportTrainingAlgorithm
     from .ee_upload import EEUploadAlgorithm
     from .evaluate import EvaluateAlgorithm
+    from .export_onnx import ExportOnnxAlgorithm
     from .extract_samples import ExtractSamplesAlgorithm
+    from .model_card import ModelCardAlgorithm
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
     from .sample_points import SamplePointsAlgorithm
     from .setup_runtime import SetupRuntimeAlgorithm
+    from .suggest_points import SuggestPointsAlgorithm
     from .train import TrainAlgorithm
 
     return [
@@ -32,5 +35,8 @@ def all_algorithms() -> list[type]:
         EEUploadAlgorithm,
         RasterizeMaskAlgorithm,
         ChipAlgorithm,
+        ExportOnnxAlgorithm,
+        SuggestPointsAlgorithm,
+        ModelCardAlgorithm,
         SetupRuntimeAlgorithm,
     ]
