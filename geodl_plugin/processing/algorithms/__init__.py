@@ -13,6 +13,7 @@ def all_algorithms() -> list[type]:
     from .ee_upload import EEUploadAlgorithm
     from .evaluate import EvaluateAlgorithm
     from .extract_samples import ExtractSamplesAlgorithm
+    from .mosaic import MosaicAlgorithm
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
     from .sample_points import SamplePointsAlgorithm
@@ -31,4 +32,5 @@ def all_algorithms() -> list[type]:
         EEUploadAlgorithm,
         RasterizeMaskAlgorithm,
         ChipAlgorithm,
+        MosaicAlgorithm,
     ]
