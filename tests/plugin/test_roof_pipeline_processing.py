@@ -43,3 +43,7 @@ def test_roof_pipeline_in_qgis_process(qgis_process, tmp_path):
     mosaic = run("mosaic", FOLDER=folder, OUTPUT=tmp_path / "m.vrt")["OUTPUT"]
     with rasterio.open(mosaic) as ds:
         np.testing.assert_array_equal(ds.read(), scene)
+    table = run("flatten", INPUT=mosaic, OUTPUT=tmp_path / "t.csv")["OUTPUT"]
+    rows = np.loadtxt(table, delimiter=",", skiprows=1)
+    r, c = rows[:, 4].astype(int), rows[:, 5].astype(int)
+    np.testing.assert_array_equal(rows[:, 6:9].T, scene[:, r, c])

@@ -13,6 +13,7 @@ def all_algorithms() -> list[type]:
     from .ee_upload import EEUploadAlgorithm
     from .evaluate import EvaluateAlgorithm
     from .extract_samples import ExtractSamplesAlgorithm
+    from .flatten import FlattenAlgorithm
     from .mosaic import MosaicAlgorithm
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
@@ -33,4 +34,5 @@ def all_algorithms() -> list[type]:
         RasterizeMaskAlgorithm,
         ChipAlgorithm,
         MosaicAlgorithm,
+        FlattenAlgorithm,
     ]
