@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import keras
     from geodl_plugin.core.models.networks.model_file import make_manifest, save_model_file
-    from geodl_plugin.core.models.networks.networks import UNET
+    from geodl_plugin.core.models.networks import UNET
     from geodl_plugin.core.models.networks.unet import augment_batch, build_unet, chip_batches, make_loss, unet_flops
     from make_synthetic_scene import make_scene
 

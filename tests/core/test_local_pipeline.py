@@ -172,7 +172,7 @@ def test_train_and_predict_on_the_input_grid(samples, scene, tmp_path, model_typ
 
 
 def test_forest_arrays_match_scikit_learn():
-    from geodl_plugin.core.models.networks.networks import Forest
+    from geodl_plugin.core.models.networks import Forest
     from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(0)
@@ -188,7 +188,7 @@ def test_compiled_class_head_matches_the_plain_model(rows):
     answer for every row count, padding never leaking into the result."""
     import keras
     from geodl_plugin.core.models.networks.model_file import ModelBundle
-    from geodl_plugin.core.models.networks.networks import build_pixel_dnn
+    from geodl_plugin.core.models.networks import build_pixel_dnn
 
     keras.utils.set_random_seed(0)
     model = build_pixel_dnn(3, 4, [1000.0] * 3, [250.0**2] * 3, hidden_units=(16,))
@@ -207,7 +207,7 @@ def test_a_model_xla_cannot_compile_still_predicts(caplog):
     """If XLA fails on this machine, the same head runs without it: same answer, one warning."""
     import keras
     from geodl_plugin.core.models.networks.model_file import ModelBundle
-    from geodl_plugin.core.models.networks.networks import build_pixel_dnn
+    from geodl_plugin.core.models.networks import build_pixel_dnn
 
     keras.utils.set_random_seed(1)
     model = build_pixel_dnn(3, 2, [0.0] * 3, [1.0] * 3, hidden_units=(8,))

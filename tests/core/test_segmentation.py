@@ -65,7 +65,7 @@ def _tiny_unet(n_bands=4, n_classes=3, depth=2, filters=4, seed=1):
 
 def _unet_file(path, scene, classes, depth=2, filters=4):
     from geodl_plugin.core.models.networks.model_file import make_manifest, save_model_file
-    from geodl_plugin.core.models.networks.networks import UNET
+    from geodl_plugin.core.models.networks import UNET
 
     info = raster_info(scene.image)
     model = _tiny_unet(info.count, len(classes), depth, filters)
