@@ -159,6 +159,7 @@ class _Selector:
         self.points: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
         self.shapes: list[tuple[dict, int]] = []
         self.envelopes = np.zeros((0, 4))
+        self.outside = 0
         if labels is None:
             return
         if labels.kind == POINT:
@@ -170,7 +171,6 @@ class _Selector:
         else:
             from osgeo import ogr
 
-            self.outside = 0
             envelopes = []
             for i, wkb in enumerate(labels.geometries_wkb):
                 geom = ogr.CreateGeometryFromWkb(wkb)
@@ -272,7 +272,7 @@ def flatten_rasters(
             raise GeoDLError("No pixel to write: every selected pixel is nodata, or the labels miss the raster. "
                              "Check the nodata value and that labels and raster overlap.")
     warnings = []
-    if selector.labels is not None and getattr(selector, "outside", 0):
+    if selector.outside:
         warnings.append(f"{selector.outside} label point(s) outside the raster were skipped.")
     if skipped:
         warnings.append(f"{skipped} pixel(s) with a nodata band were left out.")
