@@ -3,6 +3,8 @@ and through qgis_process.bin (the packaged plugin)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,28 @@ def test_mosaic_algorithm_names_a_misfit(geodl_provider, tmp_path):
                                         "OUTPUT": str(tmp_path / "bad.tif")})
 
 
+def test_summarize_algorithm_per_class_and_areas(geodl_provider, tmp_path):
+    import processing
+
+    from tests.core.synthetic import write_raster
+    from tests.core.test_flatten import _polygons
+
+    data = np.zeros((2, 10, 20), np.uint16)
+    data[:, :, :10] = 100 + np.arange(10, dtype=np.uint16)
+    data[:, :, 10:] = 900 + np.arange(10, dtype=np.uint16)
+    raster = write_raster(tmp_path / "r.tif", data)
+    polys = _polygons(tmp_path / "p.gpkg", [(0, 0, 10, 10), (10, 0, 20, 10)], ["dark", "bright"])
+    out = processing.run("geodl:summarize", {"INPUT": [str(raster)], "LABELS": str(polys), "CLASS_FIELD": "name",
+                                             "OUTPUT": str(tmp_path / "s.json"), "PLOT": str(tmp_path / "s.png")})
+    assert out["MIN_JM"] > 1.9
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["classes"]["dark"]["bands"]["B1"]["mean"] == pytest.approx(104.5)
+    classes = write_raster(tmp_path / "c.tif", (data[:1] > 500).astype(np.uint8) + 1, nodata=255)
+    processing.run("geodl:summarize", {"INPUT": [str(classes)], "MODE": 1, "OUTPUT": str(tmp_path / "a.json")})
+    areas = json.loads((tmp_path / "a.json").read_text())["classes"]
+    assert [(a["id"], a["area_ha"]) for a in areas] == [(1, pytest.approx(9.0)), (2, pytest.approx(9.0))]
+
+
 @pytest.mark.slow
 def test_roof_pipeline_in_qgis_process(qgis_process, tmp_path):
     import rasterio
@@ -47,3 +71,7 @@ def test_roof_pipeline_in_qgis_process(qgis_process, tmp_path):
     rows = np.loadtxt(table, delimiter=",", skiprows=1)
     r, c = rows[:, 4].astype(int), rows[:, 5].astype(int)
     np.testing.assert_array_equal(rows[:, 6:9].T, scene[:, r, c])
+    summary = run("summarize", INPUT=mosaic, OUTPUT=tmp_path / "s.json", PLOT=tmp_path / "s.png")
+    stats = json.loads((tmp_path / "s.json").read_text())["band_stats"]
+    assert stats["B1"]["mean"] == pytest.approx(scene[0].astype(np.float64).mean())
+    assert summary["PLOT"] and (tmp_path / "s.png").exists()

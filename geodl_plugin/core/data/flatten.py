@@ -149,7 +149,7 @@ def _writer(fmt: str, path: Path, columns: list[str], dtypes: dict[str, np.dtype
     return _GpkgWriter(path, columns, dtypes, crs_wkt)
 
 
-class _Selector:
+class PixelSelector:
     """Which pixels of a window go into the table, and their label (class id or target value) if any."""
 
     def __init__(self, labels: Labels, info: RasterInfo, all_touched: bool) -> None:
@@ -246,7 +246,7 @@ def flatten_rasters(
     extra = _label_columns(labels, names)
     dtypes.update(extra)
     columns = list(dtypes)
-    selector = _Selector(labels, info, all_touched)
+    selector = PixelSelector(labels, info, all_touched)
     windows = list(iter_windows(info.width, info.height, block))
     rows_written = 0
     skipped = 0

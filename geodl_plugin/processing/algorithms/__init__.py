@@ -18,6 +18,7 @@ def all_algorithms() -> list[type]:
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
     from .sample_points import SamplePointsAlgorithm
+    from .summarize import SummarizeAlgorithm
     from .train import TrainAlgorithm
 
     return [
@@ -35,4 +36,5 @@ def all_algorithms() -> list[type]:
         ChipAlgorithm,
         MosaicAlgorithm,
         FlattenAlgorithm,
+        SummarizeAlgorithm,
     ]
