@@ -111,6 +111,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.f1Table.verticalHeader().setVisible(False)
         self.cancelTrainButton.setEnabled(False)
         self.cancelPredictButton.setEnabled(False)
+        self._setup_summary_panel()
         self.ee_panel = self.ee_upload_panel = None
         if is_importable("ee"):  # the Earth Engine backend is optional
             from .ee_imagery import EECompositePanel
@@ -264,7 +265,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         for task in (self.train_task, self.predict_task, self.sample_task):
             if self._running(task):
                 task.cancel()
-        for panel in (self.ee_panel, self.ee_upload_panel):
+        for panel in (self.ee_panel, self.ee_upload_panel, self.summary_panel):
             if panel is not None and self._running(panel.task):
                 panel.task.cancel()
 
