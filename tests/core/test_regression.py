@@ -70,3 +70,33 @@ def test_forest_and_dnn_reach_r2_095_on_held_out_points(samples, tmp_path):
     assert spread.shape == (len(test),) and (spread >= 0).all() and spread.mean() > 0
     plot_predicted_vs_observed(test.y, forest.predict(test.x)[0], tmp_path / "scatter.png", "roof_pct")
     assert (tmp_path / "scatter.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_forest_map_and_spread_through_the_shared_writer(samples, tmp_path):
+    """The forest over the whole scene: the value raster tracks the truth raster (R² ≥ 0.95 over every pixel),
+    the spread raster is written beside it, nodata where the input is nodata; nothing half-written."""
+    import rasterio
+
+    from geodl_plugin.core.models.model_file import ModelBundle
+    from geodl_plugin.core.predict.raster_prediction import PredictParams
+    from geodl_plugin.core.predict.regression_prediction import VALUE_NODATA, predict_regression
+    from geodl_plugin.core.runtime.progress import Progress
+    from tests.core.synthetic import regression_scene
+
+    image, _, truth = regression_scene(tmp_path / "scene", size=64, n_points=10, seed=0)  # the same scene
+    forest = fit_forest(samples, n_trees=30, max_depth=20, min_samples_leaf=1, seed=0)
+    params = PredictParams([str(image)], "unused", str(tmp_path / "v.tif"), str(tmp_path / "s.tif"), block_size=32)
+    from geodl_plugin.core.data.samples import stack_info
+
+    infos = stack_info([image])
+    with rasterio.open(image) as ds:
+        transform = ds.transform
+    result = predict_regression(params, ModelBundle({}, forest), infos, (0, 0, 64, 64), transform, None,
+                                Progress(), [])
+    with rasterio.open(tmp_path / "v.tif") as v, rasterio.open(tmp_path / "s.tif") as s, rasterio.open(truth) as t:
+        values, spread, expected = v.read(1), s.read(1), t.read(1)
+        assert v.nodata == VALUE_NODATA
+    assert result.pixels == 64 * 64
+    assert regression_report(expected.ravel(), values.ravel())["r2"] >= 0.95
+    assert (spread > 0).mean() > 0.9
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
