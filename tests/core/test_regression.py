@@ -1,5 +1,6 @@
 """Regression on the seeded synthetic scene whose target is a known smooth function of the spectra: samples
-from points, the forest (plain arrays, spread from its trees) and the pixel DNN, scored on held-out points."""
+from points, both regression families through the one training skeleton, the model file, the shared
+prediction writer (value + spread) and evaluation; R² ≥ 0.95 on held-out points."""
 
 from __future__ import annotations
 
@@ -11,18 +12,16 @@ from geodl_plugin.core.data.target_samples import extract_target_samples, load_t
 from geodl_plugin.core.evaluate.regression_metrics import plot_predicted_vs_observed, regression_report
 from geodl_plugin.core.models.regression import ForestRegressor
 from geodl_plugin.core.runtime.errors import GeoDLError
-from geodl_plugin.core.train.regression_training import fit_dnn, fit_forest, score_regression, split_targets
 from tests.core.synthetic import regression_scene
 
 
 @pytest.fixture(scope="module")
-def samples(tmp_path_factory):
+def scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("regression")
-    image, points, _ = regression_scene(folder, size=64, n_points=500, seed=0)
-    targets = read_targets(points, "roof_pct")
-    report = extract_target_samples([image], targets, folder / "s.tfrecord.gz")
+    image, points, truth = regression_scene(folder, size=64, n_points=500, seed=0)
+    report = extract_target_samples([image], read_targets(points, "roof_pct"), folder / "s.tfrecord.gz")
     assert report.count == 500 and report.target == "roof_pct"
-    return load_target_samples(folder / "s.tfrecord.gz")
+    return image, folder / "s.tfrecord.gz", truth
 
 
 def test_regression_metrics_by_hand():
@@ -45,58 +44,60 @@ def test_forest_regressor_arrays_match_scikit_learn():
     np.testing.assert_allclose(spread, per_tree.std(axis=1), rtol=1e-4, atol=1e-5)
 
 
-def test_class_samples_are_refused_as_targets(samples, tmp_path):
+def test_targets_and_samples_refuse_the_wrong_kind(scene, tmp_path):
     from tests.core.synthetic import write_points
 
     pts = write_points(tmp_path / "p.gpkg", [(0, 0)], ["a"], field="name")
     with pytest.raises(GeoDLError, match="holds text"):
         read_targets(pts, "name")
+    samples = load_target_samples(scene[1])
+    assert samples.x.shape == (500, 4) and samples.target == "roof_pct" and samples.xy is not None
+    from geodl_plugin.core.data.samples import load_samples
+
+    with pytest.raises(GeoDLError, match="no 'class' property"):
+        load_samples(scene[1])
 
 
 @pytest.mark.slow
-def test_forest_and_dnn_reach_r2_095_on_held_out_points(samples, tmp_path):
-    train_idx, test_idx = split_targets(samples, 0.25, blocked=False, block_size=0, seed=1)
-    train, test = samples.subset(train_idx), samples.subset(test_idx)
-    forest = fit_forest(train, n_trees=50, max_depth=20, min_samples_leaf=1, seed=0)
-    rf = score_regression(forest, test)
-    model, history, n_val = fit_dnn(train, (64, 64), 0.0, epochs=40, batch_size=64, learning_rate=1e-2,
-                                    validation_fraction=0.15, patience=10, seed=0)
-    dnn = score_regression(model, test)
-    print(f"held-out n={len(test)}: forest R² {rf['r2']:.3f} RMSE {rf['rmse']:.2f}; "
-          f"DNN R² {dnn['r2']:.3f} RMSE {dnn['rmse']:.2f} ({len(history['loss'])} epochs)")
-    assert rf["r2"] >= 0.95 and dnn["r2"] >= 0.95
-    assert abs(rf["bias"]) < 1.0 and abs(dnn["bias"]) < 1.0
-    _, spread = forest.predict(test.x)
-    assert spread.shape == (len(test),) and (spread >= 0).all() and spread.mean() > 0
-    plot_predicted_vs_observed(test.y, forest.predict(test.x)[0], tmp_path / "scatter.png", "roof_pct")
-    assert (tmp_path / "scatter.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_forest_map_and_spread_through_the_shared_writer(samples, tmp_path):
-    """The forest over the whole scene: the value raster tracks the truth raster (R² ≥ 0.95 over every pixel),
-    the spread raster is written beside it, nodata where the input is nodata; nothing half-written."""
+def test_both_families_reach_r2_095_and_map_the_scene(scene, tmp_path):
     import rasterio
 
-    from geodl_plugin.core.models.model_file import ModelBundle
+    from geodl_plugin.core.families import evaluate_model, predict_raster, train_model
+    from geodl_plugin.core.models.model_file import read_manifest
     from geodl_plugin.core.predict.raster_prediction import PredictParams
-    from geodl_plugin.core.predict.regression_prediction import VALUE_NODATA, predict_regression
-    from geodl_plugin.core.runtime.progress import Progress
-    from tests.core.synthetic import regression_scene
+    from geodl_plugin.core.predict.regression_prediction import VALUE_NODATA
+    from geodl_plugin.core.train.trainer import TrainParams
 
-    image, _, truth = regression_scene(tmp_path / "scene", size=64, n_points=10, seed=0)  # the same scene
-    forest = fit_forest(samples, n_trees=30, max_depth=20, min_samples_leaf=1, seed=0)
-    params = PredictParams([str(image)], "unused", str(tmp_path / "v.tif"), str(tmp_path / "s.tif"), block_size=32)
-    from geodl_plugin.core.data.samples import stack_info
+    image, samples, truth = scene
+    common = {"samples": [str(samples)], "split": "random", "test_fraction": 0.25, "seed": 1}
+    rf = train_model(TrainParams(output=str(tmp_path / "rf.geodl"), family="rf_regression",
+                                 options={"n_trees": 50}, test_samples_output=str(tmp_path / "t.tfrecord.gz"),
+                                 **common))
+    dnn = train_model(TrainParams(output=str(tmp_path / "dnn.geodl"), family="dnn_regression", epochs=40,
+                                  batch_size=64, learning_rate=1e-2, patience=10, **common))
+    print(f"held-out n={rf.n_test}: forest R² {rf.metrics['r2']:.3f} RMSE {rf.metrics['rmse']:.2f}; "
+          f"DNN R² {dnn.metrics['r2']:.3f} RMSE {dnn.metrics['rmse']:.2f} ({len(dnn.history['loss'])} epochs)")
+    assert rf.n_test == dnn.n_test == 125
+    assert rf.metrics["r2"] >= 0.95 and dnn.metrics["r2"] >= 0.95
+    assert abs(rf.metrics["bias"]) < 1.0 and abs(dnn.metrics["bias"]) < 1.0
+    manifest = read_manifest(tmp_path / "rf.geodl")
+    assert manifest["mlm:tasks"] == ["regression"] and manifest["training"]["target"] == "roof_pct"
+    assert evaluate_model(str(tmp_path / "dnn.geodl"), [str(tmp_path / "t.tfrecord.gz")])["r2"] == \
+        pytest.approx(dnn.metrics["r2"], abs=1e-6)
 
-    infos = stack_info([image])
-    with rasterio.open(image) as ds:
-        transform = ds.transform
-    result = predict_regression(params, ModelBundle({}, forest), infos, (0, 0, 64, 64), transform, None,
-                                Progress(), [])
+    predict_raster(PredictParams([str(image)], str(tmp_path / "rf.geodl"), str(tmp_path / "v.tif"),
+                                 str(tmp_path / "s.tif"), block_size=32))
     with rasterio.open(tmp_path / "v.tif") as v, rasterio.open(tmp_path / "s.tif") as s, rasterio.open(truth) as t:
         values, spread, expected = v.read(1), s.read(1), t.read(1)
-        assert v.nodata == VALUE_NODATA
-    assert result.pixels == 64 * 64
-    assert regression_report(expected.ravel(), values.ravel())["r2"] >= 0.95
+        assert v.nodata == VALUE_NODATA and v.dtypes[0] == "float32" and v.transform == t.transform
+    assert regression_report(expected.ravel(), values.ravel())["r2"] >= 0.95  # every pixel, not just samples
     assert (spread > 0).mean() > 0.9
+    result = predict_raster(PredictParams([str(image)], str(tmp_path / "dnn.geodl"), str(tmp_path / "d.tif"),
+                                          str(tmp_path / "no_spread.tif")))
+    assert not (tmp_path / "no_spread.tif").exists() and any("no spread" in w for w in result.warnings)
+    with rasterio.open(tmp_path / "d.tif") as d:
+        assert regression_report(expected.ravel(), d.read(1).ravel())["r2"] >= 0.95
+    held_out = load_target_samples(tmp_path / "t.tfrecord.gz")
+    plot_predicted_vs_observed(held_out.y, held_out.y + 0.5, tmp_path / "scatter.png", "roof_pct")
+    assert (tmp_path / "scatter.png").read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in tmp_path.iterdir() if ".part" in p.name]

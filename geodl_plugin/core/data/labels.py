@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -91,11 +91,27 @@ class _Features:
     skipped: int
 
 
+def _transform_to(src_srs: Any, target_crs_wkt: Optional[str]) -> tuple[Any, str]:
+    """(the transformation from the layer's CRS to the target's, or None; the CRS the geometries end in)."""
+    from osgeo import osr
+
+    crs_wkt = src_srs.ExportToWkt() if src_srs is not None else (target_crs_wkt or "")
+    if not target_crs_wkt or src_srs is None:
+        return None, crs_wkt
+    src = src_srs.Clone()
+    src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    dst = _srs(target_crs_wkt)
+    if src.IsSame(dst):
+        return None, target_crs_wkt
+    log.info("Labels reprojected from %s to the raster's CRS.", src.GetName())
+    return osr.CoordinateTransformation(src, dst), target_crs_wkt
+
+
 def _read_features(path: str | os.PathLike, value_field: str, layer: Optional[str],
                    target_crs_wkt: Optional[str]) -> _Features:
     """Each point or polygon with its ``value_field`` value (features without either are skipped and counted),
     reprojected to ``target_crs_wkt``; multipoints are split into points."""
-    from osgeo import ogr, osr
+    from osgeo import ogr
 
     ogr.UseExceptions()
     try:
@@ -116,17 +132,7 @@ def _read_features(path: str | os.PathLike, value_field: str, layer: Optional[st
     ftype = defn.GetFieldDefn(defn.GetFieldIndex(value_field)).GetType()
     numeric = ftype in (ogr.OFTInteger, ogr.OFTInteger64, ogr.OFTReal)
 
-    transform = None
-    src_srs = lyr.GetSpatialRef()
-    crs_wkt = src_srs.ExportToWkt() if src_srs is not None else (target_crs_wkt or "")
-    if target_crs_wkt and src_srs is not None:
-        src = src_srs.Clone()
-        src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        dst = _srs(target_crs_wkt)
-        if not src.IsSame(dst):
-            transform = osr.CoordinateTransformation(src, dst)
-            log.info("Labels reprojected from %s to the raster's CRS.", src.GetName())
-        crs_wkt = target_crs_wkt
+    transform, crs_wkt = _transform_to(lyr.GetSpatialRef(), target_crs_wkt)
 
     values: list = []
     geoms: list[bytes] = []

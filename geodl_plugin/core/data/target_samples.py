@@ -20,6 +20,7 @@ from ..io.raster import pixel_centre, valid_mask
 from ..io.tfrecord import read_examples, write_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
+from .classes import ClassTable
 from .flatten import PixelSelector
 from .labels import TargetSet
 from .samples import COORDS, open_sample_files, read_stack_window, sidecar_path, stack_info, stacked_band_names
@@ -45,6 +46,11 @@ class TargetSampleSet:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def classes(self) -> ClassTable:
+        """No classes: what the training skeleton's class bookkeeping sees for a regression."""
+        return ClassTable([])
 
     def subset(self, index: np.ndarray) -> TargetSampleSet:
         return TargetSampleSet(self.x[index], self.y[index], None if self.xy is None else self.xy[index],
@@ -174,3 +180,21 @@ def load_target_samples(paths: str | os.PathLike | Iterable[str | os.PathLike],
     x = np.stack([np.array(columns[b], np.float32) for b in band_list], axis=1)
     xy = np.array(coords) if len(coords) == len(targets) else None
     return TargetSampleSet(x, np.array(targets, np.float64), xy, band_list, str(meta.get("target", label)), meta)
+
+
+def write_target_samples(path: str | os.PathLike, samples: TargetSampleSet) -> str:
+    """Regression samples back to a TFRecord with their sidecar (the held-out split, for geodl:evaluate)."""
+
+    def records():
+        for i in range(len(samples)):
+            rec: dict = {b: samples.x[i, k:k + 1] for k, b in enumerate(samples.bands)}
+            rec[TARGET] = float(samples.y[i])
+            if samples.xy is not None:
+                rec[COORDS[0]], rec[COORDS[1]] = float(samples.xy[i, 0]), float(samples.xy[i, 1])
+            yield rec
+
+    count = write_examples(path, records())
+    meta = {**samples.meta, "task": REGRESSION, "target": samples.target, "bands": samples.bands, "label": TARGET,
+            "count": count}
+    sidecar_path(path).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return str(path)

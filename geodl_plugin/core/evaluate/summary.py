@@ -146,23 +146,10 @@ def summarize_bands(
                 yield values, ids
             progress.update(offset + share * (i + 1) / len(windows))
 
-    overall = _Moments(len(names))
-    per_class = {cid: _Moments(len(names)) for cid in class_ids}
-    for values, ids in pixels(50, 0):
-        overall.add(values)
-        for cid in class_ids:
-            per_class[cid].add(values[ids == cid])
-    if not overall.count:
-        raise GeoDLError("No valid pixel to summarize: all are nodata, or the labels miss the raster.")
+    overall, per_class = _moments(pixels(50, 0), len(names), class_ids)
     edges = [np.linspace(overall.low[k], overall.high[k] if overall.high[k] > overall.low[k] else overall.low[k] + 1,
                          bins + 1) for k in range(len(names))]
-    hist = np.zeros((len(names), bins), np.int64)
-    class_hist = {cid: np.zeros((len(names), bins), np.int64) for cid in class_ids}
-    for values, ids in pixels(45, 50):
-        for k in range(len(names)):
-            hist[k] += np.histogram(values[:, k], edges[k])[0]
-            for cid in class_ids:
-                class_hist[cid][k] += np.histogram(values[ids == cid, k], edges[k])[0]
+    hist, class_hist = _histograms(pixels(45, 50), edges, class_ids)
 
     report: dict[str, Any] = {
         "kind": "bands", "rasters": [str(r) for r in rasters], "bands": names, "nodata": nodata_value,
@@ -185,6 +172,32 @@ def summarize_bands(
         plot_band_summary(report, plot, labels.classes if labels is not None else None)
     progress.update(100, f"statistics of {overall.count} pixels written to {output}")
     return report
+
+
+def _moments(blocks: Any, n_bands: int, class_ids: list[int]) -> tuple[_Moments, dict[int, _Moments]]:
+    """The first pass: moments overall and per class."""
+    overall = _Moments(n_bands)
+    per_class = {cid: _Moments(n_bands) for cid in class_ids}
+    for values, ids in blocks:
+        overall.add(values)
+        for cid in class_ids:
+            per_class[cid].add(values[ids == cid])
+    if not overall.count:
+        raise GeoDLError("No valid pixel to summarize: all are nodata, or the labels miss the raster.")
+    return overall, per_class
+
+
+def _histograms(blocks: Any, edges: list[np.ndarray], class_ids: list[int]) -> tuple[np.ndarray, dict[int, Any]]:
+    """The second pass: histograms on the common edges, overall and per class."""
+    bins = len(edges[0]) - 1
+    hist = np.zeros((len(edges), bins), np.int64)
+    class_hist = {cid: np.zeros((len(edges), bins), np.int64) for cid in class_ids}
+    for values, ids in blocks:
+        for k in range(len(edges)):
+            hist[k] += np.histogram(values[:, k], edges[k])[0]
+            for cid in class_ids:
+                class_hist[cid][k] += np.histogram(values[ids == cid, k], edges[k])[0]
+    return hist, class_hist
 
 
 def _class_reports(classes: ClassTable, per_class: dict[int, _Moments], class_hist: dict[int, np.ndarray],

@@ -123,8 +123,7 @@ def build_dnn_regressor(
         if dropout > 0:
             x = keras.layers.Dropout(float(dropout), name=f"dropout_{i}")(x)
     x = keras.layers.Dense(1, name="standardised")(x)
-    outputs = keras.layers.Rescaling(scale=float(target_std), offset=float(target_mean), name="target_units")(x)
-    outputs = keras.layers.Reshape((), name="value")(outputs)
+    outputs = keras.layers.Rescaling(scale=float(target_std), offset=float(target_mean), name="value")(x)
     return keras.Model(inputs, outputs, name="geodl_pixel_dnn_regression")
 
 
@@ -136,3 +135,10 @@ def predict_keras_regressor(model: Any, x: np.ndarray, batch: int = 262_144) -> 
     parts = [keras.ops.convert_to_numpy(model.predict_on_batch(x[i:i + batch])).reshape(-1)
              for i in range(0, max(len(x), 1), batch)]
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+
+
+def predict_values(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(values, spread or None) float32 for raw pixel rows: the forest also gives its trees' spread."""
+    if isinstance(model, ForestRegressor):
+        return model.predict(x)
+    return predict_keras_regressor(model, x), None

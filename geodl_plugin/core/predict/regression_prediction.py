@@ -7,16 +7,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
-from ..io.raster import RasterInfo, iter_windows, valid_mask
+from ..io.raster import iter_windows, valid_mask
 from ..models.model_file import ModelBundle
-from ..models.regression import ForestRegressor
-from ..runtime.progress import Progress
-from ..train.regression_training import predict_values
-from .raster_prediction import PredictionOutputs, PredictParams, PredictResult, _blocks_ahead
+from ..models.regression import ForestRegressor, predict_values
+from .raster_prediction import PredictContext, PredictionOutputs, PredictResult, _blocks_ahead
 
 log = logging.getLogger("geodl")
 
@@ -24,18 +22,25 @@ VALUE_NODATA = -9999.0
 
 
 def has_spread(model: Any) -> bool:
+    """Only the forest has trees to disagree."""
     return isinstance(model, ForestRegressor)
 
 
-def predict_regression(params: PredictParams, bundle: ModelBundle, infos: Sequence[RasterInfo],
-                       window: tuple[int, int, int, int], transform: Any, nodata: Optional[float],
-                       progress: Progress, warnings: list[str]) -> PredictResult:
+def predict_sample_values(bundle: ModelBundle, x: np.ndarray) -> np.ndarray:
+    """Values for sample rows, through the same predictor as the raster path."""
+    return predict_values(bundle.model, x)[0]
+
+
+def predict_regression(ctx: PredictContext) -> PredictResult:
     """``params.output`` gets the values; ``params.confidence_output`` the spread (forest models only)."""
     from rasterio.windows import Window
 
-    started = time.perf_counter()
-    col0, row0, width, height = window
+    params, bundle, infos, progress, warnings = ctx.params, ctx.bundle, ctx.infos, ctx.progress, ctx.warnings
+    nodata, transform, started = ctx.nodata, ctx.transform, ctx.started
+    col0, row0, width, height = ctx.region
     spread_path = params.confidence_output if has_spread(bundle.model) else None
+    if params.probabilities_output:
+        warnings.append("A regression has no class probabilities; that output is not written.")
     if params.confidence_output and not spread_path:
         warnings.append("A pixel DNN regressor has no spread; only the value raster is written. Train a "
                         "random-forest regressor for an uncertainty raster.")
