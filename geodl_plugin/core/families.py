@@ -119,8 +119,10 @@ def _evaluate_regression(bundle: ModelBundle, spec: FamilySpec, samples: list[st
     from .evaluate.regression_metrics import regression_report
 
     data = load_target_samples(list(samples), bands=bundle.bands)
-    report = regression_report(data.y, spec.score_samples(bundle, data.x))
-    report.update({"task": "regression", "target": data.target, "model": model})
+    predicted = spec.score_samples(bundle, data.x)
+    report = regression_report(data.y, predicted)
+    report.update({"task": "regression", "target": data.target, "model": model,
+                   "samples": {"observed": data.y.tolist(), "predicted": predicted.astype(float).tolist()}})
     return report
 
 

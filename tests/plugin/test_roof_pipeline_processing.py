@@ -8,7 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from geodl_plugin.core.families import FAMILIES as _FAMILIES
 from tests.core.test_mosaic import _write
+
+FAMILIES = [f.value for f in _FAMILIES]  # the order of geodl:train's model list
 
 
 def _tiles(tmp_path):
@@ -75,3 +78,24 @@ def test_roof_pipeline_in_qgis_process(qgis_process, tmp_path):
     stats = json.loads((tmp_path / "s.json").read_text())["band_stats"]
     assert stats["B1"]["mean"] == pytest.approx(scene[0].astype(np.float64).mean())
     assert summary["PLOT"] and (tmp_path / "s.png").exists()
+
+    # Regression: numeric targets → samples → random-forest regressor → value + spread rasters → evaluate.
+    from tests.core.synthetic import regression_scene
+
+    image, points, truth = regression_scene(tmp_path / "reg", size=48, n_points=300, seed=2)
+    run("extractsamples", INPUT=image, LABELS=points, CLASS_FIELD="roof_pct", FIELD_KIND=1,
+        OUTPUT=tmp_path / "r.tfrecord.gz")
+    trained = run("train", SAMPLES=tmp_path / "r.tfrecord.gz", MODEL_TYPE=FAMILIES.index("rf_regression"),
+                  FOREST_REGRESSION_N_TREES=40, SPLIT=1, TEST_FRACTION=0.25, OUTPUT=tmp_path / "r.geodl",
+                  OUTPUT_TEST_SAMPLES=tmp_path / "rt.tfrecord.gz")
+    assert trained["R2"] >= 0.95 and trained["OVERALL_ACCURACY"] is None
+    run("predict", INPUT=image, MODEL=tmp_path / "r.geodl", OUTPUT=tmp_path / "v.tif",
+        OUTPUT_CONFIDENCE=tmp_path / "spread.tif")
+    evaluated = run("evaluate", MODEL=tmp_path / "r.geodl", SAMPLES=tmp_path / "rt.tfrecord.gz",
+                    OUTPUT=tmp_path / "re.json", OUTPUT_PLOT=tmp_path / "scatter.png")
+    assert evaluated["R2"] == pytest.approx(trained["R2"]) and (tmp_path / "scatter.png").exists()
+    with rasterio.open(tmp_path / "v.tif") as v, rasterio.open(truth) as t:
+        predicted, expected = v.read(1).astype(np.float64), t.read(1).astype(np.float64)
+    assert 1 - ((predicted - expected) ** 2).sum() / ((expected - expected.mean()) ** 2).sum() >= 0.9  # map R²
+    assert 'type="singlebandpseudocolor"' in (tmp_path / "v.qml").read_text()
+    assert (tmp_path / "spread.tif").exists() and not [p for p in tmp_path.iterdir() if ".part" in p.name]

@@ -51,3 +51,16 @@ def plot_predicted_vs_observed(observed: np.ndarray, predicted: np.ndarray, png_
     fig.tight_layout()
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, format="png")
+
+
+def save_regression_report(report: dict[str, Any], json_path: str | os.PathLike,
+                           png_path: str | os.PathLike | None = None) -> None:
+    """The report as JSON; the scatter plot from its per-sample ``observed``/``predicted`` lists if asked."""
+    import json
+
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if png_path:
+        samples = report.get("samples") or {}
+        plot_predicted_vs_observed(np.array(samples.get("observed", [])), np.array(samples.get("predicted", [])),
+                                   png_path, str(report.get("target", "target")))

@@ -27,7 +27,9 @@ class PredictAlgorithm(GeoDLAlgorithm):
             "with overviews and the classes' colours) and optionally the confidence (highest class probability) "
             "and one probability band per class. Each output is written to a temporary file and renamed when "
             "complete, so a cancel leaves nothing half-written. The raster is checked against the model's bands, "
-            "data type and CRS units first.")
+            "data type and CRS units first. With a regression model the output is a float32 raster of the "
+            "predicted number (nodata -9999) and, for a random-forest regressor, the 'confidence' output holds the "
+            "spread of its trees (their standard deviation, in target units); both get a continuous colour ramp.")
     INPUT, MODEL, NODATA, EXTENT = "INPUT", "MODEL", "NODATA", "EXTENT"
     OUTPUT, OUTPUT_CONFIDENCE, OUTPUT_PROBABILITIES = "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES"
 
@@ -65,10 +67,13 @@ class PredictAlgorithm(GeoDLAlgorithm):
                                requires=spec.requires)
         for w in result.warnings:
             feedback.reportError(w, False)
-        from ...layers import write_default_styles
+        from ...layers import write_default_styles, write_value_styles
 
-        write_default_styles(result.output, info.classes, result.confidence_output)
-        feedback.pushInfo(f"{result.pixels} pixels classified at {result.megapixels_per_second:.2f} Mpx/s")
+        if spec.task == "regression":
+            write_value_styles(result.output, result.confidence_output)
+        else:
+            write_default_styles(result.output, info.classes, result.confidence_output)
+        feedback.pushInfo(f"{result.pixels} pixels predicted at {result.megapixels_per_second:.2f} Mpx/s")
         out = {self.OUTPUT: result.output}
         if result.confidence_output:
             out[self.OUTPUT_CONFIDENCE] = result.confidence_output
