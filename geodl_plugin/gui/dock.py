@@ -111,6 +111,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.mapLayout.insertWidget(1, self.tilingForm)
         self.epochsSpin.setValue(int(settings.get("train_epochs")))
         self.batchSpin.setValue(int(settings.get("train_batch_size")))
+        self._setup_target_group()
         self.modelTypeCombo.currentIndexChanged.connect(self._model_type_changed)
         self._model_type_changed()
         self.predictAreaCombo.addItem("Region", AREA_REGION)
