@@ -101,3 +101,25 @@ def test_both_families_reach_r2_095_and_map_the_scene(scene, tmp_path):
     plot_predicted_vs_observed(held_out.y, held_out.y + 0.5, tmp_path / "scatter.png", "roof_pct")
     assert (tmp_path / "scatter.png").read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+def test_rasterised_polygon_targets(tmp_path):
+    """Every pixel of a polygon becomes a sample carrying the polygon's number (e.g. a plot's biomass)."""
+    from osgeo import ogr
+
+    from tests.core.synthetic import write_raster
+    from tests.core.test_flatten import _polygons
+
+    data = np.arange(2 * 20 * 30, dtype=np.uint16).reshape(2, 20, 30)
+    raster = write_raster(tmp_path / "r.tif", data)
+    polys = _polygons(tmp_path / "p.gpkg", [(0, 0, 4, 3), (10, 5, 13, 9)], [12.5, 80.0], field="biomass",
+                      ftype=ogr.OFTReal)
+    report = extract_target_samples([raster], read_targets(polys, "biomass"), tmp_path / "s.tfrecord.gz")
+    assert report.count == 4 * 3 + 3 * 4 and (report.minimum, report.maximum) == (12.5, 80.0)
+    samples = load_target_samples(tmp_path / "s.tfrecord.gz")
+    assert sorted(set(samples.y.tolist())) == [12.5, 80.0] and int((samples.y == 12.5).sum()) == 12
+    first = samples.x[samples.y == 12.5]
+    assert sorted(first[:, 0].astype(int).tolist()) == sorted(data[0, :3, :4].ravel().tolist())
+    few = _polygons(tmp_path / "few.gpkg", [(0, 0, 2, 2)], [1.0], field="v", ftype=ogr.OFTReal)
+    with pytest.raises(GeoDLError, match="at least 10"):
+        extract_target_samples([raster], read_targets(few, "v"), tmp_path / "few.tfrecord.gz")
