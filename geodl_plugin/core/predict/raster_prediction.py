@@ -110,7 +110,23 @@ def check_raster_against_model(infos: Sequence[RasterInfo], bundle: ModelBundle)
     if size[0] and not 0.5 <= first.res[0] / float(size[0]) <= 2.0:
         warnings.append(f"The raster's pixels are {first.res[0]:g} {first.crs_units} but the model was trained on "
                         f"{float(size[0]):g}: expect lower accuracy.")
+    elif size[0] and abs(first.res[0] / float(size[0]) - 1.0) > 0.01:
+        warnings.append(f"The raster's pixels are {first.res[0]:g} {first.crs_units}, not the {float(size[0]):g} of "
+                        "the training grid: resample onto the training grid for the model's accuracy.")
+    trained_crs = str(meta.get("crs_wkt") or "")
+    if trained_crs and first.crs_wkt and not _same_crs(trained_crs, first.crs_wkt):
+        warnings.append("The raster's CRS is not the one the model's samples were taken in; pixels of another "
+                        "projection have another shape on the ground. Reproject the raster onto the training grid.")
     return warnings
+
+
+def _same_crs(a: str, b: str) -> bool:
+    from rasterio.crs import CRS
+
+    try:
+        return bool(CRS.from_wkt(a) == CRS.from_wkt(b))
+    except Exception:  # noqa: BLE001 - an unreadable WKT is not evidence of a mismatch
+        return True
 
 
 def _window_of_extent(info: RasterInfo, extent: Optional[Sequence[float]]) -> tuple[int, int, int, int]:
