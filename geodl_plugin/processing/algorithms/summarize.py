@@ -88,11 +88,9 @@ class SummarizeAlgorithm(GeoDLAlgorithm):
             if mode == CLASSIFIED:
                 classes = None
                 if model:
-                    from ...core.data.classes import ClassTable
-                    from ...core.models.model_file import read_manifest
+                    from ...core.models.model_file import read_model_info
 
-                    manifest = read_manifest(model)
-                    classes = ClassTable.from_json(manifest_classes(manifest))
+                    classes = read_model_info(model).classes
                 return summarize_classified(rasters[0], output, plot, classes=classes, progress=progress)
             labels = None
             if path:
@@ -111,10 +109,3 @@ class SummarizeAlgorithm(GeoDLAlgorithm):
             feedback.pushInfo(f"lowest Jeffries–Matusita distance {min_jm:.2f} (of 2)")
         return {self.OUTPUT: output, self.PLOT: plot, self.MIN_JM: min_jm}
 
-
-def manifest_classes(manifest: dict) -> list:
-    """The class list of a model file's manifest (STAC MLM: the output's classification:classes)."""
-    for output in manifest.get("mlm:output", []):
-        if output.get("classification:classes"):
-            return output["classification:classes"]
-    raise QgsProcessingException("The model file lists no classes.")
