@@ -86,6 +86,9 @@ class MapStep:
         rasters, model, rect = checked
         paths = [r.source() for r in rasters]
         output, confidence = self._unique("classes", ".tif"), self._unique("confidence", ".tif")
+        measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
+        entropy = self._unique("entropy", ".tif") if "entropy" in measures else None
+        margin = self._unique("margin", ".tif") if "margin" in measures else None
         extent = None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
         def work(progress):
@@ -94,7 +97,8 @@ class MapStep:
             from ..core.runtime.worker import run_in_worker
 
             params = PredictParams(rasters=paths, model=model, output=output, confidence_output=confidence,
-                                   extent=extent, tiling=self.tiling_options())
+                                   extent=extent, tiling=self.tiling_options(), entropy_output=entropy,
+                                   margin_output=margin)
             params.validate()
             return run_in_worker(predict_raster, params, progress), model_classes(model), model_task(model)
 
@@ -111,13 +115,14 @@ class MapStep:
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         out_dir = self._unique("preview", "")
         started = time.perf_counter()
+        measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
 
         def work(progress):
             from ..core.families import predict_raster
             from ..core.predict.preview import preview_params
             from ..core.runtime.worker import run_in_worker
 
-            params = preview_params(paths, model, extent, size.width(), size.height(), out_dir)
+            params = preview_params(paths, model, extent, size.width(), size.height(), out_dir, measures)
             params.tiling = self.tiling_options()
             return run_in_worker(predict_raster, params, progress, persistent=True), model_classes(model), model_task(model)
 
@@ -175,7 +180,10 @@ class MapStep:
             if task == "regression":  # a number per pixel: value (and spread) on continuous colour ramps
                 layers = add_value_layers(result.output, result.confidence_output, group, self.project)
             else:
-                layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project)
+                shown = self.show_uncertainty_layers
+                layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project,
+                                           entropy_path=result.entropy_output if shown else None,
+                                           margin_path=result.margin_output if shown else None)
         except GeoDLError as exc:
             self.show_message(str(exc), Qgis.MessageLevel.Critical)
             return
@@ -188,3 +196,4 @@ class MapStep:
                 self._warn(w)
             self.show_message(f"Map added: {result.pixels / 1e6:.2f} Mpx in {result.seconds:.1f} s.",
                               Qgis.MessageLevel.Success)
+        self.mapFinished.emit(result)

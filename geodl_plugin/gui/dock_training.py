@@ -195,6 +195,7 @@ class TrainingStep:
         score = f" (held-out accuracy {oa:.3f})." if oa is not None else f" (held-out R² {r2:.3f})." \
             if r2 is not None else "."
         self.show_message(f"Model written to {result.model_path}{score}", Qgis.MessageLevel.Success)
+        self.modelTrained.emit(result)
 
     def _train_failed(self, message: str) -> None:
         self._training_ended()

@@ -12,12 +12,15 @@ def all_algorithms() -> list[type]:
     from .ee_export_training import EEExportTrainingAlgorithm
     from .ee_upload import EEUploadAlgorithm
     from .evaluate import EvaluateAlgorithm
+    from .export_onnx import ExportOnnxAlgorithm
     from .extract_samples import ExtractSamplesAlgorithm
     from .flatten import FlattenAlgorithm
+    from .model_card import ModelCardAlgorithm
     from .mosaic import MosaicAlgorithm
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
     from .sample_points import SamplePointsAlgorithm
+    from .suggest_points import SuggestPointsAlgorithm
     from .summarize import SummarizeAlgorithm
     from .train import TrainAlgorithm
 
@@ -34,6 +37,9 @@ def all_algorithms() -> list[type]:
         EEUploadAlgorithm,
         RasterizeMaskAlgorithm,
         ChipAlgorithm,
+        ExportOnnxAlgorithm,
+        SuggestPointsAlgorithm,
+        ModelCardAlgorithm,
         MosaicAlgorithm,
         FlattenAlgorithm,
         SummarizeAlgorithm,
