@@ -116,6 +116,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.mapLayout.insertWidget(1, self.tilingForm)
         self.epochsSpin.setValue(int(settings.get("train_epochs")))
         self.batchSpin.setValue(int(settings.get("train_batch_size")))
+        self._setup_target_group()
         self.modelTypeCombo.currentIndexChanged.connect(self._model_type_changed)
         self._model_type_changed()
         self.predictAreaCombo.addItem("Region", AREA_REGION)
@@ -126,6 +127,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.f1Table.verticalHeader().setVisible(False)
         self.cancelTrainButton.setEnabled(False)
         self.cancelPredictButton.setEnabled(False)
+        self._setup_summary_panel()
         self.ee_panel = self.ee_upload_panel = None
         if is_importable("ee"):  # the Earth Engine backend is optional
             from .ee_imagery import EECompositePanel
@@ -305,7 +307,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         for task in (self.train_task, self.predict_task, self.sample_task):
             if self._running(task):
                 task.cancel()
-        for panel in (self.ee_panel, self.ee_upload_panel):
+        for panel in (self.ee_panel, self.ee_upload_panel, self.summary_panel):
             if panel is not None and self._running(panel.task):
                 panel.task.cancel()
 
