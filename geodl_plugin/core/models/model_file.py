@@ -27,12 +27,14 @@ from ..data.classes import ClassTable
 from ..io.atomic import atomic_path
 from ..runtime.errors import GeoDLError
 from .networks import Forest
+from .regression import ForestRegressor
 
 FORMAT = "geodl-model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 KERAS_MEMBER = "model.keras"
 FOREST_MEMBER = "forest.npz"
+FOREST_REGRESSION_MEMBER = "forest_regression.npz"
 SUFFIX = ".geodl"
 log = logging.getLogger("geodl")
 MAX_BATCH_PIXELS = 262_144
@@ -83,6 +85,11 @@ def make_manifest(
             "pre_processing_function": None,
         }],
         "mlm:output": [{
+            "name": "value",
+            "tasks": [task],
+            "result": {"shape": [-1], "dim_order": ["batch"], "data_type": "float32"},
+            "classification:classes": [],
+        } if task == "regression" else {
             "name": "classes",
             "tasks": [task],
             "result": {"shape": [-1, len(classes)], "dim_order": ["batch", "class"], "data_type": "float32"},
@@ -102,7 +109,7 @@ def make_manifest(
 
 
 def _framework(model: Any) -> tuple[str, str]:
-    if isinstance(model, Forest):
+    if isinstance(model, (Forest, ForestRegressor)):
         from importlib import metadata
 
         try:
@@ -255,10 +262,10 @@ def save_model_file(path: str | os.PathLike, model: Any, manifest: dict[str, Any
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(MANIFEST, json.dumps(manifest, indent=2))
-            if isinstance(model, Forest):
+            if isinstance(model, (Forest, ForestRegressor)):
                 buf = io.BytesIO()
                 np.savez_compressed(buf, **model.to_arrays())
-                zf.writestr(FOREST_MEMBER, buf.getvalue())
+                zf.writestr(FOREST_MEMBER if isinstance(model, Forest) else FOREST_REGRESSION_MEMBER, buf.getvalue())
             else:
                 with tempfile.TemporaryDirectory() as d:
                     keras_path = Path(d) / KERAS_MEMBER
@@ -310,9 +317,13 @@ def check_manifest(path: str | os.PathLike, manifest: dict[str, Any]) -> None:
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise GeoDLError(f"The model file '{path}' has a damaged manifest (no valid {exc}). Train the model again "
                          "or copy the file again.") from exc
-    if not bands or len(classes) < 2:
+    if not bands or (len(classes) < 2 and not _is_regression(manifest)):
         raise GeoDLError(f"The model file '{path}' has a damaged manifest ({len(bands)} band(s), {len(classes)} "
                          "class(es)). Train the model again or copy the file again.")
+
+
+def _is_regression(manifest: dict[str, Any]) -> bool:
+    return "regression" in (manifest.get("mlm:tasks") or [])
 
 
 def check_manifest_against_network(path: str | os.PathLike, manifest: dict[str, Any], n_inputs: Optional[int],
@@ -324,7 +335,7 @@ def check_manifest_against_network(path: str | os.PathLike, manifest: dict[str, 
     problems = []
     if n_inputs is not None and (n_inputs > bands if forest else n_inputs != bands):
         problems.append(f"{bands} band(s) in the manifest but the network takes {n_inputs}")
-    if n_outputs is not None and n_outputs != classes:
+    if n_outputs is not None and n_outputs != classes and not _is_regression(manifest):
         problems.append(f"{classes} class(es) in the manifest but the network gives {n_outputs}")
     if problems:
         raise GeoDLError(f"The model file '{path}' is inconsistent: {'; '.join(problems)}. Its manifest was edited "
@@ -376,6 +387,12 @@ def load_model_file(path: str | os.PathLike) -> ModelBundle:
             check_manifest(path, manifest)
             check_manifest_against_network(path, manifest, *_forest_shape(forest), forest=True)
             return ModelBundle(manifest, forest, str(path))
+        if FOREST_REGRESSION_MEMBER in names:
+            with zf.open(FOREST_REGRESSION_MEMBER) as fh:
+                arrays = np.load(io.BytesIO(fh.read()), allow_pickle=False)
+                regressor = ForestRegressor.from_arrays(arrays)
+            check_manifest(path, manifest)
+            return ModelBundle(manifest, regressor, str(path))
         if KERAS_MEMBER not in names:
             raise GeoDLError(f"The model file '{path}' holds no model (expected {KERAS_MEMBER} or {FOREST_MEMBER}).")
         import keras

@@ -14,6 +14,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Optional
 
+from .environment import active_runtime, qgis_python_executable, read_runtime
+
+__all__ = ["qgis_python_executable"]  # kept here for its callers; it lives with the runtime it makes
+
 
 @dataclass(frozen=True)
 class Dependency:
@@ -57,9 +61,29 @@ def _version(dep: Dependency) -> Optional[str]:
     return None
 
 
+# Features that run wholly in the worker process: geodl's own ML runtime provides them when it is set up.
+WORKER_FEATURES = ("deep_learning", "classic_ml")
+
+
+def _runtime_version(dep: Dependency, packages: dict[str, str], backend: str) -> Optional[str]:
+    if dep.module == "tensorflow":  # "a Keras backend": torch stands in for TensorFlow in a torch runtime
+        return packages.get("torch") if backend == "torch" else (packages.get("tensorflow")
+                                                                 or packages.get("tensorflow-cpu"))
+    return packages.get(dep.package) or packages.get(dep.module)
+
+
 def check_dependencies(deps: Iterable[Dependency] = DEPENDENCIES) -> list[DependencyStatus]:
+    """What QGIS's Python has, except that the worker's features count as present when geodl's own ML
+    runtime is set up (the worker runs there, not in QGIS's Python)."""
+    root = active_runtime()
+    runtime = read_runtime(root) if root is not None else None
     result = []
     for dep in deps:
+        if runtime is not None and dep.feature in WORKER_FEATURES:
+            version = _runtime_version(dep, runtime.packages, runtime.backend)
+            if version is not None:
+                result.append(DependencyStatus(dep, True, f"{version} (geodl runtime)"))
+                continue
         ok = is_importable(dep.module)
         result.append(DependencyStatus(dep, ok, _version(dep) if ok else None))
     return result
@@ -71,37 +95,6 @@ def missing(statuses: Iterable[DependencyStatus]) -> list[Dependency]:
 
 def unavailable_features(statuses: Iterable[DependencyStatus]) -> set[str]:
     return {d.feature for d in missing(statuses)}
-
-
-def _is_this_interpreter(executable: str) -> bool:
-    """Whether ``executable`` is a Python of this process's own installation (or its virtual environment)."""
-    try:
-        exe = Path(executable).resolve()
-    except OSError:
-        return False
-    if not exe.name.lower().startswith("python") or not exe.exists():
-        return False
-    homes = {Path(p).resolve() for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)}
-    in_venv = Path(executable).absolute().parent.parent.resolve() == Path(sys.prefix).resolve()
-    return in_venv or any(home in exe.parents for home in homes)
-
-
-def qgis_python_executable() -> str:
-    """The interpreter of the Python QGIS runs. Inside QGIS ``sys.executable`` is the QGIS binary; under
-    ``qgis_process`` it is whatever ``python3`` comes first on PATH (a pyenv or conda Python, say, that
-    cannot import qgis), so it is trusted only when it belongs to this interpreter's installation."""
-    if sys.prefix != sys.base_prefix and _is_this_interpreter(sys.executable):
-        return sys.executable  # a virtual environment (made with --system-site-packages, as the tests do)
-    base = Path(sys.base_exec_prefix)
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    candidates = [base / "python.exe"] if sys.platform == "win32" else \
-        [base / "bin" / f"python{version}", base / "bin" / f"python{sys.version_info.major}"]
-    for candidate in candidates:
-        if candidate.exists():
-            return str(candidate)
-    if _is_this_interpreter(sys.executable):
-        return sys.executable
-    return "python3"
 
 
 def _externally_managed() -> bool:
@@ -133,6 +126,10 @@ def missing_message(statuses: Iterable[DependencyStatus]) -> Optional[str]:
     if not absent:
         return None
     what = "; ".join(f"{d.package} (needed for {d.needed_for})" for d in absent)
+    if any(d.feature in WORKER_FEATURES for d in absent):
+        return (f"geodl: missing Python package(s): {what}. The rest of geodl works. Press \"Set up the ML "
+                f"runtime\" in the GeoDL dock's Status tab (or run geodl:setupruntime): it installs them into "
+                f"geodl's own environment and leaves QGIS's Python as it is.")
     return (
         f"geodl: missing Python package(s): {what}. The rest of geodl works. To install, run: "
         f"{install_command(d.package for d in absent)} — then restart QGIS."
@@ -154,7 +151,8 @@ def describe_training_device() -> str:
                 details = tf.config.experimental.get_device_details(gpu)
                 names.append(details.get("device_name", gpu.name))
             return f"GPU: {', '.join(names)} (TensorFlow {tf.__version__})"
-        return f"CPU (TensorFlow {tf.__version__} sees no GPU; install tensorflow[and-cuda] to use one)"
+        return (f"CPU (TensorFlow {tf.__version__} sees no GPU; to use one, set up the GPU runtime in the "
+                f"Status tab)")
     if backend == "torch":
         import torch  # noqa: PLC0415
 
