@@ -10,6 +10,7 @@ from typing import Any, Iterable, Sequence
 from ..runtime.errors import GeoDLError
 
 NODATA_CLASS = 255  # class rasters are uint8; 255 marks "no prediction"
+CLASSES_TAG = "GEODL_CLASSES"  # GeoTIFF metadata item of a class map holding its class table (JSON)
 
 # Colours analysts recognise for the usual land-cover names; others come from a qualitative palette.
 _NAMED_COLOURS = {

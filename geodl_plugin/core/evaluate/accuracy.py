@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..data.classes import ClassTable
+from ..data.classes import CLASSES_TAG, ClassTable
 from ..data.labels import LabelSet
 from ..data.samples import SampleSet
 from ..io.raster import iter_windows, raster_info, world_to_pixel
@@ -63,8 +63,6 @@ def map_class_table(path: str | os.PathLike) -> Optional[ClassTable]:
     import json
 
     import rasterio
-
-    from ..predict.raster_prediction import CLASSES_TAG
 
     try:
         with rasterio.open(str(path)) as ds:

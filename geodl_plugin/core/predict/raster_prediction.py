@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..data.classes import NODATA_CLASS
+from ..data.classes import CLASSES_TAG, NODATA_CLASS
 from ..data.samples import read_stack_window, stack_info
 from ..io.atomic import atomic_path, check_writable
 from ..io.overviews import aligned, mean_levels, mode_levels, overview_factors
@@ -31,7 +31,6 @@ from ..runtime.progress import Progress, ensure
 log = logging.getLogger("geodl")
 
 CONFIDENCE_NODATA = -1.0
-CLASSES_TAG = "GEODL_CLASSES"
 
 
 @dataclass
