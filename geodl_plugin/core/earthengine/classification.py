@@ -68,11 +68,12 @@ class ClassifyParams:
         return int(math.ceil(width) * math.ceil(height))
 
 
-def compile_model(bundle: ModelBundle, composite_bands: Sequence[str]) -> NativeModel:
-    """The model in Earth Engine form, after checking the composite is the one it was trained on."""
-    model = ee_classifier_for(bundle)
+def compile_model(bundle: ModelBundle, composite_bands: Sequence[str],
+                  model: Optional[NativeModel] = None) -> NativeModel:
+    """The model in Earth Engine form (``model`` when already compiled, e.g. by
+    :func:`.native.native_model_from_file`), after checking the composite is the one it was trained on."""
     check_composite_bands(bundle, composite_bands)
-    return model
+    return model if model is not None else ee_classifier_for(bundle)
 
 
 def classified_image(model: NativeModel, composite: Any, probabilities: bool = False) -> Any:
@@ -95,7 +96,8 @@ def _export_image(model: NativeModel, image: Any, probabilities: bool) -> tuple[
 
 
 def start_classification(bundle: ModelBundle, composite: Any, composite_bands: Sequence[str],
-                         params: ClassifyParams, progress: Optional[Progress] = None) -> StartedExport:
+                         params: ClassifyParams, progress: Optional[Progress] = None,
+                         model: Optional[NativeModel] = None) -> StartedExport:
     """Start the batch task that classifies the whole region; watch it with ``monitor.wait_for_tasks``."""
     import ee
 
@@ -103,7 +105,7 @@ def start_classification(bundle: ModelBundle, composite: Any, composite_bands: S
 
     progress = ensure(progress)
     params.validate()
-    model = compile_model(bundle, composite_bands)
+    model = compile_model(bundle, composite_bands, model)
     require_connected()
     with ee_errors("start the Earth Engine classification"):
         image = classified_image(model, composite, params.probabilities)
@@ -137,12 +139,13 @@ def class_palette(bundle: ModelBundle) -> list[str]:
     return [c.color.lstrip("#") for c in bundle.classes]
 
 
-def classification_tile_url(bundle: ModelBundle, composite: Any, composite_bands: Sequence[str]) -> str:
+def classification_tile_url(bundle: ModelBundle, composite: Any, composite_bands: Sequence[str],
+                            model: Optional[NativeModel] = None) -> str:
     """An XYZ URL of the classification in the class colours, for a QGIS layer: Earth Engine computes the
     tiles in view only, so this is free of any export."""
     from .composites import map_tile_url
 
-    model = compile_model(bundle, composite_bands)
+    model = compile_model(bundle, composite_bands, model)
     image = classified_image(model, composite).select(CLASS_BAND)
     ids = model.class_ids
     # Class ids may be sparse (1, 2, 5, 7): remap to 0..n-1 so a palette of n colours covers them.

@@ -123,6 +123,39 @@ def ee_classifier_for(bundle: ModelBundle) -> NativeModel:
                      "random forest can). Export it as a SavedModel and serve it on Vertex AI instead.")
 
 
+def native_model_from_file(path: str, in_worker: bool = True) -> tuple[ModelBundle, NativeModel]:
+    """Read a model file into its Earth Engine form without TensorFlow in this process: the forest is plain
+    arrays; the DNN's weights are read by the worker process (Keras there, JSON back — floats round-trip
+    exactly). Returns a manifest-only bundle (for the checks) and the compiled model."""
+    from ..models.model_file import load_model_file, read_manifest
+
+    manifest = read_manifest(path)
+    shell = ModelBundle(manifest, None, str(path))
+    if shell.architecture != PIXEL_DNN:
+        bundle = load_model_file(path) if shell.architecture == RANDOM_FOREST else shell
+        return shell, ee_classifier_for(bundle)
+    if in_worker:
+        from ..runtime.worker import call_in_worker
+
+        raw = call_in_worker("dnn_weights", model=str(path))
+    else:
+        raw = dnn_weights_json(model=str(path))
+    weights = DnnWeights(np.asarray(raw["mean"]), np.asarray(raw["scale"]),
+                         [DenseLayer(np.asarray(la["kernel"], np.float32), np.asarray(la["bias"], np.float32),
+                                     la["activation"]) for la in raw["layers"]])
+    return shell, NativeModel(PIXEL_DNN, shell.bands, shell.classes.ids, dnn=weights)
+
+
+def dnn_weights_json(model: str, progress: Any = None) -> dict[str, Any]:
+    """The worker job: a pixel DNN's inference weights as JSON-able lists."""
+    from ..models.model_file import load_model_file
+
+    weights = dnn_weights(load_model_file(model).model)
+    return {"mean": weights.mean.tolist(), "scale": weights.scale.tolist(),
+            "layers": [{"kernel": la.kernel.tolist(), "bias": la.bias.tolist(), "activation": la.activation}
+                       for la in weights.layers]}
+
+
 # --- the DNN ---------------------------------------------------------------------------------------------
 
 def dnn_weights(model: Any) -> DnnWeights:

@@ -185,7 +185,7 @@ def _matrix_multiply(_: Any, image1: Img, image2: Img) -> Img:
 
 
 def _array_reduce(_: Any, input: Img, reducer: Reducer, axes: list, fieldAxis: Any = None) -> Img:  # noqa: A002, N803
-    fn: Callable[..., np.ndarray] = {"max": np.max, "sum": np.sum, "mean": np.mean, "min": np.min}[reducer.name]
+    fn: Any = {"max": np.max, "sum": np.sum, "mean": np.mean, "min": np.min}[reducer.name]
     return Img([(n, fn(v, axis=tuple(a + 1 for a in axes), keepdims=True)) for n, v in input.bands])
 
 

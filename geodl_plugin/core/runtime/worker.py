@@ -38,6 +38,7 @@ CANCEL_GRACE_SECONDS = 30.0
 
 def _jobs() -> dict[str, tuple[Callable[..., Any], Optional[type], Optional[type]]]:
     """name → (function, params dataclass or None for keyword arguments, result dataclass or None)."""
+    from ..earthengine.native import dnn_weights_json
     from ..evaluate.accuracy import evaluate_model
     from ..predict.raster_prediction import PredictParams, PredictResult, predict_raster
     from ..train.from_labels import TrainFromLabelsParams, train_from_labels
@@ -49,6 +50,7 @@ def _jobs() -> dict[str, tuple[Callable[..., Any], Optional[type], Optional[type
         "train_from_labels": (train_from_labels, TrainFromLabelsParams, TrainResult),
         "predict_raster": (predict_raster, PredictParams, PredictResult),
         "evaluate_model": (evaluate_model, None, None),
+        "dnn_weights": (dnn_weights_json, None, None),  # Earth Engine-native classification
         "describe_training_device": (lambda progress=None: describe_training_device(), None, None),
     }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 def all_algorithms() -> list[type]:
     # Imported here, not at module level, so the provider module stays cheap to import.
     from .chip import ChipAlgorithm
+    from .ee_classify import EEClassifyAlgorithm
     from .ee_composite import EECompositeAlgorithm
     from .ee_download import EEDownloadAlgorithm
     from .ee_export_image import EEExportImageAlgorithm
@@ -29,6 +30,7 @@ def all_algorithms() -> list[type]:
         EEExportImageAlgorithm,
         EEDownloadAlgorithm,
         EEUploadAlgorithm,
+        EEClassifyAlgorithm,
         RasterizeMaskAlgorithm,
         ChipAlgorithm,
     ]

@@ -203,3 +203,61 @@ def test_tile_url_for_a_quick_look(ee_session, tmp_path, forest_model):
     _, _, body = ee_session.calls("/maps")[-1]
     assert signature_errors(body) == []
     assert "Classifier.decisionTreeEnsemble" in function_names(body)
+
+
+S2 = ["B2", "B3", "B4", "B8", "B11", "B12"]
+
+
+def _s2_forest_file(tmp_path, dtype="float32"):
+    from geodl_plugin.core.data.classes import ClassTable
+    from geodl_plugin.core.models.model_file import make_manifest, save_model_file
+    from geodl_plugin.core.models.networks import fit_random_forest
+
+    rng = np.random.default_rng(5)
+    x = rng.random((200, len(S2))).astype(np.float32) * 0.4
+    forest = fit_random_forest(x, (x[:, 3] > 0.2).astype(int), 2, n_trees=5, max_depth=4)
+    manifest = make_manifest(name="s2-rf", architecture="rf", bands=S2, classes=ClassTable.from_ids([3, 8]),
+                             mean=x.mean(0), std=x.std(0), source_dtype=dtype, nodata=None, pixel_size=[10, 10],
+                             crs_wkt="", crs_units="m")
+    return str(save_model_file(tmp_path / "s2.geodl", forest, manifest))
+
+
+def test_processing_algorithm_classifies_a_region_inside_earth_engine(ee_session, tmp_path, qgis_processing):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from geodl_plugin.processing.algorithms.ee_classify import EEClassifyAlgorithm
+
+    params = {"MODEL": _s2_forest_file(tmp_path), "PROJECT": "test-project", "EXTENT": "-9.5,3.3,36.0,43.8 [EPSG:4326]",
+              "SENSOR": 0, "START": "2023-05-01", "END": "2023-09-01", "SCALE": 10, "CRS": "EPSG:3035", "OUTPUT": 0,
+              "ASSET_ID": "projects/test-project/assets/spain_rf", "WAIT": True, "LOAD": False}
+    alg = EEClassifyAlgorithm()
+    alg.initAlgorithm()
+    result = processing.run(alg, params)
+    assert result["TASK_ID"].startswith("OP") and "tiles" in result["TILE_URL"]
+    (_, _, body), = ee_session.calls("image:export")
+    assert signature_errors(body) == []
+    names = function_names(body["expression"])
+    assert {"Classifier.decisionTreeEnsemble", "ImageCollection.load", "Image.classify"} <= names
+    assert ee_session.calls("/operations/", "GET")  # watched until it ended
+
+    # Another composite than the model's: refused with the reason, nothing started.
+    alg = EEClassifyAlgorithm()
+    alg.initAlgorithm()
+    with pytest.raises(QgsProcessingException, match="trained on the bands"):
+        processing.run(alg, {**params, "INDICES": [0]})
+    assert len(ee_session.calls("image:export")) == 1
+
+
+@pytest.mark.slow
+def test_dnn_weights_come_from_the_worker_exactly(tmp_path, dnn_model):
+    from geodl_plugin.core.earthengine.native import dnn_weights, native_model_from_file
+
+    bundle = _bundle(tmp_path, dnn_model, "dnn")
+    shell, compiled = native_model_from_file(bundle.path, in_worker=True)  # TensorFlow stays out of this process
+    reference = dnn_weights(dnn_model)
+    assert shell.model is None and compiled.class_ids == IDS
+    np.testing.assert_array_equal(compiled.dnn.mean, reference.mean)
+    for got, want in zip(compiled.dnn.layers, reference.layers):
+        np.testing.assert_array_equal(got.kernel, want.kernel)
+        assert got.activation == want.activation
