@@ -261,3 +261,33 @@ def test_dnn_weights_come_from_the_worker_exactly(tmp_path, dnn_model):
     for got, want in zip(compiled.dnn.layers, reference.layers):
         np.testing.assert_array_equal(got.kernel, want.kernel)
         assert got.activation == want.activation
+
+
+def test_dock_map_step_classifies_the_region_in_earth_engine(ee_session, qgis_iface, qgis_new_project, qgis_canvas,
+                                                             qtbot, tmp_path):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsRectangle
+    from qgis.PyQt.QtCore import QDate
+
+    from geodl_plugin import settings
+    from geodl_plugin.gui.dock import GeoDLDock
+
+    settings.set_value("ee_project", "test-project")
+    dock = GeoDLDock(None, iface=qgis_iface, project=qgis_new_project, canvas=qgis_canvas)
+    qtbot.addWidget(dock)
+    panel = dock.ee_classify_panel
+    assert panel is not None
+    assert panel.classify() is None and "model" in dock.messageLabel.text()
+    dock.modelFileWidget.setFilePath(_s2_forest_file(tmp_path))
+    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.0, 45.0, 12.0, 46.5)), QgsCoordinateReferenceSystem("EPSG:4326"))
+    dock.ee_panel.startEdit.setDate(QDate(2023, 6, 1))
+    dock.ee_panel.endEdit.setDate(QDate(2023, 8, 1))
+    panel.assetEdit.setText("geodl/dock_rf")
+    panel.waitCheck.setChecked(True)
+    assert panel.classify() is not None
+    qtbot.waitUntil(lambda: panel.task is None, timeout=60000)
+    assert panel.task_id, panel.statusLabel.text()
+    (_, _, body), = ee_session.calls("image:export")
+    assert body["assetExportOptions"]["earthEngineDestination"]["name"] == "projects/test-project/assets/geodl/dock_rf"
+    assert signature_errors(body) == []
+    assert any(layer.name() == "EE classification" for layer in qgis_new_project.mapLayers().values())
+    dock.disconnect_project()
