@@ -119,8 +119,13 @@ def ee_classifier_for(bundle: ModelBundle) -> NativeModel:
             raise GeoDLError(f"The forest's trees are {forest.max_depth} levels deep; Earth Engine's tree format "
                              f"takes at most {MAX_TREE_DEPTH}. Retrain with a smaller maximum depth.")
         return NativeModel(arch, bands, ids, forest=forest)
+    if "vertex" in bundle.manifest:  # deployed: Earth Engine calls the endpoint (see .vertex)
+        from .vertex import VertexModel
+
+        return VertexModel.from_manifest(bundle.manifest)  # type: ignore[return-value]
     raise GeoDLError(f"A '{arch}' model cannot be written as Earth Engine operations (only the pixel DNN and the "
-                     "random forest can). Export it as a SavedModel and serve it on Vertex AI instead.")
+                     "random forest can). Export it as a SavedModel, deploy it on Vertex AI and record the endpoint "
+                     "(geodl:exportsavedmodel).")
 
 
 def native_model_from_file(path: str, in_worker: bool = True) -> tuple[ModelBundle, NativeModel]:

@@ -312,6 +312,34 @@ def vertex_image(endpoint: str, composite: Any, bands: Sequence[str], class_ids:
     return _head(probs, class_ids, probabilities)
 
 
+@dataclass
+class VertexModel:
+    """A model deployed on Vertex AI, as recorded in its model file; applied like :class:`.native.NativeModel`."""
+
+    endpoint: str
+    bands: list[str]
+    class_ids: list[int]
+    plan: TilePlan
+    crs: str
+    scale: float
+    seconds_per_tile: float = 0.0
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> VertexModel:
+        v = manifest["vertex"]
+        raster = manifest.get("raster", {})
+        plan = TilePlan(int(v["tile"]), int(v["overlap"]), int(v.get("request_bytes", 0)),
+                        int(v.get("response_bytes", 0)), int(v.get("margin", 0)), int(v.get("divisor", 1)))
+        ids = [int(c["value"]) for c in manifest["mlm:output"][0]["classification:classes"]]
+        scale = float((raster.get("pixel_size") or [10.0])[0])
+        return cls(v["endpoint"], list(manifest["mlm:input"][0]["bands"]), ids, plan, str(v.get("crs", "EPSG:3857")),
+                   float(v.get("scale", scale)), float(v.get("seconds_per_tile", 0.0)))
+
+    def apply(self, composite: Any, probabilities: bool = False) -> Any:
+        return vertex_image(self.endpoint, composite, self.bands, self.class_ids, self.plan, self.crs, self.scale,
+                            probabilities)
+
+
 def endpoint_name(project: str, region: str, endpoint_id: str) -> str:
     return f"projects/{project}/locations/{region}/endpoints/{endpoint_id}"
 

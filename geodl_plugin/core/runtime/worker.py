@@ -39,6 +39,7 @@ CANCEL_GRACE_SECONDS = 30.0
 def _jobs() -> dict[str, tuple[Callable[..., Any], Optional[type], Optional[type]]]:
     """name → (function, params dataclass or None for keyword arguments, result dataclass or None)."""
     from ..earthengine.native import dnn_weights_json
+    from ..earthengine.vertex import export_savedmodel
     from ..evaluate.accuracy import evaluate_model
     from ..predict.raster_prediction import PredictParams, PredictResult, predict_raster
     from ..train.from_labels import TrainFromLabelsParams, train_from_labels
@@ -51,6 +52,7 @@ def _jobs() -> dict[str, tuple[Callable[..., Any], Optional[type], Optional[type
         "predict_raster": (predict_raster, PredictParams, PredictResult),
         "evaluate_model": (evaluate_model, None, None),
         "dnn_weights": (dnn_weights_json, None, None),  # Earth Engine-native classification
+        "export_savedmodel": (export_savedmodel, None, None),  # Vertex AI serving
         "describe_training_device": (lambda progress=None: describe_training_device(), None, None),
     }
 

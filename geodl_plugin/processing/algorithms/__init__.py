@@ -13,6 +13,7 @@ def all_algorithms() -> list[type]:
     from .ee_export_training import EEExportTrainingAlgorithm
     from .ee_upload import EEUploadAlgorithm
     from .evaluate import EvaluateAlgorithm
+    from .export_savedmodel import ExportSavedModelAlgorithm
     from .extract_samples import ExtractSamplesAlgorithm
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
@@ -31,6 +32,7 @@ def all_algorithms() -> list[type]:
         EEDownloadAlgorithm,
         EEUploadAlgorithm,
         EEClassifyAlgorithm,
+        ExportSavedModelAlgorithm,
         RasterizeMaskAlgorithm,
         ChipAlgorithm,
     ]

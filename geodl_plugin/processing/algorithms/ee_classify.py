@@ -35,8 +35,9 @@ class EEClassifyAlgorithm(GeoDLAlgorithm):
         "exactly as for the model's training data (same sensor, bands and indices): a composite with other "
         "bands, or a model trained on integer DNs, is refused. The result (bands 'class' with the model's class "
         "ids and 'confidence' in per cent) goes to an asset or a GeoTIFF export watched until it ends when "
-        "'Wait' is on; a tile layer shows it at once. U-Net and temporal models: export a SavedModel for "
-        "Vertex AI instead."
+        "'Wait' is on; a tile layer shows it at once. A U-Net whose Vertex AI endpoint is recorded in its model "
+        "file (geodl:exportsavedmodel) is run through that endpoint (ee.Model.fromVertexAi), with an estimate "
+        "of requests, node-hours and cost first."
     )
     MODEL, SCALE, CRS, OUTPUT, ASSET_ID, PROBABILITIES, WAIT, LOAD = (
         "MODEL", "SCALE", "CRS", "OUTPUT", "ASSET_ID", "PROBABILITIES", "WAIT", "LOAD")
@@ -66,6 +67,7 @@ class EEClassifyAlgorithm(GeoDLAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         from ...core.earthengine import classification, composites, monitor
         from ...core.earthengine.native import native_model_from_file
+        from ...core.earthengine.vertex import VertexModel, estimate
 
         comp = composite_params(self, parameters, context)
         crs = self.parameterAsCrs(parameters, self.CRS, context)
@@ -86,6 +88,9 @@ class EEClassifyAlgorithm(GeoDLAlgorithm):
             comp.validate()
             bundle, model = native_model_from_file(model_path)  # the DNN's weights come from the worker
             progress.update(10, f"About {params.pixels():,} pixels at {params.scale:g} m")
+            if isinstance(model, VertexModel):  # a deployed model: what it will cost, before it starts
+                progress.message("Vertex AI: " + estimate(params.region, params.scale, model.plan,
+                                                          model.seconds_per_tile).text())
             connect(self, parameters, context)
             image = composites.build_composite(comp)
             bands = comp.output_bands()

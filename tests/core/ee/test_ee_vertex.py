@@ -129,3 +129,39 @@ def test_predict_image_request_validates_and_endpoint_is_recorded(ee_session, un
 
     est = estimate((-10.0, 35.0, 5.0, 44.0), 10.0, plan, seconds_per_tile=0.5)
     assert est.tiles == est.requests > 1000 and est.cost_usd > 0 and "node-hours" in est.text()
+
+
+@pytest.mark.slow
+def test_processing_exports_records_and_classifies_through_the_endpoint(ee_session, unet_file, tmp_path,
+                                                                       qgis_processing):
+    import shutil
+
+    import processing
+
+    from geodl_plugin.core.models.model_file import read_manifest
+    from geodl_plugin.processing.algorithms.ee_classify import EEClassifyAlgorithm
+    from geodl_plugin.processing.algorithms.export_savedmodel import ExportSavedModelAlgorithm
+
+    model = tmp_path / "unet.geodl"
+    shutil.copy(unet_file[0], model)
+    endpoint = "projects/test-project/locations/europe-west4/endpoints/42"
+    alg = ExportSavedModelAlgorithm()
+    alg.initAlgorithm()
+    result = processing.run(alg, {"MODEL": str(model), "OUTPUT": str(tmp_path / "saved"), "PROJECT": "test-project",
+                                  "REGION": "europe-west4", "BUCKET": "bkt", "EXTENT": "5.9,45.8,10.5,47.8 [EPSG:4326]",
+                                  "SCALE": 10, "CRS": "EPSG:32632", "ENDPOINT": endpoint})
+    assert (tmp_path / "saved" / "saved_model.pb").exists()
+    assert "gcloud ai models upload" in result["COMMANDS"] and "node-hours" in result["ESTIMATE"]
+    recorded = read_manifest(model)["vertex"]
+    assert recorded["endpoint"] == endpoint and recorded["crs"] == "EPSG:32632"
+
+    alg = EEClassifyAlgorithm()
+    alg.initAlgorithm()
+    processing.run(alg, {"MODEL": str(model), "PROJECT": "test-project", "EXTENT": "5.9,45.8,10.5,47.8 [EPSG:4326]",
+                         "SENSOR": 0, "START": "2023-05-01", "END": "2023-09-01", "BANDS": ",".join(BANDS),
+                         "SCALE": 10, "CRS": "EPSG:32632", "OUTPUT": 0,
+                         "ASSET_ID": "projects/test-project/assets/swiss_unet", "LOAD": False})
+    (_, _, body), = ee_session.calls("image:export")
+    assert signature_errors(body) == []
+    text = json.dumps(body["expression"])
+    assert "Model.fromVertexAi" in text and endpoint in text and f"[{recorded['tile']}, {recorded['tile']}]" in text
