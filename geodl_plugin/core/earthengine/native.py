@@ -23,7 +23,7 @@ expression equals the model's own prediction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -83,6 +83,12 @@ class NativeModel:
             raise GeoDLError("Only a random forest has decision trees.")
         return forest_tree_strings(self.forest, self.bands, class_index)
 
+    def vote_strings(self) -> list[str]:
+        """Trees whose leaves hold the position of their (only) class, for :func:`pure_leaves` forests."""
+        if self.forest is None:
+            raise GeoDLError("Only a random forest has decision trees.")
+        return forest_tree_strings(self.forest, self.bands, None)
+
     def apply(self, composite: Any, probabilities: bool = False) -> Any:
         """``class`` and ``confidence`` bands (plus ``p_<id>`` per class when asked) for ``composite``, which
         must hold the model's bands (see :func:`check_composite_bands`)."""
@@ -94,6 +100,15 @@ class NativeModel:
         import ee
 
         bands = []
+        if self.forest is not None and pure_leaves(self.forest):
+            # Every leaf holds one class: the mean of the trees' one-hot leaves is each class's share of the
+            # votes, so one ensemble (leaves = class positions) in RAW mode — the trees' votes as an array per
+            # pixel — gives the same probabilities as the model with a K times smaller request.
+            votes = image.classify(ee.Classifier.decisionTreeEnsemble(self.vote_strings()).setOutputMode("RAW"),
+                                   "votes")
+            for k in range(len(self.class_ids)):
+                bands.append(votes.eq(k).arrayReduce(ee.Reducer.mean(), [0]).arrayGet([0]).rename(f"p{k}"))
+            return ee.Image.cat(bands).toArray()
         for k in range(len(self.class_ids)):
             ensemble = ee.Classifier.decisionTreeEnsemble(self.tree_strings(k)).setOutputMode("REGRESSION")
             bands.append(image.classify(ensemble, f"p{k}"))
@@ -243,22 +258,30 @@ def _number(value: float) -> str:
     return "0" if text in ("0.0", "-0.0") else text
 
 
-def forest_tree_strings(forest: Forest, bands: Sequence[str], class_index: int) -> list[str]:
-    """One rpart-format string per tree whose leaves hold the fraction of ``class_index`` there. Lines are
+def pure_leaves(forest: Forest) -> bool:
+    """True when every leaf holds a single class (the usual case for trees grown until pure)."""
+    leaves = forest.proba[forest.left < 0]
+    return bool(np.all((leaves == 0) | (leaves == 1)))
+
+
+def forest_tree_strings(forest: Forest, bands: Sequence[str], class_index: Optional[int]) -> list[str]:
+    """One rpart-format string per tree whose leaves hold the fraction of ``class_index`` there (``None``: the
+    position of the leaf's most frequent class). Lines are
     ``id) band<=threshold n loss value`` (`` *`` at leaves), indented two spaces a level, in pre-order (the
     ``<=`` side first); the children of node ``id`` are ``2·id`` (``<=``) and ``2·id+1`` (``>``)."""
     ends = list(forest.roots[1:]) + [len(forest.left)]
     return [_tree_string(forest, int(root), int(end), bands, class_index) for root, end in zip(forest.roots, ends)]
 
 
-def _tree_string(forest: Forest, root: int, end: int, bands: Sequence[str], class_index: int) -> str:
+def _tree_string(forest: Forest, root: int, end: int, bands: Sequence[str], class_index: Optional[int]) -> str:
     lines = []
     stack = [(root, 1, 0, "root")]
     while stack:
         node, number, depth, split = stack.pop()
         leaf = forest.left[node] < 0
         # n and loss are informational in the format; inner nodes need a value too, only leaves' are output.
-        value = _number(float(forest.proba[node, class_index]))
+        value = _number(float(forest.proba[node, class_index]) if class_index is not None
+                        else float(np.argmax(forest.proba[node])))
         lines.append(f"{'  ' * depth}{number}) {split} {end - root if number == 1 else 1} 0 {value}"
                      + (" *" if leaf else ""))
         if not leaf:

@@ -344,6 +344,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "Image.multiply": _binary(np.multiply),
     "Image.divide": _binary(np.divide),
     "Image.max": _binary(np.maximum),
+    "Image.eq": _binary(lambda a, b: (a == b).astype(np.float64)),
     "Image.exp": _image_exp,
     "Image.round": _image_round,
     "Image.toArray": _to_array,

@@ -113,6 +113,26 @@ def test_forest_expression_equals_the_forest_exactly(ee_session, tmp_path, fores
     np.testing.assert_allclose(np.stack([out[f"p_{c}"] for c in IDS], 1), classified.probabilities, atol=1e-6)
 
 
+def test_pure_forest_votes_in_one_raw_ensemble(ee_session, tmp_path):
+    """Trees grown until pure (geodl's default): one RAW-mode ensemble of class votes, K× smaller, same answer."""
+    from geodl_plugin.core.earthengine import native
+    from geodl_plugin.core.models.networks import fit_random_forest
+
+    x = _samples(300, 21)
+    forest = fit_random_forest(x, _labels(x), len(IDS), n_trees=15, max_depth=20, seed=1)
+    assert native.pure_leaves(forest)
+    bundle = _bundle(tmp_path, forest, "rf")
+    xs = _samples(500, 22)
+    encoded, out = _evaluate(bundle, xs)
+    assert "RAW" in str(encoded) and "Image.eq" in function_names(encoded)
+    classified = bundle.classify(xs, probabilities=True)
+    np.testing.assert_array_equal(out["class"], np.array(IDS)[classified.index])
+    np.testing.assert_allclose(np.stack([out[f"p_{c}"] for c in IDS], 1), classified.probabilities, atol=1e-6)
+    votes = sum(map(len, native.NativeModel("rf", BANDS, IDS, forest=forest).vote_strings()))
+    per_class = sum(len(t) for k in range(len(IDS)) for t in native.forest_tree_strings(forest, BANDS, k))
+    assert per_class > 3 * votes
+
+
 def test_tree_strings_round_trip_thresholds_and_numbering(forest_model):
     from geodl_plugin.core.earthengine.native import forest_tree_strings
     from geodl_plugin.core.earthengine.native_eval import parse_tree
