@@ -52,7 +52,7 @@ def main() -> None:
           f"request {plan.request_bytes / 1e6:.2f} MB, answer {plan.response_bytes / 1e6:.2f} MB, "
           f"{min(times):.2f} s a tile on this CPU; core share {plan.tile ** 2 / side ** 2:.0%}")
     for name, region in {"county (40×40 km)": (10.0, 45.0, 10.51, 45.36), "Switzerland": (5.96, 45.82, 10.49, 47.81),
-                         "Spain": (-9.3, 36.0, 3.3, 43.8), "Europe (W35°–E40°, N35–71°)": (-10.0, 35.0, 40.0, 71.0)}.items():
+                         "Spain": (-9.3, 36.0, 3.3, 43.8), "Europe (W10°–E40°, N35–71°)": (-10.0, 35.0, 40.0, 71.0)}.items():
         est = vertex.estimate(region, 10.0, plan, min(times))
         print(json.dumps({"region": name, "pixels": est.pixels, "vertex_tiles": est.tiles,
                           "node_hours": round(est.node_hours, 1), "usd": round(est.cost_usd)}))
