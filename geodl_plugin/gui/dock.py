@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from qgis.core import Qgis, QgsApplication, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.core import Qgis, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt import sip, uic
+from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import QDockWidget, QWidget
 
 from .. import settings
@@ -26,10 +27,13 @@ from .. import settings
 from ..core.data import labels as _labels  # noqa: F401
 from ..core.data import point_sampling as _sampling  # noqa: F401
 from ..core.data.classes import ClassTable
+from ..core.families import FAMILIES
+from ..core.models.family import TilingParams
 from ..core.runtime.dependencies import DependencyStatus, is_importable, missing_message
 from ..core.runtime.errors import GeoDLError
+from ..core.runtime.typed_json import to_jsonable
 from ..paths import ui_file
-from ..tasks import GeoDLTask
+from ..tasks import GeoDLTask, TaskKeeper
 from . import project_state
 from .class_palette import ClassPalette
 from .dock_imagery import ImageryStep
@@ -39,6 +43,7 @@ from .dock_region import REGION_LAYER_NAME, RegionStep  # noqa: F401 - re-export
 from .dock_training import TrainingStep
 from .labelling import LabelSession
 from .map_tools import LabelPointTool, RegionPolygonTool, RegionRectangleTool
+from .options_form import OptionsForm
 from .training_plot import TrainingPlot
 
 log = logging.getLogger("geodl")
@@ -52,6 +57,9 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
                 QDockWidget, _FORM):  # type: ignore[valid-type, misc]
     """``run_task`` is the plugin's (it keeps the task alive); ``canvas`` defaults to iface's map canvas."""
 
+    mapFinished = pyqtSignal(object)  # PredictResult of a map or preview, once its layers are added
+    modelTrained = pyqtSignal(object)  # TrainResult, once the dock shows it
+
     def __init__(self, parent: QWidget | None = None, iface: Any = None,
                  run_task: Optional[Callable[[GeoDLTask], GeoDLTask]] = None,
                  project: Optional[QgsProject] = None, canvas: Any = None) -> None:
@@ -61,8 +69,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.iface = iface
         self.canvas = canvas if canvas is not None else (iface.mapCanvas() if iface is not None else None)
         self.project = project or QgsProject.instance()
-        self._run_task_fn = run_task
-        self._own_tasks: set[GeoDLTask] = set()
+        self._run_task_fn = run_task or TaskKeeper().run
         self._generation = 0  # bumped when the project closes: late results of old tasks are dropped
         self.train_task: Optional[GeoDLTask] = None
         self.predict_task: Optional[GeoDLTask] = None
@@ -70,11 +77,14 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.region_layer: Optional[QgsVectorLayer] = None
         self.model_path = ""
         self.last_result_layers: list[QgsRasterLayer] = []
+        self.last_prediction: Any = None  # the last PredictResult (full map or preview)
         self.last_map_path = ""  # the last full classification (not a preview): what goes to Earth Engine
         self.last_metrics: dict = {}
         self.last_preview_seconds: Optional[float] = None
         self._output_dir = ""
         self._checked_rasters: list[str] = []
+        self.write_uncertainty = True  # maps and previews also write the uncertainty (for Suggest points)
+        self.show_uncertainty_layers = False  # ... and add them to the map group
 
         self.palette = ClassPalette(self)
         self.session = LabelSession(self.palette, self)
@@ -96,9 +106,14 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.polygonLayerCombo.setAllowEmptyLayer(True)
         self.polygonLayerCombo.setLayer(None)
         self.regionLayerCombo.setLayer(None)
-        self.modelTypeCombo.addItem("Pixel DNN (Keras)", "dnn")
-        self.modelTypeCombo.addItem("Random forest", "rf")
-        self.modelTypeCombo.addItem("U-Net (patches)", "unet")
+        for spec in FAMILIES.values():
+            self.modelTypeCombo.addItem(spec.label, spec.family.value)
+        # every option of the chosen family, from its dataclass; tiling options for the convolutional ones
+        self.optionsForm = OptionsForm("Model options", self.trainPage)
+        self.trainLayout.insertWidget(1, self.optionsForm)
+        self.tilingForm = OptionsForm("Tiles (convolutional models)", self.mapPage)
+        self.tilingForm.set_options_type(TilingParams)
+        self.mapLayout.insertWidget(1, self.tilingForm)
         self.epochsSpin.setValue(int(settings.get("train_epochs")))
         self.batchSpin.setValue(int(settings.get("train_batch_size")))
         self.modelTypeCombo.currentIndexChanged.connect(self._model_type_changed)
@@ -133,6 +148,28 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
                 lambda layer: self.project.addMapLayer(layer), self._warn,
                 lambda text: self.show_message(text, Qgis.MessageLevel.Success))
             self.mapLayout.addWidget(self.ee_classify_panel)
+        self._setup_active_learning()
+
+    def _setup_active_learning(self) -> None:
+        from .active_learning_panel import ActiveLearningPanel, PanelHooks
+        from .model_export import OnnxExportButton
+
+        def region_wkt(crs: Any) -> Optional[str]:
+            geom = self.region_geometry(crs) if self.predictAreaCombo.currentData() == AREA_REGION else None
+            return geom.asWkt() if geom is not None else None
+
+        hooks = PanelHooks(retrain=self.start_training, remap=lambda: self.predict(self.predictAreaCombo.currentData()),
+                           ensure_labels_layer=self.ensure_labels_layer, region_wkt=region_wkt,
+                           output_path=self._unique,
+                           show_uncertainty=lambda on: setattr(self, "show_uncertainty_layers", bool(on)))
+        self.active_learning = ActiveLearningPanel(self.mapPage, self.canvas, self.project, self._run,
+                                                   self.show_message, self.session, hooks)
+        self.mapFinished.connect(self.active_learning.map_finished)
+        self.modelTrained.connect(self.active_learning.model_trained)
+        self.mapLayout.addWidget(self.active_learning)
+        self.onnx_button = OnnxExportButton(self.mapPage, lambda: self.modelFileWidget.filePath() or self.model_path,
+                                            self._run, self.show_message)
+        self.mapLayout.addWidget(self.onnx_button)
 
     def _ee_layer_added(self, layer: QgsRasterLayer) -> None:
         """A downloaded composite becomes one of the chosen rasters."""
@@ -239,13 +276,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
 
     # ----------------------------------------------------------------------------------------------- tasks
     def _run(self, task: GeoDLTask) -> GeoDLTask:
-        if self._run_task_fn is not None:
-            return self._run_task_fn(task)
-        self._own_tasks.add(task)
-        task.taskCompleted.connect(lambda: self._own_tasks.discard(task))
-        task.taskTerminated.connect(lambda: self._own_tasks.discard(task))
-        QgsApplication.taskManager().addTask(task)
-        return task
+        return self._run_task_fn(task)
 
     @staticmethod
     def _running(task: Optional[GeoDLTask]) -> bool:
@@ -295,6 +326,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self._checked_rasters = []
         self._show_accuracy({}, None)
         self.plot.clear()
+        self.active_learning.reset()
         if running:
             self._warn("The project was closed: the running GeoDL step was cancelled and nothing was written.")
 
@@ -330,10 +362,21 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
             classes=self.palette.table().to_json(), active_class=self.classList.currentRow(),
             region_layer_id=self.region_layer.id() if self._layer_alive(self.region_layer) else "",
             labels_layer_id=self.session.layer.id() if self._layer_alive(self.session.layer) else "",
-            raster_layer_ids=list(self._checked_rasters), model_type=self.modelTypeCombo.currentData() or "dnn",
-            epochs=self.epochsSpin.value(), batch_size=self.batchSpin.value(), hidden_units=self.hiddenUnitsEdit.text(),
+            raster_layer_ids=list(self._checked_rasters), family=self.chosen_family().family.value,
+            options=self._form_values(self.optionsForm), tiling=self._form_values(self.tilingForm),
+            epochs=self.epochsSpin.value(), batch_size=self.batchSpin.value(),
             model_path=self.modelFileWidget.filePath() or self.model_path, output_dir=self._output_dir,
             predict_area=self.predictAreaCombo.currentData() or AREA_REGION)
+
+    @staticmethod
+    def _form_values(form: OptionsForm) -> dict:
+        try:
+            return to_jsonable(form.values())
+        except GeoDLError:
+            return {}  # not valid yet: the project keeps the defaults
+
+    def tiling_options(self) -> TilingParams:
+        return self.tilingForm.values()
 
     def save_state(self) -> None:
         project_state.save(self.state(), self.project)
@@ -358,12 +401,13 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
             self.regionLabel.setText(f"Region: layer '{self.region_layer.name()}'.")
         self._checked_rasters = [i for i in state.raster_layer_ids if self.project.mapLayer(i) is not None]
         self.refresh_rasters()
-        index = self.modelTypeCombo.findData(state.model_type)
+        index = self.modelTypeCombo.findData(state.family)
         if index >= 0:
             self.modelTypeCombo.setCurrentIndex(index)
+        self.optionsForm.set_values(state.options)
+        self.tilingForm.set_values(state.tiling)
         self.epochsSpin.setValue(state.epochs)
         self.batchSpin.setValue(state.batch_size)
-        self.hiddenUnitsEdit.setText(state.hidden_units)
         self.model_path = state.model_path
         self.modelFileWidget.setFilePath(state.model_path)
         if state.output_dir and Path(state.output_dir).is_dir():
@@ -384,6 +428,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
     def disconnect_project(self) -> None:
         """Called by the plugin's unload: stop listening to the project and cancel running steps."""
         self.cancel_all()
+        self.active_learning.stop()
         for tool in (self.rectangle_tool, self.polygon_tool, self.label_tool):
             if tool is not None and self.canvas is not None and self.canvas.mapTool() is tool:
                 self.canvas.unsetMapTool(tool)

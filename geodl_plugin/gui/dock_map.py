@@ -22,9 +22,9 @@ AREA_REGION, AREA_RASTER, AREA_CANVAS = "region", "raster", "canvas"
 
 def model_classes(path: str) -> ClassTable:
     """The class table of a model file, from its manifest (no TensorFlow needed)."""
-    from ..core.models.model_file import ModelBundle, read_manifest
+    from ..core.models.model_file import read_model_info
 
-    return ModelBundle(read_manifest(path), None, path).classes
+    return read_model_info(path).classes
 
 
 class MapStep:
@@ -79,16 +79,21 @@ class MapStep:
         rasters, model, rect = checked
         paths = [r.source() for r in rasters]
         output, confidence = self._unique("classes", ".tif"), self._unique("confidence", ".tif")
+        measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
+        entropy = self._unique("entropy", ".tif") if "entropy" in measures else None
+        margin = self._unique("margin", ".tif") if "margin" in measures else None
         extent = None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
         def work(progress):
+            from ..core.families import predict_raster
             from ..core.predict.raster_prediction import PredictParams
-            from ..core.runtime.worker import call_in_worker
+            from ..core.runtime.worker import run_in_worker
 
             params = PredictParams(rasters=paths, model=model, output=output, confidence_output=confidence,
-                                   extent=extent)
+                                   extent=extent, tiling=self.tiling_options(), entropy_output=entropy,
+                                   margin_output=margin)
             params.validate()
-            return call_in_worker("predict_raster", params, progress), model_classes(model)
+            return run_in_worker(predict_raster, params, progress), model_classes(model)
 
         return self._start_map_task("GeoDL: classify", work, lambda out: self._mapped(out, "GeoDL map"))
 
@@ -103,12 +108,16 @@ class MapStep:
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         out_dir = self._unique("preview", "")
         started = time.perf_counter()
+        measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
 
         def work(progress):
-            from .preview import preview_canvas
+            from ..core.families import predict_raster
+            from ..core.predict.preview import preview_params
+            from ..core.runtime.worker import run_in_worker
 
-            return preview_canvas(paths, model, extent, size.width(), size.height(), out_dir, progress,
-                                  in_worker=True), model_classes(model)
+            params = preview_params(paths, model, extent, size.width(), size.height(), out_dir, measures)
+            params.tiling = self.tiling_options()
+            return run_in_worker(predict_raster, params, progress, persistent=True), model_classes(model)
 
         def done(out: tuple) -> None:
             self._mapped(out, PREVIEW_GROUP, replace=True)
@@ -161,11 +170,15 @@ class MapStep:
                 self.project.removeMapLayers([layer.layerId() for layer in old.findLayers()])
                 root.removeChildNode(old)
         try:
-            layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project)
+            shown = self.show_uncertainty_layers
+            layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project,
+                                       entropy_path=result.entropy_output if shown else None,
+                                       margin_path=result.margin_output if shown else None)
         except GeoDLError as exc:
             self.show_message(str(exc), Qgis.MessageLevel.Critical)
             return
         self.last_result_layers = layers
+        self.last_prediction = result
         self.refresh_rasters()
         if not replace:  # a preview is coarse on purpose: its pixel-size warnings stay in the log
             self.last_map_path = result.output
@@ -173,3 +186,4 @@ class MapStep:
                 self._warn(w)
             self.show_message(f"Map added: {result.pixels / 1e6:.2f} Mpx in {result.seconds:.1f} s.",
                               Qgis.MessageLevel.Success)
+        self.mapFinished.emit(result)

@@ -155,9 +155,9 @@ def native_model_from_file(path: str, in_worker: bool = True) -> tuple[ModelBund
         bundle = load_model_file(path) if shell.architecture == RANDOM_FOREST else shell
         return shell, ee_classifier_for(bundle)
     if in_worker:
-        from ..runtime.worker import call_in_worker
+        from ..runtime.worker import run_in_worker
 
-        raw = call_in_worker("dnn_weights", model=str(path))
+        raw = run_in_worker(dnn_weights_json, model=str(path))
     else:
         raw = dnn_weights_json(model=str(path))
     weights = DnnWeights(np.asarray(raw["mean"]), np.asarray(raw["scale"]),

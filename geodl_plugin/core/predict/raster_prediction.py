@@ -23,7 +23,8 @@ from ..data.samples import read_stack_window, stack_info
 from ..io.atomic import atomic_path, check_writable
 from ..io.overviews import aligned, mean_levels, mode_levels, overview_factors
 from ..io.raster import RasterInfo, iter_windows, valid_mask
-from ..models.model_file import ModelBundle, load_model_file
+from ..models.family import TilingParams
+from ..models.model_file import ModelBundle, cached_model
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
 
@@ -39,23 +40,32 @@ class PredictParams:
     output: str
     confidence_output: Optional[str] = None
     probabilities_output: Optional[str] = None
+    entropy_output: Optional[str] = None  # uncertainty: class entropy / ln(classes), 0 sure … 1 undecided
+    margin_output: Optional[str] = None  # uncertainty: best minus second-best probability, 0 undecided … 1 sure
     nodata: Optional[float] = None  # overrides the raster's and the model's
     extent: Optional[tuple[float, float, float, float]] = None  # xmin, ymin, xmax, ymax in the raster's CRS
     block_size: int = 1024  # pixels a side read, classified and written at once
     overviews: bool = True
+    tiling: TilingParams = field(default_factory=TilingParams)  # for the convolutional families
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tiling, dict):  # as it arrives from the worker's pipe
+            self.tiling = TilingParams(**self.tiling)
 
     def validate(self) -> None:
         if not self.rasters:
             raise GeoDLError("No raster given. Choose the imagery to classify.")
         if not self.model:
             raise GeoDLError("No model file given. Train a model first (geodl:train).")
-        outputs = [p for p in (self.output, self.confidence_output, self.probabilities_output) if p]
+        outputs = [p for p in (self.output, self.confidence_output, self.probabilities_output,
+                               self.entropy_output, self.margin_output) if p]
         if len(set(map(str, outputs))) != len(outputs):
             raise GeoDLError("Two outputs have the same file name; give each output its own file.")
         for p in outputs:
             check_writable(p)
         if self.block_size < 16:
             raise GeoDLError("The block size must be at least 16 pixels.")
+        self.tiling.validate()
 
 
 @dataclass
@@ -68,6 +78,9 @@ class PredictResult:
     class_pixel_counts: dict[str, int]
     warnings: list[str] = field(default_factory=list)
     raster_pixels: int = 0  # width × height of the output grid: every one is read and written
+    details: dict[str, Any] = field(default_factory=dict)  # how the family walked the raster (e.g. its tiles)
+    entropy_output: Optional[str] = None
+    margin_output: Optional[str] = None
 
     @property
     def megapixels_per_second(self) -> float:
@@ -102,7 +115,23 @@ def check_raster_against_model(infos: Sequence[RasterInfo], bundle: ModelBundle)
     if size[0] and not 0.5 <= first.res[0] / float(size[0]) <= 2.0:
         warnings.append(f"The raster's pixels are {first.res[0]:g} {first.crs_units} but the model was trained on "
                         f"{float(size[0]):g}: expect lower accuracy.")
+    elif size[0] and abs(first.res[0] / float(size[0]) - 1.0) > 0.01:
+        warnings.append(f"The raster's pixels are {first.res[0]:g} {first.crs_units}, not the {float(size[0]):g} of "
+                        "the training grid: resample onto the training grid for the model's accuracy.")
+    trained_crs = str(meta.get("crs_wkt") or "")
+    if trained_crs and first.crs_wkt and not _same_crs(trained_crs, first.crs_wkt):
+        warnings.append("The raster's CRS is not the one the model's samples were taken in; pixels of another "
+                        "projection have another shape on the ground. Reproject the raster onto the training grid.")
     return warnings
+
+
+def _same_crs(a: str, b: str) -> bool:
+    from rasterio.crs import CRS
+
+    try:
+        return bool(CRS.from_wkt(a) == CRS.from_wkt(b))
+    except Exception:  # noqa: BLE001 - an unreadable WKT is not evidence of a mismatch
+        return True
 
 
 def _window_of_extent(info: RasterInfo, extent: Optional[Sequence[float]]) -> tuple[int, int, int, int]:
@@ -191,7 +220,9 @@ class PredictionOutputs:
         self.progressive = True  # overviews from the blocks; False once a block is off the overview grid
         targets = {"class": (params.output, 1, "uint8", NODATA_CLASS),
                    "confidence": (params.confidence_output, 1, "float32", CONFIDENCE_NODATA),
-                   "probabilities": (params.probabilities_output, len(classes), "float32", CONFIDENCE_NODATA)}
+                   "probabilities": (params.probabilities_output, len(classes), "float32", CONFIDENCE_NODATA),
+                   "entropy": (getattr(params, "entropy_output", None), 1, "float32", CONFIDENCE_NODATA),
+                   "margin": (getattr(params, "margin_output", None), 1, "float32", CONFIDENCE_NODATA)}
         types = {"uint8": gdal.GDT_Byte, "float32": gdal.GDT_Float32}
         geotransform = (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e)
         self.paths: dict[str, Any] = {}
@@ -230,6 +261,9 @@ class PredictionOutputs:
                 continue  # drain after a failure
             col, row, blocks, pyramid = item
             try:
+                if "uncertainty" in blocks:  # computed here, overlapping the classification of the next block
+                    probabilities, valid = blocks.pop("uncertainty")
+                    blocks.update(uncertainty_blocks(probabilities, valid, len(self.classes)))
                 for key, block in blocks.items():
                     ds = self.datasets.get(key)
                     if ds is None:
@@ -275,12 +309,24 @@ class PredictionOutputs:
         self._raise_writer_error()
         col, row = int(window.col_off), int(window.row_off)
         self.progressive = self.progressive and aligned(col, row, self.factors)
-        self._queue.put((col, row, {"class": classes[None], "confidence": confidence[None],
-                                    "probabilities": probabilities}, bool(self.factors) and self.progressive))
+        blocks: dict[str, Any] = {"class": classes[None], "confidence": confidence[None],
+                                  "probabilities": probabilities}
+        if self.wants_uncertainty:
+            blocks["uncertainty"] = (probabilities, classes != NODATA_CLASS)
+        self._queue.put((col, row, blocks, bool(self.factors) and self.progressive))
 
     @property
     def wants_probabilities(self) -> bool:
         return "probabilities" in self.datasets
+
+    @property
+    def wants_uncertainty(self) -> bool:
+        return "entropy" in self.datasets or "margin" in self.datasets
+
+    @property
+    def needs_probabilities(self) -> bool:
+        """Whether ``write`` must be given every class's probabilities (for that output or the uncertainty)."""
+        return self.wants_probabilities or self.wants_uncertainty
 
     def finish(self, progress: Progress) -> None:
         """Colour table and descriptions, then close. Overviews were written with the blocks; if a block was
@@ -309,8 +355,36 @@ class PredictionOutputs:
             list(pool.map(build, self.paths))
 
 
-def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
-                   bundle: Optional[ModelBundle] = None) -> PredictResult:
+@dataclass
+class PredictContext:
+    """A prediction after the checks every family shares: the model against the raster, the window of the
+    region, the output grid's transform and the nodata value. A family's predictor takes it from here."""
+
+    params: PredictParams
+    bundle: ModelBundle
+    infos: list[RasterInfo]
+    region: tuple[int, int, int, int]  # col0, row0, width, height in the raster
+    transform: Any  # the output grid's affine transform
+    nodata: Optional[float]
+    warnings: list[str]
+    progress: Progress
+    started: float
+
+    def result(self, n_pixels: int, counts: np.ndarray, verb: str = "classified") -> PredictResult:
+        params, classes = self.params, self.bundle.classes
+        seconds = time.perf_counter() - self.started
+        width, height = self.region[2:]
+        result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels,
+                               seconds, {c.name: int(counts[i]) for i, c in enumerate(classes)}, self.warnings,
+                               width * height, entropy_output=getattr(params, "entropy_output", None),
+                               margin_output=getattr(params, "margin_output", None))
+        self.progress.update(100, f"{verb} {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
+                                  f"({result.megapixels_per_second:.2f} Mpx/s)")
+        return result
+
+
+def prepare_prediction(params: PredictParams, progress: Optional[Progress] = None,
+                       bundle: Optional[ModelBundle] = None) -> PredictContext:
     import rasterio
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
@@ -318,7 +392,7 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
     progress = ensure(progress)
     params.validate()
     started = time.perf_counter()
-    bundle = bundle or load_model_file(params.model)
+    bundle = bundle or cached_model(params.model)
     infos = stack_info(params.rasters)
     warnings = check_raster_against_model(infos, bundle)
     for w in warnings:
@@ -326,32 +400,36 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
     info = infos[0]
     nodata = params.nodata if params.nodata is not None else (
         info.nodata if info.nodata is not None else bundle.raster_meta.get("nodata"))
-    classes = bundle.classes
-    ids = np.array(classes.ids, dtype=np.uint8)
     col0, row0, width, height = _window_of_extent(info, params.extent)
     transform = window_transform(Window(col0, row0, width, height), rasterio.Affine(*info.transform))
-    if bundle.architecture == "unet":
-        from .tiled_prediction import predict_segmentation  # tiled, blended
+    return PredictContext(params, bundle, infos, (col0, row0, width, height), transform, nodata, warnings, progress,
+                          started)
 
-        return predict_segmentation(params, bundle, infos, (col0, row0, width, height), transform, nodata,
-                                    progress, warnings)
 
+def predict_pixels(ctx: PredictContext) -> PredictResult:
+    """The per-pixel families: blocks of valid pixels through the model, class and confidence back."""
+    from rasterio.windows import Window
+
+    params, bundle, progress = ctx.params, ctx.bundle, ctx.progress
+    col0, row0, width, height = ctx.region
+    classes = bundle.classes
+    ids = np.array(classes.ids, dtype=np.uint8)
     counts = np.zeros(len(classes), dtype=np.int64)
     n_pixels = 0
     with contextlib.ExitStack() as stack:
-        outputs = PredictionOutputs(stack, params, info, width, height, transform, classes)
+        outputs = PredictionOutputs(stack, params, ctx.infos[0], width, height, ctx.transform, classes)
         windows = list(iter_windows(width, height, params.block_size))
-        for n, (c, r, w, h, block) in enumerate(_blocks_ahead(infos, (col0, row0), windows)):
+        for n, (c, r, w, h, block) in enumerate(_blocks_ahead(ctx.infos, (col0, row0), windows)):
             progress.check()
-            ok = valid_mask(block, nodata).ravel()
+            ok = valid_mask(block, ctx.nodata).ravel()
             flat = block.reshape(block.shape[0], -1).T
             pixels = np.ascontiguousarray(flat if ok.all() else flat[ok], dtype=np.float32)
             class_block = np.full(h * w, NODATA_CLASS, dtype=np.uint8)
             conf_block = np.full(h * w, CONFIDENCE_NODATA, dtype=np.float32)
             prob_block = np.full((len(classes), h * w), CONFIDENCE_NODATA, dtype=np.float32) \
-                if outputs.wants_probabilities else np.empty((0, 0), np.float32)
+                if outputs.needs_probabilities else np.empty((0, 0), np.float32)
             if len(pixels):
-                classified = bundle.classify(pixels, probabilities=outputs.wants_probabilities)
+                classified = bundle.classify(pixels, probabilities=outputs.needs_probabilities)
                 class_block[ok] = ids[classified.index]
                 conf_block[ok] = classified.confidence
                 counts += np.bincount(classified.index, minlength=len(classes))
@@ -362,12 +440,7 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
                           prob_block.reshape(-1, h, w))
             progress.update(95.0 * (n + 1) / len(windows), "")
         outputs.finish(progress)
-    seconds = time.perf_counter() - started
-    result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
-                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings, width * height)
-    progress.update(100, f"classified {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
-                         f"({result.megapixels_per_second:.1f} Mpx/s)")
-    return result
+    return ctx.result(n_pixels, counts)
 
 
 def _describe(outputs: dict, classes: Any) -> None:
@@ -383,9 +456,55 @@ def _describe(outputs: dict, classes: Any) -> None:
     band.SetDescription("class")
     if "confidence" in outputs:
         outputs["confidence"].GetRasterBand(1).SetDescription("confidence (highest class probability)")
+    if "entropy" in outputs:
+        outputs["entropy"].GetRasterBand(1).SetDescription("entropy / ln(classes): 0 sure, 1 undecided")
+    if "margin" in outputs:
+        outputs["margin"].GetRasterBand(1).SetDescription("margin: best minus second-best probability (low = unsure)")
     if "probabilities" in outputs:
         for i, c in enumerate(classes, start=1):
             outputs["probabilities"].GetRasterBand(i).SetDescription(f"p({c.name})")
+
+
+def uncertainty_from_probabilities(probs: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised entropy, margin) of class probabilities along ``axis``: entropy / ln(classes) in [0, 1]
+    (1 = all classes equally likely) and best minus second-best probability in [0, 1] (0 = a tie). The same
+    for every model family, from the probabilities it predicts."""
+    p = np.moveaxis(np.asarray(probs, np.float32), axis, 0)
+    n = p.shape[0]
+    if n < 2:
+        zeros = np.zeros(p.shape[1:], np.float32)
+        return zeros, np.ones_like(zeros)
+    # One pass per class over float32 planes (no (C, n) temporaries, no sort): several times faster than
+    # partition/where on a block of a million pixels, which matters because it runs for every block.
+    entropy = np.zeros(p.shape[1:], np.float32)
+    top1 = np.full(p.shape[1:], -1.0, np.float32)
+    top2 = np.full(p.shape[1:], -1.0, np.float32)
+    term = np.empty(p.shape[1:], np.float32)
+    for plane in p:
+        np.clip(plane, 1e-12, 1.0, out=term)
+        np.log(term, out=term)
+        term *= plane
+        entropy -= term
+        np.maximum(top2, np.minimum(top1, plane), out=top2)
+        np.maximum(top1, plane, out=top1)
+    entropy /= np.float32(np.log(n))
+    return np.clip(entropy, 0.0, 1.0, out=entropy), np.clip(top1 - top2, 0.0, 1.0)
+
+
+def uncertainty_blocks(probabilities: np.ndarray, valid: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+    """The entropy and margin blocks (1, h, w) for the writer from (C, h, w) probabilities; nodata where the
+    class block is nodata."""
+    h, w = valid.shape
+    entropy = np.full((h, w), CONFIDENCE_NODATA, np.float32)
+    margin = np.full((h, w), CONFIDENCE_NODATA, np.float32)
+    if probabilities.size == n_classes * h * w and valid.any():
+        probs = probabilities.reshape(n_classes, h, w)
+        if valid.all():
+            entropy, margin = uncertainty_from_probabilities(probs, axis=0)
+        else:
+            e, m = uncertainty_from_probabilities(probs[:, valid], axis=0)
+            entropy[valid], margin[valid] = e, m
+    return {"entropy": entropy[None], "margin": margin[None]}
 
 
 def predict_samples(bundle: ModelBundle, x: np.ndarray) -> np.ndarray:

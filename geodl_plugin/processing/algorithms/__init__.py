@@ -13,11 +13,14 @@ def all_algorithms() -> list[type]:
     from .ee_export_training import EEExportTrainingAlgorithm
     from .ee_upload import EEUploadAlgorithm
     from .evaluate import EvaluateAlgorithm
+    from .export_onnx import ExportOnnxAlgorithm
     from .export_savedmodel import ExportSavedModelAlgorithm
     from .extract_samples import ExtractSamplesAlgorithm
+    from .model_card import ModelCardAlgorithm
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
     from .sample_points import SamplePointsAlgorithm
+    from .suggest_points import SuggestPointsAlgorithm
     from .train import TrainAlgorithm
 
     return [
@@ -35,4 +38,7 @@ def all_algorithms() -> list[type]:
         ExportSavedModelAlgorithm,
         RasterizeMaskAlgorithm,
         ChipAlgorithm,
+        ExportOnnxAlgorithm,
+        SuggestPointsAlgorithm,
+        ModelCardAlgorithm,
     ]

@@ -52,7 +52,7 @@ class ExportSavedModelAlgorithm(GeoDLAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         from ...core.earthengine import vertex
-        from ...core.runtime.worker import call_in_worker
+        from ...core.runtime.worker import run_in_worker
 
         model = self.parameterAsFile(parameters, self.MODEL, context)
         output = self.parameterAsString(parameters, self.OUTPUT, context)
@@ -65,8 +65,8 @@ class ExportSavedModelAlgorithm(GeoDLAlgorithm):
         extent = self.parameterAsExtent(parameters, self.EXTENT, context, QgsCoordinateReferenceSystem("EPSG:4326"))
 
         # TensorFlow runs in the worker process (it cannot load inside QGIS).
-        info = self.run_core(feedback, lambda progress: call_in_worker("export_savedmodel", progress=progress,
-                                                                       model=model, output=output))
+        info = self.run_core(feedback, lambda progress: run_in_worker(vertex.export_savedmodel, progress=progress,
+                                                                      model=model, output=output))
         plan = vertex.TilePlan(info["tile"], info["overlap"], info["request_bytes"], info["response_bytes"],
                                info["margin"], info["divisor"])
         feedback.pushInfo(f"SavedModel in {output}: tiles of {plan.tile} px + {plan.overlap} px overlap "
