@@ -1,7 +1,7 @@
 """The same trainer as a Vertex AI custom job, for users who want a cloud GPU.
 
 :func:`build_package` writes a source distribution of ``geodl_plugin`` holding only ``core/`` (plus the
-package's ``__init__`` and ``paths``: no Qt, no QGIS) with ``python -m geodl_plugin.core.train.vertex_job``
+package's ``__init__`` and ``paths``: no Qt, no QGIS) with ``python -m geodl_plugin.core.vertex_training``
 as the entry point; :func:`job_spec` writes the ``CustomJob`` body (a prebuilt TensorFlow training image runs
 the package) and :func:`submit_commands` the ``gcloud`` lines that upload and start it. On the worker,
 ``gs://bucket/path`` is read and written through Vertex AI's Cloud Storage FUSE mount, ``/gcs/bucket/path``,
@@ -20,11 +20,11 @@ import tarfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..io.atomic import atomic_path
-from ..runtime.errors import GeoDLError
+from .io.atomic import atomic_path
+from .runtime.errors import GeoDLError
 
 PACKAGE = "geodl-trainer"
-MODULE = "geodl_plugin.core.train.vertex_job"
+MODULE = "geodl_plugin.core.vertex_training"
 # Prebuilt Vertex AI training images (Python 3.10, TensorFlow 2.17 with Keras 3).
 GPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest"
 CPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest"
@@ -37,7 +37,7 @@ def gcs_to_fuse(uri: str) -> str:
 
 def build_package(output_dir: str | os.PathLike, version: str = "0.1.0") -> Path:
     """``geodl-trainer-<version>.tar.gz`` with setup.py and the Qt-free core; written atomically."""
-    root = Path(__file__).resolve().parents[2]  # geodl_plugin/
+    root = Path(__file__).resolve().parents[1]  # geodl_plugin/
     name = f"{PACKAGE}-{version}"
     setup = (
         "from setuptools import setup, find_packages\n"
@@ -50,7 +50,7 @@ def build_package(output_dir: str | os.PathLike, version: str = "0.1.0") -> Path
     for path in [root / "__init__.py", root / "paths.py", *sorted((root / "core").rglob("*.py"))]:
         if "__pycache__" not in path.parts:
             files.append((f"{name}/geodl_plugin/{path.relative_to(root).as_posix()}", path.read_bytes()))
-    from ...paths import metadata_file
+    from ..paths import metadata_file
 
     # The plugin's version goes into every manifest the job writes.
     files.append((f"{name}/geodl_plugin/metadata.txt", metadata_file().read_bytes()))
@@ -117,12 +117,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--output", default="", help="model file; default AIP_MODEL_DIR/model.geodl")
     args = parser.parse_args(argv)
-    from .trainer import TrainParams, train_model
+    from .families import train_model
+    from .train.trainer import TrainParams
 
     model_dir = os.environ.get("AIP_MODEL_DIR", "")
     output = args.output or (model_dir.rstrip("/") + "/model.geodl" if model_dir else "model.geodl")
     params = TrainParams(samples=[gcs_to_fuse(s) for s in args.samples.split(",") if s],
-                         output=gcs_to_fuse(output), model_type=args.model_type, epochs=args.epochs)
+                         output=gcs_to_fuse(output), family=args.model_type, epochs=args.epochs)
     logging.basicConfig(level=logging.INFO)  # the job's log in Vertex AI / Cloud Logging
     result = train_model(params)
     logging.getLogger("geodl").info("geodl model written: %s",

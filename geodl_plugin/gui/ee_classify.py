@@ -166,7 +166,8 @@ def imagery_composite(panel: Any, model_path: Optional[str] = None) -> Any:
     from ..core.earthengine.composites import INDICES, CompositeParams
     from ..core.models.model_file import read_manifest
 
-    region, _crs, _bounds = panel._grid()
+    region = panel._region_degrees()
+    sensor = panel.sensorCombo.currentData()[0]
     bands: tuple[str, ...] = ()
     indices: tuple[str, ...] = ()
     if model_path:
@@ -174,5 +175,6 @@ def imagery_composite(panel: Any, model_path: Optional[str] = None) -> Any:
         bands = tuple(b for b in names if b not in INDICES)
         indices = tuple(b for b in names if b in INDICES)
     return CompositeParams(region=region, start=panel.startEdit.date().toString("yyyy-MM-dd"),
-                           end=panel.endEdit.date().toString("yyyy-MM-dd"),
-                           sensor=panel.sensorCombo.currentData()[0], bands=bands, indices=indices).validate()
+                           end=panel.endEdit.date().toString("yyyy-MM-dd"), sensor=sensor,
+                           year=panel.yearSpin.value() if sensor == "embedding" else 0,
+                           bands=bands, indices=indices).validate()

@@ -33,7 +33,7 @@ def _samples(path):
 @pytest.mark.slow
 def test_package_trains_in_a_fresh_process_without_qgis(tmp_path):
     from geodl_plugin.core.models.model_file import read_manifest
-    from geodl_plugin.core.train.vertex_job import MODULE, build_package
+    from geodl_plugin.core.vertex_training import MODULE, build_package
 
     package = build_package(tmp_path / "dist")
     with tarfile.open(package) as tar:
@@ -66,7 +66,7 @@ def test_package_trains_in_a_fresh_process_without_qgis(tmp_path):
 
 def test_job_spec_and_commands(tmp_path):
     from geodl_plugin.core.runtime.errors import GeoDLError
-    from geodl_plugin.core.train.vertex_job import MODULE, gcs_to_fuse, job_spec, submit_commands, write_job
+    from geodl_plugin.core.vertex_training import MODULE, gcs_to_fuse, job_spec, submit_commands, write_job
 
     spec = job_spec("geodl-train", "gs://bkt/pkg/geodl-trainer-0.1.0.tar.gz",
                     ["gs://bkt/train/train-00000-of-00002.tfrecord.gz", "gs://bkt/train/train-00001-of-00002.tfrecord.gz"],

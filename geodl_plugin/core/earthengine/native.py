@@ -27,10 +27,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..models.family import ModelFamily
 from ..models.model_file import ModelBundle
-from ..models.networks import PIXEL_DNN, RANDOM_FOREST, Forest
+from ..models.networks import Forest
 from ..runtime.errors import GeoDLError
 
+PIXEL_DNN, RANDOM_FOREST = ModelFamily.PIXEL_DNN.value, ModelFamily.RANDOM_FOREST.value
 NATIVE_FAMILIES = (PIXEL_DNN, RANDOM_FOREST)
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): Normalization divides by max(sqrt(variance), epsilon)
 # Earth Engine refuses a request body over 10 MB; the tree strings travel inline in every request.
