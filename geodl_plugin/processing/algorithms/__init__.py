@@ -16,11 +16,15 @@ def all_algorithms() -> list[type]:
     from .export_onnx import ExportOnnxAlgorithm
     from .export_savedmodel import ExportSavedModelAlgorithm
     from .extract_samples import ExtractSamplesAlgorithm
+    from .flatten import FlattenAlgorithm
     from .model_card import ModelCardAlgorithm
+    from .mosaic import MosaicAlgorithm
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
     from .sample_points import SamplePointsAlgorithm
+    from .setup_runtime import SetupRuntimeAlgorithm
     from .suggest_points import SuggestPointsAlgorithm
+    from .summarize import SummarizeAlgorithm
     from .train import TrainAlgorithm
 
     return [
@@ -41,4 +45,8 @@ def all_algorithms() -> list[type]:
         ExportOnnxAlgorithm,
         SuggestPointsAlgorithm,
         ModelCardAlgorithm,
+        MosaicAlgorithm,
+        FlattenAlgorithm,
+        SummarizeAlgorithm,
+        SetupRuntimeAlgorithm,
     ]
