@@ -128,7 +128,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.cancelTrainButton.setEnabled(False)
         self.cancelPredictButton.setEnabled(False)
         self._setup_summary_panel()
-        self.ee_panel = self.ee_upload_panel = None
+        self.ee_panel = self.ee_upload_panel = self.ee_classify_panel = None
         if is_importable("ee"):  # the Earth Engine backend is optional
             from .ee_imagery import EECompositePanel
 
@@ -142,6 +142,14 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
                                                  self._warn, lambda text: self.show_message(
                                                      text, Qgis.MessageLevel.Success))
             self.mapLayout.addWidget(self.ee_upload_panel)
+            from .ee_classify import EEClassifyPanel, imagery_composite
+
+            model = lambda: self.modelFileWidget.filePath() or self.model_path or None  # noqa: E731
+            self.ee_classify_panel = EEClassifyPanel(
+                self.mapPage, model, lambda: imagery_composite(self.ee_panel, model()), self._run,
+                lambda layer: self.project.addMapLayer(layer), self._warn,
+                lambda text: self.show_message(text, Qgis.MessageLevel.Success))
+            self.mapLayout.addWidget(self.ee_classify_panel)
         from .runtime_panel import RuntimePanel
 
         self.runtime_panel = RuntimePanel(self.statusPage, self._run, self._runtime_changed, self.show_message,
@@ -307,7 +315,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         for task in (self.train_task, self.predict_task, self.sample_task):
             if self._running(task):
                 task.cancel()
-        for panel in (self.ee_panel, self.ee_upload_panel, self.summary_panel):
+        for panel in (self.ee_panel, self.ee_upload_panel, self.ee_classify_panel, self.summary_panel):
             if panel is not None and self._running(panel.task):
                 panel.task.cancel()
 
