@@ -45,10 +45,11 @@ def test_embedding_source_request_and_validation(ee_session):
 def test_embeddings_download_train_predict(ee_session, tmp_path, capsys):
     from geodl_plugin.core.data.labels import read_labels
     from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.families import predict_raster, train_model
     from geodl_plugin.core.io.raster import raster_info
     from geodl_plugin.core.models.model_file import read_manifest
-    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
-    from geodl_plugin.core.train.trainer import TrainParams, train_model
+    from geodl_plugin.core.predict.raster_prediction import PredictParams
+    from geodl_plugin.core.train.trainer import TrainParams
     from tests.core.synthetic import write_points
 
     grid = region_grid(REGION, 10.0)
@@ -98,7 +99,7 @@ def test_embeddings_download_train_predict(ee_session, tmp_path, capsys):
 
     t0 = time.perf_counter()
     model = tmp_path / "emb.geodl"
-    result = train_model(TrainParams(samples=[report.path], output=str(model), hidden_units=(32,), epochs=20,
+    result = train_model(TrainParams(samples=[report.path], output=str(model), options={"hidden_units": (32,)}, epochs=20,
                                      patience=20, seed=1))
     t_train = time.perf_counter() - t0
     raster_meta = read_manifest(model)["raster"]

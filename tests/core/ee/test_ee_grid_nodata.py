@@ -103,9 +103,10 @@ def test_training_export_samples_on_the_grid_and_nodata_reaches_the_model(ee_ses
     masked pixels arrive as the sentinel, the downloaded samples get a sidecar with the grid and nodata, the
     samples touching nodata are left out, and the model manifest records the grid."""
     from geodl_plugin.core.data.samples import load_samples
+    from geodl_plugin.core.families import train_model
     from geodl_plugin.core.io.tfrecord import write_examples
     from geodl_plugin.core.models.model_file import read_manifest
-    from geodl_plugin.core.train.trainer import TrainParams, train_model
+    from geodl_plugin.core.train.trainer import TrainParams
 
     rng = np.random.default_rng(3)
     points = [LabelledPoint(10.001 + 0.018 * rng.random(), 45.001 + 0.008 * rng.random(), i % 2) for i in range(60)]
@@ -149,7 +150,7 @@ def test_training_export_samples_on_the_grid_and_nodata_reaches_the_model(ee_ses
     assert len(samples) == 54 and (samples.x != NODATA).all()  # the 6 masked ones are left out
 
     model = tmp_path / "m.geodl"
-    train_model(TrainParams(samples=[str(p) for p in paths], output=str(model), model_type="rf", n_trees=10,
+    train_model(TrainParams(samples=[str(p) for p in paths], output=str(model), family="rf", options={"n_trees": 10},
                             split="random"))
     raster = read_manifest(model)["raster"]
     assert rasterio.crs.CRS.from_wkt(raster["crs_wkt"]).to_epsg() == 32632
