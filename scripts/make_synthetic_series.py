@@ -77,20 +77,20 @@ def _voronoi(size: int, n_fields: int, rng: np.random.Generator) -> np.ndarray:
     return d.argmin(axis=-1)
 
 
-def make_series_scene(out: Path, size: int = 48, n_points: int = 100, seed: int = 0, n_dates: int = 12,
+def make_series_scene(out: Path, size: int = 48, n_points: int = 100, seed: int = 0, n_dates: int = 18,
                       year: int = 2020, cloud_probability: float = 0.35) -> SeriesScene:
     import rasterio
     from rasterio.transform import from_origin
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    fields = _voronoi(size, max(6, size * size // 120), rng)
+    fields = _voronoi(size, max(6, size * size // 40), rng)
     n_fields = int(fields.max()) + 1
     field_class = rng.choice([1, 2, 3], n_fields, p=[0.4, 0.4, 0.2])
     field_class[:3] = [1, 2, 3]  # every class present
     field_sowing = rng.uniform(0, PERIOD, n_fields)
     classes = field_class[fields].astype(np.uint8)
-    sowing = field_sowing[fields] + rng.normal(0, 0.25, (size, size))
+    sowing = field_sowing[fields] + rng.normal(0, 0.5, (size, size))
     g = class_curves(classes, sowing, n_dates)  # (T, h, w)
     spectra = SOIL[None, :, None, None] * (1 - g[:, None]) + VEGETATION[None, :, None, None] * g[:, None]
     spectra = np.where((classes == 3)[None, None], WATER[None, :, None, None], spectra)

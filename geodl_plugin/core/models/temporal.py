@@ -120,30 +120,35 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
             xg = ops.conv(flat, self.input_kernel, padding="same") + self.bias
             xg = ops.reshape(xg, (b, n_dates, h, w, self.gates * f))
             state = ops.zeros_like(xg[:, 0, :, :, :f])
-            cell = state
-            outputs: list[Any] = [None] * n_dates
-            steps = range(n_dates - 1, -1, -1) if self.reverse else range(n_dates)
-            for t in steps:
-                m = observed[:, t]
-                hg = ops.conv(state, self.recurrent_kernel, padding="same")
-                gx = xg[:, t]
-                if self.cell == "gru":
-                    z = ops.sigmoid(gx[..., :f] + hg[..., :f])
-                    r = ops.sigmoid(gx[..., f:2 * f] + hg[..., f:2 * f])
-                    n = ops.tanh(gx[..., 2 * f:] + r * hg[..., 2 * f:])
-                    new = (1.0 - z) * n + z * state
-                else:
-                    g = gx + hg
-                    i, fg = ops.sigmoid(g[..., :f]), ops.sigmoid(g[..., f:2 * f])
-                    o, cand = ops.sigmoid(g[..., 2 * f:3 * f]), ops.tanh(g[..., 3 * f:])
-                    new_cell = fg * cell + i * cand
-                    cell = m * new_cell + (1.0 - m) * cell
-                    new = o * ops.tanh(new_cell)
-                state = m * new + (1.0 - m) * state
-                outputs[t] = state
+            # A symbolic loop (``ops.scan``: a while loop on TensorFlow), not a Python one: the traced graph
+            # stays one step long whatever the number of dates (unrolled, tracing took a minute for 18 dates).
+            steps = (ops.transpose(xg, (1, 0, 2, 3, 4)), ops.transpose(observed, (1, 0, 2, 3, 4)))
+            (last, _), (sequence, _) = ops.scan(self._step, (state, state), steps, length=n_dates,
+                                                reverse=self.reverse)
             if self.return_sequences:
-                return ops.stack(outputs, axis=1)
-            return state
+                return ops.transpose(sequence, (1, 0, 2, 3, 4))
+            return last
+
+        def _step(self, carry: Any, inputs: Any) -> Any:
+            state, cell = carry
+            gx, m = inputs
+            f = self.filters
+            hg = ops.conv(state, self.recurrent_kernel, padding="same")
+            if self.cell == "gru":
+                z = ops.sigmoid(gx[..., :f] + hg[..., :f])
+                r = ops.sigmoid(gx[..., f:2 * f] + hg[..., f:2 * f])
+                n = ops.tanh(gx[..., 2 * f:] + r * hg[..., 2 * f:])
+                new = (1.0 - z) * n + z * state
+            else:
+                g = gx + hg
+                i, fg = ops.sigmoid(g[..., :f]), ops.sigmoid(g[..., f:2 * f])
+                o, cand = ops.sigmoid(g[..., 2 * f:3 * f]), ops.tanh(g[..., 3 * f:])
+                new_cell = fg * cell + i * cand
+                cell = m * new_cell + (1.0 - m) * cell  # an unobserved date keeps the cell too
+                new = o * ops.tanh(new_cell)
+            state = m * new + (1.0 - m) * state
+            # Keras' TensorFlow scan wants the per-step output shaped as the carry: both are returned.
+            return (state, cell), (state, cell)
 
         def compute_output_shape(self, input_shape: Any) -> Any:
             s = input_shape[0]

@@ -165,3 +165,30 @@ def score_temporal(model: Any, chips: ChipSet) -> dict[str, Any]:
     report = report_from_confusion(cm, chips.classes)
     report["unit"] = "labelled pixels of the held-out samples"
     return report
+
+
+def load_temporal(samples: list[str]) -> ChipSet:
+    """Series samples (point patches or chips) from their files."""
+    from ..data.series_samples import load_series_samples
+
+    chips = load_series_samples(samples)
+    series_shape(chips)
+    if len(set(np.unique(chips.mask).tolist()) - {IGNORE}) < 2:
+        raise GeoDLError("The samples hold one class only; a classifier needs at least two.")
+    return chips
+
+
+def temporal_manifest_extras(chips: ChipSet, options: TemporalParams) -> tuple[list[str], dict, dict]:
+    """(raster bands the model reads: {band}_{date} per date, the manifest's ``series`` entry, the training
+    entry ``temporal``: the settings that rebuild the network and tile its prediction)."""
+    from ..data.series import as_date, date_key, day_of_year
+
+    n_dates, _ = series_shape(chips)
+    series = chips.meta["series"]
+    dates = [as_date(d) for d in series["dates"]]
+    bands = [f"{b}_{date_key(d)}" for d in dates for b in series["bands"]]
+    entry = {"dates": [d.isoformat() for d in dates], "bands": list(series["bands"]),
+             "doy": [int(v) for v in day_of_year(dates)]}
+    temporal = {**options.settings(n_dates), "train_tile": int(min(options.train_tile, chips.patch_size)),
+                "predict_tile": int(options.predict_tile), "tile_overlap": options.tile_overlap}
+    return bands, entry, temporal
