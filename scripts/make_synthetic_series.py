@@ -84,7 +84,7 @@ def make_series_scene(out: Path, size: int = 48, n_points: int = 100, seed: int 
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    fields = _voronoi(size, max(6, size * size // 40), rng)
+    fields = _voronoi(size, max(6, size * size // 20), rng)
     n_fields = int(fields.max()) + 1
     field_class = rng.choice([1, 2, 3], n_fields, p=[0.4, 0.4, 0.2])
     field_class[:3] = [1, 2, 3]  # every class present
