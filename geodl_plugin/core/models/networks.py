@@ -9,9 +9,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-PIXEL_DNN, RANDOM_FOREST, UNET = "dnn", "rf", "unet"
-MODEL_TYPES = (PIXEL_DNN, RANDOM_FOREST, UNET)
-
 
 def build_pixel_dnn(
     n_bands: int,
