@@ -23,10 +23,12 @@ from .evaluate.accuracy import report_on_samples
 from .models.family import FAMILY_OPTIONS, ModelFamily, TilingParams
 from .models.model_file import ModelBundle, load_model_file, read_manifest
 from .predict.raster_prediction import PredictContext, PredictParams, PredictResult, predict_pixels, predict_samples, prepare_prediction
+from .predict.temporal_prediction import predict_series_samples, predict_temporal
 from .predict.tiled_prediction import predict_patch_centres, predict_tiled
 from .runtime.errors import GeoDLError
 from .runtime.progress import Progress, ensure
 from .train.pixel_training import DNNTrainer, ForestTrainer
+from .train.temporal_training import TemporalTrainer
 from .train.trainer import FamilyTrainer, TrainParams, TrainResult, run_training
 from .train.unet_training import UNetTrainer
 
@@ -59,6 +61,9 @@ FAMILIES: dict[ModelFamily, FamilySpec] = {
         FamilySpec(ModelFamily.UNET, "U-Net (Keras, patches)", ("deep_learning",), FAMILY_OPTIONS[ModelFamily.UNET],
                    "semantic-segmentation", "patches", UNetTrainer, predict_tiled, predict_patch_centres,
                    tiling=TilingParams),
+        FamilySpec(ModelFamily.TEMPORAL, "Time series (bidirectional ConvGRU/ConvLSTM)", ("deep_learning",),
+                   FAMILY_OPTIONS[ModelFamily.TEMPORAL], "semantic-segmentation", "series", TemporalTrainer,
+                   predict_temporal, predict_series_samples, tiling=TilingParams),
     )
 }
 assert set(FAMILIES) == set(ModelFamily) == set(FAMILY_OPTIONS), "every family needs a row and its options"
@@ -105,5 +110,6 @@ def evaluate_model(model: str, samples: list[str], progress: Optional[Progress] 
 
 
 def sample_patch_size(family: ModelFamily | str, requested: int) -> int:
-    """The patch size to extract samples at: 1 for pixel families, the requested odd size for patch ones."""
-    return requested | 1 if family_spec(family).input_kind == "patches" else 1
+    """The patch size to extract samples at: 1 for pixel families, the requested odd size for patch (and
+    series) ones."""
+    return requested | 1 if family_spec(family).input_kind in ("patches", "series") else 1

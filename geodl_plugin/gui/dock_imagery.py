@@ -12,7 +12,6 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QCheckBox, QLineEdit, QTreeWidgetItem
 
 from ..core.runtime.errors import GeoDLError
-
 from .dock_map import PREVIEW_GROUP
 
 
@@ -37,7 +36,8 @@ class ImageryStep:
         return [d.strip() for d in text.split(",") if d.strip()] or None
 
     def check_series(self) -> list[str]:
-        """The series' dates (ISO), or GeoDLError naming the problem (no date in a name, a repeated date…)."""
+        """The series' dates (ISO), one per ticked raster in their order, or GeoDLError naming the problem (no
+        date in a file name, a repeated date…)."""
         from ..core.data.series import as_date, parse_date
 
         layers = self.selected_rasters()
@@ -52,7 +52,7 @@ class ImageryStep:
             raise GeoDLError(f"No date in the file name of {', '.join(missing)}; type the dates.")
         if len(set(dates)) != len(dates):
             raise GeoDLError("Two ticked rasters have the same date; tick each date once.")
-        return [d.isoformat() for d in sorted(dates)]  # type: ignore[union-attr]
+        return [d.isoformat() for d in dates]  # type: ignore[union-attr]
 
     def refresh_rasters(self) -> None:
         checked = set(self._checked_rasters)
@@ -98,7 +98,7 @@ class ImageryStep:
         if layers and self.is_series():
             try:
                 dates = self.check_series()
-                self.imageryLabel.setText(f"Time series of {len(dates)} dates ({dates[0]} … {dates[-1]}), "
+                self.imageryLabel.setText(f"Time series of {len(dates)} dates ({min(dates)} … {max(dates)}), "
                                           f"{layers[0].bandCount()} band(s) per date.")
             except GeoDLError as exc:
                 self.imageryLabel.setText(str(exc))

@@ -98,7 +98,7 @@ def test_series_samples_round_trip(tmp_path):
     assert meta["series"]["dates"] == ["2020-05-18", "2020-06-18", "2020-07-18"]
     chips = load_series_samples(out)
     assert chips.x.shape == (3, 3, 3, 9) and chips.patch_size == 3
-    assert chips.bands[:3] == ["B1_20200518", "B2_20200518", "doy_20200518"]
+    assert chips.bands[:3] == ["B1_20200518", "B2_20200518", "B1_20200618"]  # raster bands; doy is derived
     sample = chips.x[0].reshape(3, 3, 3, 3)  # (k, k, dates, bands+1), point at row 0, col 1
     np.testing.assert_array_equal(sample[1, 1, 0, :2], data[0, :, 0, 1])
     assert np.isnan(sample[1:, :, 1, :2]).all()  # the cloudy date at raster rows 0-1

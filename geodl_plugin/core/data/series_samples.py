@@ -168,7 +168,7 @@ def chip_series(series: SeriesImage, mask: str | os.PathLike, output: str | os.P
                     skipped += 1
                     continue
                 x, y = pixel_centre(info.transform, np.array(r + k / 2 - 0.5), np.array(c + k / 2 - 0.5))
-                records.append(_record(series, strip[:, :, :, c:c + k], m.astype(np.float32).ravel(), x, y))
+                records.append(_record(series, strip[:, :, :, c:c + k], m.astype(np.float32).ravel(), float(x), float(y)))
             progress.update(90.0 * (n + 1) / len(rows))
     if not records:
         raise GeoDLError(f"No {k}×{k} chip holds a labelled pixel. Label more areas or use a smaller stride.")
@@ -285,10 +285,36 @@ def load_series_samples(paths: str | os.PathLike | Iterable[str | os.PathLike],
     unknown = sorted(set(present) - set(classes.ids))
     if unknown:
         raise GeoDLError(f"Class ids {unknown} in the samples are not in the class table ({classes.ids}).")
-    channel_names = [f"{b}_{date_key(d)}" for d in dates for b in [*bands, DOY]]
+    feature_names = [f"{b}_{date_key(d)}" for d in dates for b in bands]
     meta = {**meta, "series": {"dates": [d.isoformat() for d in dates], "bands": bands}}
     xy = np.array(coords) if len(coords) == len(images) else None
-    return ChipSet(np.stack(images), mask, xy, channel_names, classes, meta)
+    return ChipSet(np.stack(images), mask, xy, feature_names, classes, meta)
+
+
+def write_series_chips(path: str | os.PathLike, chips: ChipSet) -> str:
+    """Write series samples (network channels, as :func:`load_series_samples` gives them) back in the series
+    layout, label arrays included: the held-out samples of a training run, say."""
+    from .series import as_date
+
+    series = chips.meta["series"]
+    dates = [as_date(d) for d in series["dates"]]
+    n_bands = len(series["bands"])
+    k = chips.patch_size
+
+    def records() -> Iterable[dict]:
+        for i in range(len(chips)):
+            per_date = chips.x[i].reshape(k, k, len(dates), n_bands + 1)
+            rec: dict = {f"{b}_{date_key(d)}": per_date[:, :, t, j].ravel()
+                         for t, d in enumerate(dates) for j, b in enumerate(series["bands"])}
+            rec[LABEL] = chips.mask[i].astype(np.float32).ravel()
+            if chips.xy is not None:
+                rec[COORDS[0]], rec[COORDS[1]] = float(chips.xy[i, 0]), float(chips.xy[i, 1])
+            yield rec
+
+    meta = {**chips.meta, "kind": CHIPS_KIND, "bands": chips.bands, "label": LABEL, "patch_size": k,
+            "ignore_value": IGNORE, "classes": chips.classes.to_json()}
+    _write(path, records(), meta)
+    return str(path)
 
 
 def is_series_file(path: str | os.PathLike) -> bool:

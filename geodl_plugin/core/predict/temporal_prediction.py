@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..data.classes import NODATA_CLASS
-from ..data.series import SeriesImage, model_channels
+from ..data.series import SeriesImage, model_channels, open_series
 from ..models.model_file import ModelBundle
-from ..models.temporal import receptive_radius, rebuild_for_dates
+from ..models.temporal import rebuild_for_dates, receptive_radius
 from ..runtime.errors import GeoDLError
-from ..runtime.progress import Progress, ensure
-from .raster_prediction import CONFIDENCE_NODATA, PredictionOutputs, PredictResult
+from .raster_prediction import CONFIDENCE_NODATA, PredictContext, PredictionOutputs, PredictResult
 from .tiled_prediction import blend_strips, keras_predictor, tile_layout
 
 log = logging.getLogger("geodl")
-
-DEFAULT_TILE = 96
-DEFAULT_BATCH = 4
 
 
 def temporal_settings(bundle: ModelBundle) -> dict:
@@ -42,10 +37,14 @@ def temporal_settings(bundle: ModelBundle) -> dict:
     return dict(settings)
 
 
+def series_of_model(bundle: ModelBundle) -> dict:
+    return dict((bundle.manifest.get("training") or {}).get("series") or {})
+
+
 def model_for_series(bundle: ModelBundle, series: SeriesImage, warnings: list[str]) -> Any:
     """The bundle's network, rebuilt for the series' number of dates when it differs; checks bands."""
     settings = temporal_settings(bundle)
-    bands = list((bundle.manifest.get("series") or {}).get("bands") or [])
+    bands = list(series_of_model(bundle).get("bands") or [])
     if bands and len(bands) != series.n_bands:
         raise GeoDLError(f"The model was trained on {len(bands)} bands per date ({', '.join(bands)}); this series "
                          f"has {series.n_bands} ({', '.join(series.bands)}). Use the same bands.")
@@ -60,48 +59,55 @@ def model_for_series(bundle: ModelBundle, series: SeriesImage, warnings: list[st
     return rebuild_for_dates(bundle.model, settings, series.n_dates)
 
 
-def predict_series(params: Any, bundle: ModelBundle, series: SeriesImage, region: tuple[int, int, int, int],
-                   transform: Any, progress: Optional[Progress] = None,
-                   warnings: Optional[list[str]] = None) -> PredictResult:
-    """Classify ``region`` (col0, row0, width, height) of the series. Tile settings come from ``params``
-    (``tile_size``, ``tile_overlap``, ``tile_batch``) or the model's training settings."""
+def open_prediction_series(ctx: PredictContext) -> SeriesImage:
+    """The context's rasters as a series: one per date (dates given, or in the file names), or one stack with
+    a band per date (dates given or in its band descriptions), with the context's nodata."""
+    params = ctx.params
+    dates = getattr(params, "dates", None) or None
+    if len(params.rasters) == 1 and not dates:
+        known = series_of_model(ctx.bundle).get("dates")
+        per_date = len(series_of_model(ctx.bundle).get("bands") or [])
+        if known and per_date and ctx.infos[0].count == len(known) * per_date:
+            dates = known  # one stack laid out as the training series: its dates
+    return open_series(params.rasters, dates=dates, nodata=ctx.nodata)
+
+
+def predict_temporal(ctx: PredictContext) -> PredictResult:
+    """Classify the context's region of a series, tile by tile (``ctx.params.tiling``: tile size, overlap — 0
+    means a quarter tile, at least the network's reach —, tiles a batch)."""
     from rasterio.windows import Window
 
-    progress = ensure(progress)
-    warnings = list(warnings or [])
-    started = time.perf_counter()
-    col0, row0, width, height = region
+    params, bundle, progress = ctx.params, ctx.bundle, ctx.progress
+    series = open_prediction_series(ctx)
+    col0, row0, width, height = ctx.region
     settings = temporal_settings(bundle)
-    model = model_for_series(bundle, series, warnings)
+    model = model_for_series(bundle, series, ctx.warnings)
     classes = bundle.classes
     ids = np.array(classes.ids, dtype=np.uint8)
     n_classes = len(classes)
-    radius = receptive_radius(series.n_dates, int(settings.get("kernel_size", 3)), int(settings.get("layers", 1)))
-    tile_req = int(getattr(params, "tile_size", None) or settings.get("predict_tile") or DEFAULT_TILE)
-    overlap_req = getattr(params, "tile_overlap", None)
-    if overlap_req is None:
-        overlap_req = settings.get("tile_overlap")
-    if overlap_req is None:  # enough to hide the tile edge, at most half a tile
-        overlap_req = min(tile_req // 2 - 1, max(8, 2 * radius))
-    tile, overlap, _ = tile_layout(width, height, tile_req, int(overlap_req), 1)
+    tiling = params.tiling
+    tile_req = max(tiling.size, bundle.patch_size)
+    reach = receptive_radius(series.n_dates, int(settings.get("kernel_size", 3)), int(settings.get("layers", 1)))
+    overlap_req = tiling.overlap or min(max(tile_req // 4, reach), tile_req // 2 - 1)
+    tile, overlap, _ = tile_layout(width, height, tile_req, overlap_req, 1)
     margin = min(overlap // 4, max(0, (overlap - 1) // 2))
-    batch = int(getattr(params, "tile_batch", None) or DEFAULT_BATCH)
     predict = keras_predictor(model)
-    doy = series.doy
+    doy, n_bands = series.doy, series.n_bands
 
     def read(c: int, r: int, w: int, h: int) -> np.ndarray:
         return model_channels(series.read(col0 + c, row0 + r, w, h), doy)
 
-    n_bands = series.n_bands
     counts = np.zeros(n_classes, dtype=np.int64)
     n_pixels = 0
     with contextlib.ExitStack() as stack:
-        outputs = PredictionOutputs(stack, params, series.info, width, height, transform, classes)
-        progress.message(f"{series.n_dates} dates, tiles of {tile}×{tile} px, overlap {overlap}, batches of {batch}")
-        for r, probs, raw in blend_strips(read, predict, width, height, n_classes, tile, overlap, margin, batch,
-                                          check=progress.check, report=lambda p: progress.update(0.95 * p)):
+        outputs = PredictionOutputs(stack, params, series.info, width, height, ctx.transform, classes)
+        progress.message(f"{series.n_dates} dates, tiles of {tile}×{tile} px, overlap {overlap}, "
+                         f"batches of {tiling.batch}")
+        for r, probs, raw in blend_strips(read, predict, width, height, n_classes, tile, overlap, margin,
+                                          tiling.batch, check=progress.check,
+                                          report=lambda p: progress.update(0.95 * p)):
             per_date = raw.reshape(series.n_dates, n_bands + 1, *raw.shape[1:])[:, :n_bands]
-            ok = np.isfinite(per_date).all(axis=1).any(axis=0)
+            ok = np.isfinite(per_date).all(axis=1).any(axis=0)  # observed on at least one date
             best = probs.argmax(axis=0)
             conf = np.take_along_axis(probs, best[None], axis=0)[0]
             outputs.write(Window(0, r, width, probs.shape[1]), np.where(ok, ids[best], NODATA_CLASS).astype(np.uint8),
@@ -111,9 +117,29 @@ def predict_series(params: Any, bundle: ModelBundle, series: SeriesImage, region
             counts += np.bincount(best[ok], minlength=n_classes)[:n_classes]
             n_pixels += int(ok.sum())
         outputs.finish(progress)
-    seconds = time.perf_counter() - started
-    result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
-                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings, width * height)
-    progress.update(100, f"mapped {n_pixels / 1e6:.3f} Mpx over {series.n_dates} dates in {seconds:.1f} s "
-                         f"({result.megapixels_per_second:.3f} Mpx/s)")
-    return result
+    return ctx.result(n_pixels, counts, verb=f"mapped ({series.n_dates} dates)")
+
+
+def predict_series_samples(bundle: ModelBundle, x: np.ndarray, batch: int = 16) -> np.ndarray:
+    """Class ids the model gives the centre pixel of each sample: ``x`` (n, k, k, dates·bands) as
+    ``load_samples`` reads series samples by the model's band names (missing values NaN); the days of year
+    come from the model's series."""
+    import keras
+
+    series = series_of_model(bundle)
+    n_bands, doy = len(series.get("bands") or []), np.asarray(series.get("doy") or [], np.float32)
+    if x.ndim == 2:
+        x = x[:, None, None, :]
+    n, k = len(x), x.shape[1]
+    if not n_bands or x.shape[-1] != len(doy) * n_bands:
+        raise GeoDLError(f"These samples have {x.shape[-1]} features; the model reads {len(doy)} dates × {n_bands} "
+                         "bands. Extract them from the same series.")
+    per_date = x.astype(np.float32).reshape(n, k, k, len(doy), n_bands)
+    channels = np.concatenate([per_date, np.broadcast_to(doy.reshape(1, 1, 1, -1, 1), (n, k, k, len(doy), 1))],
+                              axis=-1).reshape(n, k, k, -1)
+    ids = np.array(bundle.classes.ids)
+    out = np.empty(n, dtype=np.int64)
+    for start in range(0, n, batch):
+        probs = keras.ops.convert_to_numpy(bundle.model.predict_on_batch(channels[start:start + batch]))
+        out[start:start + batch] = ids[probs[:, k // 2, k // 2, :].argmax(axis=-1)]
+    return out

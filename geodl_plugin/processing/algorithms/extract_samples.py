@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
@@ -32,9 +33,13 @@ class ExtractSamplesAlgorithm(GeoDLAlgorithm):
             "co-registered rasters and writes them as a TFRecord in the layout of an Earth Engine table export "
             "(one float feature per band, the class id as 'class'), with a JSON sidecar holding class names, "
             "band order and grid. Labels in another CRS are reprojected; points outside the raster are skipped "
-            "and counted; samples on nodata pixels are left out.")
+            "and counted; samples on nodata pixels are left out. With 'Time series', the rasters are the dates of "
+            "one series (dates from the file names or typed in 'Dates', in the rasters' order; or one stack with a "
+            "band per date): each point gets a sequence of patches, one feature per band and date named "
+            "{band}_{YYYYMMDD}, and unobserved (nodata) dates are kept as missing values, for a time-series model.")
     INPUT, LABELS, CLASS_FIELD, PATCH_SIZE, NODATA, BAND_NAMES, OUTPUT = (
         "INPUT", "LABELS", "CLASS_FIELD", "PATCH_SIZE", "NODATA", "BAND_NAMES", "OUTPUT")
+    SERIES, DATES = "SERIES", "DATES"
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -50,6 +55,10 @@ class ExtractSamplesAlgorithm(GeoDLAlgorithm):
             optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.BAND_NAMES, "Band names, comma-separated (empty: from the raster)", optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.SERIES, "Time series: the rasters are the dates of one series", False))
+        self.addParameter(QgsProcessingParameterString(
+            self.DATES, "Dates of the series, in the rasters' order (empty: from the file names)", optional=True))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Samples (TFRecord)", "TFRecord (*.tfrecord.gz *.tfrecord)"))
 
@@ -64,6 +73,10 @@ class ExtractSamplesAlgorithm(GeoDLAlgorithm):
         names_text = self.parameterAsString(parameters, self.BAND_NAMES, context).strip()
         names = [n.strip() for n in names_text.split(",") if n.strip()] or None
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        if self.parameterAsBoolean(parameters, self.SERIES, context):
+            dates_text = self.parameterAsString(parameters, self.DATES, context).replace(";", ",")
+            dates = [d.strip() for d in dates_text.split(",") if d.strip()] or None
+            return self._series(rasters, dates, names, nodata, path, layer_name, field, patch, output, feedback)
 
         def work(progress):
             infos = stack_info(rasters, names)
@@ -74,4 +87,20 @@ class ExtractSamplesAlgorithm(GeoDLAlgorithm):
         for w in report.warnings:
             feedback.reportError(w, False)
         feedback.pushInfo(f"{report.count} samples: " + ", ".join(f"{k} {v}" for k, v in report.per_class.items()))
+        return {self.OUTPUT: output}
+
+    def _series(self, rasters, dates, names, nodata, path, layer_name, field, patch, output, feedback):
+        from ...core.data.series import open_series
+        from ...core.data.series_samples import extract_series_samples
+
+        def work(progress):
+            series = open_series(rasters, dates=dates, band_names=names, nodata=nodata)
+            labels = read_labels(path, field, layer=layer_name or None, target_crs_wkt=series.info.crs_wkt)
+            return series, extract_series_samples(series, labels, output, patch, progress)
+
+        series, report = self.run_core(feedback, work)
+        for w in report["warnings"]:
+            feedback.reportError(w, False)
+        feedback.pushInfo(f"{report['count']} patch sequences over {series.n_dates} dates: "
+                          + ", ".join(f"{k} {v}" for k, v in report["per_class"].items()))
         return {self.OUTPUT: output}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
 from ...core.families import family_of_model, predict_raster
@@ -27,13 +30,22 @@ class PredictAlgorithm(GeoDLAlgorithm):
             "with overviews and the classes' colours) and optionally the confidence (highest class probability) "
             "and one probability band per class. Each output is written to a temporary file and renamed when "
             "complete, so a cancel leaves nothing half-written. The raster is checked against the model's bands, "
-            "data type and CRS units first.")
-    INPUT, MODEL, NODATA, EXTENT = "INPUT", "MODEL", "NODATA", "EXTENT"
+            "data type and CRS units first. A time-series model maps a series: the raster is its first date and "
+            "'More dates' the others (one raster per date; dates from the file names, e.g. s2_20200518.tif, or "
+            "typed in 'Dates' in the same order), or one stack with a band per date; unobserved (nodata) dates "
+            "are skipped per pixel.")
+    INPUT, MODEL, NODATA, EXTENT, SERIES, DATES = "INPUT", "MODEL", "NODATA", "EXTENT", "SERIES", "DATES"
     OUTPUT, OUTPUT_CONFIDENCE, OUTPUT_PROBABILITIES = "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES"
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Raster to classify"))
         self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model file", fileFilter="GeoDL model (*.geodl)"))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.SERIES, "More dates of a time series (time-series models)", QgsProcessing.SourceType.TypeRaster,
+            optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.DATES, "Dates of the series, in order, e.g. 2020-05-18, 2020-06-18 (empty: from the file names)",
+            optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.NODATA, "Nodata value (empty: the raster's, else the model's)",
             QgsProcessingParameterNumber.Type.Double, optional=True))
@@ -56,8 +68,11 @@ class PredictAlgorithm(GeoDLAlgorithm):
             extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) or None
         probabilities = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) or None
+        series = [other.source() for other in self.parameterAsLayerList(parameters, self.SERIES, context) or []]
+        dates_text = self.parameterAsString(parameters, self.DATES, context).replace(";", ",")
+        dates = [d.strip() for d in dates_text.split(",") if d.strip()] or None
         params = PredictParams(
-            rasters=[layer.source()], model=model, output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            rasters=[layer.source(), *series], model=model, dates=dates, output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             confidence_output=confidence, probabilities_output=probabilities, nodata=nodata, extent=extent,
             tiling=read_option_parameters(self, parameters, context, TilingParams, "TILE"))
         spec, info = self.run_core(feedback, lambda progress: (family_of_model(model), read_model_info(model)))
