@@ -68,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
 
     from geodl_plugin.core.data.classes import ClassTable
     from geodl_plugin.core.data.series import model_channels, open_series
+    from geodl_plugin.core.families import predict_raster
+    from geodl_plugin.core.models.family import TilingParams
     from geodl_plugin.core.models.model_file import load_model_file, make_manifest, save_model_file
     from geodl_plugin.core.models.temporal import build_temporal_model, encoder_settings, temporal_flops
     from geodl_plugin.core.models.unet import chip_batches, make_loss
     from geodl_plugin.core.predict.raster_prediction import PredictParams
-    from geodl_plugin.core.predict.temporal_prediction import predict_series
     from geodl_plugin.core.predict.tiled_prediction import tile_layout
 
     figures: dict = {"backend": keras.backend.backend(), "cpu_count": os.cpu_count(), "encoder": args.encoder}
@@ -86,14 +87,15 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
         mean, var = [1500.0] * n_bands, [1000.0**2] * n_bands
         keras.utils.set_random_seed(0)
         model = build_temporal_model(n_dates, n_bands, len(classes), mean, var, args.encoder, args.filters)
-        settings = {**encoder_settings(args.encoder, args.filters, 3, 1, True, 3, (64,), 0.0, n_dates),
-                    "predict_tile": args.tile, "tile_overlap": args.overlap}
-        manifest = make_manifest(name="bench", architecture="temporal", bands=series.feature_names(), classes=classes,
-                                 mean=mean, std=np.sqrt(var), source_dtype="uint16", nodata=0,
-                                 pixel_size=series.info.res, crs_wkt=series.info.crs_wkt,
-                                 crs_units=series.info.crs_units, patch_size=args.patch,
-                                 training={"temporal": settings})
-        manifest["series"] = {"dates": [d.isoformat() for d in series.dates], "bands": list(series.bands)}
+        settings = encoder_settings(args.encoder, args.filters, 3, 1, True, 3, (64,), 0.0, n_dates)
+        series_entry = {"dates": [d.isoformat() for d in series.dates], "bands": list(series.bands),
+                        "doy": [int(v) for v in series.doy]}
+        manifest = make_manifest(name="bench", architecture="temporal", task="semantic-segmentation",
+                                 bands=series.feature_names(), classes=classes, mean=mean, std=np.sqrt(var),
+                                 source_dtype="uint16", nodata=0, pixel_size=series.info.res,
+                                 crs_wkt=series.info.crs_wkt, crs_units=series.info.crs_units,
+                                 patch_size=args.patch, training={"temporal": settings, "series": series_entry},
+                                 model=model)
         path = Path(tmp) / "bench.geodl"
         save_model_file(path, model, manifest)
         bundle = load_model_file(path)
@@ -105,14 +107,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
         tile_flops = temporal_flops(tile, tile, n_dates, n_bands, len(classes), args.encoder, args.filters)
         bound = tile_flops * tiles_run / flops_per_s
         params = PredictParams([str(r) for r in scene.rasters], str(path), str(Path(tmp) / "class.tif"),
-                               confidence_output=str(Path(tmp) / "conf.tif"))
-        params.tile_size, params.tile_overlap, params.tile_batch = tile, overlap, args.batch  # type: ignore[attr-defined]
-        region = (0, 0, args.size, args.size)
-        import rasterio
-
-        transform = rasterio.Affine(*series.info.transform)
-        predict_series(params, bundle, series, region, transform)  # warm up (traces the predict function)
-        seconds = best_of(lambda: predict_series(params, bundle, series, region, transform), 2)
+                               confidence_output=str(Path(tmp) / "conf.tif"),
+                               tiling=TilingParams(size=tile, overlap=overlap, batch=args.batch))
+        predict_raster(params, bundle=bundle)  # warm up (traces the predict function)
+        seconds = best_of(lambda: predict_raster(params, bundle=bundle), 2)
         x = np.random.default_rng(0).normal(1500, 1000, (min(args.batch, n_side), tile, tile,
                                                        n_dates * (n_bands + 1))).astype(np.float32)
         net_tiles = len(x)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .data.samples import load_samples
+from .data.samples import SampleSet, load_samples
 from .evaluate.accuracy import report_on_samples
 from .models.family import FAMILY_OPTIONS, ModelFamily, TilingParams
 from .models.model_file import ModelBundle, load_model_file, read_manifest
@@ -100,13 +100,29 @@ def evaluate_model(model: str, samples: list[str], progress: Optional[Progress] 
     progress = ensure(progress)
     bundle = load_model_file(model)
     spec = family_of_model(bundle)
-    data = load_samples(list(samples), bands=bundle.bands, classes=bundle.classes)
+    data = series_sample_set(list(samples), bundle) if spec.input_kind == "series" else \
+        load_samples(list(samples), bands=bundle.bands, classes=bundle.classes)
     if spec.input_kind == "pixels" and data.patch_size != bundle.patch_size:
         raise GeoDLError(f"The samples are {data.patch_size}×{data.patch_size} but the model expects "
                          f"{bundle.patch_size}×{bundle.patch_size}; extract them as the training samples were.")
     report = report_on_samples(bundle, data, spec.score_samples, progress)
     report["model"] = str(model)
     return report
+
+
+def series_sample_set(paths: list[str], bundle: ModelBundle) -> SampleSet:
+    """Series samples as a SampleSet of network channels (missing observations stay NaN: a cloudy date is data
+    for a series model) labelled by their centre pixel."""
+    from .data.series_samples import load_series_samples
+
+    chips = load_series_samples(paths, classes=bundle.classes)
+    k = chips.patch_size
+    centre = chips.mask[:, k // 2, k // 2].astype(np.int64)
+    keep = centre != 255
+    if not keep.any():
+        raise GeoDLError("No sample has a labelled centre pixel to score.")
+    return SampleSet(chips.x[keep], centre[keep], None if chips.xy is None else chips.xy[keep], chips.bands,
+                     chips.classes, k, chips.meta)
 
 
 def sample_patch_size(family: ModelFamily | str, requested: int) -> int:

@@ -78,6 +78,7 @@ class MapStep:
             return None
         rasters, model, rect = checked
         paths = [r.source() for r in rasters]
+        dates = self.series_dates() if self.is_series() else None  # a series' typed dates, in the rasters' order
         output, confidence = self._unique("classes", ".tif"), self._unique("confidence", ".tif")
         extent = None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
@@ -87,7 +88,7 @@ class MapStep:
             from ..core.runtime.worker import run_in_worker
 
             params = PredictParams(rasters=paths, model=model, output=output, confidence_output=confidence,
-                                   extent=extent, tiling=self.tiling_options())
+                                   extent=extent, tiling=self.tiling_options(), dates=dates)
             params.validate()
             return run_in_worker(predict_raster, params, progress), model_classes(model)
 

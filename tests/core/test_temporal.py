@@ -172,3 +172,35 @@ def test_mtlcc_tile_to_geotiffs(tmp_path):
     assert series.n_dates == 3 and series.n_bands == 13 and series.bands[4] == "B05"
     block = series.read(0, 0, h, h)
     np.testing.assert_array_equal(block[2, 4, :2, :2], np.full((2, 2), tile.x20[2, 0, 0, 0]))  # 20 m repeated
+
+
+def test_temporal_family_trains_saves_and_evaluates(tmp_path):
+    """Through the family table: train (few epochs), the held-out samples written back, evaluate_model on them
+    (the raster path's sample scorer), and the model file loads in safe mode in a clean registry."""
+    import sys
+
+    from geodl_plugin.core.data.labels import read_labels
+    from geodl_plugin.core.data.series_samples import extract_series_samples
+    from geodl_plugin.core.families import evaluate_model, train_model
+    from geodl_plugin.core.models.family import ModelFamily, TemporalParams
+    from geodl_plugin.core.models.model_file import load_model_file
+    from geodl_plugin.core.train.trainer import TrainParams
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from make_synthetic_series import make_series_scene
+
+    scene = make_series_scene(tmp_path / "scene", size=24, n_points=12, seed=5, n_dates=4)
+    series = open_series(scene.rasters)
+    labels = read_labels(scene.points, "class_name", target_crs_wkt=series.info.crs_wkt)
+    extract_series_samples(series, labels, tmp_path / "s.tfrecord.gz", patch_size=3)
+    params = TrainParams(samples=[str(tmp_path / "s.tfrecord.gz")], output=str(tmp_path / "m.geodl"),
+                         family=ModelFamily.TEMPORAL, options=TemporalParams(filters=2, layers=2), epochs=1,
+                         batch_size=16, split="random", test_samples_output=str(tmp_path / "t.tfrecord.gz"))
+    result = train_model(params)
+    bundle = load_model_file(result.model_path)
+    manifest = bundle.manifest
+    assert manifest["mlm:architecture"] == "temporal" and manifest["training"]["temporal"]["layers"] == 2
+    assert manifest["training"]["series"]["doy"] == [15, 46, 75, 106] and len(bundle.bands) == 4 * 4
+    report = evaluate_model(result.model_path, [result.test_samples_path])
+    assert report["n_samples"] == result.n_test and report["overall_accuracy"] == pytest.approx(
+        result.metrics["overall_accuracy"])

@@ -300,18 +300,20 @@ def write_series_chips(path: str | os.PathLike, chips: ChipSet) -> str:
     dates = [as_date(d) for d in series["dates"]]
     n_bands = len(series["bands"])
     k = chips.patch_size
+    # Point patches (only the centre labelled) go back as point samples: one class value each, as extracted.
+    points = bool(((chips.mask != IGNORE).sum(axis=(1, 2)) == 1).all() and (chips.mask[:, k // 2, k // 2] != IGNORE).all())
 
     def records() -> Iterable[dict]:
         for i in range(len(chips)):
             per_date = chips.x[i].reshape(k, k, len(dates), n_bands + 1)
             rec: dict = {f"{b}_{date_key(d)}": per_date[:, :, t, j].ravel()
                          for t, d in enumerate(dates) for j, b in enumerate(series["bands"])}
-            rec[LABEL] = chips.mask[i].astype(np.float32).ravel()
+            rec[LABEL] = float(chips.mask[i, k // 2, k // 2]) if points else chips.mask[i].astype(np.float32).ravel()
             if chips.xy is not None:
                 rec[COORDS[0]], rec[COORDS[1]] = float(chips.xy[i, 0]), float(chips.xy[i, 1])
             yield rec
 
-    meta = {**chips.meta, "kind": CHIPS_KIND, "bands": chips.bands, "label": LABEL, "patch_size": k,
+    meta = {**chips.meta, "kind": SERIES_KIND if points else CHIPS_KIND, "bands": chips.bands, "label": LABEL, "patch_size": k,
             "ignore_value": IGNORE, "classes": chips.classes.to_json()}
     _write(path, records(), meta)
     return str(path)

@@ -117,13 +117,15 @@ def predict_temporal(ctx: PredictContext) -> PredictResult:
             counts += np.bincount(best[ok], minlength=n_classes)[:n_classes]
             n_pixels += int(ok.sum())
         outputs.finish(progress)
-    return ctx.result(n_pixels, counts, verb=f"mapped ({series.n_dates} dates)")
+    result = ctx.result(n_pixels, counts, verb=f"mapped ({series.n_dates} dates)")
+    result.details.update({"tile": tile, "overlap": overlap, "batch": tiling.batch, "dates": series.n_dates})
+    return result
 
 
 def predict_series_samples(bundle: ModelBundle, x: np.ndarray, batch: int = 16) -> np.ndarray:
     """Class ids the model gives the centre pixel of each sample: ``x`` (n, k, k, dates·bands) as
-    ``load_samples`` reads series samples by the model's band names (missing values NaN); the days of year
-    come from the model's series."""
+    ``load_samples`` reads series samples by the model's band names (missing values NaN; the days of year come
+    from the model's series), or network channels (n, k, k, dates·(bands+1)) as ``load_series_samples`` gives."""
     import keras
 
     series = series_of_model(bundle)
@@ -131,12 +133,15 @@ def predict_series_samples(bundle: ModelBundle, x: np.ndarray, batch: int = 16) 
     if x.ndim == 2:
         x = x[:, None, None, :]
     n, k = len(x), x.shape[1]
-    if not n_bands or x.shape[-1] != len(doy) * n_bands:
+    if n_bands and x.shape[-1] == len(doy) * (n_bands + 1):
+        channels = x.astype(np.float32)  # already network channels (bands and day of year per date)
+    elif n_bands and x.shape[-1] == len(doy) * n_bands:
+        per_date = x.astype(np.float32).reshape(n, k, k, len(doy), n_bands)
+        channels = np.concatenate([per_date, np.broadcast_to(doy.reshape(1, 1, 1, -1, 1), (n, k, k, len(doy), 1))],
+                                  axis=-1).reshape(n, k, k, -1)
+    else:
         raise GeoDLError(f"These samples have {x.shape[-1]} features; the model reads {len(doy)} dates × {n_bands} "
                          "bands. Extract them from the same series.")
-    per_date = x.astype(np.float32).reshape(n, k, k, len(doy), n_bands)
-    channels = np.concatenate([per_date, np.broadcast_to(doy.reshape(1, 1, 1, -1, 1), (n, k, k, len(doy), 1))],
-                              axis=-1).reshape(n, k, k, -1)
     ids = np.array(bundle.classes.ids)
     out = np.empty(n, dtype=np.int64)
     for start in range(0, n, batch):

@@ -72,7 +72,8 @@ class PredictAlgorithm(GeoDLAlgorithm):
         dates_text = self.parameterAsString(parameters, self.DATES, context).replace(";", ",")
         dates = [d.strip() for d in dates_text.split(",") if d.strip()] or None
         params = PredictParams(
-            rasters=[layer.source(), *series], model=model, dates=dates, output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            rasters=[layer.source(), *series], model=model, dates=dates,
+            output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             confidence_output=confidence, probabilities_output=probabilities, nodata=nodata, extent=extent,
             tiling=read_option_parameters(self, parameters, context, TilingParams, "TILE"))
         spec, info = self.run_core(feedback, lambda progress: (family_of_model(model), read_model_info(model)))
