@@ -37,6 +37,7 @@ demo-temporal: setup sample-data
 
 bench: setup sample-data
 	$(PY) scripts/bench.py --data data/sample --out bench-output
+	$(PY) scripts/bench_uncertainty.py
 
 screenshot: setup demo
 	$(PY) scripts/screenshot.py --project demo-output/demo.qgz --out docs/screenshot.png

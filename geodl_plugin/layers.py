@@ -30,8 +30,11 @@ def style_class_layer(layer: QgsRasterLayer, classes: ClassTable) -> None:
     layer.triggerRepaint()
 
 
-def style_confidence_layer(layer: QgsRasterLayer, minimum: float = 0.0, maximum: float = 1.0) -> None:
-    ramp = QgsStyle.defaultStyle().colorRamp("Viridis")
+def style_confidence_layer(layer: QgsRasterLayer, minimum: float = 0.0, maximum: float = 1.0,
+                           ramp_name: str = "Viridis", invert: bool = False) -> None:
+    ramp = QgsStyle.defaultStyle().colorRamp(ramp_name) or QgsStyle.defaultStyle().colorRamp("Viridis")
+    if invert:
+        ramp.invert()
     shader_function = QgsColorRampShader(minimum, maximum, ramp)
     shader_function.setColorRampType(QgsColorRampShader.Type.Interpolated)
     shader_function.classifyColorRamp(5, -1)
@@ -44,6 +47,12 @@ def style_confidence_layer(layer: QgsRasterLayer, minimum: float = 0.0, maximum:
     layer.triggerRepaint()
 
 
+def style_uncertainty_layer(layer: QgsRasterLayer, measure: str) -> None:
+    """Where the model is unsure stands out bright: entropy 0 → 1 and margin 1 → 0 both run from dark to
+    bright yellow (Inferno; margin's ramp inverted, since a small margin means unsure)."""
+    style_confidence_layer(layer, 0.0, 1.0, "Inferno", invert=measure == "margin")
+
+
 def _open(path: str, name: str) -> QgsRasterLayer:
     layer = QgsRasterLayer(str(path), name)
     if not layer.isValid():
@@ -51,7 +60,8 @@ def _open(path: str, name: str) -> QgsRasterLayer:
     return layer
 
 
-def write_default_styles(class_path: str, classes: ClassTable, confidence_path: Optional[str] = None) -> None:
+def write_default_styles(class_path: str, classes: ClassTable, confidence_path: Optional[str] = None,
+                         entropy_path: Optional[str] = None, margin_path: Optional[str] = None) -> None:
     """Save ``<name>.qml`` beside the outputs (QGIS's default style for that file)."""
     layer = _open(class_path, Path(class_path).stem)
     style_class_layer(layer, classes)
@@ -60,6 +70,11 @@ def write_default_styles(class_path: str, classes: ClassTable, confidence_path: 
         conf = _open(confidence_path, Path(confidence_path).stem)
         style_confidence_layer(conf)
         conf.saveDefaultStyle()
+    for path, measure in ((entropy_path, "entropy"), (margin_path, "margin")):
+        if path:
+            styled = _open(path, Path(path).stem)
+            style_uncertainty_layer(styled, measure)
+            styled.saveDefaultStyle()
 
 
 def add_result_layers(
@@ -69,6 +84,8 @@ def add_result_layers(
     group_name: str = "GeoDL result",
     project: Optional[QgsProject] = None,
     extra: Sequence[tuple[str, str]] = (),
+    entropy_path: Optional[str] = None,
+    margin_path: Optional[str] = None,
 ) -> list[QgsRasterLayer]:
     """Add the styled result layers to the project, in one group at the top of the layer tree."""
     project = project or QgsProject.instance()
@@ -82,6 +99,11 @@ def add_result_layers(
         conf = _open(confidence_path, f"{group_name} — confidence")
         style_confidence_layer(conf)
         layers.append(conf)
+    for path, measure in ((entropy_path, "entropy"), (margin_path, "margin")):
+        if path:
+            uncertain = _open(path, f"{group_name} — {measure} (uncertainty)")
+            style_uncertainty_layer(uncertain, measure)
+            layers.append(uncertain)
     for path, name in extra:
         layers.append(_open(path, name))
     for layer in layers:

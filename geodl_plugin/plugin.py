@@ -16,7 +16,7 @@ from .core.runtime.dependencies import check_dependencies, describe_training_dev
 from .core.runtime.worker import run_in_worker, shutdown_shared_worker
 from .paths import resource
 from .processing.provider import GeoDLProvider
-from .tasks import GeoDLTask
+from .tasks import GeoDLTask, TaskKeeper
 
 log = logging.getLogger("geodl")
 MENU = "&GeoDL"
@@ -30,7 +30,7 @@ class GeoDLPlugin:
         self.action: Optional[QAction] = None
         self.toolbar: Any = None
         self.log_handler: Optional[log_bridge.QgsMessageLogHandler] = None
-        self.tasks: set[GeoDLTask] = set()
+        self.task_keeper = TaskKeeper()
         self.dependency_statuses = check_dependencies()
 
     # Processing only (qgis_process, and the first thing initGui does)
@@ -82,17 +82,10 @@ class GeoDLPlugin:
         log.info("GeoDL training device: %s", text)
 
     def run_task(self, task: GeoDLTask) -> GeoDLTask:
-        """Start a task and keep a reference until it ends (QGIS does not own the Python object)."""
-        self.tasks.add(task)
-        task.taskCompleted.connect(lambda: self.tasks.discard(task))
-        task.taskTerminated.connect(lambda: self.tasks.discard(task))
-        QgsApplication.taskManager().addTask(task)
-        return task
+        return self.task_keeper.run(task)
 
     def unload(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        self.tasks.clear()
+        self.task_keeper.cancel_all()
         if self.action is not None:
             self.iface.removePluginRasterMenu(MENU, self.action)
             self.action.deleteLater()

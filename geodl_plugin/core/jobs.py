@@ -12,10 +12,11 @@ import sys
 
 from .families import evaluate_model, predict_raster, train_model
 from .label_training import train_from_labels
+from .models.onnx_export import export_onnx
 from .runtime.dependencies import describe_training_device
 from .runtime.worker import job_name, serve
 
-ALLOWED = (train_model, train_from_labels, predict_raster, evaluate_model, describe_training_device)
+ALLOWED = (train_model, train_from_labels, predict_raster, evaluate_model, describe_training_device, export_onnx)
 JOBS = {job_name(function): function for function in ALLOWED}
 
 if __name__ == "__main__":

@@ -78,8 +78,13 @@ class MapStep:
             return None
         rasters, model, rect = checked
         paths = [r.source() for r in rasters]
-        dates = self.series_dates() if self.is_series() else None  # a series' typed dates, in the rasters' order
+        dates = self._map_dates()
+        if dates is False:
+            return None
         output, confidence = self._unique("classes", ".tif"), self._unique("confidence", ".tif")
+        measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
+        entropy = self._unique("entropy", ".tif") if "entropy" in measures else None
+        margin = self._unique("margin", ".tif") if "margin" in measures else None
         extent = None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
         def work(progress):
@@ -88,11 +93,23 @@ class MapStep:
             from ..core.runtime.worker import run_in_worker
 
             params = PredictParams(rasters=paths, model=model, output=output, confidence_output=confidence,
-                                   extent=extent, tiling=self.tiling_options(), dates=dates)
+                                   extent=extent, tiling=self.tiling_options(), entropy_output=entropy,
+                                   margin_output=margin, dates=dates)
             params.validate()
             return run_in_worker(predict_raster, params, progress), model_classes(model)
 
         return self._start_map_task("GeoDL: classify", work, lambda out: self._mapped(out, "GeoDL map"))
+
+    def _map_dates(self) -> Any:
+        """With the Imagery step's "Time series" on: the dates of the ticked rasters, in their order; None
+        otherwise; False (after telling the user) when they cannot be had."""
+        if not self.is_series():
+            return None
+        try:
+            return self.check_series()
+        except GeoDLError as exc:
+            self._warn(str(exc))
+            return False
 
     def preview(self) -> Optional[GeoDLTask]:
         """Classify the canvas view at screen resolution (fast; replaces the previous preview)."""
@@ -104,15 +121,20 @@ class MapStep:
         paths = [r.source() for r in rasters]
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         out_dir = self._unique("preview", "")
+        dates = self._map_dates()  # the preview reads VRTs: a series' dates cannot come from their names
+        if dates is False:
+            return None
         started = time.perf_counter()
+        measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
 
         def work(progress):
             from ..core.families import predict_raster
             from ..core.predict.preview import preview_params
             from ..core.runtime.worker import run_in_worker
 
-            params = preview_params(paths, model, extent, size.width(), size.height(), out_dir)
+            params = preview_params(paths, model, extent, size.width(), size.height(), out_dir, measures)
             params.tiling = self.tiling_options()
+            params.dates = dates or None
             return run_in_worker(predict_raster, params, progress, persistent=True), model_classes(model)
 
         def done(out: tuple) -> None:
@@ -166,7 +188,10 @@ class MapStep:
                 self.project.removeMapLayers([layer.layerId() for layer in old.findLayers()])
                 root.removeChildNode(old)
         try:
-            layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project)
+            shown = self.show_uncertainty_layers
+            layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project,
+                                       entropy_path=result.entropy_output if shown else None,
+                                       margin_path=result.margin_output if shown else None)
         except GeoDLError as exc:
             self.show_message(str(exc), Qgis.MessageLevel.Critical)
             return
@@ -179,3 +204,4 @@ class MapStep:
                 self._warn(w)
             self.show_message(f"Map added: {result.pixels / 1e6:.2f} Mpx in {result.seconds:.1f} s.",
                               Qgis.MessageLevel.Success)
+        self.mapFinished.emit(result)

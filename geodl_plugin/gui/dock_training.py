@@ -130,6 +130,7 @@ class TrainingStep:
         oa = result.metrics.get("overall_accuracy")
         self.show_message(f"Model written to {result.model_path}" + (f" (held-out accuracy {oa:.3f})." if oa is not None
                                                                      else "."), Qgis.MessageLevel.Success)
+        self.modelTrained.emit(result)
 
     def _train_failed(self, message: str) -> None:
         self._training_ended()

@@ -113,7 +113,7 @@ def predict_temporal(ctx: PredictContext) -> PredictResult:
             outputs.write(Window(0, r, width, probs.shape[1]), np.where(ok, ids[best], NODATA_CLASS).astype(np.uint8),
                           np.where(ok, conf, CONFIDENCE_NODATA).astype(np.float32),
                           np.where(ok[None], probs, CONFIDENCE_NODATA).astype(np.float32)
-                          if outputs.wants_probabilities else probs)
+                          if outputs.needs_probabilities else probs)
             counts += np.bincount(best[ok], minlength=n_classes)[:n_classes]
             n_pixels += int(ok.sum())
         outputs.finish(progress)

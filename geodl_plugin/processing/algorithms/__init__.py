@@ -12,10 +12,13 @@ def all_algorithms() -> list[type]:
     from .ee_export_training import EEExportTrainingAlgorithm
     from .ee_upload import EEUploadAlgorithm
     from .evaluate import EvaluateAlgorithm
+    from .export_onnx import ExportOnnxAlgorithm
     from .extract_samples import ExtractSamplesAlgorithm
+    from .model_card import ModelCardAlgorithm
     from .predict import PredictAlgorithm
     from .rasterize_mask import RasterizeMaskAlgorithm
     from .sample_points import SamplePointsAlgorithm
+    from .suggest_points import SuggestPointsAlgorithm
     from .train import TrainAlgorithm
 
     return [
@@ -31,4 +34,7 @@ def all_algorithms() -> list[type]:
         EEUploadAlgorithm,
         RasterizeMaskAlgorithm,
         ChipAlgorithm,
+        ExportOnnxAlgorithm,
+        SuggestPointsAlgorithm,
+        ModelCardAlgorithm,
     ]
