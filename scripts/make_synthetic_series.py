@@ -1,6 +1,7 @@
 """Seeded synthetic time-series scene whose classes differ only in *when* things happen.
 
-Fields (a Voronoi partition) of three classes, observed on 12 monthly dates:
+Fields (a Voronoi partition, ~20 px each) of three classes, observed on 18 monthly dates (a year and a half, so
+every field shows one whole season however late it is sown):
 
 - ``fastgreen``: a crop that greens up within one month and senesces over five;
 - ``slowgreen``: a crop that greens up over five months and is harvested within one;

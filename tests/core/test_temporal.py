@@ -174,6 +174,7 @@ def test_mtlcc_tile_to_geotiffs(tmp_path):
     np.testing.assert_array_equal(block[2, 4, :2, :2], np.full((2, 2), tile.x20[2, 0, 0, 0]))  # 20 m repeated
 
 
+@pytest.mark.slow
 def test_temporal_family_trains_saves_and_evaluates(tmp_path):
     """Through the family table: train (few epochs), the held-out samples written back, evaluate_model on them
     (the raster path's sample scorer), and the model file loads in safe mode in a clean registry."""
