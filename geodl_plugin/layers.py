@@ -53,6 +53,56 @@ def style_uncertainty_layer(layer: QgsRasterLayer, measure: str) -> None:
     style_confidence_layer(layer, 0.0, 1.0, "Inferno", invert=measure == "margin")
 
 
+def style_value_layer(layer: QgsRasterLayer, minimum: Optional[float] = None, maximum: Optional[float] = None,
+                      ramp_name: str = "Viridis") -> None:
+    """A continuous colour ramp for a regression output (value or spread), stretched over the 2nd–98th
+    percentile of the values unless ``minimum``/``maximum`` are given."""
+    if minimum is None or maximum is None:
+        low, high = layer.dataProvider().cumulativeCut(1, 0.02, 0.98)
+        minimum = low if minimum is None else minimum
+        maximum = high if maximum is None else maximum
+    if maximum <= minimum:
+        maximum = minimum + 1.0
+    ramp = QgsStyle.defaultStyle().colorRamp(ramp_name)
+    shader_function = QgsColorRampShader(minimum, maximum, ramp)
+    shader_function.setColorRampType(QgsColorRampShader.Type.Interpolated)
+    shader_function.classifyColorRamp(7, -1)
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(shader_function)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(minimum)
+    renderer.setClassificationMax(maximum)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
+def write_value_styles(value_path: str, spread_path: Optional[str] = None) -> None:
+    """``.qml`` beside a regression's outputs: the value on Viridis, the spread on Magma."""
+    layer = _open(value_path, Path(value_path).stem)
+    style_value_layer(layer)
+    layer.saveDefaultStyle()
+    if spread_path:
+        spread = _open(spread_path, Path(spread_path).stem)
+        style_value_layer(spread, ramp_name="Magma")
+        spread.saveDefaultStyle()
+
+
+def add_value_layers(value_path: str, spread_path: Optional[str] = None, group_name: str = "GeoDL regression",
+                     project: Optional[QgsProject] = None) -> list[QgsRasterLayer]:
+    """Add a regression's styled value (and spread) layers to the project, in one group at the top."""
+    project = project or QgsProject.instance()
+    group: QgsLayerTreeGroup = project.layerTreeRoot().insertGroup(0, group_name)
+    layers = [_open(value_path, f"{group_name} — value")]
+    style_value_layer(layers[0])
+    if spread_path:
+        layers.append(_open(spread_path, f"{group_name} — spread"))
+        style_value_layer(layers[1], ramp_name="Magma")
+    for layer in layers:
+        project.addMapLayer(layer, False)
+        group.addLayer(layer)
+    return layers
+
+
 def _open(path: str, name: str) -> QgsRasterLayer:
     layer = QgsRasterLayer(str(path), name)
     if not layer.isValid():

@@ -23,11 +23,13 @@ from .evaluate.accuracy import report_on_samples
 from .models.family import FAMILY_OPTIONS, ModelFamily, TilingParams
 from .models.model_file import ModelBundle, load_model_file, read_manifest
 from .predict.raster_prediction import PredictContext, PredictParams, PredictResult, predict_pixels, predict_samples, prepare_prediction
+from .predict.regression_prediction import predict_regression, predict_sample_values
 from .predict.temporal_prediction import predict_series_samples, predict_temporal
 from .predict.tiled_prediction import predict_patch_centres, predict_tiled
 from .runtime.errors import GeoDLError
 from .runtime.progress import Progress, ensure
 from .train.pixel_training import DNNTrainer, ForestTrainer
+from .train.regression_training import DNNRegressionTrainer, ForestRegressionTrainer
 from .train.temporal_training import TemporalTrainer
 from .train.trainer import FamilyTrainer, TrainParams, TrainResult, run_training
 from .train.unet_training import UNetTrainer
@@ -39,11 +41,11 @@ class FamilySpec:
     label: str  # as the dock and Processing show it
     requires: tuple[str, ...]  # dependency groups (runtime/dependencies.py)
     params_type: type  # the options dataclass (models/family.py)
-    task: str  # STAC MLM task: classification | semantic-segmentation
+    task: str  # STAC MLM task: classification | semantic-segmentation | regression
     input_kind: str  # what one sample is: "pixels" (band vector) | "patches" (k×k×bands)
     trainer: Callable[[], FamilyTrainer]
     predict: Callable[[PredictContext], PredictResult]
-    score_samples: Callable[[ModelBundle, np.ndarray], np.ndarray]  # class ids for samples, as the map has them
+    score_samples: Callable[[ModelBundle, np.ndarray], np.ndarray]  # class ids (values) for samples, as the map has them
     tiling: Optional[type] = None  # the options of its raster walk, if it has any beyond block size
 
     @property
@@ -61,6 +63,12 @@ FAMILIES: dict[ModelFamily, FamilySpec] = {
         FamilySpec(ModelFamily.UNET, "U-Net (Keras, patches)", ("deep_learning",), FAMILY_OPTIONS[ModelFamily.UNET],
                    "semantic-segmentation", "patches", UNetTrainer, predict_tiled, predict_patch_centres,
                    tiling=TilingParams),
+        FamilySpec(ModelFamily.FOREST_REGRESSION, "Random-forest regression (a number; with spread)", ("classic_ml",),
+                   FAMILY_OPTIONS[ModelFamily.FOREST_REGRESSION], "regression", "pixels", ForestRegressionTrainer,
+                   predict_regression, predict_sample_values),
+        FamilySpec(ModelFamily.DNN_REGRESSION, "Pixel DNN regression (a number; Keras)", ("deep_learning",),
+                   FAMILY_OPTIONS[ModelFamily.DNN_REGRESSION], "regression", "pixels", DNNRegressionTrainer,
+                   predict_regression, predict_sample_values),
         FamilySpec(ModelFamily.TEMPORAL, "Time series (bidirectional ConvGRU/ConvLSTM)", ("deep_learning",),
                    FAMILY_OPTIONS[ModelFamily.TEMPORAL], "semantic-segmentation", "series", TemporalTrainer,
                    predict_temporal, predict_series_samples, tiling=TilingParams),
@@ -100,6 +108,8 @@ def evaluate_model(model: str, samples: list[str], progress: Optional[Progress] 
     progress = ensure(progress)
     bundle = load_model_file(model)
     spec = family_of_model(bundle)
+    if spec.task == "regression":
+        return _evaluate_regression(bundle, spec, samples, str(model))
     data = series_sample_set(list(samples), bundle) if spec.input_kind == "series" else \
         load_samples(list(samples), bands=bundle.bands, classes=bundle.classes)
     if spec.input_kind == "pixels" and data.patch_size != bundle.patch_size:
@@ -123,6 +133,18 @@ def series_sample_set(paths: list[str], bundle: ModelBundle) -> SampleSet:
         raise GeoDLError("No sample has a labelled centre pixel to score.")
     return SampleSet(chips.x[keep], centre[keep], None if chips.xy is None else chips.xy[keep], chips.bands,
                      chips.classes, k, chips.meta)
+
+
+def _evaluate_regression(bundle: ModelBundle, spec: FamilySpec, samples: list[str], model: str) -> dict[str, Any]:
+    from .data.target_samples import load_target_samples
+    from .evaluate.regression_metrics import regression_report
+
+    data = load_target_samples(list(samples), bands=bundle.bands)
+    predicted = spec.score_samples(bundle, data.x)
+    report = regression_report(data.y, predicted)
+    report.update({"task": "regression", "target": data.target, "model": model,
+                   "samples": {"observed": data.y.tolist(), "predicted": predicted.astype(float).tolist()}})
+    return report
 
 
 def sample_patch_size(family: ModelFamily | str, requested: int) -> int:

@@ -29,7 +29,7 @@ from ..core.data import point_sampling as _sampling  # noqa: F401
 from ..core.data.classes import ClassTable
 from ..core.families import FAMILIES
 from ..core.models.family import TilingParams
-from ..core.runtime.dependencies import DependencyStatus, is_importable, missing_message
+from ..core.runtime.dependencies import DependencyStatus, check_dependencies, is_importable, missing_message
 from ..core.runtime.errors import GeoDLError
 from ..core.runtime.typed_json import to_jsonable
 from ..paths import ui_file
@@ -116,6 +116,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.mapLayout.insertWidget(1, self.tilingForm)
         self.epochsSpin.setValue(int(settings.get("train_epochs")))
         self.batchSpin.setValue(int(settings.get("train_batch_size")))
+        self._setup_target_group()
         self.modelTypeCombo.currentIndexChanged.connect(self._model_type_changed)
         self._model_type_changed()
         self.predictAreaCombo.addItem("Region", AREA_REGION)
@@ -127,7 +128,8 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.cancelTrainButton.setEnabled(False)
         self.cancelPredictButton.setEnabled(False)
         self._setup_series_widgets()
-        self.ee_panel = self.ee_upload_panel = None
+        self._setup_summary_panel()
+        self.ee_panel = self.ee_upload_panel = self.ee_classify_panel = None
         if is_importable("ee"):  # the Earth Engine backend is optional
             from .ee_imagery import EECompositePanel
 
@@ -141,6 +143,19 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
                                                  self._warn, lambda text: self.show_message(
                                                      text, Qgis.MessageLevel.Success))
             self.mapLayout.addWidget(self.ee_upload_panel)
+            from .ee_classify import EEClassifyPanel, imagery_composite
+
+            model = lambda: self.modelFileWidget.filePath() or self.model_path or None  # noqa: E731
+            self.ee_classify_panel = EEClassifyPanel(
+                self.mapPage, model, lambda: imagery_composite(self.ee_panel, model()), self._run,
+                lambda layer: self.project.addMapLayer(layer), self._warn,
+                lambda text: self.show_message(text, Qgis.MessageLevel.Success))
+            self.mapLayout.addWidget(self.ee_classify_panel)
+        from .runtime_panel import RuntimePanel
+
+        self.runtime_panel = RuntimePanel(self.statusPage, self._run, self._runtime_changed, self.show_message,
+                                          self._warn)
+        self.statusLayout.insertWidget(2, self.runtime_panel)  # under the package and device lines
         self._setup_active_learning()
 
     def _setup_active_learning(self) -> None:
@@ -263,6 +278,11 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         found = ", ".join(f"{s.dependency.package} {s.version}" for s in statuses if s.available)
         self.dependencyLabel.setText(f"All Python packages found: {found}." if message is None else message)
 
+    def _runtime_changed(self, device: str) -> None:
+        """The ML runtime was set up or removed: the device and package lines follow it."""
+        self.show_device(device)
+        self.show_dependencies(check_dependencies())
+
     def show_device(self, text: str) -> None:
         self.deviceLabel.setText(f"Training device: {text}")
         self.trainDeviceLabel.setText(f"Training device: {text}")
@@ -296,7 +316,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         for task in (self.train_task, self.predict_task, self.sample_task):
             if self._running(task):
                 task.cancel()
-        for panel in (self.ee_panel, self.ee_upload_panel):
+        for panel in (self.ee_panel, self.ee_upload_panel, self.ee_classify_panel, self.summary_panel):
             if panel is not None and self._running(panel.task):
                 panel.task.cancel()
 

@@ -13,7 +13,7 @@ from qgis.core import Qgis, QgsCoordinateTransform, QgsRasterLayer, QgsRectangle
 
 from ..core.data.classes import ClassTable
 from ..core.runtime.errors import GeoDLError
-from ..layers import add_result_layers
+from ..layers import add_result_layers, add_value_layers
 from ..tasks import GeoDLTask
 
 PREVIEW_GROUP = "GeoDL preview"
@@ -25,6 +25,13 @@ def model_classes(path: str) -> ClassTable:
     from ..core.models.model_file import read_model_info
 
     return read_model_info(path).classes
+
+
+def model_task(path: str) -> str:
+    """The model file's task (classification, semantic-segmentation, regression), from the family table."""
+    from ..core.families import family_of_model
+
+    return family_of_model(path).task
 
 
 class MapStep:
@@ -96,7 +103,7 @@ class MapStep:
                                    extent=extent, tiling=self.tiling_options(), entropy_output=entropy,
                                    margin_output=margin, dates=dates)
             params.validate()
-            return run_in_worker(predict_raster, params, progress), model_classes(model)
+            return run_in_worker(predict_raster, params, progress), model_classes(model), model_task(model)
 
         return self._start_map_task("GeoDL: classify", work, lambda out: self._mapped(out, "GeoDL map"))
 
@@ -135,7 +142,7 @@ class MapStep:
             params = preview_params(paths, model, extent, size.width(), size.height(), out_dir, measures)
             params.tiling = self.tiling_options()
             params.dates = dates or None
-            return run_in_worker(predict_raster, params, progress, persistent=True), model_classes(model)
+            return run_in_worker(predict_raster, params, progress, persistent=True), model_classes(model), model_task(model)
 
         def done(out: tuple) -> None:
             self._mapped(out, PREVIEW_GROUP, replace=True)
@@ -180,7 +187,7 @@ class MapStep:
         return task
 
     def _mapped(self, out: tuple, group: str, replace: bool = False) -> None:
-        result, classes = out
+        result, classes, task = out
         root = self.project.layerTreeRoot()
         if replace:
             old = root.findGroup(group)
@@ -188,10 +195,13 @@ class MapStep:
                 self.project.removeMapLayers([layer.layerId() for layer in old.findLayers()])
                 root.removeChildNode(old)
         try:
-            shown = self.show_uncertainty_layers
-            layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project,
-                                       entropy_path=result.entropy_output if shown else None,
-                                       margin_path=result.margin_output if shown else None)
+            if task == "regression":  # a number per pixel: value (and spread) on continuous colour ramps
+                layers = add_value_layers(result.output, result.confidence_output, group, self.project)
+            else:
+                shown = self.show_uncertainty_layers
+                layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project,
+                                           entropy_path=result.entropy_output if shown else None,
+                                           margin_path=result.margin_output if shown else None)
         except GeoDLError as exc:
             self.show_message(str(exc), Qgis.MessageLevel.Critical)
             return

@@ -211,7 +211,10 @@ class PredictionOutputs:
     API because rasterio has neither a flush nor access to overview levels."""
 
     def __init__(self, stack: contextlib.ExitStack, params: PredictParams, info: RasterInfo, width: int,
-                 height: int, transform: Any, classes: Any) -> None:
+                 height: int, transform: Any, classes: Any,
+                 layout: Optional[dict[str, tuple[Optional[str], int, str, float]]] = None) -> None:
+        """``layout`` (key → target path, bands, dtype, nodata) replaces the classifier's outputs, e.g. a
+        regression's float value and spread; a key other than "class" gets mean overviews."""
         import queue
         import threading
 
@@ -221,11 +224,13 @@ class PredictionOutputs:
         self.classes = classes
         self.factors = overview_factors(width, height) if params.overviews else []
         self.progressive = True  # overviews from the blocks; False once a block is off the overview grid
-        targets = {"class": (params.output, 1, "uint8", NODATA_CLASS),
-                   "confidence": (params.confidence_output, 1, "float32", CONFIDENCE_NODATA),
-                   "probabilities": (params.probabilities_output, len(classes), "float32", CONFIDENCE_NODATA),
-                   "entropy": (getattr(params, "entropy_output", None), 1, "float32", CONFIDENCE_NODATA),
-                   "margin": (getattr(params, "margin_output", None), 1, "float32", CONFIDENCE_NODATA)}
+        targets = layout or {
+            "class": (params.output, 1, "uint8", NODATA_CLASS),
+            "confidence": (params.confidence_output, 1, "float32", CONFIDENCE_NODATA),
+            "probabilities": (params.probabilities_output, len(classes), "float32", CONFIDENCE_NODATA),
+            "entropy": (getattr(params, "entropy_output", None), 1, "float32", CONFIDENCE_NODATA),
+            "margin": (getattr(params, "margin_output", None), 1, "float32", CONFIDENCE_NODATA)}
+        self.nodata = {key: t[3] for key, t in targets.items()}
         types = {"uint8": gdal.GDT_Byte, "float32": gdal.GDT_Float32}
         geotransform = (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e)
         self.paths: dict[str, Any] = {}
@@ -286,7 +291,7 @@ class PredictionOutputs:
         row_done = col + w == ds.RasterXSize
         for b, band_block in enumerate(block, start=1):
             levels = mode_levels(band_block, self.factors, NODATA_CLASS) if key == "class" else \
-                mean_levels(band_block, self.factors, CONFIDENCE_NODATA)
+                mean_levels(band_block, self.factors, self.nodata[key])
             band = ds.GetRasterBand(b)
             for i, (factor, level) in enumerate(zip(self.factors, levels)):
                 overview = band.GetOverview(i)
@@ -318,6 +323,13 @@ class PredictionOutputs:
             blocks["uncertainty"] = (probabilities, classes != NODATA_CLASS)
         self._queue.put((col, row, blocks, bool(self.factors) and self.progressive))
 
+    def write_blocks(self, window: Any, blocks: dict[str, np.ndarray]) -> None:
+        """(bands, h, w) blocks by output key, at ``window``."""
+        self._raise_writer_error()
+        col, row = int(window.col_off), int(window.row_off)
+        self.progressive = self.progressive and aligned(col, row, self.factors)
+        self._queue.put((col, row, blocks, bool(self.factors) and self.progressive))
+
     @property
     def wants_probabilities(self) -> bool:
         return "probabilities" in self.datasets
@@ -337,7 +349,8 @@ class PredictionOutputs:
         floats), one thread per output."""
         self._stop()
         self._raise_writer_error()
-        _describe(self.datasets, self.classes)
+        if "class" in self.datasets:
+            _describe(self.datasets, self.classes)
         self._close()
         if self.factors and not self.progressive:
             progress.check()

@@ -32,10 +32,13 @@ class PredictAlgorithm(GeoDLAlgorithm):
             "divided by ln(classes) (0 sure, 1 undecided) and the margin between the best and second-best "
             "probability (low = unsure), which geodl:suggestpoints uses to pick where to label next. Each output "
             "is written to a temporary file and renamed when complete, so a cancel leaves nothing half-written. "
-            "The raster is checked against the model's bands, data type and CRS units first. A time-series model "
-            "maps a series: the raster is its first date and 'More dates' the others (one raster per date; dates "
-            "from the file names, e.g. s2_20200518.tif, or typed in 'Dates' in the same order), or one stack with "
-            "a band per date; unobserved (nodata) dates are skipped per pixel.")
+            "The raster is checked against the model's bands, data type and CRS units first. With a regression "
+            "model the output is a float32 raster of the predicted number (nodata -9999) and, for a random-forest "
+            "regressor, the 'confidence' output holds the spread of its trees (their standard deviation, in target "
+            "units); both get a continuous colour ramp. A time-series model maps a series: the raster is its first "
+            "date and 'More dates' the others (one raster per date; dates from the file names, e.g. "
+            "s2_20200518.tif, or typed in 'Dates' in the same order), or one stack with a band per date; "
+            "unobserved (nodata) dates are skipped per pixel.")
     INPUT, MODEL, NODATA, EXTENT, SERIES, DATES = "INPUT", "MODEL", "NODATA", "EXTENT", "SERIES", "DATES"
     OUTPUT, OUTPUT_CONFIDENCE, OUTPUT_PROBABILITIES = "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES"
     OUTPUT_ENTROPY, OUTPUT_MARGIN = "OUTPUT_ENTROPY", "OUTPUT_MARGIN"
@@ -91,11 +94,14 @@ class PredictAlgorithm(GeoDLAlgorithm):
                                requires=spec.requires)
         for w in result.warnings:
             feedback.reportError(w, False)
-        from ...layers import write_default_styles
+        from ...layers import write_default_styles, write_value_styles
 
-        write_default_styles(result.output, info.classes, result.confidence_output, result.entropy_output,
-                             result.margin_output)
-        feedback.pushInfo(f"{result.pixels} pixels classified at {result.megapixels_per_second:.2f} Mpx/s")
+        if spec.task == "regression":
+            write_value_styles(result.output, result.confidence_output)
+        else:
+            write_default_styles(result.output, info.classes, result.confidence_output, result.entropy_output,
+                                 result.margin_output)
+        feedback.pushInfo(f"{result.pixels} pixels predicted at {result.megapixels_per_second:.2f} Mpx/s")
         out = {self.OUTPUT: result.output}
         if result.confidence_output:
             out[self.OUTPUT_CONFIDENCE] = result.confidence_output
