@@ -20,13 +20,18 @@ def test_series_through_processing(geodl_provider, tmp_path):
     import rasterio
     from make_synthetic_series import make_series_scene
 
+    from geodl_plugin.core.models.family import ModelFamily
+    from geodl_plugin.processing.algorithms.train import FAMILY_LIST
+
+    temporal = next(i for i, spec in enumerate(FAMILY_LIST) if spec.family == ModelFamily.TEMPORAL)
+
     scene = make_series_scene(tmp_path / "scene", size=40, n_points=40, seed=3)
     samples = tmp_path / "s.tfrecord.gz"
     processing.run("geodl:extractsamples", {
         "INPUT": [str(p) for p in scene.rasters], "LABELS": str(scene.points), "CLASS_FIELD": "class_name",
         "PATCH_SIZE": 5, "SERIES": True, "OUTPUT": str(samples)})
     trained = processing.run("geodl:train", {
-        "SAMPLES": str(samples), "MODEL_TYPE": 3, "EPOCHS": 8, "BATCH_SIZE": 32, "SPLIT": 1,
+        "SAMPLES": str(samples), "MODEL_TYPE": temporal, "EPOCHS": 8, "BATCH_SIZE": 32, "SPLIT": 1,
         "TEMPORAL_FILTERS": 4, "TEMPORAL_KERNEL_SIZE": 1, "TEMPORAL_HEAD_KERNEL": 1,
         "OUTPUT": str(tmp_path / "m.geodl")})
     assert 0.0 <= trained["OVERALL_ACCURACY"] <= 1.0
