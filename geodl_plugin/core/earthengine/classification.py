@@ -18,7 +18,8 @@ from ..models.model_file import ModelBundle
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
 from .exports import MAX_PIXELS_DEFAULT, Destination, StartedExport, _description
-from .native import CLASS_BAND, CONFIDENCE_BAND, NativeModel, check_composite_bands, check_request_size, ee_classifier_for
+from .native import NativeModel, check_composite_bands, check_request_size, ee_classifier_for
+from .output_bands import CLASS_BAND, CONFIDENCE_BAND
 from .session import ee_errors, require_connected
 
 OUTPUTS = ("asset", "gcs", "drive")

@@ -31,6 +31,7 @@ from ..models.family import ModelFamily
 from ..models.model_file import ModelBundle
 from ..models.networks import Forest
 from ..runtime.errors import GeoDLError
+from .output_bands import class_bands
 
 PIXEL_DNN, RANDOM_FOREST = ModelFamily.PIXEL_DNN.value, ModelFamily.RANDOM_FOREST.value
 NATIVE_FAMILIES = (PIXEL_DNN, RANDOM_FOREST)
@@ -39,7 +40,6 @@ KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): Normalization divides by max(sq
 MAX_REQUEST_BYTES = 10_000_000
 # The rpart node numbering (children of n are 2n and 2n+1) must fit the 63-bit integers it is parsed into.
 MAX_TREE_DEPTH = 62
-CLASS_BAND, CONFIDENCE_BAND = "class", "confidence"
 
 
 @dataclass
@@ -96,7 +96,7 @@ class NativeModel:
         must hold the model's bands (see :func:`check_composite_bands`)."""
         image = composite.select(list(self.bands)).toFloat()
         probs = _dnn_probabilities(image, self.dnn) if self.dnn is not None else self._forest_probabilities(image)
-        return _head(probs, self.class_ids, probabilities)
+        return class_bands(probs, self.class_ids, probabilities)
 
     def _forest_probabilities(self, image: Any) -> Any:
         import ee
@@ -234,22 +234,6 @@ def _dnn_probabilities(image: Any, weights: DnnWeights) -> Any:
             e = h.subtract(top).exp()
             h = e.divide(e.arrayReduce(ee.Reducer.sum(), [0]).arrayGet([0, 0]))
     return h.arrayProject([0])  # 1-D: one probability per class
-
-
-def _head(probs: Any, class_ids: Sequence[int], probabilities: bool) -> Any:
-    index = probs.arrayArgmax().arrayGet([0])
-    out = index.remap(list(range(len(class_ids))), [int(c) for c in class_ids]).rename(CLASS_BAND)
-    confidence = probs.arrayReduce(_reducer_max(), [0]).arrayGet([0]).rename(CONFIDENCE_BAND)
-    out = out.addBands(confidence)
-    if probabilities:
-        out = out.addBands(probs.arrayFlatten([[f"p_{c}" for c in class_ids]]))
-    return out
-
-
-def _reducer_max() -> Any:
-    import ee
-
-    return ee.Reducer.max()
 
 
 # --- the forest ------------------------------------------------------------------------------------------

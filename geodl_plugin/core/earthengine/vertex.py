@@ -240,7 +240,7 @@ def export_savedmodel(model: str, output: str, progress: Any = None) -> dict[str
     from ..models.model_file import load_model_file
 
     bundle = load_model_file(model)
-    if bundle.patch_size == 1 and bundle.architecture != "unet":
+    if bundle.patch_size == 1:  # a per-pixel family (its row in core/families.py says "pixels")
         raise GeoDLError(f"A '{bundle.architecture}' model classifies single pixels: run it inside Earth Engine "
                          "(geodl:eeclassify) instead of deploying it.")
     keras_model = bundle.model
@@ -296,7 +296,7 @@ def vertex_image(endpoint: str, composite: Any, bands: Sequence[str], class_ids:
     """``class``/``confidence`` bands of the model hosted at ``endpoint`` applied to ``composite``."""
     import ee
 
-    from .native import _head
+    from .output_bands import class_bands
 
     model = ee.Model.fromVertexAi(
         endpoint=endpoint,
@@ -309,7 +309,7 @@ def vertex_image(endpoint: str, composite: Any, bands: Sequence[str], class_ids:
         payloadFormat=PAYLOAD_FORMAT,
     )
     probs = model.predictImage(composite.select(list(bands)).toFloat()).select(OUTPUT_KEY)
-    return _head(probs, class_ids, probabilities)
+    return class_bands(probs, class_ids, probabilities)
 
 
 @dataclass
