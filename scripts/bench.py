@@ -172,7 +172,7 @@ def main() -> None:
     print(f"  NumPy forward, same I/O        {numpy_rate:8.2f} Mpx/s   ratio {geodl / numpy_rate:.2f}× (goal ≥ 0.8×)")
     print(f"    (same class for {agreement:.4%} of the scene's pixels: the two paths compute the same map)")
     print(f"  seed-000 per-pixel flat_map    {seed:8.4f} Mpx/s   ratio {geodl / seed:.0f}× (goal ≥ 100×)")
-    for extra in ("bench_unet.py", "bench_preview.py", "bench_memory.py"):
+    for extra in ("bench_unet.py", "bench_temporal.py", "bench_preview.py", "bench_memory.py"):
         script = REPO / "scripts" / extra
         if script.exists():
             print(f"\n== {extra}")

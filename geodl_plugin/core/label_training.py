@@ -29,6 +29,8 @@ class TrainFromLabelsParams:
     confusion_png: Optional[str] = None
     layer: Optional[str] = None
     nodata: Optional[float] = None
+    series: bool = False  # the rasters are the dates of one series (a temporal family)
+    dates: Optional[list[str]] = None  # their dates; None: from the file names
 
     def validate(self) -> None:
         """No output may be (or resolve to, or be a sidecar of) the imagery or the labels."""
@@ -52,8 +54,16 @@ def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress
     labels = read_labels(params.labels, params.class_field, layer=params.layer,
                          target_crs_wkt=raster_info(params.rasters[0]).crs_wkt, classes=classes)
     progress.check()
-    extract_samples(params.rasters, labels, params.samples, patch_size=params.patch_size, nodata=params.nodata,
-                    progress=progress.sub(0, 10))
+    if params.series:
+        from .data.series import open_series
+        from .data.series_samples import extract_series_samples
+
+        series = open_series(params.rasters, dates=params.dates, nodata=params.nodata)
+        extract_series_samples(series, labels, params.samples, patch_size=params.patch_size,
+                               progress=progress.sub(0, 10))
+    else:
+        extract_samples(params.rasters, labels, params.samples, patch_size=params.patch_size, nodata=params.nodata,
+                        progress=progress.sub(0, 10))
     train = dataclasses.replace(params.train, samples=[params.samples])
     result = train_model(train, progress.sub(10, 97))
     if result.metrics and params.confusion_png:

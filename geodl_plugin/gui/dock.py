@@ -127,6 +127,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.f1Table.verticalHeader().setVisible(False)
         self.cancelTrainButton.setEnabled(False)
         self.cancelPredictButton.setEnabled(False)
+        self._setup_series_widgets()
         self._setup_summary_panel()
         self.ee_panel = self.ee_upload_panel = self.ee_classify_panel = None
         if is_importable("ee"):  # the Earth Engine backend is optional

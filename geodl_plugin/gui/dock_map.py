@@ -85,6 +85,9 @@ class MapStep:
             return None
         rasters, model, rect = checked
         paths = [r.source() for r in rasters]
+        dates = self._map_dates()
+        if dates is False:
+            return None
         output, confidence = self._unique("classes", ".tif"), self._unique("confidence", ".tif")
         measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
         entropy = self._unique("entropy", ".tif") if "entropy" in measures else None
@@ -98,11 +101,22 @@ class MapStep:
 
             params = PredictParams(rasters=paths, model=model, output=output, confidence_output=confidence,
                                    extent=extent, tiling=self.tiling_options(), entropy_output=entropy,
-                                   margin_output=margin)
+                                   margin_output=margin, dates=dates)
             params.validate()
             return run_in_worker(predict_raster, params, progress), model_classes(model), model_task(model)
 
         return self._start_map_task("GeoDL: classify", work, lambda out: self._mapped(out, "GeoDL map"))
+
+    def _map_dates(self) -> Any:
+        """With the Imagery step's "Time series" on: the dates of the ticked rasters, in their order; None
+        otherwise; False (after telling the user) when they cannot be had."""
+        if not self.is_series():
+            return None
+        try:
+            return self.check_series()
+        except GeoDLError as exc:
+            self._warn(str(exc))
+            return False
 
     def preview(self) -> Optional[GeoDLTask]:
         """Classify the canvas view at screen resolution (fast; replaces the previous preview)."""
@@ -114,6 +128,9 @@ class MapStep:
         paths = [r.source() for r in rasters]
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         out_dir = self._unique("preview", "")
+        dates = self._map_dates()  # the preview reads VRTs: a series' dates cannot come from their names
+        if dates is False:
+            return None
         started = time.perf_counter()
         measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
 
@@ -124,6 +141,7 @@ class MapStep:
 
             params = preview_params(paths, model, extent, size.width(), size.height(), out_dir, measures)
             params.tiling = self.tiling_options()
+            params.dates = dates or None
             return run_in_worker(predict_raster, params, progress, persistent=True), model_classes(model), model_task(model)
 
         def done(out: tuple) -> None:

@@ -97,6 +97,13 @@ class TrainingStep:
         except GeoDLError as exc:
             self._warn(str(exc))
             return None
+        # A series family reads the ticked rasters as the dates of one series (the Imagery step's switch).
+        series = family.input_kind == "series"
+        try:
+            dates = self.check_series() if series else None
+        except GeoDLError as exc:
+            self._warn(f"{exc} (a time-series model needs the Imagery step's 'Time series' dates)")
+            return None
         samples = self._unique("samples", ".tfrecord")
         png = train.output[:-len(".geodl")] + "_confusion.png"
         # A patch family (U-Net) learns from image patches around the points (only the centre pixel labelled).
@@ -113,7 +120,7 @@ class TrainingStep:
             # dock's own callbacks on the main thread need.
             params = TrainFromLabelsParams(rasters=rasters, labels=labels_path, class_field=CLASS_NAME_FIELD,
                                            samples=samples, train=train, classes=classes.to_json(),
-                                           patch_size=patch, confusion_png=png)
+                                           patch_size=patch, confusion_png=png, series=series, dates=dates)
             result = run_in_worker(train_from_labels, params, progress)
             return result, (png if result.metrics else None)
 
@@ -172,7 +179,9 @@ class TrainingStep:
 
     def _model_type_changed(self, *_args) -> None:
         spec = self.chosen_family()
-        patches = spec.input_kind == "patches"
+        patches = spec.input_kind in ("patches", "series")
+        if spec.input_kind == "series" and not self.is_series():
+            self.seriesCheck.setChecked(True)  # a time-series model reads the ticked rasters as dates
         self.patchSizeSpin.setEnabled(patches)
         self.patchSizeLabel.setEnabled(patches)
         self.optionsForm.set_options_type(spec.params_type)

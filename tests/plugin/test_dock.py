@@ -257,3 +257,57 @@ def test_unet_trains_from_labelled_points_through_the_dock(dock, qgis_canvas, qg
     assert task is not None
     wait_done(qtbot, dock, task)
     assert dock.last_prediction.details == {"tile": 32, "overlap": 8, "batch": 3}
+
+
+def test_dock_trains_and_maps_a_time_series(dock, qgis_canvas, qgis_new_project, qtbot, tmp_path):
+    """The Imagery step takes the ticked rasters as the dates of a series; the temporal family trains on it and
+    the Map step maps the whole series."""
+    import sys
+
+    from geodl_plugin.core.models.model_file import read_manifest
+    from tests.conftest import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from make_synthetic_series import make_series_scene
+
+    scene = make_series_scene(tmp_path / "series", size=40, n_points=1, seed=4, n_dates=6)
+    layers = [add_raster(qgis_new_project, path, path.stem) for path in reversed(scene.rasters)]
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    setup_canvas(qgis_canvas, layers[:1], layers[0].extent())
+    qgis_canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32621"))  # the series' grid
+    qgis_canvas.setExtent(layers[0].extent())
+    dock.set_rasters(layers)
+    dock.modelTypeCombo.setCurrentIndex(dock.modelTypeCombo.findData("temporal"))
+    assert dock.is_series() and dock.patchSizeSpin.isEnabled()  # a series family switches the Imagery step
+    assert "Time series of 6 dates" in dock.imageryLabel.text()
+    dock.seriesDatesEdit.setText("2020-01-01, 2020-01-01")
+    dock._describe_imagery()
+    assert "2 dates typed for 6" in dock.imageryLabel.text()
+    assert dock.start_training() is None  # refused with the reason, nothing started
+    dock.seriesDatesEdit.setText("")
+    dock._describe_imagery()
+    for name in ("fastgreen", "water"):
+        dock.add_class(name)
+    dock.labelToolButton.setChecked(True)
+    for r, c in [(r, c) for r in range(3, 37, 6) for c in range(3, 37, 6)]:
+        cls = int(scene.truth_array[r, c] == 3)
+        dock.select_class(cls)
+        click(qgis_canvas, dock.label_tool, ORIGIN_S[0] + (c + 0.5) * 10, ORIGIN_S[1] - (r + 0.5) * 10)
+    dock.labelToolButton.setChecked(False)
+    dock.optionsForm.editors["filters"].setValue(4)
+    dock.patchSizeSpin.setValue(5)
+    dock.epochsSpin.setValue(2)
+    task = dock.start_training()
+    assert task is not None
+    wait_done(qtbot, dock, task)
+    manifest = read_manifest(dock.model_path)
+    assert manifest["mlm:architecture"] == "temporal" and len(manifest["training"]["series"]["dates"]) == 6
+    dock.predictAreaCombo.setCurrentIndex(dock.predictAreaCombo.findData(AREA_RASTER))
+    task = dock.predict(AREA_RASTER)
+    assert task is not None
+    wait_done(qtbot, dock, task)
+    assert dock.last_prediction.details["dates"] == 6
+
+
+ORIGIN_S = (500000.0, 6000000.0)  # make_synthetic_series' grid: 10 m pixels from this corner

@@ -245,7 +245,7 @@ def storage_client() -> Any:
     happens to have, which may be another account or none."""
     project = require_connected()
     try:
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]  # a namespace package mypy cannot always follow
     except ImportError as exc:
         raise GeoDLError(
             "Cloud Storage steps need the Python package google-cloud-storage; install it into QGIS's Python "

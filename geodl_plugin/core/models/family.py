@@ -26,6 +26,7 @@ class ModelFamily(StrEnum):
     UNET = "unet"
     FOREST_REGRESSION = "rf_regression"
     DNN_REGRESSION = "dnn_regression"
+    TEMPORAL = "temporal"
 
     @classmethod
     def parse(cls, value: Any) -> ModelFamily:
@@ -143,6 +144,40 @@ class DNNRegressionParams:
         _check_dropout(self.dropout)
 
 
+@dataclass
+class TemporalParams:
+    """A multi-temporal network over a series (MTLCC): a bidirectional convolutional recurrent encoder (ConvGRU
+    or ConvLSTM) and a convolutional softmax head; or ``stack``, the per-pixel baseline over all dates stacked.
+    Trained on tiles of at most ``train_tile`` px; it predicts larger tiles (``TilingParams``)."""
+
+    encoder: str = field(default="gru", metadata={"label": "Encoder cell: gru, lstm, or stack (per-pixel "
+                                                            "baseline over the dates stacked)"})
+    filters: int = field(default=16, metadata={"label": "Recurrent filters per direction", "min": 1, "max": 512})
+    kernel_size: int = field(default=3, metadata={"label": "Recurrent kernel size (px)", "min": 1, "max": 9})
+    layers: int = field(default=1, metadata={"label": "Recurrent layers", "min": 1, "max": 4})
+    bidirectional: bool = field(default=True, metadata={"label": "Bidirectional encoder"})
+    head_kernel: int = field(default=3, metadata={"label": "Classifier kernel size (px)", "min": 1, "max": 7})
+    hidden_units: tuple[int, ...] = field(default=(64,), metadata={"label": "Baseline hidden units, e.g. 64"})
+    dropout: float = field(default=0.0, metadata={"label": "Dropout", "min": 0.0, "max": 0.9})
+    train_tile: int = field(default=24, metadata={"label": "Training tile size (px; larger patches are cropped)",
+                                                  "min": 1, "max": 512})
+    augment: bool = field(default=True, metadata={"label": "Augment (flips, rotations)"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden_units, str):
+            self.hidden_units = _parse_units(self.hidden_units)
+        self.hidden_units = tuple(int(u) for u in self.hidden_units)
+
+    def validate(self) -> None:
+        if self.encoder not in ("gru", "lstm", "stack"):
+            raise GeoDLError(f"Unknown encoder '{self.encoder}'; choose gru, lstm or stack.")
+        if min(self.filters, self.kernel_size, self.layers, self.head_kernel, self.train_tile) < 1:
+            raise GeoDLError("The temporal model's filters, kernel sizes, layers and training tile must be ≥ 1.")
+        if not self.hidden_units or any(u < 1 for u in self.hidden_units):
+            raise GeoDLError("Give the baseline at least one hidden layer with at least one unit, e.g. 64.")
+        _check_dropout(self.dropout)
+
+
 def _check_dropout(value: float) -> None:
     if not 0 <= value < 1:
         raise GeoDLError(f"Dropout must be in [0, 1); got {value}.")
@@ -156,6 +191,7 @@ FAMILY_OPTIONS: dict[ModelFamily, type] = {
     ModelFamily.UNET: UNetParams,
     ModelFamily.FOREST_REGRESSION: ForestRegressionParams,
     ModelFamily.DNN_REGRESSION: DNNRegressionParams,
+    ModelFamily.TEMPORAL: TemporalParams,
 }
 
 

@@ -397,10 +397,13 @@ def load_model_file(path: str | os.PathLike) -> ModelBundle:
             raise GeoDLError(f"The model file '{path}' holds no model (expected {KERAS_MEMBER} or {FOREST_MEMBER}).")
         import keras
 
+        from .temporal import custom_objects  # registered layer classes (configuration + weights, no code)
+
         with tempfile.TemporaryDirectory() as d:
             try:
                 zf.extract(KERAS_MEMBER, d)
-                model = keras.saving.load_model(Path(d) / KERAS_MEMBER, compile=False, safe_mode=True)
+                model = keras.saving.load_model(Path(d) / KERAS_MEMBER, compile=False, safe_mode=True,
+                                                custom_objects=custom_objects())
             except ValueError as exc:  # safe mode refuses code (lambda layers and the like)
                 raise GeoDLError(f"The model in '{path}' cannot be loaded safely ({exc}).") from exc
             except (OSError, KeyError, zipfile.BadZipFile, EOFError, TypeError) as exc:

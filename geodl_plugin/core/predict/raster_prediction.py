@@ -50,6 +50,7 @@ class PredictParams:
     # wrong ones; overrides the band descriptions when matching the model's bands.
     band_order: Optional[list[str]] = None
     tiling: TilingParams = field(default_factory=TilingParams)  # for the convolutional families
+    dates: Optional[list[str]] = None  # a time series' dates, one per raster (None: from the file names)
 
     def __post_init__(self) -> None:
         if isinstance(self.tiling, dict):  # as it arrives from the worker's pipe
@@ -175,7 +176,9 @@ def check_raster_against_model(infos: Sequence[RasterInfo], bundle: ModelBundle)
     want = bundle.bands
     first = infos[0]
     meta = bundle.raster_meta
-    if bands != len(want):
+    # A time-series model reads any number of dates of its bands (it checks the bands of a date itself).
+    per_date = len(((bundle.manifest.get("training") or {}).get("series") or {}).get("bands") or [])
+    if bands != len(want) and not (per_date and bands % per_date == 0):
         raise GeoDLError(
             f"The raster has {bands} band(s) but the model '{Path(bundle.path).name}' was trained on {len(want)} "
             f"({', '.join(want)}). Choose the raster (or stack) with those bands, in that order."

@@ -38,10 +38,15 @@ class ExtractSamplesAlgorithm(GeoDLAlgorithm):
             "band order and grid. Labels in another CRS are reprojected; points outside the raster are skipped "
             "and counted; samples on nodata pixels are left out. For a regression (a number to predict, such as "
             "roof fraction or biomass) pick a numeric field and 'a numeric target': each point, or every pixel of "
-            "each polygon, becomes a sample with that value (property 'target').")
+            "each polygon, becomes a sample with that value (property 'target'). With 'Time series', the rasters "
+            "are the dates of one series (dates from the file names or typed in 'Dates', in the rasters' order; or "
+            "one stack with a band per date): each point gets a sequence of patches, one feature per band and date "
+            "named {band}_{YYYYMMDD}, and unobserved (nodata) dates are kept as missing values, for a time-series "
+            "model.")
     INPUT, LABELS, CLASS_FIELD, PATCH_SIZE, NODATA, BAND_NAMES, OUTPUT = (
         "INPUT", "LABELS", "CLASS_FIELD", "PATCH_SIZE", "NODATA", "BAND_NAMES", "OUTPUT")
     FIELD_KIND, ALL_TOUCHED = "FIELD_KIND", "ALL_TOUCHED"
+    SERIES, DATES = "SERIES", "DATES"
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -65,6 +70,10 @@ class ExtractSamplesAlgorithm(GeoDLAlgorithm):
             optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.BAND_NAMES, "Band names, comma-separated (empty: from the raster)", optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.SERIES, "Time series: the rasters are the dates of one series", False))
+        self.addParameter(QgsProcessingParameterString(
+            self.DATES, "Dates of the series, in the rasters' order (empty: from the file names)", optional=True))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT, "Samples (TFRecord)", "TFRecord (*.tfrecord.gz *.tfrecord)"))
 
@@ -79,6 +88,10 @@ class ExtractSamplesAlgorithm(GeoDLAlgorithm):
         names_text = self.parameterAsString(parameters, self.BAND_NAMES, context).strip()
         names = [n.strip() for n in names_text.split(",") if n.strip()] or None
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        if self.parameterAsBoolean(parameters, self.SERIES, context):
+            dates_text = self.parameterAsString(parameters, self.DATES, context).replace(";", ",")
+            dates = [d.strip() for d in dates_text.split(",") if d.strip()] or None
+            return self._series(rasters, dates, names, nodata, path, layer_name, field, patch, output, feedback)
         numeric = self.parameterAsEnum(parameters, self.FIELD_KIND, context) == 1
         all_touched = self.parameterAsBoolean(parameters, self.ALL_TOUCHED, context)
         if numeric:
@@ -102,4 +115,20 @@ class ExtractSamplesAlgorithm(GeoDLAlgorithm):
         for w in report.warnings:
             self.warn(feedback, w)
         feedback.pushInfo(f"{report.count} samples: " + ", ".join(f"{k} {v}" for k, v in report.per_class.items()))
+        return {self.OUTPUT: output}
+
+    def _series(self, rasters, dates, names, nodata, path, layer_name, field, patch, output, feedback):
+        from ...core.data.series import open_series
+        from ...core.data.series_samples import extract_series_samples
+
+        def work(progress):
+            series = open_series(rasters, dates=dates, band_names=names, nodata=nodata)
+            labels = read_labels(path, field, layer=layer_name or None, target_crs_wkt=series.info.crs_wkt)
+            return series, extract_series_samples(series, labels, output, patch, progress)
+
+        series, report = self.run_core(feedback, work)
+        for w in report["warnings"]:
+            feedback.reportError(w, False)
+        feedback.pushInfo(f"{report['count']} patch sequences over {series.n_dates} dates: "
+                          + ", ".join(f"{k} {v}" for k, v in report["per_class"].items()))
         return {self.OUTPUT: output}

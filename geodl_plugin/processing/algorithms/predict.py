@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -36,14 +38,24 @@ class PredictAlgorithm(GeoDLAlgorithm):
             "regressor, the 'confidence' output holds the spread of its trees (their standard deviation, in target "
             "units); both get a continuous colour ramp. Bands are matched by name (the band descriptions): bands "
             "in another order are reordered (and the log says so), conflicting names are refused; for a raster "
-            "without band names, give its band order under Advanced.")
+            "without band names, give its band order under Advanced. A time-series model maps a series: the raster "
+            "is its first date and 'More dates' the others (one raster per date; dates from the file names, e.g. "
+            "s2_20200518.tif, or typed in 'Dates' in the same order), or one stack with a band per date; "
+            "unobserved (nodata) dates are skipped per pixel.")
     INPUT, MODEL, NODATA, EXTENT, BAND_ORDER = "INPUT", "MODEL", "NODATA", "EXTENT", "BAND_ORDER"
+    SERIES, DATES = "SERIES", "DATES"
     OUTPUT, OUTPUT_CONFIDENCE, OUTPUT_PROBABILITIES = "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES"
     OUTPUT_ENTROPY, OUTPUT_MARGIN = "OUTPUT_ENTROPY", "OUTPUT_MARGIN"
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Raster to classify"))
         self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model file", fileFilter="GeoDL model (*.geodl)"))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.SERIES, "More dates of a time series (time-series models)", QgsProcessing.SourceType.TypeRaster,
+            optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.DATES, "Dates of the series, in order, e.g. 2020-05-18, 2020-06-18 (empty: from the file names)",
+            optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.NODATA, "Nodata value (empty: the raster's, else the model's)",
             QgsProcessingParameterNumber.Type.Double, optional=True))
@@ -76,8 +88,12 @@ class PredictAlgorithm(GeoDLAlgorithm):
             extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) or None
         probabilities = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) or None
+        series = [other.source() for other in self.parameterAsLayerList(parameters, self.SERIES, context) or []]
+        dates_text = self.parameterAsString(parameters, self.DATES, context).replace(";", ",")
+        dates = [d.strip() for d in dates_text.split(",") if d.strip()] or None
         params = PredictParams(
-            rasters=[layer.source()], model=model, output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            rasters=[layer.source(), *series], model=model, dates=dates,
+            output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             confidence_output=confidence, probabilities_output=probabilities, nodata=nodata, extent=extent,
             band_order=[b.strip() for b in self.parameterAsString(parameters, self.BAND_ORDER, context).split(",")
                         if b.strip()] or None,

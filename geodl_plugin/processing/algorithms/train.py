@@ -24,8 +24,8 @@ FAMILY_LIST = list(FAMILIES.values())
 class TrainAlgorithm(GeoDLAlgorithm):
     NAME = "train"
     DISPLAY = "Train a model"
-    HELP = ("Trains a model of any geodl family (pixel DNN, random forest, U-Net, and the regression families "
-            "for a number per pixel from regression samples; each family's own options are "
+    HELP = ("Trains a model of any geodl family (pixel DNN, random forest, U-Net, time series, and the regression "
+            "families for a number per pixel from regression samples; each family's own options are "
             "under Advanced) from sample TFRecords (from 'Extract training samples' or an Earth Engine table "
             "export) and writes one shareable model file (.geodl: the Keras model or forest plus a manifest with "
             "bands, normalisation, classes, grid, metrics and provenance). A held-out split — spatially blocked by "

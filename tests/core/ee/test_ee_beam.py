@@ -56,6 +56,7 @@ def test_rate_limiter_spaces_requests():
 @pytest.mark.slow
 def test_direct_runner_builds_shards_the_sample_reader_trains_on(ee_session, tmp_path):
     import apache_beam  # noqa: F401 - required: requirements/dev.txt
+
     from geodl_plugin.core.data.samples import load_samples
     from geodl_plugin.core.earthengine.beam_pipeline import run
     from geodl_plugin.core.earthengine.point_shards import ShardParams, cell_key
