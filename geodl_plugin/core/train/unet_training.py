@@ -156,7 +156,7 @@ def train_segmentation(params: TrainParams, samples: Optional[SampleSet] = None,
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.patience,
                                                        restore_best_weights=True))
         validation = (chips.x[val_idx].astype(np.float32), y_all[val_idx].astype(np.int32))
-    batches = chip_batches(x_fit, y_all[fit_idx], params.batch_size, augment, params.seed)
+    batches = chip_batches(x_fit, y_all[fit_idx], params.batch_size, augment, params.seed, multiple=2**depth)
     progress.update(5, f"training a U-Net (depth {depth}, {base_filters} filters) on {len(fit_idx)} chips of "
                        f"{size}×{size}, {int(counts.sum())} labelled pixels")
     hist = model.fit(batches, epochs=params.epochs, validation_data=validation, callbacks=callbacks, verbose=0)
