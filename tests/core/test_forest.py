@@ -58,13 +58,13 @@ def test_missing_class_keeps_a_zero_column_and_the_rest_match():
 
 
 def test_forest_files_from_before_the_compiled_path_still_predict():
-    """Older forest.npz files lack n_features, n_node_samples and impurity: dummies stand in."""
+    """Older forest.npz files lack n_features, n_node_samples, impurity, missing_go_to_left: dummies stand in."""
     from sklearn.ensemble import RandomForestClassifier
 
     x, y = _data()
     rf = RandomForestClassifier(n_estimators=8, max_depth=8, random_state=0).fit(x, y)
     arrays = Forest.from_sklearn(rf).to_arrays()
-    old = {k: v for k, v in arrays.items() if k not in ("n_features", "n_node_samples", "impurity")}
+    old = {k: v for k, v in arrays.items() if k not in ("n_features", "n_node_samples", "impurity", "missing_go_to_left")}
     buf = io.BytesIO()
     np.savez_compressed(buf, **old)
     buf.seek(0)
@@ -94,3 +94,42 @@ def test_model_file_holds_plain_arrays_and_predicts_like_scikit_learn(tmp_path):
     np.testing.assert_allclose(bundle.predict_proba(x), rf.predict_proba(x), rtol=0, atol=1e-6)
     classified = bundle.classify(x)
     assert (classified.index == rf.predict(x)).all()
+
+
+def test_binned_memo_gives_every_pixel_the_forests_own_answer():
+    """Landsat-like pixels (3 bands of integers, many repeats) take the binned path: the forest runs once per
+    distinct bin key and answers from its table afterwards — with sklearn's probabilities for every pixel,
+    including values exactly on a threshold, just either side of one, and NaN."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 4, 600)
+    x = np.round(rng.normal(size=(600, 3)) * 200 + 1000 + np.eye(4, 3)[y] * 900).astype(np.float32)
+    rf = RandomForestClassifier(n_estimators=40, min_samples_leaf=3, random_state=0).fit(x, y)
+    forest = _roundtrip(Forest.from_sklearn(rf))
+    palette = np.round(rng.normal(size=(5000, 3)) * 300 + 1300).astype(np.float32)  # imagery repeats spectra
+    image = palette[rng.integers(0, len(palette), 200_000)]
+    t = rf.estimators_[3].tree_
+    node = int(np.flatnonzero(t.children_left >= 0)[0])
+    f, thr = int(t.feature[node]), t.threshold[node]
+    image[:3, f] = [np.float32(thr), np.nextafter(np.float32(thr), np.float32(-np.inf)),
+                    np.nextafter(np.float32(thr), np.float32(np.inf))]
+    image[3, 0] = np.nan
+    first = forest.predict_proba(image[:100_000])
+    assert forest._memo.cells > 0  # the binned path
+    n_keys = int(forest._memo.known.sum())
+    assert n_keys <= 5004  # far fewer forest evaluations than pixels
+    second = forest.predict_proba(image)  # half of it answered from the table
+    np.testing.assert_allclose(second, rf.predict_proba(image), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(second[:100_000], first)
+    wide = _roundtrip(Forest.from_sklearn(rf))
+    wide._memo = None
+    from geodl_plugin.core.models import networks
+
+    limit = networks._BinMemo.MAX_CELLS
+    networks._BinMemo.MAX_CELLS = 1  # the direct path, for key spaces too large for a table
+    try:
+        np.testing.assert_array_equal(wide.predict_proba(image), second)
+        assert wide._memo.cells == 0
+    finally:
+        networks._BinMemo.MAX_CELLS = limit

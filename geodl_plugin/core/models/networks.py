@@ -47,7 +47,13 @@ class Forest:
     ``sklearn.tree._tree.Tree.__setstate__`` (plain arrays in, no unpickling) and the whole forest through
     ``RandomForestClassifier.predict_proba`` — the same code and the same numbers as the forest that was
     trained. ``n_node_samples`` and ``impurity`` only matter to training and inspection; files written before
-    they were stored get dummies."""
+    they were stored get dummies.
+
+    Pixels are first reduced to their *bin key*: for each band, how many of the forest's split thresholds on
+    that band lie below the value. Two pixels with the same key take the same branch at every node of every
+    tree, so the forest is evaluated once per distinct key (a block of imagery holds far fewer keys than
+    pixels) and the answers are remembered across calls in a table indexed by key. The probabilities are
+    exactly those of evaluating every pixel."""
 
     left: np.ndarray  # int32, -1 at leaves
     right: np.ndarray
@@ -59,11 +65,13 @@ class Forest:
     n_features: int = 0  # 0: unknown (older files); taken from the first input then
     n_node_samples: Optional[np.ndarray] = None  # int64 per node
     impurity: Optional[np.ndarray] = None  # float64 per node
+    missing_go_to_left: Optional[np.ndarray] = None  # uint8 per node: where NaN goes (older files: right)
     _compiled: Any = field(default=None, init=False, repr=False, compare=False)
+    _memo: Any = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_sklearn(cls, forest: Any) -> Forest:
-        lefts, rights, feats, thrs, probas, roots, counts, impurities = [], [], [], [], [], [], [], []
+        lefts, rights, feats, thrs, probas, roots, counts, impurities, nan_left = [], [], [], [], [], [], [], [], []
         offset = 0
         depth = 0
         for est in forest.estimators_:
@@ -78,6 +86,9 @@ class Forest:
             probas.append(value / np.maximum(value.sum(axis=1, keepdims=True), 1e-12))
             counts.append(t.n_node_samples)
             impurities.append(t.impurity)
+            state = t.__getstate__()["nodes"]
+            nan_left.append(state["missing_go_to_left"] if "missing_go_to_left" in state.dtype.names
+                            else np.zeros(n, np.uint8))
             roots.append(offset)
             depth = max(depth, int(t.max_depth))
             offset += n
@@ -85,7 +96,7 @@ class Forest:
                    np.concatenate(feats).astype(np.int32), np.concatenate(thrs).astype(np.float64),
                    np.concatenate(probas).astype(np.float32), np.array(roots, np.int32), depth,
                    int(forest.n_features_in_), np.concatenate(counts).astype(np.int64),
-                   np.concatenate(impurities).astype(np.float64))
+                   np.concatenate(impurities).astype(np.float64), np.concatenate(nan_left).astype(np.uint8))
 
     @property
     def n_trees(self) -> int:
@@ -100,6 +111,11 @@ class Forest:
         if not len(x):
             return np.zeros((0, n_classes), np.float32)
         forest = self.compiled(x.shape[1])
+        memo = self._memo if self._memo is not None and self._memo.n_features == x.shape[1] else None
+        if memo is None:
+            memo = self._memo = _BinMemo.build(self, x.shape[1])
+        if memo.cells:
+            return memo.lookup(x, forest.predict_proba)
         out = np.empty((len(x), n_classes), np.float32)
         for start in range(0, len(x), _FOREST_CHUNK):  # bounds sklearn's per-thread float64 accumulators
             out[start:start + _FOREST_CHUNK] = forest.predict_proba(x[start:start + _FOREST_CHUNK])
@@ -134,6 +150,8 @@ class Forest:
             nodes["impurity"] = impurity[a:b]
             nodes["n_node_samples"] = counts[a:b]
             nodes["weighted_n_node_samples"] = counts[a:b]
+            if self.missing_go_to_left is not None and "missing_go_to_left" in NODE_DTYPE.names:
+                nodes["missing_go_to_left"] = self.missing_go_to_left[a:b]
             tree = Tree(n_features, np.array([n_classes], dtype=np.intp), 1)
             tree.__setstate__({"max_depth": int(self.max_depth), "node_count": int(b - a), "nodes": nodes,
                                "values": np.ascontiguousarray(self.proba[a:b, None, :], np.float64)})
@@ -155,15 +173,75 @@ class Forest:
             arrays["n_node_samples"] = self.n_node_samples
         if self.impurity is not None:
             arrays["impurity"] = self.impurity
+        if self.missing_go_to_left is not None:
+            arrays["missing_go_to_left"] = self.missing_go_to_left
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: Any) -> Forest:
         names = set(arrays.keys()) if hasattr(arrays, "keys") else set(arrays.files)
-        optional = {k: arrays[k] for k in ("n_node_samples", "impurity") if k in names}
+        optional = {k: arrays[k] for k in ("n_node_samples", "impurity", "missing_go_to_left")
+                    if k in names}
         return cls(arrays["left"], arrays["right"], arrays["feature"], arrays["threshold"], arrays["proba"],
                    arrays["roots"], int(arrays["max_depth"]),
                    int(arrays["n_features"]) if "n_features" in names else 0, **optional)
+
+
+class _BinMemo:
+    """Forest answers by bin key (see :class:`Forest`): per band the sorted split thresholds, strides that
+    make the per-band bin numbers one integer key, and a table of probabilities for the keys seen so far.
+    Used when the key space is small enough for a dense table (``cells`` > 0); else ``cells`` is 0."""
+
+    MAX_CELLS = 1 << 22  # the dense table: ≤ 4 Mi keys (a few tens of MB with its probabilities)
+
+    def __init__(self, n_features: int, edges: list[np.ndarray], n_classes: int) -> None:
+        import threading
+
+        self.n_features = n_features
+        self.edges = edges
+        sizes = [len(e) + 1 for e in edges]
+        self.cells = int(np.prod(sizes, dtype=np.float64)) if edges else 0
+        if self.cells > self.MAX_CELLS:
+            self.cells = 0
+        self.strides = np.cumprod([1] + sizes[:-1]).astype(np.int64)
+        self.known = np.zeros(self.cells, bool)
+        self.table = np.zeros((self.cells, n_classes), np.float32)
+        self.lock = threading.Lock()
+
+    @classmethod
+    def build(cls, forest: Forest, n_features: int) -> _BinMemo:
+        split = forest.left >= 0
+        edges = [np.unique(forest.threshold[split & (forest.feature == f)]) for f in range(n_features)]
+        return cls(n_features, edges, forest.proba.shape[1])
+
+    def keys(self, x: np.ndarray) -> np.ndarray:
+        # searchsorted 'left' counts thresholds t < v; a pixel goes left at a node iff v <= t, so equal counts
+        # mean equal branches everywhere (NaN rows never get here).
+        key = np.zeros(len(x), np.int64)
+        for f, (edges, stride) in enumerate(zip(self.edges, self.strides)):
+            if len(edges):
+                key += np.searchsorted(edges, x[:, f], side="left").astype(np.int64) * stride
+        return key
+
+    def lookup(self, x: np.ndarray, predict: Any) -> np.ndarray:
+        nan = np.isnan(x).any(axis=1)
+        if nan.any():  # NaN follows each node's missing-value branch, not a bin: those rows go direct
+            out = np.empty((len(x), self.table.shape[1]), np.float32)
+            out[nan] = predict(x[nan])
+            out[~nan] = self.lookup(x[~nan], predict)
+            return out
+        key = self.keys(x)
+        missing = ~self.known[key]
+        if missing.any():
+            with self.lock:
+                new, first = np.unique(key[missing], return_index=True)
+                rows = np.flatnonzero(missing)[first]  # one pixel stands for each new key
+                for start in range(0, len(rows), _FOREST_CHUNK):
+                    part = rows[start:start + _FOREST_CHUNK]
+                    self.table[new[start:start + _FOREST_CHUNK]] = predict(x[part])
+                self.known[new] = True
+        return self.table[key]
+
 
 
 def fit_random_forest(x: np.ndarray, y_index: np.ndarray, n_classes: int, n_trees: int = 200,
