@@ -45,7 +45,7 @@ class NumpyForward:
     def classify(self, x: np.ndarray, probabilities: bool = False):
         """Class index and its probability, in chunks that stay in cache, with the reductions over the
         class axis done on the transposed logits (row-wise NumPy ops instead of short strided ones)."""
-        from geodl_plugin.core.models.networks.model_file import Classified
+        from geodl_plugin.core.models.model_file import Classified
 
         index = np.empty(len(x), np.uint8)
         confidence = np.empty(len(x), np.float32)
@@ -138,8 +138,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench-output")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    from geodl_plugin.core.models.networks.model_file import ModelBundle, load_model_file
-
+    from geodl_plugin.core.models.model_file import ModelBundle, load_model_file
     from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
 
     model = ensure_model(args.data, args.out)

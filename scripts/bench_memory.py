@@ -29,7 +29,7 @@ CHILD = """
 import json, resource, sys, time
 import numpy as np
 sys.path.insert(0, {repo!r})
-from geodl_plugin.core.models.networks.model_file import load_model_file
+from geodl_plugin.core.models.model_file import load_model_file
 from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
 bundle = load_model_file({model!r})
 bundle.classify(np.zeros((16, len(bundle.bands)), "float32"))  # the model compiled, as for a run

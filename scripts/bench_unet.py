@@ -65,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import keras
-    from geodl_plugin.core.models.networks.model_file import make_manifest, save_model_file
-    from geodl_plugin.core.models.networks.networks import UNET
-    from geodl_plugin.core.models.networks.unet import augment_batch, build_unet, chip_batches, make_loss, unet_flops
     from make_synthetic_scene import make_scene
 
     from geodl_plugin.core.data.classes import ClassTable
     from geodl_plugin.core.io.raster import raster_info
+    from geodl_plugin.core.models.model_file import make_manifest, save_model_file
+    from geodl_plugin.core.models.networks import UNET
+    from geodl_plugin.core.models.unet import augment_batch, build_unet, chip_batches, make_loss, unet_flops
     from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
     from geodl_plugin.core.predict.tiled_prediction import batch_spans, keras_predictor, tile_layout
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         params = PredictParams([str(scene.image)], str(model_path), str(Path(tmp) / "class.tif"),
                                confidence_output=str(Path(tmp) / "conf.tif"))
         params.tile_size, params.tile_overlap, params.tile_batch = tile, overlap, args.batch
-        from geodl_plugin.core.models.networks.model_file import load_model_file
+        from geodl_plugin.core.models.model_file import load_model_file
 
         bundle = load_model_file(model_path)  # loaded once, as the dock's worker keeps it
         predict_raster(params, bundle=bundle)  # warm up (traces the predict function)
