@@ -122,6 +122,10 @@ def test_binned_memo_gives_every_pixel_the_forests_own_answer():
     second = forest.predict_proba(image)  # half of it answered from the table
     np.testing.assert_allclose(second, rf.predict_proba(image), rtol=0, atol=1e-6)
     np.testing.assert_array_equal(second[:100_000], first)
+    index, confidence, probs = forest.classify(image)  # class and confidence straight from the table
+    assert probs is None
+    np.testing.assert_array_equal(index, second.argmax(axis=1))
+    np.testing.assert_array_equal(confidence, second.max(axis=1))
     wide = _roundtrip(Forest.from_sklearn(rf))
     wide._memo = None
     from geodl_plugin.core.models import networks

@@ -104,22 +104,28 @@ class Forest:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (n, classes), float32, through scikit-learn's compiled forest."""
+        return self.classify(x, probabilities=True)[2]  # type: ignore[return-value]
+
+    def classify(self, x: np.ndarray, probabilities: bool = False) -> tuple[np.ndarray, np.ndarray,
+                                                                             Optional[np.ndarray]]:
+        """(most probable class index uint8, its probability float32, all probabilities or None). Through
+        the bin-key table the first two are looked up, not recomputed from the probabilities."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2:
             raise ValueError(f"expected (pixels, bands), got shape {x.shape}")
         n_classes = self.proba.shape[1]
         if not len(x):
-            return np.zeros((0, n_classes), np.float32)
+            return np.zeros(0, np.uint8), np.zeros(0, np.float32), np.zeros((0, n_classes), np.float32)
         forest = self.compiled(x.shape[1])
         memo = self._memo if self._memo is not None and self._memo.n_features == x.shape[1] else None
         if memo is None:
             memo = self._memo = _BinMemo.build(self, x.shape[1])
         if memo.cells:
-            return memo.lookup(x, forest.predict_proba)
+            return memo.lookup(x, forest.predict_proba, probabilities)
         out = np.empty((len(x), n_classes), np.float32)
         for start in range(0, len(x), _FOREST_CHUNK):  # bounds sklearn's per-thread float64 accumulators
             out[start:start + _FOREST_CHUNK] = forest.predict_proba(x[start:start + _FOREST_CHUNK])
-        return out
+        return out.argmax(axis=1).astype(np.uint8), out.max(axis=1), out if probabilities else None
 
     def compiled(self, n_features: int = 0) -> Any:
         """The scikit-learn ``RandomForestClassifier`` these arrays describe (built once, then cached)."""
@@ -206,12 +212,20 @@ class _BinMemo:
         self.strides = np.cumprod([1] + sizes[:-1]).astype(np.int64)
         self.known = np.zeros(self.cells, bool)
         self.table = np.zeros((self.cells, n_classes), np.float32)
+        self.best = np.zeros(self.cells, np.uint8)
+        self.confidence = np.zeros(self.cells, np.float32)
         self.lock = threading.Lock()
 
     @classmethod
     def build(cls, forest: Forest, n_features: int) -> _BinMemo:
         split = forest.left >= 0
-        edges = [np.unique(forest.threshold[split & (forest.feature == f)]) for f in range(n_features)]
+        edges = []
+        for f in range(n_features):
+            t = np.unique(forest.threshold[split & (forest.feature == f)])
+            # float32 edges rounded down: for any float32 v, t < v exactly when edge < v (v > t means v is at
+            # least the next float32 above t's round-down), so binning runs on float32 without conversion
+            e = t.astype(np.float32)
+            edges.append(np.unique(np.where(e > t, np.nextafter(e, np.float32(-np.inf)), e)))
         return cls(n_features, edges, forest.proba.shape[1])
 
     def keys(self, x: np.ndarray) -> np.ndarray:
@@ -220,16 +234,18 @@ class _BinMemo:
         key = np.zeros(len(x), np.int64)
         for f, (edges, stride) in enumerate(zip(self.edges, self.strides)):
             if len(edges):
-                key += np.searchsorted(edges, x[:, f], side="left").astype(np.int64) * stride
+                bins = np.searchsorted(edges, np.ascontiguousarray(x[:, f]), side="left")
+                key += bins * stride if stride != 1 else bins
         return key
 
-    def lookup(self, x: np.ndarray, predict: Any) -> np.ndarray:
+    def lookup(self, x: np.ndarray, predict: Any, probabilities: bool) -> tuple[np.ndarray, np.ndarray,
+                                                                                Optional[np.ndarray]]:
         nan = np.isnan(x).any(axis=1)
         if nan.any():  # NaN follows each node's missing-value branch, not a bin: those rows go direct
-            out = np.empty((len(x), self.table.shape[1]), np.float32)
-            out[nan] = predict(x[nan])
-            out[~nan] = self.lookup(x[~nan], predict)
-            return out
+            probs = np.empty((len(x), self.table.shape[1]), np.float32)
+            probs[nan] = predict(x[nan])
+            probs[~nan] = self.lookup(x[~nan], predict, True)[2]
+            return probs.argmax(axis=1).astype(np.uint8), probs.max(axis=1), probs if probabilities else None
         key = self.keys(x)
         missing = ~self.known[key]
         if missing.any():
@@ -237,11 +253,13 @@ class _BinMemo:
                 new, first = np.unique(key[missing], return_index=True)
                 rows = np.flatnonzero(missing)[first]  # one pixel stands for each new key
                 for start in range(0, len(rows), _FOREST_CHUNK):
-                    part = rows[start:start + _FOREST_CHUNK]
-                    self.table[new[start:start + _FOREST_CHUNK]] = predict(x[part])
+                    cells = new[start:start + _FOREST_CHUNK]
+                    probs = predict(x[rows[start:start + _FOREST_CHUNK]])
+                    self.table[cells] = probs
+                    self.best[cells] = probs.argmax(axis=1)
+                    self.confidence[cells] = probs.max(axis=1)
                 self.known[new] = True
-        return self.table[key]
-
+        return self.best[key], self.confidence[key], self.table[key] if probabilities else None
 
 
 def fit_random_forest(x: np.ndarray, y_index: np.ndarray, n_classes: int, n_trees: int = 200,
