@@ -240,8 +240,8 @@ class _BinMemo:
 
     def lookup(self, x: np.ndarray, predict: Any, probabilities: bool) -> tuple[np.ndarray, np.ndarray,
                                                                                 Optional[np.ndarray]]:
-        nan = np.isnan(x).any(axis=1)
-        if nan.any():  # NaN follows each node's missing-value branch, not a bin: those rows go direct
+        if np.isnan(x.ravel()).any():  # NaN follows each node's missing-value branch, not a bin: direct
+            nan = np.isnan(x).any(axis=1)
             probs = np.empty((len(x), self.table.shape[1]), np.float32)
             probs[nan] = predict(x[nan])
             probs[~nan] = self.lookup(x[~nan], predict, True)[2]
