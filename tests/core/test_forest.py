@@ -122,6 +122,9 @@ def test_binned_memo_gives_every_pixel_the_forests_own_answer():
     second = forest.predict_proba(image)  # half of it answered from the table
     np.testing.assert_allclose(second, rf.predict_proba(image), rtol=0, atol=1e-6)
     np.testing.assert_array_equal(second[:100_000], first)
+    assert set(forest._memo.luts) == {0, 1, 2} - {f}  # whole numbers by table look-up; band f has fractions
+    fractional = image[:20_000] * np.float32(0.37) - np.float32(100.5)  # binary search path
+    np.testing.assert_allclose(forest.predict_proba(fractional), rf.predict_proba(fractional), rtol=0, atol=1e-6)
     index, confidence, probs = forest.classify(image)  # class and confidence straight from the table
     assert probs is None
     np.testing.assert_array_equal(index, second.argmax(axis=1))
