@@ -233,20 +233,20 @@ class _BinMemo:
 
     def keys(self, x: np.ndarray) -> np.ndarray:
         # searchsorted 'left' counts thresholds t < v; a pixel goes left at a node iff v <= t, so equal counts
-        # mean equal branches everywhere (NaN rows never get here).
-        key = np.zeros(len(x), np.int64)
+        # mean equal branches everywhere (NaN rows never get here). Keys fit int32: cells ≤ MAX_CELLS.
+        key = np.zeros(len(x), np.int32)
         for f, (edges, stride) in enumerate(zip(self.edges, self.strides)):
             if len(edges):
                 column = np.ascontiguousarray(x[:, f])
-                bins = self._integer_bins(f, column)
-                if bins is None:
-                    bins = np.searchsorted(edges, column, side="left")
-                key += bins * stride if stride != 1 else bins
+                scaled = self._integer_bins(f, column)
+                if scaled is None:
+                    scaled = np.searchsorted(edges, column, side="left").astype(np.int32) * np.int32(stride)
+                key += scaled
         return key
 
     def _integer_bins(self, f: int, column: np.ndarray) -> Optional[np.ndarray]:
-        """The same counts for a band of whole numbers in [0, 65536) (digital numbers, as most imagery
-        holds), read from a 65,536-entry table per band: a gather instead of a binary search per value."""
+        """Count × stride for a band of whole numbers in [0, 65536) (digital numbers, as most imagery holds),
+        read from a 65,536-entry table per band: a gather instead of a binary search per value."""
         if not (column.min() >= 0 and column.max() < self.INTEGER_LUT):
             return None
         whole = column.astype(np.int32)
@@ -254,7 +254,8 @@ class _BinMemo:
             return None
         if f not in self.luts:
             values = np.arange(self.INTEGER_LUT, dtype=np.float32)
-            self.luts[f] = np.searchsorted(self.edges[f], values, side="left").astype(np.int64)
+            bins = np.searchsorted(self.edges[f], values, side="left")
+            self.luts[f] = (bins * int(self.strides[f])).astype(np.int32)
         return self.luts[f][whole]
 
     def lookup(self, x: np.ndarray, predict: Any, probabilities: bool) -> tuple[np.ndarray, np.ndarray,
