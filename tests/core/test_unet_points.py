@@ -21,7 +21,7 @@ def test_translations_put_the_centre_label_at_every_phase_equally_often():
     from geodl_plugin.core.data.chips import IGNORE, centre_mask
     from geodl_plugin.core.models.unet import chip_batches, phases_covered, translate_batch
 
-    n, k = 4000, 32
+    n, k = 2000, 32
     x = np.random.default_rng(0).normal(size=(n, k, k, 2)).astype(np.float32)
     y = centre_mask(np.arange(n) % 3, k)
     assert phases_covered(y, M) == 1  # the defect: one phase of 16 ever labelled
