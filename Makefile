@@ -37,7 +37,7 @@ bench: setup sample-data
 	$(PY) scripts/bench.py --data data/sample --out bench-output
 
 screenshot: setup demo
-	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) scripts/screenshot.py --project demo-output/demo.qgz --out docs/screenshot.png
+	$(PY) scripts/screenshot.py --project demo-output/demo.qgz --out docs/screenshot.png
 
 build/$(PLUGIN_NAME): $(shell find geodl_plugin ui resources -type f -not -path '*/__pycache__/*') metadata.txt LICENSE
 	rm -rf $@ && mkdir -p $@
@@ -63,7 +63,7 @@ install-deps:
 
 lint: setup
 	$(VENV)/bin/ruff check geodl_plugin scripts tests
-	$(VENV)/bin/mypy geodl_plugin/core
+	$(VENV)/bin/mypy geodl_plugin
 
 clean:
 	rm -rf build dist demo-output bench-output .pytest_cache

@@ -4,7 +4,7 @@ removes every one of them again in ``unload``. All work lives in the core and ru
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Any, Optional
 
 from qgis.core import Qgis, QgsApplication
 from qgis.PyQt.QtCore import Qt
@@ -12,8 +12,8 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
 from . import log_bridge
-from .core.runtime.dependencies import check_dependencies, missing_message, unavailable_features
-from .core.runtime.worker import call_in_worker, shutdown_shared_worker
+from .core.runtime.dependencies import check_dependencies, describe_training_device, missing_message, unavailable_features
+from .core.runtime.worker import run_in_worker, shutdown_shared_worker
 from .paths import resource
 from .processing.provider import GeoDLProvider
 from .tasks import GeoDLTask
@@ -26,9 +26,9 @@ class GeoDLPlugin:
     def __init__(self, iface) -> None:  # iface is None under qgis_process
         self.iface = iface
         self.provider: Optional[GeoDLProvider] = None
-        self.dock = None
+        self.dock: Any = None  # the GeoDLDock, once initGui ran
         self.action: Optional[QAction] = None
-        self.toolbar = None
+        self.toolbar: Any = None
         self.log_handler: Optional[log_bridge.QgsMessageLogHandler] = None
         self.tasks: set[GeoDLTask] = set()
         self.dependency_statuses = check_dependencies()
@@ -70,7 +70,7 @@ class GeoDLPlugin:
             # In the persistent worker process: TensorFlow must not load inside the QGIS binary (see
             # core/worker.py), and warming that worker now makes the first map preview fast.
             self.run_task(GeoDLTask("GeoDL: find the training device",
-                                    lambda progress: call_in_worker("describe_training_device", None, progress,
+                                    lambda progress: run_in_worker(describe_training_device, None, progress,
                                                                     persistent=True),
                                     on_done=self._show_device, on_error=self._show_device))
         elif self.dock is not None:

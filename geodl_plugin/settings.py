@@ -18,7 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "ee_bucket": "",
     "last_output_dir": "",
     "train_epochs": 50,
-    "train_batch_size": 256,
+    "train_batch_size": 64,  # TrainParams.batch_size: the dock and Processing start alike
     "prediction_batch_pixels": 262144,
 }
 

@@ -71,8 +71,9 @@ def ensure_model(data: Path, out: Path) -> Path:
     from geodl_plugin.core.data.labels import read_labels
     from geodl_plugin.core.data.point_sampling import sample_points_in_polygons
     from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.families import train_model
     from geodl_plugin.core.io.raster import raster_info
-    from geodl_plugin.core.train.trainer import TrainParams, train_model
+    from geodl_plugin.core.train.trainer import TrainParams
 
     info = raster_info(data / SCENE)
     labels = read_labels(data / SCENE.replace(".TIF", "_polygons.gpkg"), "name", target_crs_wkt=info.crs_wkt)
@@ -138,8 +139,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench-output")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    from geodl_plugin.core.families import predict_raster
     from geodl_plugin.core.models.model_file import ModelBundle, load_model_file
-    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
+    from geodl_plugin.core.predict.raster_prediction import PredictParams
 
     model = ensure_model(args.data, args.out)
     bundle = load_model_file(model)

@@ -30,7 +30,8 @@ import json, resource, sys, time
 import numpy as np
 sys.path.insert(0, {repo!r})
 from geodl_plugin.core.models.model_file import load_model_file
-from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
+from geodl_plugin.core.families import predict_raster
+from geodl_plugin.core.predict.raster_prediction import PredictParams
 bundle = load_model_file({model!r})
 bundle.classify(np.zeros((16, len(bundle.bands)), "float32"))  # the model compiled, as for a run
 out = {{}}

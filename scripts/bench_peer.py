@@ -35,7 +35,7 @@ import sysconfig
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -110,12 +110,15 @@ def training_points(data: Path, out: Path) -> tuple[Any, Path]:
 
 def geodl_models(data: Path, out: Path, points: Any, trees: int) -> dict[str, Path]:
     from geodl_plugin.core.data.samples import extract_samples
-    from geodl_plugin.core.train.trainer import TrainParams, train_model
+    from geodl_plugin.core.families import train_model
+    from geodl_plugin.core.models.family import ForestParams, ModelFamily
+    from geodl_plugin.core.train.trainer import TrainParams
 
     samples = extract_samples([data / SCENE], points, out / "samples.tfrecord.gz", nodata=0, band_names=BANDS).path
     models = {"forest": out / "forest.geodl", "dnn": out / "dnn.geodl"}
     if not models["forest"].exists():
-        train_model(TrainParams([samples], str(models["forest"]), model_type="rf", n_trees=trees))
+        train_model(TrainParams([samples], str(models["forest"]), family=ModelFamily.RANDOM_FOREST,
+                                options=ForestParams(n_trees=trees)))
     if not models["dnn"].exists():
         train_model(TrainParams([samples], str(models["dnn"]), epochs=60, batch_size=32))
     return models
@@ -168,6 +171,90 @@ def same_class(a: Path, b: Path, lut: dict[int, int]) -> float:
     return float((x[valid] == mapped[y[valid]]).mean())
 
 
+def otb_runs(vrt: Path, points_gpkg: Path, out: Path, trees: int, n: int) -> dict[str, Any]:
+    """OTB trained on the points with geodl's forest settings, and with its own defaults but the tree count
+    (depth 5, ≥ 10 samples a node, stop once the OOB error < 1 %: what ``-classifier.rf.nbtrees 200`` gives a
+    user who sets nothing else); each classification timed as the whole command."""
+    model, default_model = out / "otb_rf.txt", out / "otb_rf_defaults.txt"
+    base = [OTB_TRAIN, "-io.il", str(vrt), "-io.vd", str(points_gpkg), "-sample.vfn", "class_id", "-sample.mt", "-1",
+            "-sample.mv", "-1", "-sample.vtr", "0", "-sample.bm", "0", "-classifier", "rf",
+            "-classifier.rf.nbtrees", str(trees), "-rand", "1"]
+    matched = ["-classifier.rf.max", "20", "-classifier.rf.min", "1", "-classifier.rf.acc", "0"]
+    train_s = best_of(lambda: run([*base, *matched, "-io.out", str(model)]), 1)
+    run([*base, "-io.out", str(default_model)])
+
+    def classify(model: Path, prefix: str) -> list[str]:
+        return [OTB_CLASSIFY, "-in", str(vrt), "-model", str(model), "-out", str(out / f"{prefix}_class.tif"),
+                "uint8", "-confmap", str(out / f"{prefix}_confidence.tif"), "-nodatalabel", "255"]
+
+    return {"train_s": train_s, "classify_s": best_of(lambda: run(classify(model, "otb")), n),
+            "trees": otb_trees(model), "defaults_classify_s": best_of(lambda: run(classify(default_model,
+                                                                                         "otb_defaults")), n),
+            "defaults_trees": otb_trees(default_model)}
+
+
+def geodl_commands(vrt: Path, models: dict[str, Path], out: Path, n: int) -> tuple[dict[str, float], float]:
+    """Each model's whole ``qgis_process.bin run geodl:predict`` command; and QGIS' start-up alone."""
+    qp = QgisProcess(out / "qgis")
+    seconds = {}
+    for name, model in models.items():
+        target = out / f"cmd_{name}"
+        target.mkdir(exist_ok=True)
+        cmd = qp.predict(vrt, model, target)
+        seconds[name] = best_of(lambda cmd=cmd: run(cmd, env=qp.env), n)
+    return seconds, best_of(lambda: run([QGIS_PROCESS, "help", "geodl:predict"], env=qp.env), n)
+
+
+def in_process(vrt: Path, models: dict[str, Path], out: Path, n: int) -> dict[str, float]:
+    """``predict_raster`` with the model loaded: the DNN, the forest, and a constant (the I/O floor)."""
+    from geodl_plugin.core.families import predict_raster
+    from geodl_plugin.core.models.model_file import load_model_file
+    from geodl_plugin.core.predict.raster_prediction import PredictParams
+
+    seconds = {}
+    for name in ("dnn", "forest", "floor"):
+        bundle = load_model_file(models["forest" if name == "forest" else "dnn"])
+        if name == "floor":
+            bundle = constant_bundle(bundle)
+        params = PredictParams([str(vrt)], bundle.path, str(out / f"{name}_class.tif"),
+                               str(out / f"{name}_confidence.tif"))
+        predict_raster(params, bundle=bundle)  # warm: traced function, file cache, forest's table
+        seconds[name] = best_of(lambda params=params, bundle=bundle: predict_raster(params, bundle=bundle), n)
+    return seconds
+
+
+def print_table(f: dict[str, Any], repeat: int) -> None:
+    (width, height), mpx, otb, cmd, inproc, r = f["raster_px"], f["mpx"], f["otb"], f["geodl_command_s"], \
+        f["in_process_s"], f["ratios"]
+
+    def row(label: str, seconds: Optional[float], note: str = "") -> None:
+        cols = f"{seconds:8.2f} {mpx / seconds:7.2f}" if seconds else f"{'':8s} {'':7s}"
+        print(f"  {label:56s} {cols}   {note}".rstrip())
+
+    print(f"\nLandsat sample scene repeated {repeat}×{repeat} ({width}×{height} px = {mpx:.1f} Mpx, 3 bands, VRT), "
+          f"class + confidence; best of {f['repeats']} runs each, {os.cpu_count()} CPU(s):")
+    print(f"  {'':56s} {'seconds':>8s} {'Mpx/s':>7s}")
+    train_label = f"OTB TrainImagesClassifier (rf, {f['trees']} trees, depth 20)"
+    print(f"  {train_label:56s} {otb['train_s']:8.2f}")
+    row("OTB ImageClassifier -confmap (whole command)", otb["classify_s"], f"({otb['trees']} trees)")
+    row(f"  same, OTB's defaults but {f['trees']} trees (depth 5, acc 0.01)", otb["defaults_classify_s"],
+        f"({otb['defaults_trees']} trees grown: OpenCV stops at its OOB error)")
+    row("geodl:predict forest (whole qgis_process command)", cmd["forest"],
+        f"{r['forest_command_vs_otb']:.2f}× OTB's speed (goal ≥ 1.0×)")
+    row("geodl:predict DNN (whole qgis_process command)", cmd["dnn"],
+        f"{r['dnn_command_vs_otb']:.2f}× OTB's speed (goal ≥ 1.0×)")
+    row("  qgis_process start-up alone (help geodl:predict)", None, f"{f['qgis_process_startup_s']:.2f} s")
+    row("geodl in process: DNN", inproc["dnn"], f"{r['dnn_vs_io_floor']:.2f}× the I/O floor's speed (goal ≥ 0.8×)")
+    row("geodl in process: forest", inproc["forest"], f"{r['forest_vs_io_floor']:.2f}× the I/O floor's speed")
+    row("geodl in process: constant model (the I/O floor)", inproc["floor"])
+    if f["unet"]:
+        u = f["unet"]
+        print(f"  {'U-Net tiled prediction vs its FLOP bound (bench_unet)':56s} {u['predict_s']:8.2f} "
+              f"{u['predict_mpx_s']:7.2f}   {u['predict_over_bound']:.2f}× the bound (goal ≤ 1.5×)")
+    print(f"  geodl's forest and OTB's (matched) forest give the same class to {f['agreement']:.1%} of the valid "
+          "pixels (two forests from the same points)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO / "data" / "sample")
@@ -186,107 +273,33 @@ def main(argv: list[str] | None = None) -> int:
     from bench_memory import mosaic_vrt
 
     from geodl_plugin.core.models.model_file import load_model_file
-    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
 
     vrt = out / "mosaic.vrt"
     width, height, _ = mosaic_vrt((args.data / SCENE).resolve(), vrt, args.repeat)
-    mpx = width * height / 1e6
     points, points_gpkg = training_points(args.data, out)
     models = geodl_models(args.data, out, points, args.trees)
-    n = args.repeats
-
-    # --- OTB, whole commands -------------------------------------------------------------------------
-    otb_model = out / "otb_rf.txt"
-    otb_train_cmd = [OTB_TRAIN, "-io.il", str(vrt), "-io.vd", str(points_gpkg), "-sample.vfn", "class_id",
-                     "-sample.mt", "-1", "-sample.mv", "-1", "-sample.vtr", "0", "-sample.bm", "0",
-                     "-classifier", "rf", "-classifier.rf.nbtrees", str(args.trees), "-classifier.rf.max", "20",
-                     "-classifier.rf.min", "1", "-classifier.rf.acc", "0", "-rand", "1", "-io.out", str(otb_model)]
-    otb_train_s = best_of(lambda: run(otb_train_cmd), 1)
-    def otb_classify(model: Path, prefix: str) -> list[str]:
-        return [OTB_CLASSIFY, "-in", str(vrt), "-model", str(model), "-out", str(out / f"{prefix}_class.tif"),
-                "uint8", "-confmap", str(out / f"{prefix}_confidence.tif"), "-nodatalabel", "255"]
-
-    otb_s = best_of(lambda: run(otb_classify(otb_model, "otb")), n)
-    # OTB's defaults besides the tree count (depth 5, ≥ 10 samples a node, stop once the OOB error < 1 %):
-    # what `-classifier rf -classifier.rf.nbtrees 200` gives a user who sets nothing else
-    otb_default_model = out / "otb_rf_defaults.txt"
-    default_train = otb_train_cmd[:otb_train_cmd.index("-classifier.rf.max")] + [
-        "-rand", "1", "-io.out", str(otb_default_model)]
-    run(default_train)
-    otb_default_s = best_of(lambda: run(otb_classify(otb_default_model, "otb_defaults")), n)
-
-    # --- geodl, whole commands -----------------------------------------------------------------------
-    qp = QgisProcess(out / "qgis")
-    command_s = {}
-    for name, model in models.items():
-        target = out / f"cmd_{name}"
-        target.mkdir(exist_ok=True)
-        cmd = qp.predict(vrt, model, target)
-        command_s[name] = best_of(lambda cmd=cmd: run(cmd, env=qp.env), n)
-    startup_s = best_of(lambda: run([QGIS_PROCESS, "help", "geodl:predict"], env=qp.env), n)
-
-    # --- geodl in process: DNN, forest, constant (the I/O floor) --------------------------------------
-    inproc_s = {}
-    for name in ("dnn", "forest", "floor"):
-        bundle = load_model_file(models["forest" if name == "forest" else "dnn"])
-        if name == "floor":
-            bundle = constant_bundle(bundle)
-        params = PredictParams([str(vrt)], bundle.path, str(out / f"{name}_class.tif"),
-                               str(out / f"{name}_confidence.tif"))
-        predict_raster(params, bundle=bundle)  # warm: traced function, file cache, forest's table
-        inproc_s[name] = best_of(lambda params=params, bundle=bundle: predict_raster(params, bundle=bundle), n)
-
+    otb = otb_runs(vrt, points_gpkg, out, args.trees, args.repeats)
+    command_s, startup_s = geodl_commands(vrt, models, out, args.repeats)
+    inproc_s = in_process(vrt, models, out, args.repeats)
     ids = load_model_file(models["forest"]).classes.ids
     agree = same_class(out / "cmd_forest" / "class.tif", out / "otb_class.tif", {i: i for i in ids})
-
     unet: dict = {}
     if not args.no_unet:
         print("== bench_unet.py")
         subprocess.run([sys.executable, str(REPO / "scripts" / "bench_unet.py"), "--json", str(out / "unet.json")],
                        check=True)
         unet = json.loads((out / "unet.json").read_text())
-
-    rate = {k: mpx / v for k, v in {"otb": otb_s, **{f"cmd_{k}": v for k, v in command_s.items()},
-                                    **inproc_s}.items()}
-    figures = {"raster_px": [width, height], "mpx": mpx, "repeats": n, "trees": args.trees,
-               "otb_train_s": otb_train_s, "otb_classify_s": otb_s, "otb_trees": otb_trees(otb_model),
-               "otb_defaults_classify_s": otb_default_s, "otb_defaults_trees": otb_trees(otb_default_model),
-               "geodl_command_s": command_s,
-               "qgis_process_startup_s": startup_s, "in_process_s": inproc_s,
-               "mpx_s": rate, "forest_vs_otb_class_agreement": agree,
-               "ratios": {"forest_command_vs_otb": otb_s / command_s["forest"],
-                          "dnn_command_vs_otb": otb_s / command_s["dnn"],
+    figures = {"raster_px": [width, height], "mpx": width * height / 1e6, "repeats": args.repeats,
+               "trees": args.trees, "otb": otb, "geodl_command_s": command_s, "qgis_process_startup_s": startup_s,
+               "in_process_s": inproc_s, "agreement": agree, "unet": unet,
+               "ratios": {"forest_command_vs_otb": otb["classify_s"] / command_s["forest"],
+                          "dnn_command_vs_otb": otb["classify_s"] / command_s["dnn"],
+                          "forest_command_vs_otb_defaults": otb["defaults_classify_s"] / command_s["forest"],
                           "dnn_vs_io_floor": inproc_s["floor"] / inproc_s["dnn"],
                           "forest_vs_io_floor": inproc_s["floor"] / inproc_s["forest"],
                           "unet_over_flop_bound": unet.get("predict_over_bound")}}
     (out / "bench_peer.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
-    r = figures["ratios"]
-    print(f"\nLandsat sample scene repeated {args.repeat}×{args.repeat} ({width}×{height} px = {mpx:.1f} Mpx, "
-          f"3 bands, VRT), class + confidence; best of {n} runs each, {os.cpu_count()} CPU(s):")
-    print(f"  {'':52s} {'seconds':>8s} {'Mpx/s':>7s}")
-    otb_train_label = f"OTB TrainImagesClassifier (rf, {args.trees} trees, depth 20)"
-    print(f"  {otb_train_label:52s} {otb_train_s:8.2f}")
-    print(f"  {'OTB ImageClassifier -confmap (whole command)':52s} {otb_s:8.2f} {rate['otb']:7.2f}   "
-          f"({figures['otb_trees']} trees)")
-    otb_default_label = f"  same, OTB's defaults but {args.trees} trees (depth 5, acc 0.01)"
-    print(f"{otb_default_label:54s} {otb_default_s:8.2f} {mpx / otb_default_s:7.2f}   "
-          f"({figures['otb_defaults_trees']} trees grown: OpenCV stopped at its OOB error)")
-    print(f"  {'geodl:predict forest (whole qgis_process command)':52s} {command_s['forest']:8.2f} "
-          f"{rate['cmd_forest']:7.2f}   {r['forest_command_vs_otb']:.2f}× OTB's speed (goal ≥ 1.0×)")
-    print(f"  {'geodl:predict DNN (whole qgis_process command)':52s} {command_s['dnn']:8.2f} "
-          f"{rate['cmd_dnn']:7.2f}   {r['dnn_command_vs_otb']:.2f}× OTB's speed (goal ≥ 1.0×)")
-    print(f"  {'  of which qgis_process start-up (help geodl:predict)':52s} {startup_s:8.2f}")
-    print(f"  {'geodl in process: DNN':52s} {inproc_s['dnn']:8.2f} {rate['dnn']:7.2f}   "
-          f"{r['dnn_vs_io_floor']:.2f}× the I/O floor's speed (goal ≥ 0.8×)")
-    print(f"  {'geodl in process: forest':52s} {inproc_s['forest']:8.2f} {rate['forest']:7.2f}   "
-          f"{r['forest_vs_io_floor']:.2f}× the I/O floor's speed")
-    print(f"  {'geodl in process: constant model (the I/O floor)':52s} {inproc_s['floor']:8.2f} "
-          f"{rate['floor']:7.2f}")
-    if unet:
-        print(f"  {'U-Net tiled prediction vs its FLOP bound (bench_unet)':52s} {unet['predict_s']:8.2f} "
-              f"{unet['predict_mpx_s']:7.2f}   {unet['predict_over_bound']:.2f}× the bound (goal ≤ 1.5×)")
-    print(f"  geodl's forest and OTB's forest give the same class to {agree:.1%} of the valid pixels "
-          "(two different forests from the same points)")
+    print_table(figures, args.repeat)
     return 0
 
 

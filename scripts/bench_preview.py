@@ -26,8 +26,9 @@ def _synthetic(work: Path, size: int) -> tuple[str, str]:
     from geodl_plugin.core.data.classes import ClassTable
     from geodl_plugin.core.data.labels import POINT, LabelSet
     from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.families import train_model
     from geodl_plugin.core.io.raster import raster_info
-    from geodl_plugin.core.train.trainer import TrainParams, train_model
+    from geodl_plugin.core.train.trainer import TrainParams
 
     rng = np.random.default_rng(0)
     raster = work / "scene.tif"
@@ -53,6 +54,28 @@ def _synthetic(work: Path, size: int) -> tuple[str, str]:
     return str(raster), str(model)
 
 
+def time_preview(rasters: list[str], model: str, extent: tuple, width: int, height: int, out_dir: Path,
+                 repeats: int = 3, in_worker: bool = False) -> list[float]:
+    """Seconds per preview, exactly as the dock runs it (in-process: the first includes loading the model,
+    later ones reuse it; in the worker: the dock's persistent worker)."""
+    import time
+
+    from geodl_plugin.core.families import predict_raster
+    from geodl_plugin.core.predict.preview import preview_params
+    from geodl_plugin.core.runtime.worker import run_in_worker
+
+    seconds = []
+    for n in range(repeats):
+        started = time.perf_counter()
+        params = preview_params(rasters, model, extent, width, height, out_dir / f"run{n}")
+        if in_worker:
+            run_in_worker(predict_raster, params, persistent=True)
+        else:
+            predict_raster(params)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raster")
@@ -63,7 +86,6 @@ def main() -> int:
     args = parser.parse_args()
 
     from geodl_plugin.core.io.raster import raster_info
-    from geodl_plugin.gui.preview import time_preview
 
     with tempfile.TemporaryDirectory(prefix="geodl-bench-") as tmp:
         work = Path(tmp)
@@ -79,11 +101,12 @@ def main() -> int:
         if not args.no_worker:
             import time
 
-            from geodl_plugin.core.runtime.worker import call_in_worker, shutdown_shared_worker
+            from geodl_plugin.core.runtime.dependencies import describe_training_device
+            from geodl_plugin.core.runtime.worker import run_in_worker, shutdown_shared_worker
 
             # What the plugin does when QGIS starts: the device probe starts the worker and TensorFlow.
             started = time.perf_counter()
-            call_in_worker("describe_training_device", persistent=True)
+            run_in_worker(describe_training_device, persistent=True)
             warm_up = time.perf_counter() - started
             worker = time_preview([raster], model, extent, args.size, args.size, work / "worker", args.repeats,
                                   in_worker=True)

@@ -68,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     from make_synthetic_scene import make_scene
 
     from geodl_plugin.core.data.classes import ClassTable
+    from geodl_plugin.core.families import predict_raster
     from geodl_plugin.core.io.raster import raster_info
+    from geodl_plugin.core.models.family import ModelFamily, TilingParams
     from geodl_plugin.core.models.model_file import make_manifest, save_model_file
-    from geodl_plugin.core.models.networks import UNET
     from geodl_plugin.core.models.unet import augment_batch, build_unet, chip_batches, make_loss, unet_flops
-    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
+    from geodl_plugin.core.predict.raster_prediction import PredictParams
     from geodl_plugin.core.predict.tiled_prediction import batch_spans, keras_predictor, tile_layout
 
     figures: dict = {"backend": keras.backend.backend(), "cpu_count": os.cpu_count()}
@@ -85,11 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         bands, classes = info.count, ClassTable.from_names(["crop", "forest", "urban", "water"])
         keras.utils.set_random_seed(0)
         model = build_unet(bands, len(classes), [1000.0] * bands, [300.0**2] * bands, args.depth, args.filters)
-        manifest = make_manifest(name="bench", architecture=UNET, bands=list(info.band_names), classes=classes,
+        manifest = make_manifest(name="bench", architecture=ModelFamily.UNET.value, task="semantic-segmentation",
+                                 bands=list(info.band_names), classes=classes,
                                  mean=[1000.0] * bands, std=[300.0] * bands, source_dtype=info.dtype, nodata=None,
                                  pixel_size=info.res, crs_wkt=info.crs_wkt, crs_units=info.crs_units,
                                  patch_size=args.chip,
-                                 training={"unet": {"depth": args.depth, "base_filters": args.filters}})
+                                 training={"network": {"depth": args.depth, "base_filters": args.filters}})
         model_path = Path(tmp) / "bench.geodl"
         save_model_file(model_path, model, manifest)
 
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         bound = tile_flops * tiles_run / flops_per_s
         params = PredictParams([str(scene.image)], str(model_path), str(Path(tmp) / "class.tif"),
                                confidence_output=str(Path(tmp) / "conf.tif"))
-        params.tile_size, params.tile_overlap, params.tile_batch = tile, overlap, args.batch
+        params.tiling = TilingParams(size=tile, overlap=overlap, batch=args.batch)
         from geodl_plugin.core.models.model_file import load_model_file
 
         bundle = load_model_file(model_path)  # loaded once, as the dock's worker keeps it

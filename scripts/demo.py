@@ -60,7 +60,6 @@ def run(data: Path, out: Path, epochs: int = 150) -> dict:
 
 def build_project(scene: Path, polygons: Path, out: Path) -> None:
     """demo.qgz with the styled layers, and map.png rendered from it with a legend."""
-    from geodl_plugin.core.models.networks.model_file import load_model_file
     from qgis.core import (
         QgsLayoutExporter,
         QgsLayoutItemLegend,
@@ -77,6 +76,7 @@ def build_project(scene: Path, polygons: Path, out: Path) -> None:
         QgsVectorLayer,
     )
 
+    from geodl_plugin.core.models.model_file import load_model_file
     from geodl_plugin.gui.project_state import DockState
     from geodl_plugin.gui.project_state import save as save_dock_state
     from geodl_plugin.layers import add_result_layers

@@ -1,94 +1,90 @@
-"""Save a PNG of the GeoDL dock beside a map canvas showing a project (for the README).
+"""Save a PNG of the real QGIS desktop (menus, layers panel, map canvas) with the GeoDL dock, on a project.
 
-``make screenshot`` runs it under Xvfb with the demo project; without a project file it builds a small
-synthetic scene with two labelled classes itself.
-Usage: python scripts/screenshot.py [--project demo-output/demo.qgz] --out resources/screenshot.png
+``make screenshot`` runs it on the demo project: it installs the plugin into a throw-away QGIS profile, starts
+the QGIS binary under Xvfb with that project, waits until the dock is up and the map has rendered, and grabs
+QGIS's main window. Nothing of the user's own QGIS profile is touched.
+Usage: python scripts/screenshot.py --project demo-output/demo.qgz --out docs/screenshot.png
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "plugin"))
+
+# Runs inside QGIS (``qgis --code``): waits for the plugin and the project, then grabs the main window.
+IN_QGIS = """
+import time
+from qgis.PyQt.QtCore import QTimer
+from qgis.utils import iface, plugins
+started = time.time()
+
+def shoot():
+    p = plugins.get("geodl")
+    ready = p is not None and p.dock is not None and iface.mapCanvas().layers()
+    if not ready and time.time() - started < 120:
+        QTimer.singleShot(500, shoot)
+        return
+    if ready:
+        p.dock.show()
+        p.dock.raise_()
+        p.dock.steps.setCurrentWidget(getattr(p.dock, TAB))
+        iface.mainWindow().resize(WIDTH, HEIGHT)
+        iface.mapCanvas().zoomToFullExtent()
+        iface.mapCanvas().refreshAllLayers()
+        QTimer.singleShot(4000, grab)
+    else:
+        iface.actionExit().trigger()
+
+def grab():
+    iface.mapCanvas().waitWhileRendering()
+    iface.mainWindow().grab().save(OUT)
+    iface.actionExit().trigger()
+
+QTimer.singleShot(1000, shoot)
+"""
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", default="")
-    parser.add_argument("--out", default=str(REPO / "resources" / "screenshot.png"))
-    parser.add_argument("--width", type=int, default=1500)
-    parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--project", required=True, help="a QGIS project, e.g. demo-output/demo.qgz (make demo)")
+    parser.add_argument("--out", default=str(REPO / "docs" / "screenshot.png"))
+    parser.add_argument("--width", type=int, default=1600)
+    parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument("--tab", default="labelsPage", help="the dock step to show")
     args = parser.parse_args()
-
-    from qgis.core import QgsApplication, QgsProject
-    from qgis.gui import QgsLayerTreeMapCanvasBridge, QgsMapCanvas
-    from qgis.PyQt.QtCore import Qt
-    from qgis.PyQt.QtWidgets import QMainWindow
-
-    app = QgsApplication([], True)
-    app.initQgis()
-    window = QMainWindow()
-    window.setWindowTitle("QGIS — GeoDL")
-    canvas = QgsMapCanvas(window)
-    window.setCentralWidget(canvas)
-    project = QgsProject.instance()
-    QgsLayerTreeMapCanvasBridge(project.layerTreeRoot(), canvas, window)
-
-    from geodl_plugin.gui.dock import GeoDLDock
-
-    dock = GeoDLDock(window, project=project, canvas=canvas)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    if args.project and Path(args.project).exists():
-        project.read(args.project)
-    else:
-        _scene(dock, canvas, project, Path(tempfile.mkdtemp(prefix="geodl-shot-")))
-    window.resize(args.width, args.height)
-    window.show()
-    canvas.setDestinationCrs(project.crs() if project.crs().isValid() else canvas.mapSettings().destinationCrs())
-    canvas.zoomToFullExtent()
-    dock.steps.setCurrentWidget(dock.labelsPage)
-    for _ in range(20):
-        app.processEvents()
-    canvas.refresh()
-    canvas.waitWhileRendering()
-    app.processEvents()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    ok = window.grab().save(args.out)
-    print(f"wrote {args.out}" if ok else f"could not write {args.out}")
-    dock.disconnect_project()
-    from qgis_headless import finish
-
-    # End here, while QgsApplication is still referenced: deleting it (as main's locals go) and QGIS's own
-    # teardown segfault on 3.22 after the work is written.
-    finish(0 if ok else 1)
-    return 0 if ok else 1
-
-
-def _scene(dock, canvas, project, work: Path) -> None:
-    """A synthetic two-class scene, a few labels per class and a region."""
-    from dock_support import ORIGIN, add_raster, raster_extent, setup_canvas, write_two_class_raster
-    from qgis.core import QgsGeometry, QgsPointXY, QgsRectangle
-
-    raster = add_raster(project, write_two_class_raster(work / "scene.tif", 120), "Synthetic scene")
-    setup_canvas(canvas, [raster], raster_extent(120))
-    project.setCrs(raster.crs())
-    dock.set_output_dir(str(work / "geodl"))
-    dock.set_rasters([raster])
-    dock.add_class("water")
-    dock.add_class("field")
-    dock.ensure_labels_layer()
-    x0, y0 = ORIGIN
-    for i in range(24):
-        cls = i % 2
-        dock.session.add_point(QgsPointXY(x0 + 60 + cls * 600 + (i * 37) % 480, y0 - 60 - (i * 53) % 1080),
-                               dock.palette.at(cls).id, raster.crs())
-    dock.set_region(QgsGeometry.fromRect(QgsRectangle(x0 + 100, y0 - 1100, x0 + 1100, y0 - 100)), raster.crs())
+    project = Path(args.project).resolve()
+    if not project.exists():
+        print(f"no project at {project}: run `make demo` first")
+        return 1
+    out = Path(args.out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="geodl-shot-") as tmp:
+        root = Path(tmp) / "profiles"
+        subprocess.run(["make", "-s", "install", f"QGIS_PROFILE_DIR={root}/default"], cwd=REPO, check=True)
+        script = Path(tmp) / "shoot.py"
+        partial = out.parent / f".{out.name}.part.png"  # beside the target: the rename cannot cross disks
+        script.write_text(f"OUT = {str(partial)!r}\nTAB = {args.tab!r}\nWIDTH, HEIGHT = {args.width}, {args.height}\n"
+                          + IN_QGIS)
+        env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+        env.update({"PYTHONPATH": sysconfig.get_paths()["purelib"], "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": tmp})
+        subprocess.run(["xvfb-run", "-a", "-s", f"-screen 0 {args.width}x{args.height}x24", "/usr/bin/qgis",
+                        "--profiles-path", str(root.parent), "--profile", "default", "--nologo", "--noversioncheck",
+                        "--project", str(project), "--code", str(script)], env=env, timeout=300,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not partial.exists():
+            print("QGIS ended without a screenshot")
+            return 1
+        os.replace(partial, out)  # never a half-written picture in docs/
+    print(f"wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

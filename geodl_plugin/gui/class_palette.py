@@ -65,8 +65,9 @@ class ClassPalette(QObject):
         if new_id is None:
             raise GeoDLError("The palette is full (254 classes).")
         if color is None:  # the name's usual colour, else the first palette colour not yet in use
-            used = {c.color.lower() for c in self._classes}
-            color = next((default_colour(name, i) for i in range(16) if default_colour(name, i).lower() not in used),
+            used_colours = {c.color.lower() for c in self._classes}
+            color = next((default_colour(name, i) for i in range(16)
+                          if default_colour(name, i).lower() not in used_colours),
                          default_colour(name, len(self._classes)))
         info = ClassInfo(new_id, name, color)
         self._classes.append(info)

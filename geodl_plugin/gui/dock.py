@@ -26,8 +26,11 @@ from .. import settings
 from ..core.data import labels as _labels  # noqa: F401
 from ..core.data import point_sampling as _sampling  # noqa: F401
 from ..core.data.classes import ClassTable
+from ..core.families import FAMILIES
+from ..core.models.family import TilingParams
 from ..core.runtime.dependencies import DependencyStatus, is_importable, missing_message
 from ..core.runtime.errors import GeoDLError
+from ..core.runtime.typed_json import to_jsonable
 from ..paths import ui_file
 from ..tasks import GeoDLTask
 from . import project_state
@@ -39,6 +42,7 @@ from .dock_region import REGION_LAYER_NAME, RegionStep  # noqa: F401 - re-export
 from .dock_training import TrainingStep
 from .labelling import LabelSession
 from .map_tools import LabelPointTool, RegionPolygonTool, RegionRectangleTool
+from .options_form import OptionsForm
 from .training_plot import TrainingPlot
 
 log = logging.getLogger("geodl")
@@ -70,6 +74,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.region_layer: Optional[QgsVectorLayer] = None
         self.model_path = ""
         self.last_result_layers: list[QgsRasterLayer] = []
+        self.last_prediction: Any = None  # the last PredictResult (full map or preview)
         self.last_map_path = ""  # the last full classification (not a preview): what goes to Earth Engine
         self.last_metrics: dict = {}
         self.last_preview_seconds: Optional[float] = None
@@ -96,9 +101,14 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.polygonLayerCombo.setAllowEmptyLayer(True)
         self.polygonLayerCombo.setLayer(None)
         self.regionLayerCombo.setLayer(None)
-        self.modelTypeCombo.addItem("Pixel DNN (Keras)", "dnn")
-        self.modelTypeCombo.addItem("Random forest", "rf")
-        self.modelTypeCombo.addItem("U-Net (patches)", "unet")
+        for spec in FAMILIES.values():
+            self.modelTypeCombo.addItem(spec.label, spec.family.value)
+        # every option of the chosen family, from its dataclass; tiling options for the convolutional ones
+        self.optionsForm = OptionsForm("Model options", self.trainPage)
+        self.trainLayout.insertWidget(1, self.optionsForm)
+        self.tilingForm = OptionsForm("Tiles (convolutional models)", self.mapPage)
+        self.tilingForm.set_options_type(TilingParams)
+        self.mapLayout.insertWidget(1, self.tilingForm)
         self.epochsSpin.setValue(int(settings.get("train_epochs")))
         self.batchSpin.setValue(int(settings.get("train_batch_size")))
         self.modelTypeCombo.currentIndexChanged.connect(self._model_type_changed)
@@ -322,10 +332,21 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
             classes=self.palette.table().to_json(), active_class=self.classList.currentRow(),
             region_layer_id=self.region_layer.id() if self._layer_alive(self.region_layer) else "",
             labels_layer_id=self.session.layer.id() if self._layer_alive(self.session.layer) else "",
-            raster_layer_ids=list(self._checked_rasters), model_type=self.modelTypeCombo.currentData() or "dnn",
-            epochs=self.epochsSpin.value(), batch_size=self.batchSpin.value(), hidden_units=self.hiddenUnitsEdit.text(),
+            raster_layer_ids=list(self._checked_rasters), family=self.chosen_family().family.value,
+            options=self._form_values(self.optionsForm), tiling=self._form_values(self.tilingForm),
+            epochs=self.epochsSpin.value(), batch_size=self.batchSpin.value(),
             model_path=self.modelFileWidget.filePath() or self.model_path, output_dir=self._output_dir,
             predict_area=self.predictAreaCombo.currentData() or AREA_REGION)
+
+    @staticmethod
+    def _form_values(form: OptionsForm) -> dict:
+        try:
+            return to_jsonable(form.values())
+        except GeoDLError:
+            return {}  # not valid yet: the project keeps the defaults
+
+    def tiling_options(self) -> TilingParams:
+        return self.tilingForm.values()
 
     def save_state(self) -> None:
         project_state.save(self.state(), self.project)
@@ -350,12 +371,13 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
             self.regionLabel.setText(f"Region: layer '{self.region_layer.name()}'.")
         self._checked_rasters = [i for i in state.raster_layer_ids if self.project.mapLayer(i) is not None]
         self.refresh_rasters()
-        index = self.modelTypeCombo.findData(state.model_type)
+        index = self.modelTypeCombo.findData(state.family)
         if index >= 0:
             self.modelTypeCombo.setCurrentIndex(index)
+        self.optionsForm.set_values(state.options)
+        self.tilingForm.set_values(state.tiling)
         self.epochsSpin.setValue(state.epochs)
         self.batchSpin.setValue(state.batch_size)
-        self.hiddenUnitsEdit.setText(state.hidden_units)
         self.model_path = state.model_path
         self.modelFileWidget.setFilePath(state.model_path)
         if state.output_dir and Path(state.output_dir).is_dir():

@@ -22,9 +22,9 @@ AREA_REGION, AREA_RASTER, AREA_CANVAS = "region", "raster", "canvas"
 
 def model_classes(path: str) -> ClassTable:
     """The class table of a model file, from its manifest (no TensorFlow needed)."""
-    from ..core.models.model_file import ModelBundle, read_manifest
+    from ..core.models.model_file import read_model_info
 
-    return ModelBundle(read_manifest(path), None, path).classes
+    return read_model_info(path).classes
 
 
 class MapStep:
@@ -82,13 +82,14 @@ class MapStep:
         extent = None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
         def work(progress):
+            from ..core.families import predict_raster
             from ..core.predict.raster_prediction import PredictParams
-            from ..core.runtime.worker import call_in_worker
+            from ..core.runtime.worker import run_in_worker
 
             params = PredictParams(rasters=paths, model=model, output=output, confidence_output=confidence,
-                                   extent=extent)
+                                   extent=extent, tiling=self.tiling_options())
             params.validate()
-            return call_in_worker("predict_raster", params, progress), model_classes(model)
+            return run_in_worker(predict_raster, params, progress), model_classes(model)
 
         return self._start_map_task("GeoDL: classify", work, lambda out: self._mapped(out, "GeoDL map"))
 
@@ -105,10 +106,13 @@ class MapStep:
         started = time.perf_counter()
 
         def work(progress):
-            from .preview import preview_canvas
+            from ..core.families import predict_raster
+            from ..core.predict.preview import preview_params
+            from ..core.runtime.worker import run_in_worker
 
-            return preview_canvas(paths, model, extent, size.width(), size.height(), out_dir, progress,
-                                  in_worker=True), model_classes(model)
+            params = preview_params(paths, model, extent, size.width(), size.height(), out_dir)
+            params.tiling = self.tiling_options()
+            return run_in_worker(predict_raster, params, progress, persistent=True), model_classes(model)
 
         def done(out: tuple) -> None:
             self._mapped(out, PREVIEW_GROUP, replace=True)
@@ -166,6 +170,7 @@ class MapStep:
             self.show_message(str(exc), Qgis.MessageLevel.Critical)
             return
         self.last_result_layers = layers
+        self.last_prediction = result
         self.refresh_rasters()
         if not replace:  # a preview is coarse on purpose: its pixel-size warnings stay in the log
             self.last_map_path = result.output

@@ -15,22 +15,15 @@ from qgis.PyQt.QtWidgets import QTableWidgetItem
 
 from .. import settings
 from ..core.data.classes import ClassTable
+from ..core.families import FamilySpec, family_spec, sample_patch_size
+from ..core.models.family import ModelFamily
 from ..core.runtime.errors import GeoDLError
+from ..core.train.trainer import TrainParams
 from ..tasks import GeoDLTask
 from .labelling import CLASS_NAME_FIELD
 
 
 class TrainingStep:
-    def _hidden_units(self) -> tuple[int, ...]:
-        text = self.hiddenUnitsEdit.text().replace(";", ",")
-        try:
-            units = tuple(int(t) for t in text.split(",") if t.strip())
-        except ValueError:
-            units = ()
-        if not units or min(units) < 1:
-            raise GeoDLError(f"Hidden units '{text}' are not valid: give positive whole numbers, e.g. 64 or 128,64.")
-        return units
-
     def check_training_input(self) -> tuple[list[str], str, ClassTable]:
         """(raster paths, labels path, classes), or GeoDLError naming what is missing."""
         rasters = self.selected_rasters()
@@ -55,31 +48,31 @@ class TrainingStep:
             return None
         try:
             rasters, labels_path, classes = self.check_training_input()
-            hidden = self._hidden_units()
+            family = self.chosen_family()
+            train = TrainParams(samples=[], output=self._unique("model", ".geodl"), family=family.family,
+                                options=self.optionsForm.values(), epochs=self.epochsSpin.value(),
+                                batch_size=self.batchSpin.value())
         except GeoDLError as exc:
             self._warn(str(exc))
             return None
         samples = self._unique("samples", ".tfrecord")
-        model = self._unique("model", ".geodl")
-        png = model[:-len(".geodl")] + "_confusion.png"
-        options = {"model_type": self.modelTypeCombo.currentData(), "epochs": self.epochsSpin.value(),
-                   "batch_size": self.batchSpin.value(), "hidden_units": hidden}
-        # A U-Net learns from image patches around the points (only the centre pixel labelled).
-        patch = self.patchSizeSpin.value() | 1 if options["model_type"] == "unet" else 1
-        settings.set_value("train_epochs", options["epochs"])
-        settings.set_value("train_batch_size", options["batch_size"])
+        png = train.output[:-len(".geodl")] + "_confusion.png"
+        # A patch family (U-Net) learns from image patches around the points (only the centre pixel labelled).
+        patch = sample_patch_size(family.family, self.patchSizeSpin.value())
+        settings.set_value("train_epochs", train.epochs)
+        settings.set_value("train_batch_size", train.batch_size)
 
         def work(progress):
-            from ..core.runtime.worker import call_in_worker
-            from ..core.train.from_labels import TrainFromLabelsParams
+            from ..core.label_training import TrainFromLabelsParams, train_from_labels
+            from ..core.runtime.worker import run_in_worker
 
             # Labels, samples, training and the plot all run in the worker process (see core/worker.py):
             # QGIS's process only waits on a pipe, so this thread never holds the interpreter lock that the
             # dock's own callbacks on the main thread need.
             params = TrainFromLabelsParams(rasters=rasters, labels=labels_path, class_field=CLASS_NAME_FIELD,
-                                           samples=samples, train={"output": model, **options},
-                                           classes=classes.to_json(), patch_size=patch, confusion_png=png)
-            result = call_in_worker("train_from_labels", params, progress)
+                                           samples=samples, train=train, classes=classes.to_json(),
+                                           patch_size=patch, confusion_png=png)
+            result = run_in_worker(train_from_labels, params, progress)
             return result, (png if result.metrics else None)
 
         def cleanup() -> None:
@@ -102,11 +95,15 @@ class TrainingStep:
         self.show_message("Training…")
         return task
 
+    def chosen_family(self) -> FamilySpec:
+        return family_spec(self.modelTypeCombo.currentData() or ModelFamily.PIXEL_DNN.value)
+
     def _model_type_changed(self, *_args) -> None:
-        unet = self.modelTypeCombo.currentData() == "unet"
-        self.patchSizeSpin.setEnabled(unet)
-        self.patchSizeLabel.setEnabled(unet)
-        self.hiddenUnitsEdit.setEnabled(self.modelTypeCombo.currentData() == "dnn")
+        spec = self.chosen_family()
+        patches = spec.input_kind == "patches"
+        self.patchSizeSpin.setEnabled(patches)
+        self.patchSizeLabel.setEnabled(patches)
+        self.optionsForm.set_options_type(spec.params_type)
 
     def _training_ended(self) -> None:
         self.trainButton.setEnabled(True)

@@ -1,5 +1,6 @@
-"""The Imagery tab's Earth Engine panel: a cloud-masked Sentinel-2 or Landsat 8/9 composite over the
-region, downloaded with computePixels (no bucket) into a GeoTIFF that becomes one of the chosen rasters.
+"""The Imagery tab's Earth Engine panel: a cloud-masked Sentinel-2 or Landsat 8/9 composite, or a year of
+Google's Satellite Embeddings, over the region, downloaded with computePixels (no bucket) on the region's UTM
+grid into a GeoTIFF (masked pixels = nodata) that becomes one of the chosen rasters.
 Sign-in uses the Cloud project typed here (kept in QgsSettings) and Earth Engine's own stored credentials,
 or a service-account key file: only its path is kept, never its content."""
 
@@ -9,7 +10,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import Callable, Optional
 
-from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProject, QgsRasterLayer
+from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QDate
 from qgis.PyQt.QtWidgets import (
@@ -21,13 +22,18 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QWidget,
 )
 
 from .. import settings
 from ..tasks import GeoDLTask
 
-SENSORS = (("Sentinel-2 SR (Cloud Score+ mask)", "sentinel2", 10.0), ("Landsat 8/9 C2 L2 (QA_PIXEL mask)", "landsat", 30.0))
+SENSORS = (("Sentinel-2 SR (Cloud Score+ mask)", "sentinel2", 10.0),
+           ("Landsat 8/9 C2 L2 (QA_PIXEL + saturation mask)", "landsat", 30.0),
+           ("Satellite Embedding V1, annual (64 bands)", "embedding", 10.0))
+EMBEDDING_CREDIT = ("The AlphaEarth Foundations Satellite Embedding dataset is produced by Google and Google DeepMind "
+                    "(CC-BY 4.0).")
 
 
 class EECompositePanel(QGroupBox):
@@ -62,35 +68,46 @@ class EECompositePanel(QGroupBox):
         self.scaleSpin.setRange(1.0, 1000.0)
         self.scaleSpin.setSuffix(" m")
         self.scaleSpin.setValue(10.0)
-        self.sensorCombo.currentIndexChanged.connect(lambda _i: self.scaleSpin.setValue(self.sensorCombo.currentData()[1]))
+        self.yearSpin = QSpinBox()
+        self.yearSpin.setRange(2017, today.year())
+        self.yearSpin.setValue(today.year() - 1)  # the last complete year
+        self.yearSpin.setToolTip("Satellite Embeddings: one image per year (2017 onwards). " + EMBEDDING_CREDIT)
+        self.sensorCombo.currentIndexChanged.connect(self._sensor_changed)
         self.downloadButton = QPushButton("Download composite for the region")
         self.downloadButton.clicked.connect(self.download)
         self.statusLabel = QLabel("")
         self.statusLabel.setWordWrap(True)
         form.addRow("Cloud project", self.projectEdit)
         form.addRow("Service-account key", self.keyFile)
-        form.addRow("Sensor", self.sensorCombo)
+        form.addRow("Source", self.sensorCombo)
         form.addRow("From", self.startEdit)
         form.addRow("To (exclusive)", self.endEdit)
+        form.addRow("Year", self.yearSpin)
         form.addRow("Pixel size", self.scaleSpin)
         form.addRow(self.downloadButton)
         form.addRow(self.statusLabel)
+        self._sensor_changed()
 
-    def _grid(self):
-        """(composite region in degrees, output CRS, bounds in it) from the dock's region."""
-        from ..core.earthengine.download import utm_crs
+    def _sensor_changed(self, _index: int = 0) -> None:
+        if not self.sensorCombo.currentData():
+            return
+        key, scale = self.sensorCombo.currentData()
+        embedding = key == "embedding"
+        self.scaleSpin.setValue(scale)
+        self.startEdit.setEnabled(not embedding)
+        self.endEdit.setEnabled(not embedding)
+        self.yearSpin.setEnabled(embedding)
+        self.statusLabel.setText(EMBEDDING_CREDIT if embedding else "")
+
+    def _region_degrees(self) -> tuple[float, float, float, float]:
+        """The dock's region as (west, south, east, north) in degrees."""
         from ..core.runtime.errors import GeoDLError
 
-        wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
-        geometry = self._region(wgs84)
+        geometry = self._region(QgsCoordinateReferenceSystem("EPSG:4326"))
         if geometry is None or geometry.isEmpty():
             raise GeoDLError("Draw or choose a region first (Region tab): the composite covers the region.")
         box = geometry.boundingBox()
-        centre = box.center()
-        crs = QgsCoordinateReferenceSystem(utm_crs(centre.x(), centre.y()))
-        projected = QgsCoordinateTransform(wgs84, crs, self.project).transformBoundingBox(box)
-        return ((box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum()), crs.authid(),
-                (projected.xMinimum(), projected.yMinimum(), projected.xMaximum(), projected.yMaximum()))
+        return (box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum())
 
     def download(self) -> Optional[GeoDLTask]:
         from ..core.earthengine.composites import CompositeParams
@@ -101,12 +118,13 @@ class EECompositePanel(QGroupBox):
             self._message("An Earth Engine download is already running; wait for it or cancel it.")
             return None
         try:
-            region, crs, bounds = self._grid()
+            region = self._region_degrees()
             sensor = self.sensorCombo.currentData()[0]
             composite = CompositeParams(region=region, start=self.startEdit.date().toString("yyyy-MM-dd"),
-                                        end=self.endEdit.date().toString("yyyy-MM-dd"), sensor=sensor).validate()
-            download = DownloadParams(bands=composite.output_bands(), crs=crs, bounds=bounds,
-                                      scale=self.scaleSpin.value())
+                                        end=self.endEdit.date().toString("yyyy-MM-dd"), sensor=sensor,
+                                        year=self.yearSpin.value() if sensor == "embedding" else 0).validate()
+            # the region's UTM zone at the pixel size, aligned to whole pixels: the grid training exports use
+            download = DownloadParams.for_region(composite.output_bands(), region, self.scaleSpin.value())
             download.validate()
         except GeoDLError as exc:
             self._message(str(exc))
@@ -129,7 +147,9 @@ class EECompositePanel(QGroupBox):
             self.task = None
             layer = QgsRasterLayer(path, Path(path).stem)
             self.project.addMapLayer(layer)
-            self.statusLabel.setText(f"Downloaded {layer.width()}×{layer.height()} px, {layer.bandCount()} bands.")
+            credit = f" {EMBEDDING_CREDIT}" if sensor == "embedding" else ""
+            self.statusLabel.setText(f"Downloaded {layer.width()}×{layer.height()} px, {layer.bandCount()} bands; "
+                                     f"masked pixels are nodata.{credit}")
             self._on_layer(layer)
 
         def failed(message: str) -> None:
@@ -141,7 +161,8 @@ class EECompositePanel(QGroupBox):
             self.task = None
             self.statusLabel.setText("Download cancelled; finished tiles are kept to resume.")
 
-        self.statusLabel.setText(f"Downloading {', '.join(download.bands)} at {download.scale:g} m …")
+        what = "64 embedding bands" if sensor == "embedding" else ", ".join(download.bands)
+        self.statusLabel.setText(f"Downloading {what} at {download.scale:g} m …")
         self.task = self._run_task(GeoDLTask("GeoDL: Earth Engine composite", work, on_done=done, on_error=failed,
                                              on_cancelled=cancelled))
         return self.task

@@ -13,9 +13,14 @@ from typing import Any, Optional
 
 from qgis.core import QgsProject
 
+from ..core.models.family import ModelFamily
+from ..core.train.trainer import TrainParams
+
+_TRAIN_DEFAULTS = TrainParams(samples=[], output="")
+
 SCOPE = "geodl"
 KEY = "dock_state"
-VERSION = 1
+VERSION = 2  # 2: the model family and its options replace model_type / hidden_units
 
 
 @dataclass
@@ -25,10 +30,11 @@ class DockState:
     region_layer_id: str = ""
     labels_layer_id: str = ""
     raster_layer_ids: list[str] = field(default_factory=list)
-    model_type: str = "dnn"
-    epochs: int = 50
-    batch_size: int = 256
-    hidden_units: str = "64"
+    family: str = ModelFamily.PIXEL_DNN.value
+    options: dict[str, Any] = field(default_factory=dict)  # the family's options (core/models/family.py)
+    tiling: dict[str, Any] = field(default_factory=dict)
+    epochs: int = _TRAIN_DEFAULTS.epochs
+    batch_size: int = _TRAIN_DEFAULTS.batch_size
     model_path: str = ""
     output_dir: str = ""
     predict_area: str = "region"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from geodl_plugin.core.data.classes import ClassTable
-from geodl_plugin.core.models.networks import RANDOM_FOREST, Forest, fit_random_forest
+from geodl_plugin.core.models.family import ModelFamily
+from geodl_plugin.core.models.networks import Forest, fit_random_forest
 
 
 def _data(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +84,7 @@ def test_model_file_holds_plain_arrays_and_predicts_like_scikit_learn(tmp_path):
     x, y = _data()
     rf = RandomForestClassifier(n_estimators=12, max_depth=10, random_state=0).fit(x, y)
     classes = ClassTable.from_ids([1, 2, 3, 4])
-    manifest = make_manifest(name="rf", architecture=RANDOM_FOREST, bands=[f"b{i}" for i in range(5)],
+    manifest = make_manifest(name="rf", architecture=ModelFamily.RANDOM_FOREST, bands=[f"b{i}" for i in range(5)],
                              classes=classes, mean=[0.0] * 5, std=[1.0] * 5, source_dtype="float32", nodata=None,
                              pixel_size=(30.0, 30.0), crs_wkt="", crs_units="metre")
     path = save_model_file(tmp_path / "rf.geodl", Forest.from_sklearn(rf), manifest)

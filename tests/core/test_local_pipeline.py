@@ -6,18 +6,19 @@ import gzip
 
 import numpy as np
 import pytest
-from geodl_plugin.core.models.networks.model_file import load_model_file, read_manifest
 
 from geodl_plugin.core.data.labels import read_labels
 from geodl_plugin.core.data.samples import extract_samples, load_samples
 from geodl_plugin.core.data.splits import split_blocked
 from geodl_plugin.core.evaluate.metrics import area_adjusted_estimates, classification_report
+from geodl_plugin.core.families import predict_raster, train_model
 from geodl_plugin.core.io.raster import raster_info
 from geodl_plugin.core.io.tfrecord import read_examples, write_examples
-from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
+from geodl_plugin.core.models.model_file import load_model_file, read_manifest
+from geodl_plugin.core.predict.raster_prediction import PredictParams
 from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
 from geodl_plugin.core.runtime.progress import Progress
-from geodl_plugin.core.train.trainer import TrainParams, train_model
+from geodl_plugin.core.train.trainer import TrainParams
 from tests.core.synthetic import ORIGIN, PIXEL, grid_points, two_class_scene, write_points, write_raster
 
 
@@ -151,8 +152,9 @@ def test_blocked_split_keeps_blocks_on_one_side():
 def test_train_and_predict_on_the_input_grid(samples, scene, tmp_path, model_type):
     raster, _ = scene
     model = tmp_path / f"{model_type}.geodl"
-    result = train_model(TrainParams(samples=[samples.path], output=str(model), model_type=model_type, epochs=30,
-                                     batch_size=16, split="random", n_trees=20))
+    options = {"n_trees": 20} if model_type == "rf" else None
+    result = train_model(TrainParams(samples=[samples.path], output=str(model), family=model_type, options=options,
+                                     epochs=30, batch_size=16, split="random"))
     assert result.metrics["overall_accuracy"] >= 0.95
     manifest = read_manifest(model)
     assert manifest["mlm:input"][0]["bands"] == ["B2", "B3", "B4"]
@@ -172,8 +174,9 @@ def test_train_and_predict_on_the_input_grid(samples, scene, tmp_path, model_typ
 
 
 def test_forest_arrays_match_scikit_learn():
-    from geodl_plugin.core.models.networks.networks import Forest
     from sklearn.ensemble import RandomForestClassifier
+
+    from geodl_plugin.core.models.networks import Forest
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 4)).astype(np.float32)
@@ -187,8 +190,9 @@ def test_compiled_class_head_matches_the_plain_model(rows):
     """The argmax/max head (XLA on TensorFlow, rows padded to fixed sizes) gives exactly the plain model's
     answer for every row count, padding never leaking into the result."""
     import keras
-    from geodl_plugin.core.models.networks.model_file import ModelBundle
-    from geodl_plugin.core.models.networks.networks import build_pixel_dnn
+
+    from geodl_plugin.core.models.model_file import ModelBundle
+    from geodl_plugin.core.models.networks import build_pixel_dnn
 
     keras.utils.set_random_seed(0)
     model = build_pixel_dnn(3, 4, [1000.0] * 3, [250.0**2] * 3, hidden_units=(16,))
@@ -206,8 +210,9 @@ def test_compiled_class_head_matches_the_plain_model(rows):
 def test_a_model_xla_cannot_compile_still_predicts(caplog):
     """If XLA fails on this machine, the same head runs without it: same answer, one warning."""
     import keras
-    from geodl_plugin.core.models.networks.model_file import ModelBundle
-    from geodl_plugin.core.models.networks.networks import build_pixel_dnn
+
+    from geodl_plugin.core.models.model_file import ModelBundle
+    from geodl_plugin.core.models.networks import build_pixel_dnn
 
     keras.utils.set_random_seed(1)
     model = build_pixel_dnn(3, 2, [0.0] * 3, [1.0] * 3, hidden_units=(8,))
@@ -228,7 +233,7 @@ def test_a_model_xla_cannot_compile_still_predicts(caplog):
 
 def _mismatch_model(tmp_path, samples):
     model = tmp_path / "m.geodl"
-    train_model(TrainParams(samples=[samples.path], output=str(model), model_type="rf", n_trees=5, split="random"))
+    train_model(TrainParams(samples=[samples.path], output=str(model), family="rf", options={"n_trees": 5}, split="random"))
     return model
 
 

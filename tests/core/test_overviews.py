@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from geodl_plugin.core.families import predict_raster, train_model
 from geodl_plugin.core.io.overviews import mean_levels, mode_levels, overview_factors
-from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
-from geodl_plugin.core.train.trainer import TrainParams, train_model
+from geodl_plugin.core.predict.raster_prediction import PredictParams
+from geodl_plugin.core.train.trainer import TrainParams
 from tests.core.synthetic import write_raster
 
 
@@ -77,7 +78,7 @@ def speckled(tmp_path):
                          target_crs_wkt=raster_info(train_raster).crs_wkt)
     samples = extract_samples([train_raster], labels, tmp_path / "samples.tfrecord.gz")
     model = tmp_path / "rf.geodl"
-    train_model(TrainParams(samples=[samples.path], output=str(model), model_type="rf", n_trees=5, split="random"))
+    train_model(TrainParams(samples=[samples.path], output=str(model), family="rf", options={"n_trees": 5}, split="random"))
     rng = np.random.default_rng(5)
     bright = rng.random((600, 700)) < 0.45
     data = np.where(bright, rng.normal(3000, 50, (3, 600, 700)), rng.normal(1000, 50, (3, 600, 700)))

@@ -15,6 +15,7 @@ from geodl_plugin.core.data.classes import ClassInfo, ClassTable
 from geodl_plugin.core.data.labels import POINT, POLYGON, LabelSet, read_labels
 from geodl_plugin.core.io.raster import raster_info
 from geodl_plugin.core.io.tfrecord import write_examples
+from geodl_plugin.core.models.family import TilingParams, UNetParams
 from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,22 +58,23 @@ def _wkb(wkt: str) -> bytes:
 
 def _tiny_unet(n_bands=4, n_classes=3, depth=2, filters=4, seed=1):
     import keras
-    from geodl_plugin.core.models.networks.unet import build_unet
+
+    from geodl_plugin.core.models.unet import build_unet
 
     keras.utils.set_random_seed(seed)
     return build_unet(n_bands, n_classes, [1000.0] * n_bands, [300.0**2] * n_bands, depth=depth, base_filters=filters)
 
 
 def _unet_file(path, scene, classes, depth=2, filters=4):
-    from geodl_plugin.core.models.networks.model_file import make_manifest, save_model_file
-    from geodl_plugin.core.models.networks.networks import UNET
+    from geodl_plugin.core.models.model_file import make_manifest, save_model_file
 
     info = raster_info(scene.image)
     model = _tiny_unet(info.count, len(classes), depth, filters)
-    manifest = make_manifest(name="t", architecture=UNET, bands=list(info.band_names), classes=classes,
+    manifest = make_manifest(name="t", architecture="unet", task="semantic-segmentation",
+                             bands=list(info.band_names), classes=classes,
                              mean=[1000.0] * info.count, std=[300.0] * info.count, source_dtype=info.dtype,
                              nodata=None, pixel_size=info.res, crs_wkt=info.crs_wkt, crs_units=info.crs_units,
-                             patch_size=16, training={"unet": {"depth": depth, "base_filters": filters}})
+                             patch_size=16, training={"network": {"depth": depth, "base_filters": filters}})
     save_model_file(path, model, manifest)
     return model
 
@@ -135,11 +137,12 @@ def test_mask_classes_absent_from_class_table_are_named(scene, tmp_path):
 
 def test_single_pixel_samples_cannot_train_a_unet(scene, labels, tmp_path):
     from geodl_plugin.core.data.samples import extract_samples
-    from geodl_plugin.core.train.trainer import TrainParams, train_model
+    from geodl_plugin.core.families import train_model
+    from geodl_plugin.core.train.trainer import TrainParams
 
     extract_samples([scene.image], labels, tmp_path / "px.tfrecord.gz", 1)
     with pytest.raises(GeoDLError, match="needs image patches"):
-        train_model(TrainParams([str(tmp_path / "px.tfrecord.gz")], str(tmp_path / "m.geodl"), model_type="unet"))
+        train_model(TrainParams([str(tmp_path / "px.tfrecord.gz")], str(tmp_path / "m.geodl"), family="unet"))
 
 
 # --- masks and chips -----------------------------------------------------------------------------------
@@ -222,7 +225,8 @@ def test_earth_engine_257_patches_load_and_crop_to_256(tmp_path):
 # --- model ---------------------------------------------------------------------------------------------
 def test_masked_losses_ignore_unlabelled_pixels_and_augmentation_is_shared():
     import keras
-    from geodl_plugin.core.models.networks.unet import augment_batch, make_loss, masked_iou
+
+    from geodl_plugin.core.models.unet import augment_batch, make_loss, masked_iou
 
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), size=(2, 8, 8)).astype(np.float32)
@@ -244,7 +248,7 @@ def test_masked_losses_ignore_unlabelled_pixels_and_augmentation_is_shared():
 
 
 def test_model_file_round_trip_in_safe_mode(scene, labels, tmp_path):
-    from geodl_plugin.core.models.networks.model_file import load_model_file
+    from geodl_plugin.core.models.model_file import load_model_file
 
     model = _unet_file(tmp_path / "u.geodl", scene, labels.classes)
     bundle = load_model_file(tmp_path / "u.geodl")
@@ -298,7 +302,8 @@ def test_tiled_prediction_equals_untiled(shape):
 def test_predict_raster_with_unet_writes_class_and_confidence_on_the_grid(scene, labels, tmp_path):
     import rasterio
 
-    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
+    from geodl_plugin.core.families import predict_raster
+    from geodl_plugin.core.predict.raster_prediction import PredictParams
 
     _unet_file(tmp_path / "u.geodl", scene, labels.classes)
     # a copy with a nodata hole
@@ -311,7 +316,7 @@ def test_predict_raster_with_unet_writes_class_and_confidence_on_the_grid(scene,
     params = PredictParams([str(tmp_path / "hole.tif")], str(tmp_path / "u.geodl"), str(tmp_path / "cls.tif"),
                            confidence_output=str(tmp_path / "conf.tif"),
                            probabilities_output=str(tmp_path / "prob.tif"))
-    params.tile_size, params.tile_overlap = 64, 16  # several strips and tiles on a 128² raster
+    params.tiling = TilingParams(size=64, overlap=16)  # several strips and tiles on a 128² raster
     result = predict_raster(params)
     with rasterio.open(tmp_path / "cls.tif") as c, rasterio.open(tmp_path / "conf.tif") as f, \
             rasterio.open(tmp_path / "prob.tif") as p, rasterio.open(scene.image) as src:
@@ -329,7 +334,8 @@ def test_raster_smaller_than_one_tile_is_padded(scene, labels, tmp_path):
     import rasterio
     from rasterio.windows import Window
 
-    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
+    from geodl_plugin.core.families import predict_raster
+    from geodl_plugin.core.predict.raster_prediction import PredictParams
 
     with rasterio.open(scene.image) as src:
         profile = src.profile
@@ -354,12 +360,13 @@ def _extract(scene, labels, tmp_path, k):
 
 
 def test_cancel_stops_within_a_batch_and_writes_nothing(scene, labels, tmp_path):
+    from geodl_plugin.core.families import train_model
     from geodl_plugin.core.runtime.progress import Progress
-    from geodl_plugin.core.train.trainer import TrainParams, train_model
+    from geodl_plugin.core.train.trainer import TrainParams
 
     samples = _extract(scene, labels, tmp_path, 17)
-    params = TrainParams([samples], str(tmp_path / "u.geodl"), model_type="unet", epochs=50, batch_size=8)
-    params.unet_depth, params.unet_filters = 2, 4
+    params = TrainParams([samples], str(tmp_path / "u.geodl"), family="unet", epochs=50, batch_size=8)
+    params.options = UNetParams(depth=2, base_filters=4)
     with pytest.raises(Cancelled):
         train_model(params, Progress(is_cancelled=lambda: True))
     assert not (tmp_path / "u.geodl").exists()
@@ -373,23 +380,23 @@ def test_unet_from_sparse_points_beats_pixel_dnn(scene, labels, tmp_path):
     import rasterio
 
     from geodl_plugin.core.data.chips import chip_raster, rasterize_mask
-    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
-    from geodl_plugin.core.train.trainer import TrainParams, train_model
-    from geodl_plugin.core.train.unet_training import train_segmentation
+    from geodl_plugin.core.families import predict_raster, train_model
+    from geodl_plugin.core.predict.raster_prediction import PredictParams
+    from geodl_plugin.core.train.trainer import TrainParams
 
     pixels, patches = _extract(scene, labels, tmp_path, 1), _extract(scene, labels, tmp_path, 17)
     train_model(TrainParams([pixels], str(tmp_path / "dnn.geodl"), epochs=100, seed=0))
     rasterize_mask(scene.image, labels, tmp_path / "mask.tif")
     chip_raster([scene.image], tmp_path / "mask.tif", tmp_path / "chips.tfrecord.gz", patch_size=32, stride=16,
                 padding=8)
-    chips = TrainParams([str(tmp_path / "chips.tfrecord.gz")], str(tmp_path / "chips.geodl"), model_type="unet",
+    chips = TrainParams([str(tmp_path / "chips.tfrecord.gz")], str(tmp_path / "chips.geodl"), family="unet",
                         epochs=40, batch_size=8, seed=0, test_fraction=0.0)  # a 128² scene has too few blocks
-    chips.unet_depth, chips.unet_filters = 2, 8
-    result = train_segmentation(chips)
+    chips.options = UNetParams(depth=2, base_filters=8)
+    result = train_model(chips)
     assert result.n_test == 0 and result.metrics == {}
-    points = TrainParams([patches], str(tmp_path / "patches.geodl"), model_type="unet", epochs=40, batch_size=16,
+    points = TrainParams([patches], str(tmp_path / "patches.geodl"), family="unet", epochs=40, batch_size=16,
                          seed=1)
-    points.unet_depth, points.unet_filters = 2, 8
+    points.options = UNetParams(depth=2, base_filters=8)
     result = train_model(points)  # the train_model route: point patches → sparse centre-pixel masks
     assert result.metrics["n_samples"] == result.n_test > 0  # held out: the centre pixels of test patches
     ious = {}
@@ -406,14 +413,14 @@ def test_evaluate_scores_a_unet_on_patch_samples(scene, tmp_path):
     """geodl:evaluate's core on a U-Net model file and point-patch samples (label = centre pixel)."""
     from geodl_plugin.core.data.labels import read_labels
     from geodl_plugin.core.data.samples import extract_samples
-    from geodl_plugin.core.evaluate.accuracy import evaluate_model
+    from geodl_plugin.core.families import evaluate_model, train_model
     from geodl_plugin.core.io.raster import raster_info
-    from geodl_plugin.core.train.trainer import TrainParams, train_model
+    from geodl_plugin.core.train.trainer import TrainParams
 
     labels = read_labels(scene.points, "class_name", target_crs_wkt=raster_info(scene.image).crs_wkt)
     samples = extract_samples([scene.image], labels, tmp_path / "patches.tfrecord.gz", patch_size=9)
     model = tmp_path / "unet.geodl"
-    train_model(TrainParams(samples=[samples.path], output=str(model), model_type="unet", epochs=2, batch_size=8,
+    train_model(TrainParams(samples=[samples.path], output=str(model), family="unet", epochs=2, batch_size=8,
                             split="random"))
     report = evaluate_model(model, [samples.path])
     assert report["n_samples"] == samples.count and 0.0 <= report["overall_accuracy"] <= 1.0

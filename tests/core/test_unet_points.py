@@ -63,19 +63,20 @@ def _train_and_map(scene, tmp_path, unet_epochs: int) -> dict[str, np.ndarray]:
 
     from geodl_plugin.core.data.labels import read_labels
     from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.families import predict_raster, train_model
     from geodl_plugin.core.io.raster import raster_info
-    from geodl_plugin.core.predict.raster_prediction import PredictParams, predict_raster
-    from geodl_plugin.core.train.trainer import TrainParams, train_model
+    from geodl_plugin.core.models.family import ModelFamily, UNetParams
+    from geodl_plugin.core.predict.raster_prediction import PredictParams
+    from geodl_plugin.core.train.trainer import TrainParams
 
     labels = read_labels(scene.points, "name", target_crs_wkt=raster_info(scene.image).crs_wkt)
     pixels = extract_samples([scene.image], labels, tmp_path / "pixels.tfrecord.gz", 1).path
     patches = extract_samples([scene.image], labels, tmp_path / "patches.tfrecord.gz", PATCH).path
     train_model(TrainParams([pixels], str(tmp_path / "dnn.geodl"), epochs=60, batch_size=32, seed=0,
                             test_fraction=0.0))
-    unet = TrainParams([patches], str(tmp_path / "unet.geodl"), model_type="unet", epochs=unet_epochs,
-                       batch_size=16, seed=0, test_fraction=0.0, validation_fraction=0.0)
-    unet.unet_depth, unet.unet_filters, unet.dice_weight = DEPTH, FILTERS, 0.0  # type: ignore[attr-defined]
-    train_model(unet)
+    train_model(TrainParams([patches], str(tmp_path / "unet.geodl"), family=ModelFamily.UNET,
+                            options=UNetParams(depth=DEPTH, base_filters=FILTERS, dice_weight=0.0),
+                            epochs=unet_epochs, batch_size=16, seed=0, test_fraction=0.0, validation_fraction=0.0))
     maps = {}
     for name in ("dnn", "unet"):
         predict_raster(PredictParams([str(scene.image)], str(tmp_path / f"{name}.geodl"),

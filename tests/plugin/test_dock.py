@@ -9,7 +9,7 @@ import pytest
 from qgis.core import QgsPalettedRasterRenderer, QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QTimer
 
-from geodl_plugin.gui.dock import AREA_CANVAS, AREA_REGION, PREVIEW_GROUP, GeoDLDock
+from geodl_plugin.gui.dock import AREA_CANVAS, AREA_RASTER, AREA_REGION, PREVIEW_GROUP, GeoDLDock
 
 from .dock_support import ORIGIN, PIXEL, add_raster, click, raster_extent, setup_canvas, write_two_class_raster
 
@@ -51,7 +51,7 @@ def dock(qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path):
     d.set_output_dir(str(tmp_path / "out"))
     d.epochsSpin.setValue(3)
     d.batchSpin.setValue(32)
-    d.hiddenUnitsEdit.setText("16")
+    d.optionsForm.editors["hidden_units"].setText("16")
     yield d
     d.cancel_all()
     qtbot.waitUntil(lambda: not any(d._running(t) for t in (d.train_task, d.predict_task, d.sample_task)),
@@ -204,7 +204,8 @@ def test_saved_project_restores_the_dock(dock, qgis_canvas, qgis_new_project, qt
     dock.move_class(1, -1)  # field first
     dock.use_canvas_extent()
     dock.epochsSpin.setValue(7)
-    dock.hiddenUnitsEdit.setText("32,16")
+    dock.optionsForm.editors["hidden_units"].setText("32,16")
+    dock.tilingForm.editors["size"].setValue(128)
     dock.predictAreaCombo.setCurrentIndex(dock.predictAreaCombo.findData(AREA_CANVAS))
     path = tmp_path / "session.qgz"
     assert qgis_new_project.write(str(path))
@@ -220,7 +221,8 @@ def test_saved_project_restores_the_dock(dock, qgis_canvas, qgis_new_project, qt
     assert dock.session.counts() == {1: 2, 2: 2}
     assert dock.region_layer is not None and dock.region_layer.id() == region_id
     assert [r.id() for r in dock.selected_rasters()] == [raster_id]
-    assert dock.epochsSpin.value() == 7 and dock.hiddenUnitsEdit.text() == "32,16"
+    assert dock.epochsSpin.value() == 7 and dock.optionsForm.values().hidden_units == (32, 16)
+    assert dock.tilingForm.values().size == 128
     assert dock.predictAreaCombo.currentData() == AREA_CANVAS
     assert QgsProject.instance() is qgis_new_project
 
@@ -228,14 +230,27 @@ def test_saved_project_restores_the_dock(dock, qgis_canvas, qgis_new_project, qt
 def test_unet_trains_from_labelled_points_through_the_dock(dock, qgis_canvas, qgis_new_project, qtbot, tmp_path):
     label_scene(dock, qgis_canvas, qgis_new_project, tmp_path)
     dock.modelTypeCombo.setCurrentIndex(dock.modelTypeCombo.findData("unet"))
-    assert dock.patchSizeSpin.isEnabled() and not dock.hiddenUnitsEdit.isEnabled()
+    assert dock.patchSizeSpin.isEnabled() and "hidden_units" not in dock.optionsForm.editors
+    dock.optionsForm.editors["depth"].setValue(1)  # every U-Net option is in the dock, and reaches the model
+    dock.optionsForm.editors["base_filters"].setValue(6)
+    dock.optionsForm.editors["augment"].setChecked(False)
     dock.patchSizeSpin.setValue(9)
     dock.epochsSpin.setValue(2)
     dock.batchSpin.setValue(8)
     task = dock.start_training()
     assert task is not None
     wait_done(qtbot, dock, task)
-    from geodl_plugin.core.models.networks.model_file import read_manifest
+    from geodl_plugin.core.models.model_file import read_manifest
 
     manifest = read_manifest(dock.model_path)
     assert manifest["mlm:architecture"] == "unet" and manifest["patch_size"] == 8
+    assert manifest["training"]["options"]["base_filters"] == 6 and manifest["training"]["network"]["depth"] == 1
+    assert manifest["training"]["options"]["augment"] is False
+    dock.tilingForm.editors["size"].setValue(32)  # the Map step's tiling options reach the tiled predictor
+    dock.tilingForm.editors["overlap"].setValue(8)
+    dock.tilingForm.editors["batch"].setValue(3)
+    dock.predictAreaCombo.setCurrentIndex(dock.predictAreaCombo.findData(AREA_RASTER))
+    task = dock.predict(AREA_RASTER)
+    assert task is not None
+    wait_done(qtbot, dock, task)
+    assert dock.last_prediction.details == {"tile": 32, "overlap": 8, "batch": 3}

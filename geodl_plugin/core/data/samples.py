@@ -282,4 +282,21 @@ def load_samples(
     if unknown:
         raise GeoDLError(f"Class ids {unknown} in the samples are not in the class table ({classes.ids}).")
     xy = np.array(coords) if len(coords) == len(labels) else None
+    keep = _valid_samples(x, meta.get("nodata"))
+    if not keep.all():
+        # Earth Engine exports carry masked pixels as the sidecar's nodata value (local extraction skips
+        # them before writing): a sample touching one is not a measurement and is not trained on.
+        log.warning("%d sample(s) touching nodata (%s) were left out.", int((~keep).sum()), meta.get("nodata"))
+        x, y, xy = x[keep], y[keep], None if xy is None else xy[keep]
+        if not len(y):
+            raise GeoDLError(f"Every sample in {[str(p) for p in paths]} touches nodata; sample where there is data.")
     return SampleSet(x, y, xy, band_list, classes, k, meta)
+
+
+def _valid_samples(x: np.ndarray, nodata: Optional[float]) -> np.ndarray:
+    """(n,) bool: samples with no nodata or non-finite value in any band or patch pixel."""
+    flat = x.reshape(len(x), -1)
+    ok = np.isfinite(flat).all(axis=1)
+    if nodata is not None and np.isfinite(nodata):
+        ok &= (flat != np.float32(nodata)).all(axis=1)
+    return ok

@@ -5,6 +5,10 @@ per pixel per band besides the data, and at most 32768 px a side. Tiles are fetc
 (Earth Engine allows about 40 concurrent interactive requests per project), retried with exponential backoff
 on 429 and 5xx, and kept in a sidecar folder (``OUT.tif.parts/``) so a rerun after a failure or a cancel
 fetches only what is missing. The mosaic is written atomically; the sidecar goes once it is done.
+
+The grid is snapped outward to whole multiples of the pixel size (``grid.aligned_grid``), and masked pixels are
+filled with ``grid.NODATA`` on the server and declared as the GeoTIFF's nodata: NPY carries no mask, and
+without the fill a cloudy-in-every-scene pixel would arrive as a real 0.0 reflectance.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import numpy as np
 from ..io.atomic import atomic_path, check_writable
 from ..runtime.errors import Cancelled, GeoDLError
 from ..runtime.progress import Progress, ensure
+from .grid import NODATA, PixelGrid, aligned_grid, fill_masked, region_grid
+from .grid import utm_crs as utm_crs  # re-exported: the dock imports it from here
 from .session import ee_errors, http_status, is_retryable, require_connected
 
 log = logging.getLogger("geodl")
@@ -104,9 +110,21 @@ class DownloadParams:
     keep_parts: bool = False
     extra: dict = field(default_factory=dict)
 
+    @classmethod
+    def for_region(cls, bands: Sequence[str], region: Sequence[float], scale: float, crs: str = "",
+                   **kwargs: Any) -> DownloadParams:
+        """The default grid for a (west, south, east, north) region in degrees: its UTM zone at ``scale``
+        metres, aligned to whole pixels (the grid the training export samples on)."""
+        pixels = region_grid(region, scale, crs)
+        return cls(bands=list(bands), crs=pixels.crs, bounds=pixels.bounds, scale=scale, **kwargs)
+
+    def pixel_grid(self) -> PixelGrid:
+        """``bounds`` snapped outward to whole multiples of ``scale``."""
+        return aligned_grid(self.crs, self.bounds, self.scale)
+
     def grid(self) -> tuple[int, int]:
-        xmin, ymin, xmax, ymax = self.bounds
-        return math.ceil((xmax - xmin) / self.scale - 1e-9), math.ceil((ymax - ymin) / self.scale - 1e-9)
+        pixels = self.pixel_grid()
+        return pixels.width, pixels.height
 
     def validate(self) -> DownloadParams:
         if not self.bands:
@@ -134,12 +152,13 @@ class DownloadParams:
     def transform(self):
         from rasterio.transform import Affine
 
-        xmin, _ymin, _xmax, ymax = self.bounds
-        return Affine(self.scale, 0.0, xmin, 0.0, -self.scale, ymax)
+        pixels = self.pixel_grid()
+        return Affine(self.scale, 0.0, pixels.x0, 0.0, -self.scale, pixels.y0)
 
 
 def _grid(params: DownloadParams, tile: Tile) -> dict:
-    xmin, _, _, ymax = params.bounds
+    pixels = params.pixel_grid()
+    xmin, ymax = pixels.x0, pixels.y0
     return {
         "dimensions": {"width": tile.width, "height": tile.height},
         "affineTransform": {
@@ -183,7 +202,8 @@ def _fingerprint(expression: Any, params: DownloadParams, width: int, height: in
             "expr": serializer.encode(expression, for_cloud_api=True),
             "bands": list(params.bands),
             "crs": params.crs,
-            "bounds": list(params.bounds),
+            "bounds": list(params.pixel_grid().bounds),
+            "nodata": NODATA,
             "scale": params.scale,
             "w": width,
             "h": height,
@@ -200,7 +220,8 @@ def download_image(
     progress: Optional[Progress] = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Path:
-    """Fetch ``image`` (its ``params.bands``, as float32) over ``params``' grid into a GeoTIFF at ``out_path``."""
+    """Fetch ``image`` (its ``params.bands``, as float32) over ``params``' grid into a GeoTIFF at ``out_path``;
+    masked pixels are ``NODATA``, the file's nodata value."""
     import ee
     import rasterio
 
@@ -212,7 +233,7 @@ def download_image(
     bands = list(params.bands)
     tiles = plan_tiles(width, height, len(bands), tile_size=params.tile_size)
     with ee_errors("prepare the download"):
-        expression = ee.Image(image).select(bands).toFloat()
+        expression = fill_masked(ee.Image(image).select(bands).toFloat())
         fingerprint = _fingerprint(expression, params, width, height)
 
     parts = out.with_name(out.name + ".parts")
@@ -304,6 +325,7 @@ def download_image(
             dtype="float32",
             crs=params.crs,
             transform=params.transform(),
+            nodata=NODATA,
             tiled=True,
             blockxsize=256,
             blockysize=256,
@@ -323,12 +345,6 @@ def download_image(
         shutil.rmtree(parts, ignore_errors=True)
     progress.update(100, f"Downloaded {out} ({width}×{height} px, {len(bands)} band(s)).")
     return out
-
-
-def utm_crs(lon: float, lat: float) -> str:
-    """The UTM zone's EPSG code for a point, e.g. "EPSG:32621": a metric grid for a download."""
-    zone = min(60, max(1, int((lon + 180) // 6) + 1))
-    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
 
 
 def download_composite(composite: Any, download: DownloadParams, out_path: str | os.PathLike,

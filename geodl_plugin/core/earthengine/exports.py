@@ -1,20 +1,26 @@
 """Batch exports to Cloud Storage or Drive: labelled samples as a TFRecord table, and images as TFRecord
 patches (+ the mixer JSON) for prediction.
 
-The training table has the layout of the local sample format (see ``core/tfrecord.py``): one Example per
+The training table has the layout of the local sample format (see ``core/io/tfrecord.py``): one Example per
 sample, one float feature per band (a k×k patch flattened row-major when ``patch_size`` > 1) and the class
 as the float property ``class``; so an export goes into the local trainer unchanged.
+
+Both exports run on one explicit grid (``grid.region_grid``: the region's UTM zone at the pixel size, aligned
+to whole pixels) and fill masked pixels with ``grid.NODATA``. What the files cannot say — the grid, the
+nodata value, band order, patch size — travels as ``StartedExport.sidecar``, written beside the downloaded
+files as the local samples' sidecar, so the model manifest records the grid the samples came from.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
+from .grid import NODATA, PixelGrid, fill_masked, points_region, region_grid
 from .session import ee_errors, require_connected
 
 LABEL = "class"
@@ -64,6 +70,8 @@ class StartedExport:
     description: str
     destination: Destination
     prefix: str  # the file-name prefix of this export's files
+    kind: str = "table"  # "table" (training samples) or "image" (patches + mixer)
+    sidecar: dict = field(default_factory=dict)  # the samples' sidecar (grid, nodata, bands) for table exports
 
 
 @dataclass
@@ -73,6 +81,7 @@ class TrainingExportParams:
     destination: Destination
     patch_size: int = 1  # 1: pixels; odd k > 1: k×k patches centred on the points
     crs: str = "EPSG:4326"  # of the points' coordinates
+    grid: Optional[PixelGrid] = None  # the sampling grid; None: the points' UTM zone at ``scale``, aligned
     tile_scale: float = 1.0  # sampleRegions tileScale; raise it after "User memory limit exceeded"
     max_points_per_export: int = MAX_POINTS_PER_EXPORT
     max_values_per_export: int = MAX_VALUES_PER_EXPORT
@@ -104,9 +113,20 @@ def _description(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9 .,:;_-]", "_", text)[:100]
 
 
-def _start(task: Any, destination: Destination, prefix: str) -> StartedExport:
+def _start(task: Any, destination: Destination, prefix: str, kind: str = "table",
+           sidecar: Optional[dict] = None) -> StartedExport:
     task.start()
-    return StartedExport(task.id, task.name or "", task.config.get("description", ""), destination, prefix)
+    return StartedExport(task.id, task.name or "", task.config.get("description", ""), destination, prefix, kind,
+                         dict(sidecar or {}))
+
+
+def sample_sidecar(bands: Sequence[str], patch_size: int, grid: PixelGrid) -> dict[str, Any]:
+    """The local sample sidecar for an Earth Engine table export: band order, patch size, the grid (CRS,
+    pixel size) and the nodata value masked pixels carry."""
+    meta = {"bands": list(bands), "label": LABEL, "patch_size": int(patch_size), "source_dtype": "float32",
+            "nodata": NODATA, "source": "earth_engine"}
+    meta.update(grid.sidecar())
+    return meta
 
 
 def split_points(points: Sequence[LabelledPoint], per_export: int) -> list[Sequence[LabelledPoint]]:
@@ -134,11 +154,19 @@ def export_training_samples(
     chunks = split_points(points, params.points_per_export())
     dest = params.destination
     selectors = list(params.bands) + [LABEL]
+    if params.grid is not None:
+        grid = params.grid
+    elif params.crs.upper() in ("EPSG:4326", "WGS84"):
+        grid = region_grid(points_region(points), params.scale)
+    else:
+        raise GeoDLError(f"Points in {params.crs}: give their coordinates in EPSG:4326 or give the sampling grid.")
+    sidecar = sample_sidecar(params.bands, params.patch_size, grid)
     with ee_errors("start the training export"):
-        image = ee.Image(image).select(list(params.bands)).toFloat()  # integer bands can arrive as bytes
+        # integer bands can arrive as bytes; masked pixels become NODATA (kept in patches, dropped locally)
+        image = fill_masked(ee.Image(image).select(list(params.bands)).toFloat())
         if params.patch_size > 1:
             radius = params.patch_size // 2
-            image = image.neighborhoodToArray(ee.Kernel.square(radius, "pixels"))
+            image = image.neighborhoodToArray(ee.Kernel.square(radius, "pixels"), NODATA)
         started = []
         for index, chunk in enumerate(chunks):
             progress.check()
@@ -149,7 +177,7 @@ def export_training_samples(
             samples = image.sampleRegions(
                 collection=ee.FeatureCollection(features),
                 properties=[LABEL],
-                scale=params.scale,
+                projection=grid.projection(),  # the download's grid, not the composite's default one
                 tileScale=params.tile_scale,
                 geometries=False,
             )
@@ -161,7 +189,7 @@ def export_training_samples(
                 task = ee.batch.Export.table.toCloudStorage(samples, bucket=dest.bucket, **common)
             else:
                 task = ee.batch.Export.table.toDrive(samples, folder=dest.folder or None, **common)
-            started.append(_start(task, dest, prefix))
+            started.append(_start(task, dest, prefix, "table", sidecar))
             progress.update(100.0 * (index + 1) / len(chunks), f"Started export {index + 1}/{len(chunks)}: {task.id}")
     return started
 
@@ -172,7 +200,7 @@ class ImageExportParams:
     region: tuple[float, float, float, float]  # west, south, east, north in degrees
     scale: float
     destination: Destination
-    crs: str = "EPSG:4326"
+    crs: str = ""  # empty: the region's UTM zone (the grid the training export samples on)
     patch_size: int = 256  # patchDimensions (square)
     kernel_size: int = 0  # kernelSize: margin pixels added in total per axis (kernel_size/2 on each side)
     compressed: bool = True
@@ -210,6 +238,7 @@ def export_image_patches(image: Any, params: ImageExportParams, progress: Option
     params.validate()
     require_connected()
     dest = params.destination
+    grid = region_grid(params.region, params.scale, params.crs)
     options: dict[str, Any] = {
         "patchDimensions": [params.patch_size, params.patch_size],
         "compressed": bool(params.compressed),
@@ -218,13 +247,13 @@ def export_image_patches(image: Any, params: ImageExportParams, progress: Option
     if params.kernel_size:
         options["kernelSize"] = [params.kernel_size, params.kernel_size]
     with ee_errors("start the image export"):
-        image = ee.Image(image).select(list(params.bands)).toFloat()
+        image = fill_masked(ee.Image(image).select(list(params.bands)).toFloat())
         common = dict(
             description=_description(f"geodl image {dest.prefix.rsplit('/', 1)[-1]}"),
             fileNamePrefix=dest.prefix,
             region=region_geometry(params.region),
-            scale=params.scale,
-            crs=params.crs,
+            crs=grid.crs,
+            crsTransform=grid.crs_transform,  # whole pixels of the shared grid (no 'scale' with a transform)
             maxPixels=int(params.max_pixels),
             fileFormat="TFRecord",
             formatOptions=options,
@@ -233,7 +262,7 @@ def export_image_patches(image: Any, params: ImageExportParams, progress: Option
             task = ee.batch.Export.image.toCloudStorage(image, bucket=dest.bucket, **common)
         else:
             task = ee.batch.Export.image.toDrive(image, folder=dest.folder or None, **common)
-        started = _start(task, dest, dest.prefix)
+        started = _start(task, dest, dest.prefix, "image", {"nodata": NODATA, **grid.sidecar()})
     progress.update(100, f"Started image export {started.task_id}")
     return started
 

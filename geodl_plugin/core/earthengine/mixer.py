@@ -24,6 +24,7 @@ from ..io.atomic import atomic_path
 from ..io.tfrecord import TFRecordWriter, read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
+from .grid import NODATA
 
 
 @dataclass(frozen=True)
@@ -193,13 +194,16 @@ def export_to_geotiff(
     progress: Optional[Progress] = None,
 ) -> Path:
     """Mosaic a downloaded TFRecord image export into a georeferenced float32 GeoTIFF (band descriptions =
-    band names). ``kernel_size`` is inferred from the record length when not given."""
+    band names). ``kernel_size`` is inferred from the record length when not given. Pixels Earth Engine
+    filled as masked (``grid.NODATA``, see ``exports.export_image_patches``) and the padding past the last
+    patch are the file's nodata, ``grid.NODATA`` (finite, so the file can go back to Earth Engine as is)."""
     import rasterio
 
     progress = ensure(progress)
     files, mixer_path = find_export(folder, prefix)
     mixer = read_mixer(mixer_path)
     array, names = read_export(files, mixer, bands, kernel_size, progress.sub(0, 90))
+    array[~np.isfinite(array)] = NODATA
     with atomic_path(out_path) as tmp:
         profile = dict(
             driver="GTiff",
@@ -209,7 +213,7 @@ def export_to_geotiff(
             dtype="float32",
             crs=mixer.crs,
             transform=mixer.transform(),
-            nodata=float("nan"),
+            nodata=NODATA,
             tiled=True,
             blockxsize=256,
             blockysize=256,
@@ -274,7 +278,9 @@ def raster_to_upload_tfrecord(
     band_names: Optional[Sequence[str]] = None,
     progress: Optional[Progress] = None,
 ) -> Path:
-    """A prediction GeoTIFF on an export's grid → upload TFRecord (checks the grid matches the mixer)."""
+    """A prediction GeoTIFF on an export's grid → upload TFRecord (checks the grid matches the mixer). NaN
+    pixels (a NaN-nodata confidence map) are written as ``grid.NODATA``; declare :func:`upload_nodata` of the
+    raster as the upload's missing data so they stay masked in the asset."""
     import rasterio
 
     mixer = read_mixer(mixer_path)
@@ -287,4 +293,18 @@ def raster_to_upload_tfrecord(
             )
         array = src.read()
         names = list(band_names) if band_names else [d or f"b{i + 1}" for i, d in enumerate(src.descriptions)]
+    if array.dtype.kind == "f":
+        array[~np.isfinite(array)] = NODATA
     return write_upload_tfrecord(array, mixer, out_path, names, progress)
+
+
+def upload_nodata(raster_path: str | os.PathLike) -> Optional[float]:
+    """The missing-data value to declare for a raster's upload: its nodata, or ``grid.NODATA`` when that is
+    NaN (rewritten so, since Earth Engine's requests are JSON, which has no NaN); None without nodata."""
+    import rasterio
+
+    with rasterio.open(raster_path) as src:
+        nodata = src.nodata
+    if nodata is None:
+        return None
+    return float(nodata) if math.isfinite(nodata) else NODATA

@@ -7,8 +7,10 @@ calling ``progress.check()`` between polls, so a cancel in QGIS cancels the Eart
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +149,16 @@ def wait_for_tasks(
     return result
 
 
+def export_file_pattern(prefix: str) -> re.Pattern[str]:
+    """The object names an export with this file-name prefix writes, and no others: ``PREFIX.tfrecord.gz``,
+    ``PREFIX-00000.tfrecord.gz`` (image shards), ``PREFIX-00000-of-00002.tfrecord.gz``, ``PREFIX-mixer.json``,
+    ``PREFIX.tif`` / ``PREFIX-0000000000-0000000000.tif``. A bare prefix match would also take
+    ``PREFIX_old.tfrecord.gz`` or another export's ``PREFIX-part001…``."""
+    return re.compile(
+        re.escape(prefix) + r"(-\d+(-of-\d+)?|-\d+-\d+|-mixer)?\.(tfrecord(\.gz)?|json|tif|tiff|csv)"
+    )
+
+
 def download_gcs_prefix(
     bucket: str,
     prefix: str,
@@ -154,34 +166,26 @@ def download_gcs_prefix(
     client: Any = None,
     progress: Optional[Progress] = None,
 ) -> list[Path]:
-    """Download every object under ``gs://bucket/prefix`` into ``dest_dir`` (flat, by base name). Files
+    """Download the files of the export named ``prefix`` in ``gs://bucket`` into ``dest_dir`` (flat, by base
+    name): exactly its files (:func:`export_file_pattern`), not everything that starts with the prefix. Files
     already there with the same size are skipped, so a rerun resumes. ``client`` is a
-    ``google.cloud.storage.Client`` (made from the user's application-default credentials when None)."""
+    ``google.cloud.storage.Client``; by default one signed in with the Earth Engine credentials."""
     progress = ensure(progress)
     if client is None:
-        try:
-            from google.cloud import storage
-        except ImportError as exc:
-            raise GeoDLError(
-                "Downloading from Cloud Storage needs the Python package google-cloud-storage; install it into "
-                "QGIS's Python (pip install google-cloud-storage)."
-            ) from exc
-        try:
-            client = storage.Client()
-        except Exception as exc:  # noqa: BLE001 - google.auth raises several kinds
-            raise GeoDLError(
-                f"Cannot open Cloud Storage ({exc}). Run `gcloud auth application-default login` once, or download "
-                f"gs://{bucket}/{prefix}* from the Cloud console."
-            ) from exc
+        from .session import storage_client
+
+        client = storage_client()
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
+    pattern = export_file_pattern(prefix)
     try:
-        blobs = [b for b in client.list_blobs(bucket, prefix=prefix) if not b.name.endswith("/")]
+        blobs = [b for b in client.list_blobs(bucket, prefix=prefix) if pattern.fullmatch(b.name)]
     except Exception as exc:  # noqa: BLE001
         raise GeoDLError(f"Cannot list gs://{bucket}/{prefix} ({exc}). Check the bucket name and your access.") from exc
     if not blobs:
         raise GeoDLError(
-            f"The export finished but gs://{bucket}/{prefix}* holds no files. Check the bucket and prefix."
+            f"The export finished but gs://{bucket} holds no file of the export {prefix} ({prefix}.tfrecord.gz, "
+            f"{prefix}-00000.tfrecord.gz …). Check the bucket and prefix."
         )
     paths = []
     for index, blob in enumerate(blobs):
@@ -202,6 +206,17 @@ def download_gcs_prefix(
     return paths
 
 
+def write_sample_sidecars(paths: Sequence[Path], sidecar: dict) -> None:
+    """Beside each downloaded training TFRecord, the sample sidecar the export carried (grid, nodata, bands):
+    what ``load_samples`` reads and the trainer copies into the model manifest."""
+    if not sidecar:
+        return
+    for path in paths:
+        if ".tfrecord" in path.name:
+            meta = dict(sidecar, rasters=[f"earth engine export {path.name}"])
+            Path(str(path) + ".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+
 def wait_and_download(
     exports: Sequence[Any],  # StartedExport
     dest_dir: str | os.PathLike,
@@ -217,7 +232,10 @@ def wait_and_download(
     gcs = [e for e in exports if e.destination.kind == "gcs"]
     for index, export in enumerate(gcs):
         span = progress.sub(70 + 30 * index / len(gcs), 70 + 30 * (index + 1) / len(gcs))
-        paths += download_gcs_prefix(export.destination.bucket, export.prefix, dest_dir, client, span)
+        files = download_gcs_prefix(export.destination.bucket, export.prefix, dest_dir, client, span)
+        if getattr(export, "kind", "table") == "table":
+            write_sample_sidecars(files, getattr(export, "sidecar", {}))
+        paths += files
     if len(gcs) < len(exports):
         progress.message("Exports to Drive finished; download them from Google Drive (geodl reads them from a folder).")
     return paths

@@ -48,6 +48,9 @@ class SessionState:
 
 _lock = threading.Lock()
 _state = SessionState(False)
+# The credentials Earth Engine was initialised with (a service account's, or those of `earthengine
+# authenticate`, whose scopes include Cloud Storage): the bucket steps use the same ones. Kept in memory only.
+_credentials: Any = None
 
 
 def state() -> SessionState:
@@ -179,7 +182,7 @@ def connect(
     ``http_transport`` exist for tests, which drive the real client through a fake transport.
     ``max_retries`` sets the client's own retries of 429/5xx (the EE default, 5, when None).
     """
-    global _state
+    global _state, _credentials
     import ee
 
     project = (project or "").strip()
@@ -209,6 +212,7 @@ def connect(
             ee.Reset()
             _state = SessionState(False, project=project, account=account, message=str(exc))
             raise
+        _credentials = credentials
         _state = SessionState(
             True, project=project, account=account, message=f"Connected to Earth Engine (project {project}, {account})."
         )
@@ -235,9 +239,33 @@ def require_connected() -> str:
     return _state.project
 
 
+def storage_client() -> Any:
+    """A Cloud Storage client signed in as Earth Engine is (the service-account key or the stored user
+    credentials), for the project Earth Engine uses: not whatever application-default credentials the machine
+    happens to have, which may be another account or none."""
+    project = require_connected()
+    try:
+        from google.cloud import storage
+    except ImportError as exc:
+        raise GeoDLError(
+            "Cloud Storage steps need the Python package google-cloud-storage; install it into QGIS's Python "
+            "(pip install google-cloud-storage)."
+        ) from exc
+    try:
+        if _credentials is None:  # the test transport's session: no credentials of its own
+            return storage.Client(project=project)
+        return storage.Client(project=project, credentials=_credentials)
+    except Exception as exc:  # noqa: BLE001 - google.auth raises several kinds
+        raise GeoDLError(
+            f"Cannot open Cloud Storage with the Earth Engine sign-in ({exc}). Sign in again (`earthengine "
+            "authenticate` or the service-account key), or copy the files with the Cloud console."
+        ) from exc
+
+
 def disconnect() -> None:
-    global _state
+    global _state, _credentials
     import ee
 
     ee.Reset()
     _state = SessionState(False)
+    _credentials = None

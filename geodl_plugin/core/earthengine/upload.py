@@ -10,13 +10,16 @@ classes).
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
+from .grid import NODATA
 from .session import ee_errors, require_connected
 
 PYRAMIDING = ("MEAN", "MODE", "MIN", "MAX", "SAMPLE")
@@ -55,7 +58,11 @@ def image_manifest(
     if properties:
         manifest["properties"] = dict(properties)
     if missing_data is not None:
-        manifest["missingData"] = {"values": [missing_data]}
+        if not math.isfinite(missing_data):
+            # The manifest travels as JSON and NaN is not JSON: the server refuses the request. A NaN-nodata
+            # raster is rewritten with a finite sentinel before upload (upload_geotiff).
+            raise GeoDLError(f"The missing-data value {missing_data} is not a finite number; Earth Engine needs one.")
+        manifest["missingData"] = {"values": [float(missing_data)]}
     return manifest
 
 
@@ -79,15 +86,9 @@ def copy_to_gcs(
     """Upload local files to ``gs://bucket/prefix/…``; return their gs:// URIs."""
     progress = ensure(progress)
     if client is None:
-        try:
-            from google.cloud import storage
+        from .session import storage_client
 
-            client = storage.Client()
-        except Exception as exc:  # noqa: BLE001
-            raise GeoDLError(
-                f"Cannot open Cloud Storage ({exc}). Install google-cloud-storage and run `gcloud auth "
-                "application-default login`, or copy the files to the bucket yourself and give their gs:// URIs."
-            ) from exc
+        client = storage_client()  # the credentials Earth Engine signed in with
     target = client.bucket(bucket)
     uris = []
     for index, path in enumerate(paths):
@@ -114,9 +115,11 @@ def upload_predictions(
     overwrite: bool = False,
     client: Any = None,
     progress: Optional[Progress] = None,
+    missing_data: Optional[float] = None,
 ) -> str:
     """Copy the predictions TFRecord and its mixer to Cloud Storage and start the ingestion; return the
-    task id. The mixer is copied under the TFRecord's own prefix name, as Earth Engine pairs them by name."""
+    task id. The mixer is copied under the TFRecord's own prefix name, as Earth Engine pairs them by name.
+    ``missing_data`` (e.g. ``mixer.upload_nodata`` of the predicted raster) stays masked in the asset."""
     progress = ensure(progress)
     project = require_connected()
     tfrecord_path, mixer_path = Path(tfrecord_path), Path(mixer_path)
@@ -125,7 +128,7 @@ def upload_predictions(
             raise GeoDLError(f"'{p}' does not exist; write the predictions TFRecord first and keep the export's mixer.")
     name = asset_name(asset_id, project)
     uris = copy_to_gcs([tfrecord_path, mixer_path], bucket, prefix, client, progress.sub(0, 80))
-    task_id = start_ingestion(image_manifest(name, uris, band_names, pyramiding), overwrite)
+    task_id = start_ingestion(image_manifest(name, uris, band_names, pyramiding, missing_data=missing_data), overwrite)
     progress.update(100, f"Started upload task {task_id} → {name}")
     return task_id
 
@@ -172,7 +175,32 @@ def upload_geotiff(
     names = list(band_names) if band_names else band_ids(descriptions)
     if len(names) != count:
         raise GeoDLError(f"{len(names)} band name(s) given for the {count} band(s) of '{path.name}'.")
-    uris = copy_to_gcs([path], bucket.strip(), prefix, client, progress.sub(0, 90))
+    with tempfile.TemporaryDirectory(prefix="geodl-upload-") as scratch:
+        source = path
+        if nodata is not None and not math.isfinite(nodata):
+            # NaN nodata cannot be declared (JSON has no NaN): upload a copy whose NaNs are the sentinel.
+            source = finite_nodata_copy(path, Path(scratch) / path.name)
+            nodata = NODATA
+        uris = copy_to_gcs([source], bucket.strip(), prefix, client, progress.sub(0, 90))
     task_id = start_ingestion(image_manifest(name, uris, names, pyramiding, missing_data=nodata), overwrite)
     progress.update(100, f"Started upload task {task_id} → {name}")
     return task_id
+
+
+def finite_nodata_copy(raster: Path, target: Path) -> Path:
+    """A copy of a float raster with nodata NaN whose NaN pixels are ``NODATA`` and whose nodata is ``NODATA``
+    (the input is never changed)."""
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(raster) as src:
+        profile = dict(src.profile, nodata=NODATA)
+        with rasterio.open(target, "w", **profile) as dst:
+            for _, window in src.block_windows(1):
+                block = src.read(window=window)
+                block[~np.isfinite(block)] = NODATA
+                dst.write(block, window=window)
+            for i, description in enumerate(src.descriptions, start=1):
+                if description:
+                    dst.set_band_description(i, description)
+    return target

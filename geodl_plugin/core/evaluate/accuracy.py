@@ -3,38 +3,28 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ..data.labels import LabelSet
-from ..data.samples import load_samples
+from ..data.samples import SampleSet
 from ..io.raster import iter_windows, raster_info, world_to_pixel
-from ..models.model_file import load_model_file
-from ..predict.raster_prediction import predict_samples
+from ..models.model_file import ModelBundle
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
 from .metrics import area_adjusted_estimates, classification_report, confusion_matrix
 
 
-def evaluate_model(model: str | os.PathLike, samples: Iterable[str | os.PathLike],
-                   progress: Optional[Progress] = None) -> dict[str, Any]:
-    """Predict the samples with the model (the raster path's predictor) and score against their labels."""
+def report_on_samples(bundle: ModelBundle, data: SampleSet, score: Callable[[ModelBundle, np.ndarray], np.ndarray],
+                      progress: Optional[Progress] = None) -> dict[str, Any]:
+    """Score ``data`` with ``score`` (the family's sample predictor: the raster path's, so the figures describe
+    the maps it makes) against their labels."""
     progress = ensure(progress)
-    bundle = load_model_file(model)
-    data = load_samples(list(samples), bands=bundle.bands, classes=bundle.classes)
-    if data.patch_size != bundle.patch_size and bundle.architecture != "unet":
-        raise GeoDLError(f"The samples are {data.patch_size}×{data.patch_size} but the model expects "
-                         f"{bundle.patch_size}×{bundle.patch_size}.")
     progress.update(30, f"predicting {len(data)} samples")
-    if bundle.architecture == "unet":
-        from ..predict.tiled_prediction import predict_patch_centres
-
-        predicted = predict_patch_centres(bundle, data.x)
-    else:
-        predicted = predict_samples(bundle, data.x)
+    predicted = score(bundle, data.x)
     report = classification_report(data.y, predicted, bundle.classes)
-    report["model"] = str(model)
+    report["model"] = bundle.path
     progress.update(100, f"overall accuracy {report['overall_accuracy']:.3f}, kappa {report['kappa']:.3f}")
     return report
 

@@ -26,7 +26,7 @@ import numpy as np
 from ..data.classes import ClassTable
 from ..io.atomic import atomic_path
 from ..runtime.errors import GeoDLError
-from .networks import RANDOM_FOREST, UNET, Forest
+from .networks import Forest
 
 FORMAT = "geodl-model"
 FORMAT_VERSION = 1
@@ -42,6 +42,7 @@ def make_manifest(
     *,
     name: str,
     architecture: str,
+    task: str = "classification",
     bands: Sequence[str],
     classes: ClassTable,
     mean: Sequence[float] | np.ndarray,
@@ -55,18 +56,19 @@ def make_manifest(
     metrics: Optional[dict] = None,
     training: Optional[dict] = None,
     data_source: str = "",
+    model: Any = None,
 ) -> dict[str, Any]:
     from ...paths import plugin_version
 
-    segmentation = architecture == UNET
+    segmentation = task == "semantic-segmentation"
     shape = [-1, len(bands)] if patch_size == 1 and not segmentation else [-1, patch_size, patch_size, len(bands)]
-    framework, version = _framework(architecture)
+    framework, version = _framework(model)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "mlm:name": name,
         "mlm:architecture": architecture,
-        "mlm:tasks": ["semantic-segmentation"] if segmentation else ["classification"],
+        "mlm:tasks": [task],
         "mlm:framework": framework,
         "mlm:framework_version": version,
         "mlm:input": [{
@@ -82,7 +84,7 @@ def make_manifest(
         }],
         "mlm:output": [{
             "name": "classes",
-            "tasks": ["semantic-segmentation"] if segmentation else ["classification"],
+            "tasks": [task],
             "result": {"shape": [-1, len(classes)], "dim_order": ["batch", "class"], "data_type": "float32"},
             "classification:classes": classes.to_json(),
         }],
@@ -97,8 +99,8 @@ def make_manifest(
     }
 
 
-def _framework(architecture: str) -> tuple[str, str]:
-    if architecture == RANDOM_FOREST:
+def _framework(model: Any) -> tuple[str, str]:
+    if isinstance(model, Forest):
         from importlib import metadata
 
         try:
@@ -277,6 +279,34 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the faces need to know about a model file without loading its network (the manifest alone)."""
+
+    path: str
+    architecture: str  # the family's value (models/family.py); core/families.py maps it to its row
+    bands: tuple[str, ...]
+    classes: ClassTable
+    patch_size: int
+    raster: dict[str, Any]  # source dtype, nodata, pixel size, CRS and its units
+    metrics: dict[str, Any]
+
+
+def model_info(manifest: dict[str, Any], path: str = "") -> ModelInfo:
+    try:
+        return ModelInfo(path, str(manifest["mlm:architecture"]), tuple(manifest["mlm:input"][0]["bands"]),
+                         ClassTable.from_json(manifest["mlm:output"][0]["classification:classes"]),
+                         int(manifest.get("patch_size", 1)), dict(manifest.get("raster", {})),
+                         dict(manifest.get("metrics", {})))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise GeoDLError(f"The model file '{path}' has a damaged manifest ({exc!r} is missing or wrong); "
+                         "retrain the model or use an untouched copy.") from exc
+
+
+def read_model_info(path: str | os.PathLike) -> ModelInfo:
+    return model_info(read_manifest(path), str(path))
+
+
 def load_model_file(path: str | os.PathLike) -> ModelBundle:
     manifest = read_manifest(path)
     with zipfile.ZipFile(path) as zf:
@@ -296,3 +326,20 @@ def load_model_file(path: str | os.PathLike) -> ModelBundle:
             except ValueError as exc:  # safe mode refuses code (lambda layers and the like)
                 raise GeoDLError(f"The model in '{path}' cannot be loaded safely ({exc}).") from exc
     return ModelBundle(manifest, model, str(path))
+
+
+_CACHE: dict[tuple[str, int, int], ModelBundle] = {}
+
+
+def cached_model(path: str | os.PathLike) -> ModelBundle:
+    """The loaded model file, kept while it is unchanged (loading and compiling a Keras model costs more than a
+    canvas preview). One entry: the persistent worker and in-process predictions share it."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return load_model_file(path)  # its message names the problem
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = load_model_file(path)
+    return _CACHE[key]

@@ -10,8 +10,6 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-PIXEL_DNN, RANDOM_FOREST, UNET = "dnn", "rf", "unet"
-MODEL_TYPES = (PIXEL_DNN, RANDOM_FOREST, UNET)
 _FOREST_CHUNK = 262_144  # pixels per call into the compiled forest
 
 

@@ -23,7 +23,8 @@ from ..data.samples import read_stack_window, stack_info
 from ..io.atomic import atomic_path, check_writable
 from ..io.overviews import aligned, mean_levels, mode_levels, overview_factors
 from ..io.raster import RasterInfo, iter_windows, valid_mask
-from ..models.model_file import ModelBundle, load_model_file
+from ..models.family import TilingParams
+from ..models.model_file import ModelBundle, cached_model
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
 
@@ -43,6 +44,11 @@ class PredictParams:
     extent: Optional[tuple[float, float, float, float]] = None  # xmin, ymin, xmax, ymax in the raster's CRS
     block_size: int = 1024  # pixels a side read, classified and written at once
     overviews: bool = True
+    tiling: TilingParams = field(default_factory=TilingParams)  # for the convolutional families
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tiling, dict):  # as it arrives from the worker's pipe
+            self.tiling = TilingParams(**self.tiling)
 
     def validate(self) -> None:
         if not self.rasters:
@@ -56,6 +62,7 @@ class PredictParams:
             check_writable(p)
         if self.block_size < 16:
             raise GeoDLError("The block size must be at least 16 pixels.")
+        self.tiling.validate()
 
 
 @dataclass
@@ -68,6 +75,7 @@ class PredictResult:
     class_pixel_counts: dict[str, int]
     warnings: list[str] = field(default_factory=list)
     raster_pixels: int = 0  # width × height of the output grid: every one is read and written
+    details: dict[str, Any] = field(default_factory=dict)  # how the family walked the raster (e.g. its tiles)
 
     @property
     def megapixels_per_second(self) -> float:
@@ -102,7 +110,23 @@ def check_raster_against_model(infos: Sequence[RasterInfo], bundle: ModelBundle)
     if size[0] and not 0.5 <= first.res[0] / float(size[0]) <= 2.0:
         warnings.append(f"The raster's pixels are {first.res[0]:g} {first.crs_units} but the model was trained on "
                         f"{float(size[0]):g}: expect lower accuracy.")
+    elif size[0] and abs(first.res[0] / float(size[0]) - 1.0) > 0.01:
+        warnings.append(f"The raster's pixels are {first.res[0]:g} {first.crs_units}, not the {float(size[0]):g} of "
+                        "the training grid: resample onto the training grid for the model's accuracy.")
+    trained_crs = str(meta.get("crs_wkt") or "")
+    if trained_crs and first.crs_wkt and not _same_crs(trained_crs, first.crs_wkt):
+        warnings.append("The raster's CRS is not the one the model's samples were taken in; pixels of another "
+                        "projection have another shape on the ground. Reproject the raster onto the training grid.")
     return warnings
+
+
+def _same_crs(a: str, b: str) -> bool:
+    from rasterio.crs import CRS
+
+    try:
+        return bool(CRS.from_wkt(a) == CRS.from_wkt(b))
+    except Exception:  # noqa: BLE001 - an unreadable WKT is not evidence of a mismatch
+        return True
 
 
 def _window_of_extent(info: RasterInfo, extent: Optional[Sequence[float]]) -> tuple[int, int, int, int]:
@@ -309,8 +333,35 @@ class PredictionOutputs:
             list(pool.map(build, self.paths))
 
 
-def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
-                   bundle: Optional[ModelBundle] = None) -> PredictResult:
+@dataclass
+class PredictContext:
+    """A prediction after the checks every family shares: the model against the raster, the window of the
+    region, the output grid's transform and the nodata value. A family's predictor takes it from here."""
+
+    params: PredictParams
+    bundle: ModelBundle
+    infos: list[RasterInfo]
+    region: tuple[int, int, int, int]  # col0, row0, width, height in the raster
+    transform: Any  # the output grid's affine transform
+    nodata: Optional[float]
+    warnings: list[str]
+    progress: Progress
+    started: float
+
+    def result(self, n_pixels: int, counts: np.ndarray, verb: str = "classified") -> PredictResult:
+        params, classes = self.params, self.bundle.classes
+        seconds = time.perf_counter() - self.started
+        width, height = self.region[2:]
+        result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels,
+                               seconds, {c.name: int(counts[i]) for i, c in enumerate(classes)}, self.warnings,
+                               width * height)
+        self.progress.update(100, f"{verb} {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
+                                  f"({result.megapixels_per_second:.2f} Mpx/s)")
+        return result
+
+
+def prepare_prediction(params: PredictParams, progress: Optional[Progress] = None,
+                       bundle: Optional[ModelBundle] = None) -> PredictContext:
     import rasterio
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
@@ -318,7 +369,7 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
     progress = ensure(progress)
     params.validate()
     started = time.perf_counter()
-    bundle = bundle or load_model_file(params.model)
+    bundle = bundle or cached_model(params.model)
     infos = stack_info(params.rasters)
     warnings = check_raster_against_model(infos, bundle)
     for w in warnings:
@@ -326,24 +377,28 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
     info = infos[0]
     nodata = params.nodata if params.nodata is not None else (
         info.nodata if info.nodata is not None else bundle.raster_meta.get("nodata"))
-    classes = bundle.classes
-    ids = np.array(classes.ids, dtype=np.uint8)
     col0, row0, width, height = _window_of_extent(info, params.extent)
     transform = window_transform(Window(col0, row0, width, height), rasterio.Affine(*info.transform))
-    if bundle.architecture == "unet":
-        from .tiled_prediction import predict_segmentation  # tiled, blended
+    return PredictContext(params, bundle, infos, (col0, row0, width, height), transform, nodata, warnings, progress,
+                          started)
 
-        return predict_segmentation(params, bundle, infos, (col0, row0, width, height), transform, nodata,
-                                    progress, warnings)
 
+def predict_pixels(ctx: PredictContext) -> PredictResult:
+    """The per-pixel families: blocks of valid pixels through the model, class and confidence back."""
+    from rasterio.windows import Window
+
+    params, bundle, progress = ctx.params, ctx.bundle, ctx.progress
+    col0, row0, width, height = ctx.region
+    classes = bundle.classes
+    ids = np.array(classes.ids, dtype=np.uint8)
     counts = np.zeros(len(classes), dtype=np.int64)
     n_pixels = 0
     with contextlib.ExitStack() as stack:
-        outputs = PredictionOutputs(stack, params, info, width, height, transform, classes)
+        outputs = PredictionOutputs(stack, params, ctx.infos[0], width, height, ctx.transform, classes)
         windows = list(iter_windows(width, height, params.block_size))
-        for n, (c, r, w, h, block) in enumerate(_blocks_ahead(infos, (col0, row0), windows)):
+        for n, (c, r, w, h, block) in enumerate(_blocks_ahead(ctx.infos, (col0, row0), windows)):
             progress.check()
-            ok = valid_mask(block, nodata).ravel()
+            ok = valid_mask(block, ctx.nodata).ravel()
             flat = block.reshape(block.shape[0], -1).T
             pixels = np.ascontiguousarray(flat if ok.all() else flat[ok], dtype=np.float32)
             class_block = np.full(h * w, NODATA_CLASS, dtype=np.uint8)
@@ -362,12 +417,7 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
                           prob_block.reshape(-1, h, w))
             progress.update(95.0 * (n + 1) / len(windows), "")
         outputs.finish(progress)
-    seconds = time.perf_counter() - started
-    result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
-                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings, width * height)
-    progress.update(100, f"classified {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
-                         f"({result.megapixels_per_second:.1f} Mpx/s)")
-    return result
+    return ctx.result(n_pixels, counts)
 
 
 def _describe(outputs: dict, classes: Any) -> None:

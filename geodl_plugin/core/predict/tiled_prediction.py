@@ -21,22 +21,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
 from ..data.chips import read_reflect
 from ..data.classes import NODATA_CLASS
-from ..io.raster import RasterInfo, valid_mask
-from ..models.model_file import ModelBundle
+from ..io.raster import valid_mask
 from ..runtime.errors import GeoDLError
-from ..runtime.progress import Progress, ensure
-from .raster_prediction import CONFIDENCE_NODATA, PredictionOutputs, PredictParams, PredictResult
+from .raster_prediction import CONFIDENCE_NODATA, PredictContext, PredictionOutputs, PredictResult
 
 log = logging.getLogger("geodl")
 
-DEFAULT_TILE = 256
 DEFAULT_BATCH = 4
 
 
@@ -56,7 +52,8 @@ def ramp_window(tile: int, overlap: int, margin: int) -> np.ndarray:
 
 def model_depth(model: Any, manifest: Optional[dict] = None) -> int:
     """The number of 2× poolings (from the manifest, else counted in the network)."""
-    depth = ((manifest or {}).get("training") or {}).get("unet", {}).get("depth")
+    training = (manifest or {}).get("training") or {}
+    depth = (training.get("network") or training.get("unet") or {}).get("depth")  # "unet": files before 0.3
     if depth:
         return int(depth)
     import keras
@@ -150,37 +147,23 @@ def keras_predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
-def predict_segmentation(
-    params: PredictParams,
-    bundle: ModelBundle,
-    infos: Sequence[RasterInfo],
-    region: tuple[int, int, int, int],
-    transform: Any,
-    nodata: Optional[float],
-    progress: Optional[Progress] = None,
-    warnings: Optional[list[str]] = None,
-) -> PredictResult:
-    """Classify ``region`` (col0, row0, width, height of the raster) with a U-Net model file.
-
-    Tile settings come from ``params`` when it has them (``tile_size``, default 256; ``tile_overlap``,
-    default a quarter tile; ``tile_batch``, default 4)."""
+def predict_tiled(ctx: PredictContext) -> PredictResult:
+    """Classify the context's region with a U-Net, tile by tile (``ctx.params.tiling``: tile size, overlap —
+    0 means a quarter tile —, tiles a batch). The layout used is in the result's ``details``."""
     from rasterio.windows import Window
 
-    progress = ensure(progress)
-    warnings = list(warnings or [])
-    started = time.perf_counter()
-    col0, row0, width, height = region
-    info = infos[0]
+    params, bundle, progress, nodata, infos = ctx.params, ctx.bundle, ctx.progress, ctx.nodata, ctx.infos
+    col0, row0, width, height = ctx.region
     classes = bundle.classes
     ids = np.array(classes.ids, dtype=np.uint8)
     n_classes = len(classes)
     multiple = 2 ** model_depth(bundle.model, bundle.manifest)
-    tile_req = int(getattr(params, "tile_size", None) or max(DEFAULT_TILE, bundle.patch_size))
-    overlap_req = getattr(params, "tile_overlap", None)
-    overlap_req = int(tile_req // 4 if overlap_req is None else overlap_req)
+    tiling = params.tiling
+    tile_req = max(tiling.size, bundle.patch_size)
+    overlap_req = tiling.overlap or tile_req // 4
     tile, overlap, _ = tile_layout(width, height, tile_req, overlap_req, multiple)
     margin = min(overlap // 4, max(0, (overlap - 1) // 2))
-    batch = int(getattr(params, "tile_batch", None) or DEFAULT_BATCH)
+    batch = tiling.batch
     stats = bundle.manifest["mlm:input"][0].get("statistics") or []
     fill = np.array([s["mean"] for s in stats], np.float32) if len(stats) == len(bundle.bands) else None
     predict = keras_predictor(bundle.model)
@@ -199,7 +182,7 @@ def predict_segmentation(
     counts = np.zeros(n_classes, dtype=np.int64)
     n_pixels = 0
     with contextlib.ExitStack() as stack:
-        outputs = PredictionOutputs(stack, params, info, width, height, transform, classes)
+        outputs = PredictionOutputs(stack, params, infos[0], width, height, ctx.transform, classes)
         progress.message(f"U-Net tiles of {tile}×{tile} px, overlap {overlap}, batches of {batch}")
         for r, probs, raw in blend_strips(read, predict, width, height, n_classes, tile, overlap, margin, batch,
                                           check=progress.check, report=lambda p: progress.update(0.95 * p),
@@ -215,11 +198,8 @@ def predict_segmentation(
             counts += np.bincount(best[ok], minlength=n_classes)[:n_classes]
             n_pixels += int(ok.sum())
         outputs.finish(progress)
-    seconds = time.perf_counter() - started
-    result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels, seconds,
-                           {c.name: int(counts[i]) for i, c in enumerate(classes)}, warnings)
-    progress.update(100, f"segmented {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
-                         f"({result.megapixels_per_second:.2f} Mpx/s)")
+    result = ctx.result(n_pixels, counts, "segmented")
+    result.details.update({"tile": tile, "overlap": overlap, "batch": batch})
     return result
 
 

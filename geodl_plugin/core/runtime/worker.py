@@ -5,7 +5,12 @@ global symbol scope; TensorFlow's own protobuf then collides with it and the pro
 invalid size") on QGIS 3.22. A worker process keeps TensorFlow out of QGIS's address space, keeps QGIS's
 main thread free of TensorFlow's threads, and makes cancel reliable.
 
-Protocol: the parent writes a JSON line ``{"job": name, "params": {...}}`` to the worker's stdin per job, and
+Calls are typed: ``run_in_worker(train_model, params, progress)`` names the function itself; the worker runs
+it only if it is in the allow-list of ``core/jobs.py`` (the worker's entry point, at the top of ``core/``), and
+both sides rebuild parameters and results from the function's annotations (``typed_json.py``).
+
+Protocol: the parent writes a JSON line ``{"job": "module:function", "params": {...}}`` to the worker's stdin
+per job, and
 ``cancel`` if the user cancels; closing stdin ends the worker. For each job the worker answers with JSON
 lines ``{"progress": p}``, ``{"message": m}``, ``{"metrics": {...}}`` and finally one of ``{"result": {...}}``, ``{"cancelled": true}`` or
 ``{"error": text, "user": bool}``. A cancel reaches the core's ``Progress.check()`` so outputs are cleaned up
@@ -14,7 +19,7 @@ exactly as in-process (write-then-rename); the process is killed only if it igno
 
 from __future__ import annotations
 
-import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -25,39 +30,31 @@ import tempfile
 import threading
 import time
 import traceback
+import typing
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from .errors import Cancelled, GeoDLError
 from .progress import Progress, ensure
+from .typed_json import from_jsonable, to_jsonable
 
 log = logging.getLogger("geodl")
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[3])  # the folder holding geodl_plugin/
 CANCEL_GRACE_SECONDS = 30.0
 
 
-def _jobs() -> dict[str, tuple[Callable[..., Any], Optional[type], Optional[type]]]:
-    """name → (function, params dataclass or None for keyword arguments, result dataclass or None)."""
-    from ..evaluate.accuracy import evaluate_model
-    from ..predict.raster_prediction import PredictParams, PredictResult, predict_raster
-    from ..train.from_labels import TrainFromLabelsParams, train_from_labels
-    from ..train.trainer import TrainParams, TrainResult, train_model
-    from .dependencies import describe_training_device
-
-    return {
-        "train_model": (train_model, TrainParams, TrainResult),
-        "train_from_labels": (train_from_labels, TrainFromLabelsParams, TrainResult),
-        "predict_raster": (predict_raster, PredictParams, PredictResult),
-        "evaluate_model": (evaluate_model, None, None),
-        "describe_training_device": (lambda progress=None: describe_training_device(), None, None),
-    }
+JOBS_MODULE = f"{__package__.rsplit('.', 1)[0]}.jobs"  # geodl_plugin.core.jobs: the allow-list
 
 
-def _result_types() -> dict[str, Optional[type]]:
-    from ..predict.raster_prediction import PredictResult
-    from ..train.trainer import TrainResult
+def job_name(function: Callable[..., Any]) -> str:
+    return f"{function.__module__}:{function.__qualname__}"
 
-    return {"train_model": TrainResult, "train_from_labels": TrainResult, "predict_raster": PredictResult}
+
+def _hints(function: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(function)
+    except (NameError, TypeError):  # an annotation only importable for type checkers
+        return {}
 
 
 def worker_python() -> str:
@@ -68,7 +65,7 @@ def worker_python() -> str:
 
 class Worker:
     """One worker process that can run several jobs, one at a time. A persistent worker keeps TensorFlow
-    and the models it loaded warm between jobs (the dock's preview uses one); ``call_in_worker`` uses a
+    and the models it loaded warm between jobs (the dock's preview uses one); ``run_in_worker`` uses a
     fresh one per job."""
 
     def __init__(self) -> None:
@@ -88,7 +85,7 @@ class Worker:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["PYTHONUNBUFFERED"] = "1"
         self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
-        self._proc = subprocess.Popen([worker_python(), "-m", f"{__package__}.worker"], stdin=subprocess.PIPE,
+        self._proc = subprocess.Popen([worker_python(), "-m", JOBS_MODULE], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=self._stderr, env=env, text=True,
                                       encoding="utf-8")
         lines: queue.Queue = queue.Queue()
@@ -111,17 +108,20 @@ class Worker:
         except OSError:
             pass
 
-    def call(self, job: str, params: Any = None, progress: Optional[Progress] = None, **kwargs: Any) -> Any:
-        """Run ``job``; mirror its progress, metrics and messages onto ``progress``; raise its GeoDLError /
-        Cancelled here; return its result."""
+    def call(self, function: Callable[..., Any], params: Any = None, progress: Optional[Progress] = None,
+             **kwargs: Any) -> Any:
+        """Run ``function(params, progress)`` (or ``function(progress=…, **kwargs)``) in the worker; mirror its
+        progress, metrics and messages onto ``progress``; raise its GeoDLError / Cancelled here; return its
+        result, rebuilt as the function's return annotation says."""
         progress = ensure(progress)
-        is_params = dataclasses.is_dataclass(params) and not isinstance(params, type)
-        payload = dataclasses.asdict(params) if is_params else (params or kwargs)  # type: ignore[arg-type]
+        payload = to_jsonable(params) if params is not None else to_jsonable(kwargs)
+        request = json.dumps({"job": job_name(function), "params": payload, "keywords": params is None},
+                             )
         with self._lock:
             if not self.alive:
                 self._start()
             assert self._lines is not None and self._proc is not None
-            self._send(json.dumps({"job": job, "params": payload}))
+            self._send(request)
             outcome = self._follow(progress)
         if outcome.get("cancelled"):
             raise Cancelled("Cancelled by the user.")
@@ -129,9 +129,7 @@ class Worker:
             if outcome.get("user"):
                 raise GeoDLError(outcome["error"])
             raise RuntimeError(outcome["error"] + "\n" + outcome.get("traceback", ""))
-        result = outcome["result"]
-        result_type = _result_types().get(job)
-        return result_type(**result) if result_type is not None and isinstance(result, dict) else result
+        return from_jsonable(_hints(function).get("return", Any), outcome["result"])
 
     def _follow(self, progress: Progress) -> dict:
         assert self._lines is not None and self._proc is not None
@@ -217,53 +215,37 @@ def shutdown_shared_worker() -> None:
         worker.close()
 
 
-def call_in_worker(job: str, params: Any = None, progress: Optional[Progress] = None, persistent: bool = False,
-                   **kwargs: Any) -> Any:
-    """Run ``job`` (a name from the worker's table) in a worker process: a fresh one (the default: training
-    and full predictions, whose memory goes back to the system afterwards), or the persistent shared one
-    (``persistent=True``: quick repeated jobs such as the preview, with TensorFlow and the model kept warm)."""
+def run_in_worker(function: Callable[..., Any], params: Any = None, progress: Optional[Progress] = None,
+                  persistent: bool = False, **kwargs: Any) -> Any:
+    """Run ``function`` (one of ``core/jobs.py``'s allow-list) in a worker process: a fresh one (the default:
+    training and full predictions, whose memory goes back to the system afterwards), or the persistent shared
+    one (``persistent=True``: quick repeated jobs such as the preview, with TensorFlow and the model kept
+    warm)."""
     if persistent:
-        return shared_worker().call(job, params, progress, **kwargs)
+        return shared_worker().call(function, params, progress, **kwargs)
     worker = Worker()
     try:
-        return worker.call(job, params, progress, **kwargs)
+        return worker.call(function, params, progress, **kwargs)
     finally:
         worker.close()
 
 
-def _serialise(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    return value
-
-
-_bundles: dict = {}
-
-
-def _cached_bundle(path: str) -> Any:
-    """Models stay loaded in a persistent worker; a changed file is reloaded."""
-    from ..models.model_file import load_model_file
-
-    stat = os.stat(path)
-    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _bundles:
-        _bundles.clear()
-        _bundles[key] = load_model_file(path)
-    return _bundles[key]
-
-
-def _run(request: dict, progress: Progress) -> Any:
-    function, params_type, _ = _jobs()[request["job"]]
+def _run(jobs: Mapping[str, Callable[..., Any]], request: dict, progress: Progress) -> Any:
+    function = jobs.get(request.get("job", ""))
+    if function is None:
+        raise GeoDLError(f"The worker does not run '{request.get('job')}' (not in geodl's list of worker jobs).")
     raw = request.get("params") or {}
-    if request["job"] == "predict_raster":
-        params = params_type(**raw)  # type: ignore[misc]
-        return function(params, progress, bundle=_cached_bundle(params.model))
-    if params_type is not None:
-        return function(params_type(**raw), progress)
-    return function(progress=progress, **raw)
+    accepts_progress = "progress" in inspect.signature(function).parameters
+    extra = {"progress": progress} if accepts_progress else {}
+    if request.get("keywords"):
+        return function(**raw, **extra)
+    hints = _hints(function)
+    first = next(iter(inspect.signature(function).parameters))
+    return function(from_jsonable(hints.get(first, Any), raw), **extra)
 
 
-def _main() -> int:
+def serve(jobs: Mapping[str, Callable[..., Any]]) -> int:
+    """The worker process's loop: one request at a time from stdin, answers on stdout."""
     channel = sys.stdout
     sys.stdout = sys.stderr  # library prints must not corrupt the protocol
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
@@ -301,16 +283,10 @@ def _main() -> int:
         cancel.clear()
         last[0] = -1.0
         try:
-            emit({"result": _serialise(_run(request, progress))})
+            emit({"result": to_jsonable(_run(jobs, request, progress))})
         except Cancelled:
             emit({"cancelled": True})
         except GeoDLError as exc:
             emit({"error": str(exc), "user": True})
         except Exception as exc:  # noqa: BLE001 - reported to the parent with its traceback
             emit({"error": f"{type(exc).__name__}: {exc}", "user": False, "traceback": traceback.format_exc()})
-
-
-if __name__ == "__main__":
-    code = _main()
-    sys.stderr.flush()
-    os._exit(code)  # skip interpreter teardown (TensorFlow's static destructors can crash on exit)

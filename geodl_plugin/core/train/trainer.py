@@ -1,11 +1,16 @@
-"""Train a model from sample TFRecords and write the model file.
+"""The one training skeleton: every model family trains through :func:`run_training`.
 
-One trainer for every model type. The held-out test split is never seen in training; the validation split
-(taken from the training side) drives early stopping, and the best epoch's weights are the ones saved.
+The skeleton owns what is the same for all of them: parameter checks, the held-out split (spatial blocks by
+default, never seen in training), warnings about thin classes, cancel, the held-out report, the manifest and
+the atomic save. A family supplies a :class:`FamilyTrainer`: how to load its samples, how to fit its network
+or forest on the training side (the validation split taken from it drives early stopping, and the best
+epoch's weights are the ones saved) and how to score the held-out side. The table that pairs each family
+with its trainer is ``core/families.py``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,12 +19,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..data.samples import SampleSet, load_samples
 from ..data.splits import split_blocked, split_random
-from ..evaluate.metrics import classification_report
-from ..io.tfrecord import write_examples
+from ..io.atomic import check_writable
+from ..models.family import ModelFamily, options_for
 from ..models.model_file import make_manifest, save_model_file
-from ..models.networks import MODEL_TYPES, PIXEL_DNN, RANDOM_FOREST, UNET, build_pixel_dnn, fit_random_forest
 from ..runtime.errors import Cancelled, GeoDLError
 from ..runtime.progress import Progress, ensure
 
@@ -30,12 +33,14 @@ SPLITS = ("random", "blocked")
 
 @dataclass
 class TrainParams:
+    """What every family shares, plus ``options``: the family's own dataclass (``models/family.py``); None
+    means its defaults, and a dict (as it arrives from the worker's pipe) is turned back into it."""
+
     samples: list[str]
     output: str
-    model_type: str = PIXEL_DNN
+    family: ModelFamily = ModelFamily.PIXEL_DNN
+    options: Any = None
     bands: Optional[list[str]] = None
-    hidden_units: tuple[int, ...] = (64,)
-    dropout: float = 0.2
     epochs: int = 50
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -45,9 +50,12 @@ class TrainParams:
     block_size_pixels: int = 8
     class_weights: bool = True
     patience: int = 8
-    n_trees: int = 200
     seed: int = 42
     test_samples_output: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        self.family = ModelFamily.parse(self.family)
+        self.options = options_for(self.family, self.options)
 
     def validate(self) -> None:
         if not self.samples:
@@ -55,16 +63,15 @@ class TrainParams:
         for s in self.samples:
             if not Path(s).exists():
                 raise GeoDLError(f"The sample file '{s}' does not exist.")
-        if self.model_type not in MODEL_TYPES:
-            raise GeoDLError(f"Unknown model type '{self.model_type}'; choose one of {', '.join(MODEL_TYPES)}.")
         if self.split not in SPLITS:
             raise GeoDLError(f"Unknown split '{self.split}'; choose random or blocked.")
         if self.epochs < 1 or self.batch_size < 1:
             raise GeoDLError("Epochs and batch size must be at least 1.")
-        if not 0 <= self.dropout < 1:
-            raise GeoDLError(f"Dropout must be in [0, 1); got {self.dropout}.")
-        from ..io.atomic import check_writable
-
+        if not self.learning_rate > 0:
+            raise GeoDLError(f"The learning rate must be above 0 (e.g. 0.001); got {self.learning_rate}.")
+        if not 0 <= self.test_fraction < 1 or not 0 <= self.validation_fraction < 1:
+            raise GeoDLError("The held-out and validation fractions must be in [0, 1).")
+        self.options.validate()
         check_writable(self.output)
         if self.test_samples_output:
             check_writable(self.test_samples_output)
@@ -83,16 +90,146 @@ class TrainResult:
     test_samples_path: Optional[str] = None
 
 
-def _split(samples: SampleSet, params: TrainParams) -> tuple[np.ndarray, np.ndarray]:
-    if params.split == "blocked" and samples.xy is not None:
-        pixel = float(samples.meta.get("pixel_size", [1.0])[0] or 1.0)
-        return split_blocked(samples.y, samples.xy, params.block_size_pixels * pixel, params.test_fraction, params.seed)
+@dataclass
+class Fitted:
+    """What a family's ``fit`` hands back to the skeleton."""
+
+    model: Any
+    mean: np.ndarray  # normalisation learned from the training side (also inside the network)
+    std: np.ndarray
+    history: dict[str, list[float]] = field(default_factory=dict)
+    n_fit: int = 0
+    n_validation: int = 0
+    patch_size: int = 1
+    details: dict[str, Any] = field(default_factory=dict)  # family facts for the manifest (e.g. U-Net depth)
+
+
+class FamilyTrainer:
+    """A family's part of training. ``data`` is whatever ``load`` returns: it has ``classes``, ``bands``,
+    ``meta``, ``xy`` (or None), ``patch_size``, ``subset(index)`` and ``__len__``."""
+
+    task = "classification"
+
+    def load(self, params: TrainParams, progress: Progress) -> Any:
+        raise NotImplementedError
+
+    def split_labels(self, data: Any) -> np.ndarray:
+        """One class id per sample, for stratified (and blocked) splits."""
+        return np.asarray(data.y)
+
+    def block_pixels(self, data: Any, params: TrainParams) -> int:
+        return params.block_size_pixels
+
+    def after_split(self, data: Any, train_idx: np.ndarray, test_idx: np.ndarray, warnings: list[str]) -> np.ndarray:
+        """The training indices, once the family has removed what would leak into the held-out side."""
+        return train_idx
+
+    def fit(self, train: Any, params: TrainParams, progress: Progress, warnings: list[str]) -> Fitted:
+        raise NotImplementedError
+
+    def score(self, model: Any, test: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def write_test(self, path: str, test: Any) -> str:
+        raise NotImplementedError
+
+
+def run_training(params: TrainParams, trainer: FamilyTrainer, progress: Optional[Progress] = None) -> TrainResult:
+    progress = ensure(progress)
+    params.validate()
+    started = time.perf_counter()
+    progress.update(0, "reading samples")
+    data = trainer.load(params, progress)
+    classes = data.classes
+    labels = trainer.split_labels(data)
+    present = sorted(set(np.asarray(labels).tolist()))
+    if len(present) < 2:
+        raise GeoDLError(f"The samples hold one class only ({present}); a classifier needs at least two.")
+    warnings: list[str] = []
+    for c in classes:
+        n = int(np.sum(labels == c.id))
+        if 0 < n < 10:
+            warnings.append(f"Class '{c.name}' has only {n} samples; its accuracy will be unreliable. Label more.")
+    train_idx, test_idx = split_samples(labels, data, params, trainer.block_pixels(data, params))
+    train_idx = trainer.after_split(data, train_idx, test_idx, warnings)
+    if not len(train_idx):
+        raise GeoDLError("No sample is left to train on after the held-out split; label more or lower the "
+                         "held-out fraction.")
+    progress.check()
+    fitted = trainer.fit(data.subset(train_idx), params, progress.sub(5, 90), warnings)
+    progress.check()
+    test = data.subset(test_idx)
+    metrics: dict[str, Any] = {}
+    if len(test):
+        metrics = trainer.score(fitted.model, test)
+        metrics["split"] = params.split
+        progress.message(f"held-out accuracy {metrics['overall_accuracy']:.3f}, kappa {metrics['kappa']:.3f} "
+                         f"on {metrics.get('n_samples', len(test))} samples")
+    else:
+        warnings.append("No held-out samples (held-out fraction 0 or too few blocks); the model file carries no "
+                        "accuracy.")
+    training = training_record(params)
+    training.update({"history": fitted.history, "n_train": fitted.n_fit, "n_validation": fitted.n_validation,
+                     "n_test": len(test), "class_counts": {c.name: int(np.sum(labels == c.id)) for c in classes},
+                     **fitted.details})
+    manifest = manifest_from_samples(params, data.meta, trainer.task, data.bands, classes, fitted.mean, fitted.std,
+                                     fitted.patch_size, metrics, training, fitted.model)
+    progress.check()  # the last cancel point: after it, the file is written whole
+    save_model_file(params.output, fitted.model, manifest)
+    test_path = trainer.write_test(params.test_samples_output, test) if params.test_samples_output and len(test) \
+        else None
+    for w in warnings:
+        log.warning(w)
+    progress.update(100, f"model written to {params.output}")
+    return TrainResult(params.output, metrics, fitted.history, fitted.n_fit, fitted.n_validation, len(test),
+                       time.perf_counter() - started, warnings, test_path)
+
+
+def split_samples(labels: np.ndarray, data: Any, params: TrainParams, block_pixels: int) -> tuple[np.ndarray,
+                                                                                                      np.ndarray]:
+    if params.split == "blocked" and data.xy is not None:
+        pixel = float(data.meta.get("pixel_size", [1.0])[0] or 1.0)
+        return split_blocked(labels, data.xy, block_pixels * pixel, params.test_fraction, params.seed)
     if params.split == "blocked":
         log.warning("These samples carry no coordinates; using a random split instead of a blocked one.")
-    return split_random(samples.y, params.test_fraction, params.seed)
+    return split_random(labels, params.test_fraction, params.seed)
 
 
-class _KerasProgress:
+def validation_split(labels: np.ndarray, params: TrainParams, minimum: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) indices into the training side; no validation below ``minimum`` samples."""
+    if not params.validation_fraction or len(labels) < minimum:
+        return np.arange(len(labels)), np.zeros(0, np.int64)
+    _, val_idx = split_random(labels, params.validation_fraction, params.seed + 1)
+    return np.setdiff1d(np.arange(len(labels)), val_idx), val_idx
+
+
+def class_weight_vector(counts: np.ndarray) -> np.ndarray:
+    """Balanced weights (n / (classes · n_c)); a class without samples weighs 0."""
+    n = len(counts)
+    return np.where(counts > 0, counts.sum() / (n * np.maximum(counts, 1)), 0.0)
+
+
+def training_record(params: TrainParams) -> dict[str, Any]:
+    """The parameters as the manifest keeps them (JSON types; the family and its options by name)."""
+    record = {k: v for k, v in asdict(params).items() if k != "output"}
+    record["family"] = params.family.value
+    return json.loads(json.dumps(record, default=str))
+
+
+def manifest_from_samples(params: TrainParams, meta: dict, task: str, bands: Sequence[str], classes: Any,
+                          mean: Any, std: Any, patch_size: int, metrics: dict, training: dict,
+                          model: Any = None) -> dict[str, Any]:
+    """The model file's manifest, with the grid facts (dtype, nodata, pixel size, CRS) the samples carry."""
+    return make_manifest(
+        name=Path(params.output).stem, architecture=params.family.value, task=task, bands=bands, classes=classes,
+        mean=mean, std=std, source_dtype=str(meta.get("source_dtype", "float32")), nodata=meta.get("nodata"),
+        pixel_size=meta.get("pixel_size", [0.0, 0.0]), crs_wkt=str(meta.get("crs_wkt", "")),
+        crs_units=str(meta.get("crs_units", "")), patch_size=patch_size, metrics=metrics, training=training,
+        data_source=", ".join(meta.get("rasters", [])) or ", ".join(params.samples), model=model,
+    )
+
+
+class KerasProgress:
     """Keras callback: progress per epoch, live metrics, cancel within one batch."""
 
     def __new__(cls, progress: Progress, epochs: int) -> Any:
@@ -119,180 +256,23 @@ class _KerasProgress:
         return Callback()
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, batch: int, shuffle: bool, seed: int, weights: Optional[np.ndarray]):
-    """tf.data pipeline (cache → shuffle → batch → prefetch) on the TensorFlow backend; plain arrays else."""
+def fit_keras(model: Any, train: Any, validation: Any, params: TrainParams, progress: Progress) -> dict[str, list]:
+    """``model.fit`` with the shared callbacks (progress, cancel, early stopping on the validation loss with the
+    best weights restored). ``train`` is whatever Keras fits on: a dataset, a generator or an (x, y[, w]) tuple.
+    Raises Cancelled (nothing written) if the user cancelled."""
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    tensors = (x, y) if weights is None else (x, y, weights)
-    ds = tf.data.Dataset.from_tensor_slices(tensors).cache()
-    if shuffle:
-        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
-
-
-def train_model(params: TrainParams, progress: Optional[Progress] = None) -> TrainResult:
-    progress = ensure(progress)
-    params.validate()
-    started = time.perf_counter()
-    if params.model_type == UNET:
-        # U-Net samples are chips with a k×k label array (or point patches); its trainer reads them itself.
-        from .unet_training import train_segmentation
-
-        return train_segmentation(params, None, progress)
-    progress.update(0, "reading samples")
-    samples = load_samples(params.samples, bands=params.bands)
-    classes = samples.classes
-    present = sorted(set(samples.y.tolist()))
-    if len(present) < 2:
-        raise GeoDLError(f"The samples hold one class only ({present}); a classifier needs at least two.")
-    warnings = []
-    for c in classes:
-        n = int(np.sum(samples.y == c.id))
-        if n < 10:
-            warnings.append(f"Class '{c.name}' has only {n} samples; its accuracy will be unreliable. Label more.")
-    if samples.patch_size != 1:
-        raise GeoDLError(f"These samples are {samples.patch_size}×{samples.patch_size} patches; the "
-                         f"{params.model_type} model classifies single pixels. Extract with patch size 1.")
-
-    train_idx, test_idx = _split(samples, params)
-    train, test = samples.subset(train_idx), samples.subset(test_idx)
-    y_index = np.array([classes.index_of(int(v)) for v in train.y], dtype=np.int64)
-    n_classes = len(classes)
-    counts = np.bincount(y_index, minlength=n_classes).astype(np.float64)
-    missing_train = [classes.classes[i].name for i in range(n_classes) if counts[i] == 0]
-    if missing_train:
-        warnings.append(f"Class(es) {missing_train} have no training sample after the split.")
-    mean = train.x.astype(np.float64).mean(axis=0)
-    std = train.x.astype(np.float64).std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    history: dict[str, list[float]] = {}
-    progress.check()
-
-    if params.model_type == RANDOM_FOREST:
-        progress.update(10, f"fitting a random forest of {params.n_trees} trees on {len(train)} samples")
-        model: Any = fit_random_forest(train.x, y_index, n_classes, n_trees=params.n_trees, seed=params.seed,
-                                       class_weight="balanced" if params.class_weights else None)
-        n_val = 0
-    else:
-        model, history, n_val = _fit_dnn(train.x, y_index, n_classes, mean, std, counts, params, progress.sub(5, 90))
-
-    progress.check()
-    from ..models.model_file import ModelBundle
-
-    bundle = ModelBundle({}, model)
-    metrics: dict[str, Any] = {}
-    if len(test):
-        probs = bundle.predict_proba(test.x)
-        predicted = np.array(classes.ids)[probs.argmax(axis=1)]
-        metrics = classification_report(test.y, predicted, classes)
-        metrics["split"] = params.split
-        progress.message(f"held-out accuracy {metrics['overall_accuracy']:.3f}, kappa {metrics['kappa']:.3f} "
-                         f"on {len(test)} samples")
-    else:
-        warnings.append("No held-out samples (test fraction 0); the model file carries no accuracy.")
-    meta = samples.meta
-    training = {k: v for k, v in asdict(params).items() if k not in ("output",)}
-    training.update({"history": history, "n_train": len(train) - n_val, "n_validation": n_val, "n_test": len(test),
-                     "class_counts": {c.name: int(np.sum(samples.y == c.id)) for c in classes}})
-    manifest = manifest_from_samples(params, meta, params.model_type, samples.bands, classes, mean, std, 1, metrics,
-                                     training)
-    test_path = save_trained(params, model, manifest, test if len(test) else None, _write_samples, warnings,
-                             progress)
-    return TrainResult(params.output, metrics, history, len(train) - n_val, n_val, len(test),
-                       time.perf_counter() - started, warnings, test_path)
-
-
-def manifest_from_samples(params: TrainParams, meta: dict, architecture: str, bands: Sequence[str], classes: Any,
-                          mean: Any, std: Any, patch_size: int, metrics: dict, training: dict) -> dict[str, Any]:
-    """The model file's manifest, with the grid facts (dtype, nodata, pixel size, CRS) the samples carry."""
-    return make_manifest(
-        name=Path(params.output).stem, architecture=architecture, bands=bands, classes=classes, mean=mean, std=std,
-        source_dtype=str(meta.get("source_dtype", "float32")), nodata=meta.get("nodata"),
-        pixel_size=meta.get("pixel_size", [0.0, 0.0]), crs_wkt=str(meta.get("crs_wkt", "")),
-        crs_units=str(meta.get("crs_units", "")), patch_size=patch_size, metrics=metrics, training=training,
-        data_source=", ".join(meta.get("rasters", [])) or ", ".join(params.samples),
-    )
-
-
-def save_trained(params: TrainParams, model: Any, manifest: dict[str, Any], test: Any,
-                 write_test: Any, warnings: list[str], progress: Progress) -> Optional[str]:
-    """Save the model file (the last cancel point), then the held-out samples if asked for; log warnings.
-    Returns the held-out samples' path, or None."""
-    progress.check()
-    save_model_file(params.output, model, manifest)
-    test_path = None
-    if params.test_samples_output and test is not None:
-        test_path = write_test(params.test_samples_output, test)
-    for w in warnings:
-        log.warning(w)
-    progress.update(100, f"model written to {params.output}")
-    return test_path
-
-
-def _write_samples(path: str, samples: SampleSet) -> str:
-    import json
-
-    from ..data.samples import COORDS, LABEL, sidecar_path
-
-    def records():
-        for i in range(len(samples)):
-            rec: dict = {b: np.atleast_1d(samples.x[i][..., k]).ravel() for k, b in enumerate(samples.bands)}
-            rec[LABEL] = float(samples.y[i])
-            if samples.xy is not None:
-                rec[COORDS[0]], rec[COORDS[1]] = float(samples.xy[i, 0]), float(samples.xy[i, 1])
-            yield rec
-
-    write_examples(path, records())
-    meta = dict(samples.meta)
-    meta["count"] = len(samples)
-    meta["classes"] = samples.classes.to_json()
-    meta["bands"] = samples.bands
-    sidecar_path(path).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    return path
-
-
-def _fit_dnn(x: np.ndarray, y: np.ndarray, n_classes: int, mean: np.ndarray, std: np.ndarray, counts: np.ndarray,
-             params: TrainParams, progress: Progress) -> tuple[Any, dict[str, list[float]], int]:
-    import keras
-
-    keras.utils.set_random_seed(params.seed)
-    _, val_idx = split_random(y, params.validation_fraction, params.seed + 1) if params.validation_fraction else (None, np.zeros(0, int))
-    fit_idx = np.setdiff1d(np.arange(len(y)), val_idx)
-    model = build_pixel_dnn(x.shape[1], n_classes, mean, std**2, params.hidden_units, params.dropout)
-    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    weights = None
-    if params.class_weights:
-        per_class = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
-        weights = per_class[y].astype(np.float32)
-    callback = _KerasProgress(progress, params.epochs)
-    callbacks = [callback]
-    validation: Any = None
-    if len(val_idx):
+    callback = KerasProgress(progress, params.epochs)
+    callbacks: list[Any] = [callback]
+    if validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.patience,
                                                        restore_best_weights=True))
-        validation = (x[val_idx].astype(np.float32), y[val_idx])
-    train_ds = _dataset(x[fit_idx].astype(np.float32), y[fit_idx], params.batch_size, True, params.seed,
-                        None if weights is None else weights[fit_idx])
-    if train_ds is not None:
-        hist = model.fit(train_ds, epochs=params.epochs, validation_data=validation, callbacks=callbacks, verbose=0,
-                         shuffle=False)  # the tf.data pipeline shuffles
+    if isinstance(train, tuple):
+        x, y, *w = train
+        hist = model.fit(x, y, sample_weight=w[0] if w else None, batch_size=params.batch_size, epochs=params.epochs,
+                         validation_data=validation, callbacks=callbacks, verbose=0, shuffle=True)
     else:
-        hist = model.fit(x[fit_idx].astype(np.float32), y[fit_idx], batch_size=params.batch_size,
-                         epochs=params.epochs, validation_data=validation, callbacks=callbacks, verbose=0,
-                         sample_weight=None if weights is None else weights[fit_idx], shuffle=True)
+        hist = model.fit(train, epochs=params.epochs, validation_data=validation, callbacks=callbacks, verbose=0)
     if callback.cancelled:
         raise Cancelled("Training cancelled; no model file was written.")
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    return model, history, len(val_idx)
-
-
-def describe_samples(paths: Sequence[str]) -> dict[str, Any]:
-    """Counts per class and bands, for the dock and logs."""
-    s = load_samples(paths)
-    return {"n": len(s), "bands": s.bands, "patch_size": s.patch_size,
-            "per_class": {c.name: int(np.sum(s.y == c.id)) for c in s.classes}}
+    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}

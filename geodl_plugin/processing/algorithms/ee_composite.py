@@ -34,7 +34,9 @@ EXTENT, SENSOR, START, END, CLOUD_MASK, CS_THRESHOLD, MAX_SCENE_CLOUD, BANDS, IN
     "BANDS",
     "INDICES",
 )
-SENSOR_LABELS = ["Sentinel-2 SR harmonized", "Landsat 8/9 Collection 2 L2"]
+SENSOR_LABELS = ["Sentinel-2 SR harmonized", "Landsat 8/9 Collection 2 L2",
+                 "Satellite Embedding V1 annual (64 bands A00-A63, 10 m; CC-BY 4.0, Google and Google DeepMind)"]
+YEAR = "YEAR"
 MASK_LABELS = ["Cloud Score+ (Sentinel-2)", "SCL classes (Sentinel-2)"]
 
 
@@ -75,7 +77,10 @@ def connect(alg: GeoDLAlgorithm, parameters, context):
 
 def add_composite_parameters(alg: GeoDLAlgorithm, extent_label: str = "Region") -> None:
     alg.addParameter(QgsProcessingParameterExtent(EXTENT, extent_label))
-    alg.addParameter(QgsProcessingParameterEnum(SENSOR, "Sensor", options=SENSOR_LABELS, defaultValue=0))
+    alg.addParameter(QgsProcessingParameterEnum(SENSOR, "Imagery source", options=SENSOR_LABELS, defaultValue=0))
+    alg.addParameter(QgsProcessingParameterNumber(
+        YEAR, "Year (Satellite Embedding; 0: the start date's year)", QgsProcessingParameterNumber.Type.Integer,
+        0, minValue=0, maxValue=2100))
     alg.addParameter(QgsProcessingParameterString(START, "Start date (YYYY-MM-DD)", defaultValue="2023-05-01"))
     alg.addParameter(QgsProcessingParameterString(END, "End date (YYYY-MM-DD, exclusive)", defaultValue="2023-09-01"))
     alg.addParameter(
@@ -105,7 +110,8 @@ def add_composite_parameters(alg: GeoDLAlgorithm, extent_label: str = "Region") 
     )
     alg.addParameter(
         QgsProcessingParameterString(
-            BANDS, "Bands, comma-separated (empty: B2,B3,B4,B8,B11,B12 or SR_B2…SR_B7)", defaultValue="", optional=True
+            BANDS, "Bands, comma-separated (empty: B2,B3,B4,B8,B11,B12, SR_B2…SR_B7 or A00…A63)", defaultValue="",
+            optional=True
         )
     )
     alg.addParameter(
@@ -130,6 +136,7 @@ def composite_params(alg: GeoDLAlgorithm, parameters, context) -> CompositeParam
         cloud_mask=S2_MASKS[alg.parameterAsEnum(parameters, CLOUD_MASK, context)],
         cs_threshold=alg.parameterAsDouble(parameters, CS_THRESHOLD, context),
         max_scene_cloud=alg.parameterAsDouble(parameters, MAX_SCENE_CLOUD, context),
+        year=alg.parameterAsInt(parameters, YEAR, context) if YEAR in parameters else 0,
     )
     return params
 
@@ -142,7 +149,9 @@ class EECompositeAlgorithm(GeoDLAlgorithm):
     HELP = (
         "Builds a cloud-masked median composite on Earth Engine — Sentinel-2 SR harmonized (Cloud Score+ or SCL "
         "mask, reflectance 0-1) or Landsat 8/9 Collection 2 L2 (QA_PIXEL mask, scale factors applied) — over "
-        "the region and dates, with optional NDVI/NDWI, and adds it as an XYZ tile layer (true colour). "
+        "the region and dates, with optional NDVI/NDWI — or Google's annual Satellite Embedding for a year "
+        "(64 unit-length axes A00-A63 at 10 m, CC-BY 4.0; three axes shown as RGB) — and adds it as an XYZ "
+        "tile layer (true colour). "
         "Nothing is downloaded; use 'Earth Engine direct download' or the exports for the pixels. Needs a "
         "Cloud project registered for Earth Engine and `earthengine authenticate` (or a service-account key)."
     )

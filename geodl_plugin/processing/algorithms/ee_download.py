@@ -24,15 +24,20 @@ class EEDownloadAlgorithm(GeoDLAlgorithm):
         "bucket needed. The region is cut into requests under Earth Engine's 48 MiB / 32768 px limits, fetched "
         "a few at a time, retried with backoff when Earth Engine is busy (HTTP 429/5xx), and kept in a "
         "'.parts' folder beside the output so running it again after a failure fetches only what is missing. "
-        "The GeoTIFF (float32, one band per composite band) goes into the local pipeline unchanged. For very "
-        "large regions use 'Earth Engine export image patches'."
+        "The GeoTIFF (float32, one band per composite band) goes into the local pipeline unchanged. By default "
+        "the grid is the region's UTM zone at the pixel size, aligned to whole pixels — the grid Earth Engine "
+        "training samples use; a Web-Mercator 'metre' is 1/cos(latitude) ground metres. Pixels masked on "
+        "Earth Engine (cloudy in every scene, no data) are -9999, the file's nodata, so they stay unclassified. "
+        "The Satellite Embedding source gives 64 float bands A00–A63 (10 m, one year). For very large regions "
+        "use 'Earth Engine export image patches'."
     )
     CRS, SCALE, WORKERS, RESUME, OUTPUT = "CRS", "SCALE", "WORKERS", "KEEP_PARTS", "OUTPUT"
 
     def initAlgorithm(self, config=None):
         add_connection_parameters(self)
         add_composite_parameters(self, "Region to download")
-        self.addParameter(QgsProcessingParameterCrs(self.CRS, "Output CRS (projected, metres)", "EPSG:3857"))
+        self.addParameter(QgsProcessingParameterCrs(
+            self.CRS, "Output CRS (empty: the region's UTM zone; projected, metres)", optional=True))
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.SCALE,
@@ -62,18 +67,21 @@ class EEDownloadAlgorithm(GeoDLAlgorithm):
 
         params = composite_params(self, parameters, context)
         crs = self.parameterAsCrs(parameters, self.CRS, context)
-        if not crs.isValid():
-            raise QgsProcessingException("Choose an output CRS.")
-        extent = self.parameterAsExtent(parameters, EXTENT, context, crs)
+        if crs.isValid() and crs.isGeographic():
+            raise QgsProcessingException(
+                f"{crs.authid()} is in degrees; choose a projected CRS or leave it empty for the region's UTM zone.")
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        download = DownloadParams(
-            bands=params.output_bands(),
-            crs=crs.authid(),
-            bounds=(extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()),
-            scale=self.parameterAsDouble(parameters, self.SCALE, context),
-            workers=self.parameterAsInt(parameters, self.WORKERS, context),
-            keep_parts=self.parameterAsBool(parameters, self.RESUME, context),
-        )
+        options = dict(workers=self.parameterAsInt(parameters, self.WORKERS, context),
+                       keep_parts=self.parameterAsBool(parameters, self.RESUME, context))
+        scale = self.parameterAsDouble(parameters, self.SCALE, context)
+        if crs.isValid():
+            extent = self.parameterAsExtent(parameters, EXTENT, context, crs)
+            download = DownloadParams(
+                bands=params.output_bands(), crs=crs.authid(),
+                bounds=(extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()),
+                scale=scale, **options)  # snapped to whole pixels by the core
+        else:
+            download = DownloadParams.for_region(params.output_bands(), params.region, scale, **options)
 
         def work(progress):
             download.validate()

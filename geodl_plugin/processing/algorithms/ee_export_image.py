@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
@@ -25,7 +24,9 @@ class EEExportImageAlgorithm(GeoDLAlgorithm):
         "kernelSize margin for models that need context) with the PREFIX-mixer.json that georeferences them, "
         "to Cloud Storage or Drive. geodl turns a downloaded export into a GeoTIFF for local prediction, and "
         "predictions back into a TFRecord on the same grid for 'Earth Engine upload predictions'. Set "
-        "'Maximum pixels' high enough for the region (Earth Engine's default stops at 1e8)."
+        "'Maximum pixels' high enough for the region (Earth Engine's default stops at 1e8). The grid is the "
+        "region's UTM zone at the pixel size, aligned to whole pixels (the grid training samples and direct "
+        "downloads use); masked pixels are filled with -9999, the GeoTIFF's nodata."
     )
     CRS, SCALE, PATCH, KERNEL, COMPRESSED, MAX_FILE_MB, MAX_PIXELS, TASK_ID = (
         "CRS",
@@ -41,7 +42,8 @@ class EEExportImageAlgorithm(GeoDLAlgorithm):
     def initAlgorithm(self, config=None):
         add_connection_parameters(self)
         add_composite_parameters(self, "Region to export")
-        self.addParameter(QgsProcessingParameterCrs(self.CRS, "Output CRS", "EPSG:4326"))
+        self.addParameter(QgsProcessingParameterCrs(
+            self.CRS, "Output CRS (empty: the region's UTM zone, the grid training samples use)", optional=True))
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.SCALE, "Pixel size (m)", QgsProcessingParameterNumber.Type.Double, 10.0, minValue=0.01
@@ -86,7 +88,7 @@ class EEExportImageAlgorithm(GeoDLAlgorithm):
             region=params.region,
             scale=self.parameterAsDouble(parameters, self.SCALE, context),
             destination=destination(self, parameters, context),
-            crs=crs.authid() if crs.isValid() else QgsCoordinateReferenceSystem("EPSG:4326").authid(),
+            crs=crs.authid() if crs.isValid() else "",  # "": the region's UTM zone, aligned to whole pixels
             patch_size=self.parameterAsInt(parameters, self.PATCH, context),
             kernel_size=self.parameterAsInt(parameters, self.KERNEL, context),
             compressed=self.parameterAsBool(parameters, self.COMPRESSED, context),

@@ -70,7 +70,10 @@ class EEExportTrainingAlgorithm(GeoDLAlgorithm):
         "(neighborhoodToArray) — and starts TFRecord table exports to Cloud Storage or Drive with one float "
         "feature per band and the label as 'class': the same format as 'Extract training samples', so the "
         "files train locally as they are. Large point sets are split into several exports that stay within "
-        "Earth Engine's limits. Returns the started task ids; watch them in the task monitor."
+        "Earth Engine's limits. Samples are taken on the region's UTM grid at the pixel size (whole pixels, "
+        "the grid of 'Earth Engine direct download'); masked pixels carry -9999, and the downloaded files get "
+        "a sidecar with that nodata and the grid, so training leaves them out and the model records the grid. "
+        "Returns the started task ids; watch them in the task monitor."
     )
     INPUT, CLASS_FIELD, PATCH_SIZE, SCALE, TASK_IDS = "INPUT", "CLASS_FIELD", "PATCH_SIZE", "SCALE", "TASK_IDS"
 
@@ -129,12 +132,16 @@ class EEExportTrainingAlgorithm(GeoDLAlgorithm):
                 points.append(exports.LabelledPoint(part.x(), part.y(), float(value)))
         if skipped:
             feedback.reportError(f"{skipped} point(s) without a class or geometry were left out.", False)
+        from ...core.earthengine.grid import region_grid
+
         params = composite_params(self, parameters, context)
+        scale = self.parameterAsDouble(parameters, self.SCALE, context)
         export_params = exports.TrainingExportParams(
             bands=params.output_bands(),
-            scale=self.parameterAsDouble(parameters, self.SCALE, context),
+            scale=scale,
             destination=destination(self, parameters, context),
             patch_size=self.parameterAsInt(parameters, self.PATCH_SIZE, context),
+            grid=region_grid(params.region, scale),  # the grid 'direct download' of the region uses
         )
 
         def work(progress):

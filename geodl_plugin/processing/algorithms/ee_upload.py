@@ -108,7 +108,8 @@ class EEUploadAlgorithm(GeoDLAlgorithm):
                     raster, mixer_path, Path(tmp) / f"{stem}.tfrecord.gz", band_names, progress.sub(0, 40)
                 )
                 return upload.upload_predictions(records, mixer_path, asset, bucket, band_names, prefix, policy,
-                                                 overwrite, progress=progress.sub(40, 100))
+                                                 overwrite, progress=progress.sub(40, 100),
+                                                 missing_data=mixer.upload_nodata(raster))
 
         task_id = self.run_core(feedback, work)
         feedback.pushInfo(f"Started ingestion task {task_id}.")

@@ -15,9 +15,10 @@ from qgis.core import (
 from ...core.data.labels import read_labels
 from ...core.evaluate.accuracy import evaluate_map
 from ...core.evaluate.metrics import save_report
-from ...core.models.model_file import ModelBundle, read_manifest
+from ...core.families import evaluate_model
+from ...core.models.model_file import read_model_info
 from ...core.runtime.errors import GeoDLError
-from ...core.runtime.worker import call_in_worker
+from ...core.runtime.worker import run_in_worker
 from ..base import GeoDLAlgorithm
 
 
@@ -57,7 +58,7 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
         plot = self.parameterAsFileOutput(parameters, self.OUTPUT_PLOT, context) or None
         if not ((model and samples) or (classified and reference)):
             raise GeoDLError("Give a model file and samples, or a classified map and reference points (or both).")
-        ref_path = ref_layer = field = None
+        ref_path = ref_layer = field = ""
         if classified and reference:
             ref_path, ref_layer = self.parameterAsCompatibleSourceLayerPathAndLayerName(
                 parameters, self.REFERENCE, context, ["gpkg", "shp"], "gpkg", feedback)
@@ -69,8 +70,8 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
             report: dict = {}
             classes = None
             if model and samples:
-                report = call_in_worker("evaluate_model", None, progress.sub(0, 50), model=model, samples=[samples])
-                classes = ModelBundle(read_manifest(model), None).classes
+                report = run_in_worker(evaluate_model, None, progress.sub(0, 50), model=model, samples=[samples])
+                classes = read_model_info(model).classes
             if classified and reference:
                 from ...core.io.raster import raster_info
 

@@ -10,10 +10,13 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ...core.models.model_file import read_manifest
+from ...core.families import family_of_model, predict_raster
+from ...core.models.family import TilingParams
+from ...core.models.model_file import read_model_info
 from ...core.predict.raster_prediction import PredictParams
-from ...core.runtime.worker import call_in_worker
+from ...core.runtime.worker import run_in_worker
 from ..base import GeoDLAlgorithm
+from ..option_parameters import add_option_parameters, read_option_parameters
 
 
 class PredictAlgorithm(GeoDLAlgorithm):
@@ -40,6 +43,7 @@ class PredictAlgorithm(GeoDLAlgorithm):
             self.OUTPUT_CONFIDENCE, "Confidence", optional=True, createByDefault=True))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT_PROBABILITIES, "Class probabilities", optional=True, createByDefault=False))
+        add_option_parameters(self, TilingParams, "TILE", "Tiles (convolutional models)")
 
     def processAlgorithm(self, parameters, context, feedback):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
@@ -54,16 +58,16 @@ class PredictAlgorithm(GeoDLAlgorithm):
         probabilities = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) or None
         params = PredictParams(
             rasters=[layer.source()], model=model, output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
-            confidence_output=confidence, probabilities_output=probabilities, nodata=nodata, extent=extent)
-        needs = ("classic_ml",) if read_manifest(model)["mlm:architecture"] == "rf" else ("deep_learning",)
-        result = self.run_core(feedback, lambda progress: call_in_worker("predict_raster", params, progress),
-                               requires=needs)
+            confidence_output=confidence, probabilities_output=probabilities, nodata=nodata, extent=extent,
+            tiling=read_option_parameters(self, parameters, context, TilingParams, "TILE"))
+        spec, info = self.run_core(feedback, lambda progress: (family_of_model(model), read_model_info(model)))
+        result = self.run_core(feedback, lambda progress: run_in_worker(predict_raster, params, progress),
+                               requires=spec.requires)
         for w in result.warnings:
             feedback.reportError(w, False)
-        from ...core.models.model_file import ModelBundle
         from ...layers import write_default_styles
 
-        write_default_styles(result.output, ModelBundle(read_manifest(model), None).classes, result.confidence_output)
+        write_default_styles(result.output, info.classes, result.confidence_output)
         feedback.pushInfo(f"{result.pixels} pixels classified at {result.megapixels_per_second:.2f} Mpx/s")
         out = {self.OUTPUT: result.output}
         if result.confidence_output:

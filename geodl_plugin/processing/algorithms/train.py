@@ -1,4 +1,4 @@
-"""geodl:train — train a pixel DNN, a random forest or a U-Net from sample TFRecords."""
+"""geodl:train — train a model of any family in the table (core/families.py) from sample TFRecords."""
 
 from __future__ import annotations
 
@@ -8,28 +8,28 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterString,
 )
 
-from ...core.models.networks import MODEL_TYPES
-from ...core.runtime.errors import GeoDLError
-from ...core.runtime.worker import call_in_worker
+from ...core.families import FAMILIES, train_model
+from ...core.runtime.worker import run_in_worker
 from ...core.train.trainer import TrainParams
 from ..base import GeoDLAlgorithm
+from ..option_parameters import add_option_parameters, read_option_parameters
 
-MODEL_LABELS = ["Pixel DNN (Keras)", "Random forest (scikit-learn)", "U-Net (Keras, patches)"]
+FAMILY_LIST = list(FAMILIES.values())
 
 
 class TrainAlgorithm(GeoDLAlgorithm):
     NAME = "train"
     DISPLAY = "Train a model"
-    HELP = ("Trains a classifier from sample TFRecords (from 'Extract training samples' or an Earth Engine table "
+    HELP = ("Trains a model of any geodl family (pixel DNN, random forest, U-Net; each family's own options are "
+            "under Advanced) from sample TFRecords (from 'Extract training samples' or an Earth Engine table "
             "export) and writes one shareable model file (.geodl: the Keras model or forest plus a manifest with "
             "bands, normalisation, classes, grid, metrics and provenance). A held-out split — spatially blocked by "
             "default, since neighbouring pixels inflate accuracy — is scored at the end; the held-out samples can "
             "be saved for 'Evaluate'. Normalisation is learned from the training split and stored in the model.")
-    SAMPLES, MODEL_TYPE, EPOCHS, BATCH_SIZE, HIDDEN_UNITS, DROPOUT, LEARNING_RATE = (
-        "SAMPLES", "MODEL_TYPE", "EPOCHS", "BATCH_SIZE", "HIDDEN_UNITS", "DROPOUT", "LEARNING_RATE")
+    SAMPLES, MODEL_TYPE, EPOCHS, BATCH_SIZE, LEARNING_RATE = (
+        "SAMPLES", "MODEL_TYPE", "EPOCHS", "BATCH_SIZE", "LEARNING_RATE")
     SPLIT, BLOCK_SIZE, TEST_FRACTION, SEED, OUTPUT, OUTPUT_TEST_SAMPLES = (
         "SPLIT", "BLOCK_SIZE", "TEST_FRACTION", "SEED", "OUTPUT", "OUTPUT_TEST_SAMPLES")
     OVERALL_ACCURACY, KAPPA = "OVERALL_ACCURACY", "KAPPA"
@@ -38,12 +38,13 @@ class TrainAlgorithm(GeoDLAlgorithm):
         Number = QgsProcessingParameterNumber
         self.addParameter(QgsProcessingParameterFile(
             self.SAMPLES, "Samples (TFRecord)", fileFilter="TFRecord (*.tfrecord.gz *.tfrecord *.gz)"))
-        self.addParameter(QgsProcessingParameterEnum(self.MODEL_TYPE, "Model", MODEL_LABELS, defaultValue=0))
-        self.addParameter(Number(self.EPOCHS, "Epochs", Number.Type.Integer, 50, minValue=1))
-        self.addParameter(Number(self.BATCH_SIZE, "Batch size", Number.Type.Integer, 64, minValue=1))
-        self.addParameter(QgsProcessingParameterString(self.HIDDEN_UNITS, "Hidden units per layer (DNN)", "64"))
-        self.addParameter(Number(self.DROPOUT, "Dropout (DNN)", Number.Type.Double, 0.2, minValue=0.0, maxValue=0.9))
-        self.addParameter(Number(self.LEARNING_RATE, "Learning rate", Number.Type.Double, 0.001, minValue=0.0))
+        defaults = TrainParams(samples=[], output="")
+        self.addParameter(QgsProcessingParameterEnum(self.MODEL_TYPE, "Model", [f.label for f in FAMILY_LIST],
+                                                     defaultValue=0))
+        self.addParameter(Number(self.EPOCHS, "Epochs", Number.Type.Integer, defaults.epochs, minValue=1))
+        self.addParameter(Number(self.BATCH_SIZE, "Batch size", Number.Type.Integer, defaults.batch_size, minValue=1))
+        self.addParameter(Number(self.LEARNING_RATE, "Learning rate", Number.Type.Double, defaults.learning_rate,
+                                 minValue=1e-7))
         self.addParameter(QgsProcessingParameterEnum(self.SPLIT, "Held-out split", ["Spatial blocks", "Random"],
                                                      defaultValue=0))
         self.addParameter(Number(self.BLOCK_SIZE, "Block size (pixels)", Number.Type.Integer, 8, minValue=1))
@@ -54,23 +55,19 @@ class TrainAlgorithm(GeoDLAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_TEST_SAMPLES, "Held-out samples (TFRecord)", "TFRecord (*.tfrecord.gz)", optional=True,
             createByDefault=False))
+        for spec in FAMILY_LIST:  # every option of every family, as advanced parameters
+            add_option_parameters(self, spec.params_type, spec.family.name, spec.label)
         self.addOutput(QgsProcessingOutputNumber(self.OVERALL_ACCURACY, "Held-out overall accuracy"))
         self.addOutput(QgsProcessingOutputNumber(self.KAPPA, "Held-out kappa"))
 
     def processAlgorithm(self, parameters, context, feedback):
-        model_type = MODEL_TYPES[self.parameterAsEnum(parameters, self.MODEL_TYPE, context)]
-        units_text = self.parameterAsString(parameters, self.HIDDEN_UNITS, context)
-        try:
-            units = tuple(int(u) for u in units_text.replace(" ", "").split(",") if u)
-        except ValueError as exc:
-            raise GeoDLError(f"Hidden units '{units_text}' must be whole numbers separated by commas, e.g. 64,32.") from exc
+        spec = FAMILY_LIST[self.parameterAsEnum(parameters, self.MODEL_TYPE, context)]
         test_out = self.parameterAsFileOutput(parameters, self.OUTPUT_TEST_SAMPLES, context) or None
-        params = TrainParams(
+        params = self.run_core(feedback, lambda progress: TrainParams(
             samples=[self.parameterAsFile(parameters, self.SAMPLES, context)],
             output=self.parameterAsFileOutput(parameters, self.OUTPUT, context),
-            model_type=model_type,
-            hidden_units=units or (64,),
-            dropout=self.parameterAsDouble(parameters, self.DROPOUT, context),
+            family=spec.family,
+            options=read_option_parameters(self, parameters, context, spec.params_type, spec.family.name),
             epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             learning_rate=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
@@ -79,10 +76,9 @@ class TrainAlgorithm(GeoDLAlgorithm):
             test_fraction=self.parameterAsDouble(parameters, self.TEST_FRACTION, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
             test_samples_output=test_out,
-        )
-        needs = ("classic_ml",) if model_type == "rf" else ("deep_learning",)
-        result = self.run_core(feedback, lambda progress: call_in_worker("train_model", params, progress),
-                               requires=needs)
+        ))
+        result = self.run_core(feedback, lambda progress: run_in_worker(train_model, params, progress),
+                               requires=spec.requires)
         for w in result.warnings:
             feedback.reportError(w, False)
         metrics = result.metrics

@@ -63,6 +63,53 @@ def function_names(expression: Any) -> set[str]:
     return found
 
 
+class NotStrictJSON(AssertionError):
+    """A request body that is not strict JSON (NaN/Infinity): Earth Engine's server rejects it."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise NotStrictJSON(f"{name} in a request body: not JSON")
+
+
+def strict_json(body: Any) -> Any:
+    """Parse a request body as the server does: NaN, Infinity and -Infinity are errors, not numbers."""
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8")
+    return json.loads(body, parse_constant=_reject_constant)
+
+
+def unmask_values(expression: Any) -> list[Any]:
+    """The ``value`` argument of every ``Image.unmask`` call in a serialised expression (references resolved)."""
+    values = expression.get("values", {}) if isinstance(expression, dict) else {}
+    found: list[Any] = []
+
+    def resolve(node: Any) -> Any:
+        seen = 0
+        while isinstance(node, dict) and "valueReference" in node and seen < 50:
+            node = values[node["valueReference"]]
+            seen += 1
+        return node
+
+    def walk(node: Any) -> None:
+        node = resolve(node)
+        if isinstance(node, dict):
+            call = node.get("functionInvocationValue")
+            if isinstance(call, dict) and call.get("functionName") == "Image.unmask":
+                value = resolve(call.get("arguments", {}).get("value"))
+                inner = value.get("functionInvocationValue") if isinstance(value, dict) else None
+                if isinstance(inner, dict) and inner.get("functionName") == "Image.constant":  # the client wraps it
+                    value = resolve(inner.get("arguments", {}).get("value"))
+                found.append(value.get("constantValue") if isinstance(value, dict) else value)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(expression)
+    return found
+
+
 def grid_pixel_values(grid: dict, band_index: int) -> np.ndarray:
     """Deterministic pixel values for a computePixels grid: a function of the global pixel position (from the
     grid's affine translation), so a mosaic of tiles can be checked against one formula."""
@@ -89,11 +136,19 @@ class FakeEETransport:
         self.operation_states: dict[str, deque] = {}
         self.default_operation_state = "SUCCEEDED"
         self.network_down = False
+        self.strict_errors: list[str] = []  # bodies that were not strict JSON (the fixture fails the test)
+        # computePixels emulation: ``pixels(grid, bands) -> (h, w, bands) float32`` (default: grid_pixel_values)
+        # and ``masked(grid) -> (h, w) bool``, True where Earth Engine's image is masked. NPY carries no mask:
+        # a masked pixel arrives as the expression's Image.unmask value, or as 0 without one (as the server does).
+        self.pixels: Optional[Callable[[dict, list], np.ndarray]] = None
+        self.masked: Optional[Callable[[dict], np.ndarray]] = None
+        self.tokens_issued = 0
         self._ids = itertools.count(1)
         self.project = PROJECT
 
     # --- test helpers ----------------------------------------------------------------------------------
     function_names = staticmethod(function_names)
+    unmask_values = staticmethod(unmask_values)
     grid_pixel_values = staticmethod(grid_pixel_values)
     npy_bytes = staticmethod(npy_bytes)
     origin = (ORIGIN_X, ORIGIN_Y)
@@ -118,11 +173,18 @@ class FakeEETransport:
             return self._reply(200, _DISCOVERY)
         if re.search(r"/algorithms(\?|$)", uri):
             return self._reply(200, _ALGORITHMS)
+        if uri.startswith("https://oauth2.googleapis.com/token"):
+            # A service-account sign-in exchanges a signed JWT for a token through the same transport.
+            self.tokens_issued += 1
+            return self._reply(200, {"access_token": "fake-token", "expires_in": 3600, "token_type": "Bearer"})
         parsed = None
         if body:
             try:
-                parsed = json.loads(body)
-            except (TypeError, ValueError):
+                parsed = strict_json(body)
+            except NotStrictJSON as exc:
+                self.strict_errors.append(f"{method} {uri}: {exc}")
+                raise
+            except (TypeError, ValueError, UnicodeDecodeError):
                 parsed = body
         self.requests.append((method, uri, parsed))
         for i, (part, reply) in enumerate(self.queued):
@@ -180,9 +242,16 @@ class FakeEETransport:
         bands = body.get("bandIds") or ["b0"]
         grid = body["grid"]
         h, w = grid["dimensions"]["height"], grid["dimensions"]["width"]
+        if self.pixels is not None:
+            values = np.asarray(self.pixels(grid, list(bands)), dtype=np.float32)
+        else:
+            values = np.stack([grid_pixel_values(grid, i) for i in range(len(bands))], axis=-1)
+        if self.masked is not None:
+            fills = unmask_values(body["expression"])
+            values[np.asarray(self.masked(grid), dtype=bool)] = float(fills[-1]) if fills else 0.0
         arr = np.zeros((h, w), dtype=[(b, "<f4") for b in bands])
         for i, band in enumerate(bands):
-            arr[band] = grid_pixel_values(grid, i)
+            arr[band] = values[..., i]
         return npy_bytes(arr)
 
     @staticmethod
@@ -225,6 +294,7 @@ def fake_ee(tmp_path, monkeypatch):
     from geodl_plugin.core.earthengine import session
 
     session.disconnect()  # ee.Reset() and the plugin's own state
+    assert not transport.strict_errors, f"request bodies that are not strict JSON: {transport.strict_errors}"
 
 
 @pytest.fixture

@@ -78,3 +78,46 @@ def test_dock_sends_the_classified_map_to_earth_engine(ee_session, gcs, monkeypa
     assert ee_session.calls(":cancel"), "cancelling in QGIS cancels the Earth Engine task"
     assert "cancelled" in panel.statusLabel.text()
     dock.disconnect_project()
+
+
+def test_dock_downloads_satellite_embeddings_for_a_year(ee_session, qgis_iface, qgis_new_project, qgis_canvas,
+                                                       qtbot, tmp_path):
+    """The Imagery panel's Satellite Embedding source: a year and the region → 64 float bands on the region's
+    UTM grid, pixels without an embedding as nodata (the stand-in serves the dataset's layout)."""
+    import numpy as np
+    import rasterio
+
+    from geodl_plugin.core.earthengine.grid import NODATA
+    from geodl_plugin.gui.dock import GeoDLDock
+    from tests.core.ee.embedding_standin import BANDS, EmbeddingStandIn
+
+    EmbeddingStandIn(seed=4).install(ee_session)
+    ee_session.masked = lambda grid: EmbeddingStandIn.centres(grid)[0] < 587030  # a strip on the west edge
+    dock = GeoDLDock(None, iface=qgis_iface, project=qgis_new_project, canvas=qgis_canvas)
+    qtbot.addWidget(dock)
+    dock.set_output_dir(str(tmp_path / "out"))
+    panel = dock.ee_panel
+    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.1, 45.0, 10.106, 45.004)),
+                    QgsCoordinateReferenceSystem("EPSG:4326"))
+    panel.sensorCombo.setCurrentIndex(2)
+    assert panel.sensorCombo.currentData()[0] == "embedding"
+    assert panel.yearSpin.isEnabled() and not panel.startEdit.isEnabled() and panel.scaleSpin.value() == 10.0
+    assert "CC-BY 4.0" in panel.statusLabel.text()
+    panel.yearSpin.setValue(2022)
+    assert panel.download() is not None
+    qtbot.waitUntil(lambda: panel.task is None, timeout=60000)
+    (layer,) = dock.selected_rasters()
+    assert layer.bandCount() == 64 and layer.crs().authid() == "EPSG:32632", panel.statusLabel.text()
+    with rasterio.open(layer.source()) as src:
+        assert src.nodata == NODATA and list(src.descriptions) == BANDS
+        assert src.transform.c % 10 == 0 and src.transform.f % 10 == 0
+        data = src.read()
+        cols = src.transform.c + (np.arange(src.width) + 0.5) * 10
+    west = cols < 587030
+    assert west.any() and (~west).any()
+    assert (data[:, :, west] == NODATA).all() and (data[:, :, ~west] != NODATA).all()
+    np.testing.assert_allclose(np.linalg.norm(data[:, :, ~west], axis=0), 1.0, atol=1e-5)
+    body = ee_session.calls(":computePixels")[0][2]
+    text = json.dumps(body["expression"])
+    assert "GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL" in text and "2022-01-01" in text and "2023-01-01" in text
+    dock.disconnect_project()

@@ -60,13 +60,23 @@ def test_wait_and_download_from_cloud_storage(ee_session, gcs, tmp_path):
     ee_session.set_operation_states("OPE", "RUNNING", "SUCCEEDED")
     gcs.objects[("bkt", "train-part000.tfrecord.gz")] = b"abc"
     gcs.objects[("bkt", "train-part001.tfrecord.gz")] = b"defg"
+    gcs.objects[("bkt", "train-part0010.tfrecord.gz")] = b"another export's file, same leading characters"
+    gcs.objects[("bkt", "train-part001_old.tfrecord.gz")] = b"an unrelated file"
     gcs.objects[("bkt", "other.csv")] = b"x"
     paths = monitor.wait_and_download(
-        [started("OPE", "train")], tmp_path / "dl", client=gcs, poll_seconds=0, sleep=no_sleep
+        [started("OPE", "train-part000"), started("OPE", "train-part001")], tmp_path / "dl", client=gcs,
+        poll_seconds=0, sleep=no_sleep
     )
     assert sorted(p.name for p in paths) == ["train-part000.tfrecord.gz", "train-part001.tfrecord.gz"]
     assert (tmp_path / "dl" / "train-part001.tfrecord.gz").read_bytes() == b"defg"
-    with pytest.raises(GeoDLError, match="holds no files"):
+    assert not (tmp_path / "dl" / "train-part0010.tfrecord.gz").exists()
+    assert not (tmp_path / "dl" / "train-part001_old.tfrecord.gz").exists()
+    # an image export's shards and mixer are its files; a bare prefix match would also take 'img-old-mixer.json'
+    for name in ("img-00000.tfrecord.gz", "img-00001.tfrecord.gz", "img-mixer.json", "img-old-mixer.json"):
+        gcs.objects[("bkt", name)] = b"1"
+    names = sorted(p.name for p in monitor.download_gcs_prefix("bkt", "img", tmp_path / "img", client=gcs))
+    assert names == ["img-00000.tfrecord.gz", "img-00001.tfrecord.gz", "img-mixer.json"]
+    with pytest.raises(GeoDLError, match="holds no file"):
         monitor.download_gcs_prefix("bkt", "nothing", tmp_path / "dl", client=gcs)
 
 

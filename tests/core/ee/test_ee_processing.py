@@ -127,3 +127,25 @@ def test_export_training_waits_and_downloads(ee_session, run_alg, gcs, monkeypat
         "BUCKET": "my-bucket", "PREFIX": "t/run", "DOWNLOAD_FOLDER": str(folder)})
     assert (folder / "run.tfrecord.gz").read_bytes() == b"records"
     assert [r for r in ee_session.requests if "/operations/" in r[1] and r[0] == "GET"], "the export was polled"
+
+
+def test_download_algorithm_defaults_to_the_utm_grid_and_embeddings(ee_session, run_alg, tmp_path):
+    """No CRS given: the region's UTM zone (not EPSG:3857 'metres'), aligned to whole pixels; the Satellite
+    Embedding source for a year; masked pixels as the file's nodata."""
+    from geodl_plugin.core.earthengine.grid import NODATA
+    from geodl_plugin.processing.algorithms.ee_download import EEDownloadAlgorithm
+
+    ee_session.masked = lambda grid: np.indices((grid["dimensions"]["height"], grid["dimensions"]["width"]))[0] == 0
+    out = tmp_path / "emb.tif"
+    run_alg(EEDownloadAlgorithm, {
+        "PROJECT": "test-project", "EXTENT": "10.1,10.104,45.0,45.003 [EPSG:4326]", "SENSOR": 2, "YEAR": 2021,
+        "SCALE": 10, "BANDS": "A00,A05,A63", "OUTPUT": str(out)})
+    with rasterio.open(out) as src:
+        assert src.crs.to_epsg() == 32632 and src.count == 3 and src.nodata == NODATA
+        assert src.transform.c % 10 == 0 and src.transform.f % 10 == 0
+        assert list(src.descriptions) == ["A00", "A05", "A63"]
+        data = src.read()
+    assert (data[:, 0, :] == NODATA).all() and (data[:, 1:, :] != NODATA).all()  # the top row is masked
+    body = ee_session.calls(":computePixels")[0][2]
+    assert body["grid"]["crsCode"] == "EPSG:32632"
+    assert "GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL" in str(body["expression"]) and "2021-01-01" in str(body)

@@ -1,19 +1,18 @@
 """Labels → samples → trained model → confusion-matrix plot, as one call: what the dock's Train button runs.
 
-It runs in the worker process (job ``train_from_labels``), so while OGR reads the labels, GDAL cuts the
+It runs in the worker process (``run_in_worker(train_from_labels, …)``), so while OGR reads the labels, GDAL cuts the
 samples, TensorFlow trains and matplotlib draws, QGIS's own process only waits on a pipe: none of that work
 can hold the GIL that QGIS's main thread needs to stay responsive.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-from ..runtime.progress import Progress, ensure
-
-if TYPE_CHECKING:
-    from .trainer import TrainResult
+from .runtime.progress import Progress, ensure
+from .train.trainer import TrainParams, TrainResult
 
 
 @dataclass
@@ -24,7 +23,7 @@ class TrainFromLabelsParams:
     labels: str  # a point or polygon layer file
     class_field: str
     samples: str  # where the extracted samples go (TFRecord)
-    train: dict[str, Any]  # TrainParams fields other than ``samples``
+    train: TrainParams  # ``samples`` is set to the samples extracted here
     classes: Optional[list[dict[str, Any]]] = None  # a ClassTable as JSON; None: from the labels' values
     patch_size: int = 1
     confusion_png: Optional[str] = None
@@ -34,11 +33,11 @@ class TrainFromLabelsParams:
 
 def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress] = None) -> TrainResult:
     # Imported here: the dock's process imports this module for the parameters alone.
-    from ..data.classes import ClassTable
-    from ..data.labels import read_labels
-    from ..data.samples import extract_samples
-    from ..io.raster import raster_info
-    from .trainer import TrainParams, train_model
+    from .data.classes import ClassTable
+    from .data.labels import read_labels
+    from .data.samples import extract_samples
+    from .families import train_model
+    from .io.raster import raster_info
 
     progress = ensure(progress)
     classes = ClassTable.from_json(params.classes) if params.classes else None
@@ -47,9 +46,10 @@ def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress
     progress.check()
     extract_samples(params.rasters, labels, params.samples, patch_size=params.patch_size, nodata=params.nodata,
                     progress=progress.sub(0, 10))
-    result = train_model(TrainParams(samples=[params.samples], **params.train), progress.sub(10, 97))
+    train = dataclasses.replace(params.train, samples=[params.samples])
+    result = train_model(train, progress.sub(10, 97))
     if result.metrics and params.confusion_png:
-        from ..evaluate.metrics import plot_confusion_matrix
+        from .evaluate.metrics import plot_confusion_matrix
 
         plot_confusion_matrix(result.metrics, params.confusion_png)
     progress.update(100)

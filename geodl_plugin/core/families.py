@@ -1,0 +1,109 @@
+"""The model-family table: what each family is and does, and the entry points every face calls.
+
+One row per family (in the spirit of Deepness' model definitions and torchgeo's task classes): its label,
+the packages it needs, its options dataclass, its task, the kind of input it reads, its trainer (the part of
+training the one skeleton in ``train/trainer.py`` leaves to it), its raster predictor and its sample scorer.
+Nothing else in geodl tells families apart: the dock, Processing, evaluation and the worker ask this table.
+Adding a family is a new row here, a member of ``ModelFamily`` and its options in ``models/family.py``.
+
+This module sits at the top of ``core/`` (it wires train, predict and evaluate together), so nothing below it
+imports it; lower stages receive what they need as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .data.samples import load_samples
+from .evaluate.accuracy import report_on_samples
+from .models.family import FAMILY_OPTIONS, ModelFamily, TilingParams
+from .models.model_file import ModelBundle, load_model_file, read_manifest
+from .predict.raster_prediction import PredictContext, PredictParams, PredictResult, predict_pixels, predict_samples, prepare_prediction
+from .predict.tiled_prediction import predict_patch_centres, predict_tiled
+from .runtime.errors import GeoDLError
+from .runtime.progress import Progress, ensure
+from .train.pixel_training import DNNTrainer, ForestTrainer
+from .train.trainer import FamilyTrainer, TrainParams, TrainResult, run_training
+from .train.unet_training import UNetTrainer
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    family: ModelFamily
+    label: str  # as the dock and Processing show it
+    requires: tuple[str, ...]  # dependency groups (runtime/dependencies.py)
+    params_type: type  # the options dataclass (models/family.py)
+    task: str  # STAC MLM task: classification | semantic-segmentation
+    input_kind: str  # what one sample is: "pixels" (band vector) | "patches" (k×k×bands)
+    trainer: Callable[[], FamilyTrainer]
+    predict: Callable[[PredictContext], PredictResult]
+    score_samples: Callable[[ModelBundle, np.ndarray], np.ndarray]  # class ids for samples, as the map has them
+    tiling: Optional[type] = None  # the options of its raster walk, if it has any beyond block size
+
+    @property
+    def option_fields(self) -> tuple[Any, ...]:
+        return fields(self.params_type)
+
+
+FAMILIES: dict[ModelFamily, FamilySpec] = {
+    spec.family: spec for spec in (
+        FamilySpec(ModelFamily.PIXEL_DNN, "Pixel DNN (Keras)", ("deep_learning",), FAMILY_OPTIONS[ModelFamily.PIXEL_DNN],
+                   "classification", "pixels", DNNTrainer, predict_pixels, predict_samples),
+        FamilySpec(ModelFamily.RANDOM_FOREST, "Random forest (scikit-learn)", ("classic_ml",),
+                   FAMILY_OPTIONS[ModelFamily.RANDOM_FOREST], "classification", "pixels", ForestTrainer,
+                   predict_pixels, predict_samples),
+        FamilySpec(ModelFamily.UNET, "U-Net (Keras, patches)", ("deep_learning",), FAMILY_OPTIONS[ModelFamily.UNET],
+                   "semantic-segmentation", "patches", UNetTrainer, predict_tiled, predict_patch_centres,
+                   tiling=TilingParams),
+    )
+}
+assert set(FAMILIES) == set(ModelFamily) == set(FAMILY_OPTIONS), "every family needs a row and its options"
+
+
+def family_spec(family: ModelFamily | str) -> FamilySpec:
+    return FAMILIES[ModelFamily.parse(family)]
+
+
+def family_of_model(model: ModelBundle | str | os.PathLike) -> FamilySpec:
+    """The row of a loaded model, or of a model file (only its manifest is read)."""
+    manifest = model.manifest if isinstance(model, ModelBundle) else read_manifest(model)
+    try:
+        return FAMILIES[ModelFamily(manifest["mlm:architecture"])]
+    except (KeyError, ValueError):
+        raise GeoDLError(f"The model's family '{manifest.get('mlm:architecture')}' is unknown to this geodl; "
+                         "update the plugin or retrain the model.") from None
+
+
+def train_model(params: TrainParams, progress: Optional[Progress] = None) -> TrainResult:
+    """Train any family through the one skeleton and write the model file."""
+    return run_training(params, family_spec(params.family).trainer(), progress)
+
+
+def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
+                   bundle: Optional[ModelBundle] = None) -> PredictResult:
+    """Classify a raster (or stack) with a model file: the shared checks, then the family's predictor."""
+    ctx = prepare_prediction(params, progress, bundle)
+    return family_of_model(ctx.bundle).predict(ctx)
+
+
+def evaluate_model(model: str, samples: list[str], progress: Optional[Progress] = None) -> dict[str, Any]:
+    """Predict sample files with the model (the raster path's predictor) and score them against their labels."""
+    progress = ensure(progress)
+    bundle = load_model_file(model)
+    spec = family_of_model(bundle)
+    data = load_samples(list(samples), bands=bundle.bands, classes=bundle.classes)
+    if spec.input_kind == "pixels" and data.patch_size != bundle.patch_size:
+        raise GeoDLError(f"The samples are {data.patch_size}×{data.patch_size} but the model expects "
+                         f"{bundle.patch_size}×{bundle.patch_size}; extract them as the training samples were.")
+    report = report_on_samples(bundle, data, spec.score_samples, progress)
+    report["model"] = str(model)
+    return report
+
+
+def sample_patch_size(family: ModelFamily | str, requested: int) -> int:
+    """The patch size to extract samples at: 1 for pixel families, the requested odd size for patch ones."""
+    return requested | 1 if family_spec(family).input_kind == "patches" else 1
