@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench install install-deps package lint sample-data screenshot clean
+.PHONY: setup test demo bench install install-runtime install-deps package lint sample-data screenshot clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,7 @@ demo: setup sample-data
 bench: setup sample-data
 	bash scripts/install_system_packages.sh otb-bin
 	$(PY) scripts/bench.py --data data/sample --out bench-output
+	$(PY) scripts/bench_uncertainty.py
 
 screenshot: setup demo
 	$(PY) scripts/screenshot.py --project demo-output/demo.qgz --out docs/screenshot.png
@@ -55,9 +56,14 @@ install: build/$(PLUGIN_NAME)
 	rm -rf $(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME)
 	cp -r build/$(PLUGIN_NAME) $(QGIS_PROFILE_DIR)/python/plugins/
 	$(SYSTEM_PYTHON) scripts/enable_plugin.py $(QGIS_PROFILE_DIR) $(PLUGIN_NAME)
-	@echo "installed into $(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME); run 'make install-deps' once for its Python packages"
+	@echo "installed into $(QGIS_PROFILE_DIR)/python/plugins/$(PLUGIN_NAME); press 'Set up the ML runtime' in the dock's Status tab (or run 'make install-runtime') once"
 
-# The Python packages, for the Python desktop QGIS runs (your user site, not the venv).
+# geodl's own ML runtime in the profile (what the dock's "Set up the ML runtime" button does); QGIS's Python
+# is left as it is. BACKEND=torch, DEVICE=cpu|cuda and WHEELS=<folder> (offline) are optional.
+install-runtime:
+	$(SYSTEM_PYTHON) scripts/setup_runtime.py $(QGIS_PROFILE_DIR) $(if $(BACKEND),--backend $(BACKEND)) $(if $(DEVICE),--device $(DEVICE)) $(if $(WHEELS),--wheels $(WHEELS))
+
+# The old way, kept for QGIS-side packages only: pip into the Python QGIS runs (your user site).
 install-deps:
 	$(SYSTEM_PYTHON) -m pip install --user --break-system-packages -r requirements/runtime.txt -c requirements/constraints.txt
 

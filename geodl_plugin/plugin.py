@@ -11,12 +11,13 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
-from . import log_bridge
+from . import log_bridge, settings
 from .core.runtime.dependencies import check_dependencies, describe_training_device, missing_message, unavailable_features
+from .core.runtime.environment import set_active_runtime
 from .core.runtime.worker import run_in_worker, shutdown_shared_worker
 from .paths import resource
 from .processing.provider import GeoDLProvider
-from .tasks import GeoDLTask
+from .tasks import GeoDLTask, TaskKeeper
 
 log = logging.getLogger("geodl")
 MENU = "&GeoDL"
@@ -30,7 +31,9 @@ class GeoDLPlugin:
         self.action: Optional[QAction] = None
         self.toolbar: Any = None
         self.log_handler: Optional[log_bridge.QgsMessageLogHandler] = None
-        self.tasks: set[GeoDLTask] = set()
+        self.task_keeper = TaskKeeper()
+        # The worker runs in geodl's own ML runtime once it is set up (before the check: it counts there).
+        set_active_runtime(settings.runtime_dir())
         self.dependency_statuses = check_dependencies()
 
     # Processing only (qgis_process, and the first thing initGui does)
@@ -74,7 +77,8 @@ class GeoDLPlugin:
                                                                     persistent=True),
                                     on_done=self._show_device, on_error=self._show_device))
         elif self.dock is not None:
-            self.dock.show_device("unavailable until TensorFlow and Keras are installed")
+            self.dock.show_device("unavailable until the ML runtime (Keras on TensorFlow or PyTorch) is set up: "
+                                  "press \"Set up the ML runtime\" below")
 
     def _show_device(self, text: str) -> None:
         if self.dock is not None:
@@ -82,17 +86,10 @@ class GeoDLPlugin:
         log.info("GeoDL training device: %s", text)
 
     def run_task(self, task: GeoDLTask) -> GeoDLTask:
-        """Start a task and keep a reference until it ends (QGIS does not own the Python object)."""
-        self.tasks.add(task)
-        task.taskCompleted.connect(lambda: self.tasks.discard(task))
-        task.taskTerminated.connect(lambda: self.tasks.discard(task))
-        QgsApplication.taskManager().addTask(task)
-        return task
+        return self.task_keeper.run(task)
 
     def unload(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        self.tasks.clear()
+        self.task_keeper.cancel_all()
         if self.action is not None:
             self.iface.removePluginRasterMenu(MENU, self.action)
             self.action.deleteLater()

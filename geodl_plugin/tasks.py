@@ -11,7 +11,7 @@ import logging
 import traceback
 from typing import Any, Callable, Optional
 
-from qgis.core import QgsTask
+from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from .core.runtime.errors import Cancelled, GeoDLError
@@ -81,3 +81,24 @@ class GeoDLTask(QgsTask):
             log.warning("%s", self.error)
             if self._on_error is not None:
                 self._on_error(self.error or "failed")
+
+
+class TaskKeeper:
+    """Starts tasks and holds each one until it ends: QGIS's task manager does not own the Python object, so a
+    task nobody references is collected mid-run. The plugin has one; a dock made without the plugin (tests,
+    ``make screenshot``) makes its own."""
+
+    def __init__(self) -> None:
+        self.tasks: set[GeoDLTask] = set()
+
+    def run(self, task: GeoDLTask) -> GeoDLTask:
+        self.tasks.add(task)
+        task.taskCompleted.connect(lambda: self.tasks.discard(task))
+        task.taskTerminated.connect(lambda: self.tasks.discard(task))
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def cancel_all(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        self.tasks.clear()

@@ -26,6 +26,13 @@ from qgis.utils import iface, plugins
 started = time.time()
 
 def shoot():
+    try:
+        _shoot()
+    except Exception as exc:  # a failure must end QGIS, not leave it waiting
+        open(OUT + ".error", "w").write(repr(exc))
+        iface.actionExit().trigger()
+
+def _shoot():
     p = plugins.get("geodl")
     ready = p is not None and p.dock is not None and iface.mapCanvas().layers()
     if not ready and time.time() - started < 120:
@@ -43,8 +50,11 @@ def shoot():
         iface.actionExit().trigger()
 
 def grab():
-    iface.mapCanvas().waitWhileRendering()
-    iface.mainWindow().grab().save(OUT)
+    try:
+        iface.mapCanvas().waitWhileRendering()
+        iface.mainWindow().grab().save(OUT)
+    except Exception as exc:
+        open(OUT + ".error", "w").write(repr(exc))
     iface.actionExit().trigger()
 
 QTimer.singleShot(1000, shoot)
@@ -78,8 +88,10 @@ def main() -> int:
                         "--profiles-path", str(root.parent), "--profile", "default", "--nologo", "--noversioncheck",
                         "--project", str(project), "--code", str(script)], env=env, timeout=300,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        error = Path(str(partial) + ".error")
         if not partial.exists():
-            print("QGIS ended without a screenshot")
+            print("QGIS ended without a screenshot" + (f": {error.read_text()}" if error.exists() else ""))
+            error.unlink(missing_ok=True)
             return 1
         os.replace(partial, out)  # never a half-written picture in docs/
     print(f"wrote {out}")

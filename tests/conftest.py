@@ -43,3 +43,26 @@ def pytest_unconfigure(config):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_exit_status)
+
+
+QGIS_PYTHON = "/usr/bin/python3"  # the Python QGIS 3.22 runs on Debian 12
+
+
+@pytest.fixture(scope="session")
+def geodl_runtime(tmp_path_factory):
+    """geodl's own ML runtime, made as a new user's button press makes it: a venv from QGIS's Python, filled
+    from the package index with the shipped TensorFlow-CPU requirements (pip's cache may serve the files).
+    Made once per session (about 2 minutes on 2 cores) and shared by the tests that need it."""
+    import time
+
+    from geodl_plugin.core.runtime.environment import RuntimeSpec, create_runtime
+    from geodl_plugin.core.runtime.progress import Progress
+
+    root = tmp_path_factory.mktemp("geodl-runtime") / "runtime"
+    trace: dict = {"progress": [], "messages": []}
+    started = time.perf_counter()
+    info = create_runtime(root, RuntimeSpec("tensorflow", "cpu"), base_python=QGIS_PYTHON,
+                          progress=Progress(on_progress=trace["progress"].append,
+                                            on_message=trace["messages"].append))
+    trace["seconds"] = time.perf_counter() - started
+    return root, info, trace

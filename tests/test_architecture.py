@@ -19,7 +19,7 @@ PACKAGE = REPO / "geodl_plugin"
 # Stage of each core package or top-level core module; an import may only go to a stage at or below its own,
 # and within a stage only between modules of one package (train and predict share a stage but never meet).
 STAGES = {"runtime": 0, "io": 1, "data": 2, "models": 3, "evaluate": 4, "predict": 5, "train": 5,
-          "earthengine": 6, "families": 7, "label_training": 8, "jobs": 9}
+          "earthengine": 6, "families": 7, "label_training": 8, "vertex_training": 8, "jobs": 9}
 # Plain-Python leaves outside core that core may use: where the plugin's files are (metadata.txt's version).
 CORE_MAY_IMPORT = {"geodl_plugin.paths"}
 FAMILY_MODULES = {"geodl_plugin.core.models.family", "geodl_plugin.core.families"}

@@ -23,10 +23,12 @@ from .evaluate.accuracy import report_on_samples
 from .models.family import FAMILY_OPTIONS, ModelFamily, TilingParams
 from .models.model_file import ModelBundle, load_model_file, read_manifest
 from .predict.raster_prediction import PredictContext, PredictParams, PredictResult, predict_pixels, predict_samples, prepare_prediction
+from .predict.regression_prediction import predict_regression, predict_sample_values
 from .predict.tiled_prediction import predict_patch_centres, predict_tiled
 from .runtime.errors import GeoDLError
 from .runtime.progress import Progress, ensure
 from .train.pixel_training import DNNTrainer, ForestTrainer
+from .train.regression_training import DNNRegressionTrainer, ForestRegressionTrainer
 from .train.trainer import FamilyTrainer, TrainParams, TrainResult, run_training
 from .train.unet_training import UNetTrainer
 
@@ -37,11 +39,11 @@ class FamilySpec:
     label: str  # as the dock and Processing show it
     requires: tuple[str, ...]  # dependency groups (runtime/dependencies.py)
     params_type: type  # the options dataclass (models/family.py)
-    task: str  # STAC MLM task: classification | semantic-segmentation
+    task: str  # STAC MLM task: classification | semantic-segmentation | regression
     input_kind: str  # what one sample is: "pixels" (band vector) | "patches" (k×k×bands)
     trainer: Callable[[], FamilyTrainer]
     predict: Callable[[PredictContext], PredictResult]
-    score_samples: Callable[[ModelBundle, np.ndarray], np.ndarray]  # class ids for samples, as the map has them
+    score_samples: Callable[[ModelBundle, np.ndarray], np.ndarray]  # class ids (values) for samples, as the map has them
     tiling: Optional[type] = None  # the options of its raster walk, if it has any beyond block size
 
     @property
@@ -59,6 +61,12 @@ FAMILIES: dict[ModelFamily, FamilySpec] = {
         FamilySpec(ModelFamily.UNET, "U-Net (Keras, patches)", ("deep_learning",), FAMILY_OPTIONS[ModelFamily.UNET],
                    "semantic-segmentation", "patches", UNetTrainer, predict_tiled, predict_patch_centres,
                    tiling=TilingParams),
+        FamilySpec(ModelFamily.FOREST_REGRESSION, "Random-forest regression (a number; with spread)", ("classic_ml",),
+                   FAMILY_OPTIONS[ModelFamily.FOREST_REGRESSION], "regression", "pixels", ForestRegressionTrainer,
+                   predict_regression, predict_sample_values),
+        FamilySpec(ModelFamily.DNN_REGRESSION, "Pixel DNN regression (a number; Keras)", ("deep_learning",),
+                   FAMILY_OPTIONS[ModelFamily.DNN_REGRESSION], "regression", "pixels", DNNRegressionTrainer,
+                   predict_regression, predict_sample_values),
     )
 }
 assert set(FAMILIES) == set(ModelFamily) == set(FAMILY_OPTIONS), "every family needs a row and its options"
@@ -95,12 +103,26 @@ def evaluate_model(model: str, samples: list[str], progress: Optional[Progress] 
     progress = ensure(progress)
     bundle = load_model_file(model)
     spec = family_of_model(bundle)
+    if spec.task == "regression":
+        return _evaluate_regression(bundle, spec, samples, str(model))
     data = load_samples(list(samples), bands=bundle.bands, classes=bundle.classes)
     if spec.input_kind == "pixels" and data.patch_size != bundle.patch_size:
         raise GeoDLError(f"The samples are {data.patch_size}×{data.patch_size} but the model expects "
                          f"{bundle.patch_size}×{bundle.patch_size}; extract them as the training samples were.")
     report = report_on_samples(bundle, data, spec.score_samples, progress)
     report["model"] = str(model)
+    return report
+
+
+def _evaluate_regression(bundle: ModelBundle, spec: FamilySpec, samples: list[str], model: str) -> dict[str, Any]:
+    from .data.target_samples import load_target_samples
+    from .evaluate.regression_metrics import regression_report
+
+    data = load_target_samples(list(samples), bands=bundle.bands)
+    predicted = spec.score_samples(bundle, data.x)
+    report = regression_report(data.y, predicted)
+    report.update({"task": "regression", "target": data.target, "model": model,
+                   "samples": {"observed": data.y.tolist(), "predicted": predicted.astype(float).tolist()}})
     return report
 
 

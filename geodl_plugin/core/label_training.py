@@ -54,3 +54,50 @@ def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress
         plot_confusion_matrix(result.metrics, params.confusion_png)
     progress.update(100)
     return result
+
+
+@dataclass
+class TrainFromTargetsParams:
+    """Numeric targets → regression samples → a regression model (+ its predicted-vs-observed scatter plot).
+    JSON-friendly like :class:`TrainFromLabelsParams`."""
+
+    rasters: list[str]
+    labels: str  # a point or polygon layer file with a numeric field
+    target_field: str
+    samples: str
+    train: TrainParams  # a regression family; ``samples`` is set here
+    scatter_png: Optional[str] = None
+    layer: Optional[str] = None
+    nodata: Optional[float] = None
+
+
+def train_from_targets(params: TrainFromTargetsParams, progress: Optional[Progress] = None) -> TrainResult:
+    """What the dock's Train button runs for a regression family: the scatter plot is drawn from the held-out
+    samples (kept beside the samples, then scored through the model file like geodl:evaluate)."""
+    from .data.labels import read_targets
+    from .data.target_samples import extract_target_samples
+    from .evaluate.regression_metrics import plot_predicted_vs_observed
+    from .families import evaluate_model, train_model
+    from .io.raster import raster_info
+
+    progress = ensure(progress)
+    targets = read_targets(params.labels, params.target_field, layer=params.layer,
+                           target_crs_wkt=raster_info(params.rasters[0]).crs_wkt)
+    progress.check()
+    extract_target_samples(params.rasters, targets, params.samples, nodata=params.nodata, progress=progress.sub(0, 10))
+    held_out = params.samples + ".test.tfrecord"
+    train = dataclasses.replace(params.train, samples=[params.samples],
+                                test_samples_output=params.train.test_samples_output or held_out)
+    result = train_model(train, progress.sub(10, 95))
+    if result.test_samples_path and params.scatter_png:
+        report = evaluate_model(result.model_path, [result.test_samples_path])
+        plot_predicted_vs_observed(report["samples"]["observed"], report["samples"]["predicted"],
+                                   params.scatter_png, targets.name)
+    if train.test_samples_output == held_out:
+        from pathlib import Path
+
+        for p in (held_out, held_out + ".json"):
+            Path(p).unlink(missing_ok=True)
+        result = dataclasses.replace(result, test_samples_path=None)
+    progress.update(100)
+    return result

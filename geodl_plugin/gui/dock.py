@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from qgis.core import Qgis, QgsApplication, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.core import Qgis, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt import sip, uic
+from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import QDockWidget, QWidget
 
 from .. import settings
@@ -28,11 +29,11 @@ from ..core.data import point_sampling as _sampling  # noqa: F401
 from ..core.data.classes import ClassTable
 from ..core.families import FAMILIES
 from ..core.models.family import TilingParams
-from ..core.runtime.dependencies import DependencyStatus, is_importable, missing_message
+from ..core.runtime.dependencies import DependencyStatus, check_dependencies, is_importable, missing_message
 from ..core.runtime.errors import GeoDLError
 from ..core.runtime.typed_json import to_jsonable
 from ..paths import ui_file
-from ..tasks import GeoDLTask
+from ..tasks import GeoDLTask, TaskKeeper
 from . import project_state
 from .class_palette import ClassPalette
 from .dock_imagery import ImageryStep
@@ -56,6 +57,9 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
                 QDockWidget, _FORM):  # type: ignore[valid-type, misc]
     """``run_task`` is the plugin's (it keeps the task alive); ``canvas`` defaults to iface's map canvas."""
 
+    mapFinished = pyqtSignal(object)  # PredictResult of a map or preview, once its layers are added
+    modelTrained = pyqtSignal(object)  # TrainResult, once the dock shows it
+
     def __init__(self, parent: QWidget | None = None, iface: Any = None,
                  run_task: Optional[Callable[[GeoDLTask], GeoDLTask]] = None,
                  project: Optional[QgsProject] = None, canvas: Any = None) -> None:
@@ -65,8 +69,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.iface = iface
         self.canvas = canvas if canvas is not None else (iface.mapCanvas() if iface is not None else None)
         self.project = project or QgsProject.instance()
-        self._run_task_fn = run_task
-        self._own_tasks: set[GeoDLTask] = set()
+        self._run_task_fn = run_task or TaskKeeper().run
         self._generation = 0  # bumped when the project closes: late results of old tasks are dropped
         self.train_task: Optional[GeoDLTask] = None
         self.predict_task: Optional[GeoDLTask] = None
@@ -80,6 +83,8 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.last_preview_seconds: Optional[float] = None
         self._output_dir = ""
         self._checked_rasters: list[str] = []
+        self.write_uncertainty = True  # maps and previews also write the uncertainty (for Suggest points)
+        self.show_uncertainty_layers = False  # ... and add them to the map group
 
         self.palette = ClassPalette(self)
         self.session = LabelSession(self.palette, self)
@@ -111,6 +116,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.mapLayout.insertWidget(1, self.tilingForm)
         self.epochsSpin.setValue(int(settings.get("train_epochs")))
         self.batchSpin.setValue(int(settings.get("train_batch_size")))
+        self._setup_target_group()
         self.modelTypeCombo.currentIndexChanged.connect(self._model_type_changed)
         self._model_type_changed()
         self.predictAreaCombo.addItem("Region", AREA_REGION)
@@ -121,7 +127,8 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.f1Table.verticalHeader().setVisible(False)
         self.cancelTrainButton.setEnabled(False)
         self.cancelPredictButton.setEnabled(False)
-        self.ee_panel = self.ee_upload_panel = None
+        self._setup_summary_panel()
+        self.ee_panel = self.ee_upload_panel = self.ee_classify_panel = None
         if is_importable("ee"):  # the Earth Engine backend is optional
             from .ee_imagery import EECompositePanel
 
@@ -135,6 +142,41 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
                                                  self._warn, lambda text: self.show_message(
                                                      text, Qgis.MessageLevel.Success))
             self.mapLayout.addWidget(self.ee_upload_panel)
+            from .ee_classify import EEClassifyPanel, imagery_composite
+
+            model = lambda: self.modelFileWidget.filePath() or self.model_path or None  # noqa: E731
+            self.ee_classify_panel = EEClassifyPanel(
+                self.mapPage, model, lambda: imagery_composite(self.ee_panel, model()), self._run,
+                lambda layer: self.project.addMapLayer(layer), self._warn,
+                lambda text: self.show_message(text, Qgis.MessageLevel.Success))
+            self.mapLayout.addWidget(self.ee_classify_panel)
+        from .runtime_panel import RuntimePanel
+
+        self.runtime_panel = RuntimePanel(self.statusPage, self._run, self._runtime_changed, self.show_message,
+                                          self._warn)
+        self.statusLayout.insertWidget(2, self.runtime_panel)  # under the package and device lines
+        self._setup_active_learning()
+
+    def _setup_active_learning(self) -> None:
+        from .active_learning_panel import ActiveLearningPanel, PanelHooks
+        from .model_export import OnnxExportButton
+
+        def region_wkt(crs: Any) -> Optional[str]:
+            geom = self.region_geometry(crs) if self.predictAreaCombo.currentData() == AREA_REGION else None
+            return geom.asWkt() if geom is not None else None
+
+        hooks = PanelHooks(retrain=self.start_training, remap=lambda: self.predict(self.predictAreaCombo.currentData()),
+                           ensure_labels_layer=self.ensure_labels_layer, region_wkt=region_wkt,
+                           output_path=self._unique,
+                           show_uncertainty=lambda on: setattr(self, "show_uncertainty_layers", bool(on)))
+        self.active_learning = ActiveLearningPanel(self.mapPage, self.canvas, self.project, self._run,
+                                                   self.show_message, self.session, hooks)
+        self.mapFinished.connect(self.active_learning.map_finished)
+        self.modelTrained.connect(self.active_learning.model_trained)
+        self.mapLayout.addWidget(self.active_learning)
+        self.onnx_button = OnnxExportButton(self.mapPage, lambda: self.modelFileWidget.filePath() or self.model_path,
+                                            self._run, self.show_message)
+        self.mapLayout.addWidget(self.onnx_button)
 
     def _ee_layer_added(self, layer: QgsRasterLayer) -> None:
         """A downloaded composite becomes one of the chosen rasters."""
@@ -235,19 +277,18 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         found = ", ".join(f"{s.dependency.package} {s.version}" for s in statuses if s.available)
         self.dependencyLabel.setText(f"All Python packages found: {found}." if message is None else message)
 
+    def _runtime_changed(self, device: str) -> None:
+        """The ML runtime was set up or removed: the device and package lines follow it."""
+        self.show_device(device)
+        self.show_dependencies(check_dependencies())
+
     def show_device(self, text: str) -> None:
         self.deviceLabel.setText(f"Training device: {text}")
         self.trainDeviceLabel.setText(f"Training device: {text}")
 
     # ----------------------------------------------------------------------------------------------- tasks
     def _run(self, task: GeoDLTask) -> GeoDLTask:
-        if self._run_task_fn is not None:
-            return self._run_task_fn(task)
-        self._own_tasks.add(task)
-        task.taskCompleted.connect(lambda: self._own_tasks.discard(task))
-        task.taskTerminated.connect(lambda: self._own_tasks.discard(task))
-        QgsApplication.taskManager().addTask(task)
-        return task
+        return self._run_task_fn(task)
 
     @staticmethod
     def _running(task: Optional[GeoDLTask]) -> bool:
@@ -274,7 +315,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         for task in (self.train_task, self.predict_task, self.sample_task):
             if self._running(task):
                 task.cancel()
-        for panel in (self.ee_panel, self.ee_upload_panel):
+        for panel in (self.ee_panel, self.ee_upload_panel, self.ee_classify_panel, self.summary_panel):
             if panel is not None and self._running(panel.task):
                 panel.task.cancel()
 
@@ -297,6 +338,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self._checked_rasters = []
         self._show_accuracy({}, None)
         self.plot.clear()
+        self.active_learning.reset()
         if running:
             self._warn("The project was closed: the running GeoDL step was cancelled and nothing was written.")
 
@@ -398,6 +440,7 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
     def disconnect_project(self) -> None:
         """Called by the plugin's unload: stop listening to the project and cancel running steps."""
         self.cancel_all()
+        self.active_learning.stop()
         for tool in (self.rectangle_tool, self.polygon_tool, self.label_tool):
             if tool is not None and self.canvas is not None and self.canvas.mapTool() is tool:
                 self.canvas.unsetMapTool(tool)

@@ -28,6 +28,30 @@ def _swatch(color: str) -> QIcon:
 
 
 class LabelsStep:
+    def _setup_summary_panel(self) -> None:
+        """The class-separability panel, below the sampling group (before the tab's spacer)."""
+        from .summary_panel import SummaryPanel
+
+        self.summary_panel = SummaryPanel(
+            self.labelsPage, self._summary_labels, lambda: [r.source() for r in self.selected_rasters()],
+            self._unique, self._run, self._warn)
+        self.labelsLayout.insertWidget(self.labelsLayout.indexOf(self.samplingGroup) + 1, self.summary_panel)
+
+    def _summary_labels(self) -> Optional[tuple[str, Optional[str], str]]:
+        """The chosen labelled polygons (more pixels per class), else the labelling session's points."""
+        layer = self.polygonLayerCombo.currentLayer()
+        field = self.classFieldCombo.currentField()
+        if isinstance(layer, QgsVectorLayer) and layer.providerType() == "ogr" and field:
+            path, name = layer_file_path(layer)
+            return path, name, field
+        if self.session.layer is not None and self._layer_alive(self.session.layer) and sum(
+                self.session.counts().values()):
+            from .labelling import CLASS_NAME_FIELD
+
+            path, name = layer_file_path(self.session.layer)
+            return path, name, CLASS_NAME_FIELD
+        return None
+
     def _refresh_classes(self) -> None:
         counts = self.session.counts()
         row = self.classList.currentRow()

@@ -13,7 +13,7 @@ from qgis.core import Qgis, QgsCoordinateTransform, QgsRasterLayer, QgsRectangle
 
 from ..core.data.classes import ClassTable
 from ..core.runtime.errors import GeoDLError
-from ..layers import add_result_layers
+from ..layers import add_result_layers, add_value_layers
 from ..tasks import GeoDLTask
 
 PREVIEW_GROUP = "GeoDL preview"
@@ -25,6 +25,13 @@ def model_classes(path: str) -> ClassTable:
     from ..core.models.model_file import read_model_info
 
     return read_model_info(path).classes
+
+
+def model_task(path: str) -> str:
+    """The model file's task (classification, semantic-segmentation, regression), from the family table."""
+    from ..core.families import family_of_model
+
+    return family_of_model(path).task
 
 
 class MapStep:
@@ -79,6 +86,9 @@ class MapStep:
         rasters, model, rect = checked
         paths = [r.source() for r in rasters]
         output, confidence = self._unique("classes", ".tif"), self._unique("confidence", ".tif")
+        measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
+        entropy = self._unique("entropy", ".tif") if "entropy" in measures else None
+        margin = self._unique("margin", ".tif") if "margin" in measures else None
         extent = None if rect is None else (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
 
         def work(progress):
@@ -87,9 +97,10 @@ class MapStep:
             from ..core.runtime.worker import run_in_worker
 
             params = PredictParams(rasters=paths, model=model, output=output, confidence_output=confidence,
-                                   extent=extent, tiling=self.tiling_options())
+                                   extent=extent, tiling=self.tiling_options(), entropy_output=entropy,
+                                   margin_output=margin)
             params.validate()
-            return run_in_worker(predict_raster, params, progress), model_classes(model)
+            return run_in_worker(predict_raster, params, progress), model_classes(model), model_task(model)
 
         return self._start_map_task("GeoDL: classify", work, lambda out: self._mapped(out, "GeoDL map"))
 
@@ -104,15 +115,16 @@ class MapStep:
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         out_dir = self._unique("preview", "")
         started = time.perf_counter()
+        measures = self.active_learning.wanted_measures() if self.write_uncertainty else ()
 
         def work(progress):
             from ..core.families import predict_raster
             from ..core.predict.preview import preview_params
             from ..core.runtime.worker import run_in_worker
 
-            params = preview_params(paths, model, extent, size.width(), size.height(), out_dir)
+            params = preview_params(paths, model, extent, size.width(), size.height(), out_dir, measures)
             params.tiling = self.tiling_options()
-            return run_in_worker(predict_raster, params, progress, persistent=True), model_classes(model)
+            return run_in_worker(predict_raster, params, progress, persistent=True), model_classes(model), model_task(model)
 
         def done(out: tuple) -> None:
             self._mapped(out, PREVIEW_GROUP, replace=True)
@@ -157,7 +169,7 @@ class MapStep:
         return task
 
     def _mapped(self, out: tuple, group: str, replace: bool = False) -> None:
-        result, classes = out
+        result, classes, task = out
         root = self.project.layerTreeRoot()
         if replace:
             old = root.findGroup(group)
@@ -165,7 +177,13 @@ class MapStep:
                 self.project.removeMapLayers([layer.layerId() for layer in old.findLayers()])
                 root.removeChildNode(old)
         try:
-            layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project)
+            if task == "regression":  # a number per pixel: value (and spread) on continuous colour ramps
+                layers = add_value_layers(result.output, result.confidence_output, group, self.project)
+            else:
+                shown = self.show_uncertainty_layers
+                layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project,
+                                           entropy_path=result.entropy_output if shown else None,
+                                           margin_path=result.margin_output if shown else None)
         except GeoDLError as exc:
             self.show_message(str(exc), Qgis.MessageLevel.Critical)
             return
@@ -178,3 +196,4 @@ class MapStep:
                 self._warn(w)
             self.show_message(f"Map added: {result.pixels / 1e6:.2f} Mpx in {result.seconds:.1f} s.",
                               Qgis.MessageLevel.Success)
+        self.mapFinished.emit(result)

@@ -24,6 +24,46 @@ from .labelling import CLASS_NAME_FIELD
 
 
 class TrainingStep:
+    def _setup_target_group(self) -> None:
+        """The regression target (a numeric field of a point or polygon layer), shown for regression families."""
+        from qgis.core import QgsFieldProxyModel, QgsMapLayerProxyModel
+        from qgis.gui import QgsFieldComboBox, QgsMapLayerComboBox
+        from qgis.PyQt.QtWidgets import QFormLayout, QGroupBox
+
+        self.targetGroup = QGroupBox("Regression target: a number per point or polygon", self.trainPage)
+        self.targetGroup.setObjectName("targetGroup")
+        form = QFormLayout(self.targetGroup)
+        self.targetLayerCombo = QgsMapLayerComboBox(self.targetGroup)
+        self.targetLayerCombo.setFilters(QgsMapLayerProxyModel.Filter.PointLayer
+                                         | QgsMapLayerProxyModel.Filter.PolygonLayer)
+        self.targetLayerCombo.setAllowEmptyLayer(True)
+        self.targetLayerCombo.setLayer(None)
+        self.targetFieldCombo = QgsFieldComboBox(self.targetGroup)
+        self.targetFieldCombo.setFilters(QgsFieldProxyModel.Filter.Numeric)
+        self.targetLayerCombo.layerChanged.connect(self.targetFieldCombo.setLayer)
+        form.addRow("Points or polygons", self.targetLayerCombo)
+        form.addRow("Numeric field", self.targetFieldCombo)
+        self.trainLayout.insertWidget(1, self.targetGroup)
+
+    def check_target_input(self) -> tuple[list[str], str, Optional[str], str]:
+        """(raster paths, target layer file, its layer name, numeric field), or GeoDLError naming what is missing."""
+        from qgis.core import QgsVectorLayer
+
+        from .labelling import layer_file_path
+
+        rasters = self.selected_rasters()
+        if not rasters:
+            raise GeoDLError("No raster chosen. Tick the imagery in the Imagery tab.")
+        layer = self.targetLayerCombo.currentLayer()
+        if not isinstance(layer, QgsVectorLayer) or layer.providerType() != "ogr":
+            raise GeoDLError("Choose the points or polygons that carry the number to predict (a layer saved in a "
+                             "file: GeoPackage, shapefile…).")
+        field = self.targetFieldCombo.currentField()
+        if not field:
+            raise GeoDLError("Choose the numeric field that holds the target (e.g. roof fraction, tree cover %).")
+        path, name = layer_file_path(layer)
+        return [r.source() for r in rasters], path, name, field
+
     def check_training_input(self) -> tuple[list[str], str, ClassTable]:
         """(raster paths, labels path, classes), or GeoDLError naming what is missing."""
         rasters = self.selected_rasters()
@@ -46,6 +86,8 @@ class TrainingStep:
         if self._running(self.train_task):
             self._warn("Training is already running; wait for it to finish or press Cancel.")
             return None
+        if self.chosen_family().task == "regression":
+            return self._start_regression_training()
         try:
             rasters, labels_path, classes = self.check_training_input()
             family = self.chosen_family()
@@ -79,6 +121,36 @@ class TrainingStep:
             for p in (samples, samples + ".json"):
                 Path(p).unlink(missing_ok=True)
 
+        return self._start_training_task(work, cleanup)
+
+    def _start_regression_training(self) -> Optional[GeoDLTask]:
+        try:
+            rasters, labels_path, layer_name, field = self.check_target_input()
+            train = TrainParams(samples=[], output=self._unique("model", ".geodl"), family=self.chosen_family().family,
+                                options=self.optionsForm.values(), epochs=self.epochsSpin.value(),
+                                batch_size=self.batchSpin.value())
+        except GeoDLError as exc:
+            self._warn(str(exc))
+            return None
+        samples = self._unique("samples", ".tfrecord")
+        png = train.output[:-len(".geodl")] + "_scatter.png"
+
+        def work(progress):
+            from ..core.label_training import TrainFromTargetsParams, train_from_targets
+            from ..core.runtime.worker import run_in_worker
+
+            params = TrainFromTargetsParams(rasters=rasters, labels=labels_path, target_field=field, samples=samples,
+                                            train=train, scatter_png=png, layer=layer_name)
+            result = run_in_worker(train_from_targets, params, progress)
+            return result, (png if result.metrics else None)
+
+        def cleanup() -> None:
+            for p in (samples, samples + ".json"):
+                Path(p).unlink(missing_ok=True)
+
+        return self._start_training_task(work, cleanup)
+
+    def _start_training_task(self, work, cleanup) -> GeoDLTask:
         generation = self._generation
         task = GeoDLTask("GeoDL: train a model", work,
                          on_done=self._guard(generation, self._trained),
@@ -104,6 +176,7 @@ class TrainingStep:
         self.patchSizeSpin.setEnabled(patches)
         self.patchSizeLabel.setEnabled(patches)
         self.optionsForm.set_options_type(spec.params_type)
+        self.targetGroup.setVisible(spec.task == "regression")
 
     def _training_ended(self) -> None:
         self.trainButton.setEnabled(True)
@@ -118,9 +191,11 @@ class TrainingStep:
         self._show_accuracy(result.metrics, png)
         for w in result.warnings:
             self._warn(w)
-        oa = result.metrics.get("overall_accuracy")
-        self.show_message(f"Model written to {result.model_path}" + (f" (held-out accuracy {oa:.3f})." if oa is not None
-                                                                     else "."), Qgis.MessageLevel.Success)
+        oa, r2 = result.metrics.get("overall_accuracy"), result.metrics.get("r2")
+        score = f" (held-out accuracy {oa:.3f})." if oa is not None else f" (held-out R² {r2:.3f})." \
+            if r2 is not None else "."
+        self.show_message(f"Model written to {result.model_path}{score}", Qgis.MessageLevel.Success)
+        self.modelTrained.emit(result)
 
     def _train_failed(self, message: str) -> None:
         self._training_ended()
@@ -141,6 +216,12 @@ class TrainingStep:
         if not metrics:
             self.accuracyLabel.setText("Train a model to see its accuracy.")
             return
+        if "r2" in metrics:  # a regression: its scores, and the predicted-vs-observed plot
+            self.accuracyLabel.setText(f"R² {metrics['r2']:.3f} · RMSE {metrics['rmse']:.4g} · MAE {metrics['mae']:.4g}"
+                                       f" · bias {metrics['bias']:+.3g} · {metrics['n']} held-out samples"
+                                       f" ({metrics.get('split', '')} split)")
+            self._show_plot(png)
+            return
         self.accuracyLabel.setText(f"Overall accuracy {metrics['overall_accuracy']:.3f} · kappa {metrics['kappa']:.3f}"
                                    f" · {metrics.get('n_samples', 0)} held-out samples"
                                    f" ({metrics.get('split', '')} split)")
@@ -150,6 +231,9 @@ class TrainingStep:
             for c, text in enumerate((name, f"{v['f1']:.3f}", f"{v['precision']:.3f}", f"{v['recall']:.3f}")):
                 self.f1Table.setItem(r, c, QTableWidgetItem(text))
         self.f1Table.resizeColumnsToContents()
+        self._show_plot(png)
+
+    def _show_plot(self, png: Optional[str]) -> None:
         if png and Path(png).exists():
             pixmap = QPixmap(png)
             self.confusionLabel.setPixmap(pixmap.scaledToWidth(min(320, pixmap.width()),

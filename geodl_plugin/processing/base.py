@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
 from qgis.PyQt.QtGui import QIcon
 
-from ..core.runtime.dependencies import DEPENDENCIES, check_dependencies, install_command
+from ..core.runtime.dependencies import DEPENDENCIES, WORKER_FEATURES, check_dependencies, install_command
 from ..core.runtime.errors import Cancelled, GeoDLError
 from ..core.runtime.progress import Progress
 from ..paths import resource
@@ -54,6 +54,10 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
         needed = [d for d in DEPENDENCIES if d.feature in requires]
         absent = [s.dependency.package for s in check_dependencies(needed) if not s.available]
         if absent:
+            if any(f in WORKER_FEATURES for f in requires):  # installed into geodl's runtime, not QGIS's Python
+                return False, (f"This algorithm needs the Python package(s) {', '.join(absent)}. Run "
+                               f"geodl:setupruntime (or press \"Set up the ML runtime\" in the GeoDL dock's "
+                               f"Status tab) once; QGIS's own Python is left as it is.")
             return False, (
                 f"This algorithm needs the Python package(s) {', '.join(absent)}. Install with: "
                 f"{install_command(absent)}"

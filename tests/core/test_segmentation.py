@@ -274,7 +274,7 @@ def test_batch_spans_cover_every_tile_once_in_near_equal_batches():
 
 @pytest.mark.parametrize("shape", [(70, 50), (20, 9)])
 def test_tiled_prediction_equals_untiled(shape):
-    from geodl_plugin.core.predict.tiled_prediction import blend_strips, keras_predictor, predict_untiled
+    from geodl_plugin.core.predict.tiled_prediction import blend_strips, keras_predictor
 
     height, width = shape
     model = _tiny_unet(n_classes=3)
@@ -425,3 +425,15 @@ def test_evaluate_scores_a_unet_on_patch_samples(scene, tmp_path):
     report = evaluate_model(model, [samples.path])
     assert report["n_samples"] == samples.count and 0.0 <= report["overall_accuracy"] <= 1.0
     assert set(report["per_class"]) == {c for c in ("crop", "forest", "urban", "water")}
+
+
+def predict_untiled(model, image: np.ndarray, pad: int, multiple: int) -> np.ndarray:
+    """Reference: one pass over the whole (mirror-padded) image (bands, h, w) → (C, h, w). The tiled predictor's reference."""
+    import keras
+
+    b, h, w = image.shape
+    hp = -(-(h + 2 * pad) // multiple) * multiple
+    wp = -(-(w + 2 * pad) // multiple) * multiple
+    padded = np.pad(image, ((0, 0), (pad, hp - h - pad), (pad, wp - w - pad)), mode="symmetric")
+    out = keras.ops.convert_to_numpy(model.predict_on_batch(np.moveaxis(padded, 0, -1)[None].astype(np.float32)))[0]
+    return np.moveaxis(out, -1, 0)[:, pad:pad + h, pad:pad + w]

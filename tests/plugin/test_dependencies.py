@@ -16,7 +16,9 @@ def test_missing_message_names_package_and_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow", None)
     statuses = check_dependencies()
     message = missing_message(statuses)
-    assert "tensorflow-cpu" in message and "-m pip install" in message and "tensorflow-cpu" in install_command(["tensorflow-cpu"])
+    # The worker's packages go into geodl's own runtime (the button), never into QGIS's Python.
+    assert "tensorflow-cpu" in message and "Set up the ML runtime" in message and "pip install" not in message
+    assert "tensorflow-cpu" in install_command(["tensorflow-cpu"])  # still the command for QGIS-side packages
 
 
 def test_plugin_loads_with_tensorflow_hidden(monkeypatch, qgis_iface, qgis_processing):
@@ -25,14 +27,14 @@ def test_plugin_loads_with_tensorflow_hidden(monkeypatch, qgis_iface, qgis_proce
     plugin.initGui()
     try:
         text = plugin.dock.dependencyLabel.text()
-        assert "tensorflow-cpu" in text and "pip install" in text
+        assert "tensorflow-cpu" in text and "Set up the ML runtime" in text
         assert "TensorFlow" in plugin.dock.deviceLabel.text()
         provider = QgsApplication.processingRegistry().providerById("geodl")
         ok, why = provider.algorithm("predict").canExecute()
         assert ok  # gating happens per model type at run time; the algorithm stays listed
         train = provider.algorithm("train")
         assert train._can_execute(("deep_learning",))[0] is False
-        assert "tensorflow-cpu" in train._can_execute(("deep_learning",))[1]
+        assert "geodl:setupruntime" in train._can_execute(("deep_learning",))[1]
         assert train._can_execute(("classic_ml",))[0] is True  # the random forest still works
     finally:
         plugin.unload()

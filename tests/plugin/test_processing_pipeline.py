@@ -38,7 +38,8 @@ def test_packaged_plugin_runs_every_algorithm_in_qgis_process(qgis_process, samp
     assert qgis_process.top_folders == {"geodl"}
     listing = qgis_process.call(["list"]).stdout
     for alg in ("samplepoints", "extractsamples", "train", "evaluate", "predict", "rasterizemask", "chip",
-                "eecomposite", "eeexporttraining", "eeexportimage", "eedownload", "eeupload"):
+                "eecomposite", "eeexporttraining", "eeexportimage", "eedownload", "eeupload", "mosaic", "flatten",
+                "summarize"):
         assert f"geodl:{alg}" in listing
     run = qgis_process.run
     run("samplepoints", INPUT=POLYGONS, CLASS_FIELD="name", PER_CLASS=60, MIN_DISTANCE=30, OUTPUT=tmp_path / "p.gpkg")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -35,18 +35,41 @@ class LabelSet:
         return len(self.geometries_wkb)
 
     def points_xy(self) -> np.ndarray:
-        from osgeo import ogr
-
-        if self.kind != POINT:
-            raise GeoDLError("These labels are polygons; sample points inside them first (geodl:samplepoints).")
-        xy = np.empty((len(self), 2), dtype=np.float64)
-        for i, wkb in enumerate(self.geometries_wkb):
-            g = ogr.CreateGeometryFromWkb(wkb)
-            xy[i] = (g.GetX(), g.GetY())
-        return xy
+        return _points_xy(self.geometries_wkb, self.kind)
 
     def counts(self) -> dict[str, int]:
         return {c.name: int(np.sum(self.class_ids == c.id)) for c in self.classes}
+
+
+@dataclass
+class TargetSet:
+    """Geometries (WKB, in ``crs_wkt``) with one number each: a regression target such as roof fraction,
+    tree cover % or biomass, read from a numeric field."""
+
+    name: str  # the field the values came from
+    values: np.ndarray  # float64
+    geometries_wkb: list[bytes]
+    crs_wkt: str
+    kind: str  # POINT or POLYGON
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.geometries_wkb)
+
+    def points_xy(self) -> np.ndarray:
+        return _points_xy(self.geometries_wkb, self.kind)
+
+
+def _points_xy(geometries_wkb: list[bytes], kind: str) -> np.ndarray:
+    from osgeo import ogr
+
+    if kind != POINT:
+        raise GeoDLError("These labels are polygons; sample points inside them first (geodl:samplepoints).")
+    xy = np.empty((len(geometries_wkb), 2), dtype=np.float64)
+    for i, wkb in enumerate(geometries_wkb):
+        g = ogr.CreateGeometryFromWkb(wkb)
+        xy[i] = (g.GetX(), g.GetY())
+    return xy
 
 
 def _srs(wkt: str):
@@ -58,16 +81,37 @@ def _srs(wkt: str):
     return srs
 
 
-def read_labels(
-    path: str | os.PathLike,
-    class_field: str,
-    layer: Optional[str] = None,
-    target_crs_wkt: Optional[str] = None,
-    classes: Optional[ClassTable] = None,
-) -> LabelSet:
-    """Read labels; reproject to ``target_crs_wkt`` when given. ``classes`` fixes the class table (a name or
-    id absent from it is an error); otherwise it is built from the values found."""
-    from osgeo import ogr, osr
+@dataclass
+class _Features:
+    values: list
+    geometries_wkb: list[bytes]
+    crs_wkt: str
+    kind: str
+    numeric: bool
+    skipped: int
+
+
+def _transform_to(src_srs: Any, target_crs_wkt: Optional[str]) -> tuple[Any, str]:
+    """(the transformation from the layer's CRS to the target's, or None; the CRS the geometries end in)."""
+    from osgeo import osr
+
+    crs_wkt = src_srs.ExportToWkt() if src_srs is not None else (target_crs_wkt or "")
+    if not target_crs_wkt or src_srs is None:
+        return None, crs_wkt
+    src = src_srs.Clone()
+    src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    dst = _srs(target_crs_wkt)
+    if src.IsSame(dst):
+        return None, target_crs_wkt
+    log.info("Labels reprojected from %s to the raster's CRS.", src.GetName())
+    return osr.CoordinateTransformation(src, dst), target_crs_wkt
+
+
+def _read_features(path: str | os.PathLike, value_field: str, layer: Optional[str],
+                   target_crs_wkt: Optional[str]) -> _Features:
+    """Each point or polygon with its ``value_field`` value (features without either are skipped and counted),
+    reprojected to ``target_crs_wkt``; multipoints are split into points."""
+    from osgeo import ogr
 
     ogr.UseExceptions()
     try:
@@ -81,24 +125,14 @@ def read_labels(
         raise GeoDLError(f"The labels file '{path}' has no layer '{layer}'.")
     defn = lyr.GetLayerDefn()
     fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
-    if class_field not in fields:
+    if value_field not in fields:
         raise GeoDLError(
-            f"The labels '{path}' have no field '{class_field}'. Pick the class field among: {', '.join(fields)}."
+            f"The labels '{path}' have no field '{value_field}'. Pick the field among: {', '.join(fields)}."
         )
-    ftype = defn.GetFieldDefn(defn.GetFieldIndex(class_field)).GetType()
+    ftype = defn.GetFieldDefn(defn.GetFieldIndex(value_field)).GetType()
     numeric = ftype in (ogr.OFTInteger, ogr.OFTInteger64, ogr.OFTReal)
 
-    transform = None
-    src_srs = lyr.GetSpatialRef()
-    crs_wkt = src_srs.ExportToWkt() if src_srs is not None else (target_crs_wkt or "")
-    if target_crs_wkt and src_srs is not None:
-        src = src_srs.Clone()
-        src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        dst = _srs(target_crs_wkt)
-        if not src.IsSame(dst):
-            transform = osr.CoordinateTransformation(src, dst)
-            log.info("Labels reprojected from %s to the raster's CRS.", src.GetName())
-        crs_wkt = target_crs_wkt
+    transform, crs_wkt = _transform_to(lyr.GetSpatialRef(), target_crs_wkt)
 
     values: list = []
     geoms: list[bytes] = []
@@ -106,7 +140,7 @@ def read_labels(
     skipped = 0
     for feature in lyr:
         geom = feature.GetGeometryRef()
-        value = feature.GetField(class_field)
+        value = feature.GetField(value_field)
         if geom is None or geom.IsEmpty() or value is None or (isinstance(value, str) and not value.strip()):
             skipped += 1
             continue
@@ -130,8 +164,22 @@ def read_labels(
     if len(kinds) > 1:
         raise GeoDLError(f"The labels '{path}' mix points and polygons; keep one kind per layer.")
     if not geoms:
-        raise GeoDLError(f"The labels '{path}' hold no labelled feature (field '{class_field}' is empty everywhere).")
+        raise GeoDLError(f"The labels '{path}' hold no labelled feature (field '{value_field}' is empty everywhere).")
 
+    return _Features(values, geoms, crs_wkt, kinds.pop(), numeric, skipped)
+
+
+def read_labels(
+    path: str | os.PathLike,
+    class_field: str,
+    layer: Optional[str] = None,
+    target_crs_wkt: Optional[str] = None,
+    classes: Optional[ClassTable] = None,
+) -> LabelSet:
+    """Read labels; reproject to ``target_crs_wkt`` when given. ``classes`` fixes the class table (a name or
+    id absent from it is an error); otherwise it is built from the values found."""
+    features = _read_features(path, class_field, layer, target_crs_wkt)
+    values, geoms, crs_wkt, numeric = features.values, features.geometries_wkb, features.crs_wkt, features.numeric
     if classes is None:
         classes = ClassTable.from_ids(values) if numeric else ClassTable.from_names(str(v) for v in values)
     if numeric:
@@ -145,9 +193,28 @@ def read_labels(
         if unknown_names:
             raise GeoDLError(f"Classes {unknown_names} in '{path}' are not in the class table ({classes.names}).")
         ids = np.array([lookup[str(v)] for v in values], dtype=np.int64)
+    skipped = features.skipped
     warnings = [f"{skipped} feature(s) without geometry or class were skipped."] if skipped else []
-    return LabelSet(classes, ids, geoms, crs_wkt, kinds.pop(), warnings)
+    return LabelSet(classes, ids, geoms, crs_wkt, features.kind, warnings)
 
+
+def read_targets(
+    path: str | os.PathLike,
+    value_field: str,
+    layer: Optional[str] = None,
+    target_crs_wkt: Optional[str] = None,
+) -> TargetSet:
+    """Read numeric targets (a number per point or polygon) for regression; reproject to ``target_crs_wkt``."""
+    features = _read_features(path, value_field, layer, target_crs_wkt)
+    if not features.numeric:
+        raise GeoDLError(f"The field '{value_field}' of '{path}' holds text; a regression target must be a "
+                         "numeric field (integer or real). Pick a numeric field, or train a classifier.")
+    values = np.array([float(v) for v in features.values], dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise GeoDLError(f"The field '{value_field}' of '{path}' holds non-finite values; fix or remove them.")
+    skipped = features.skipped
+    warnings = [f"{skipped} feature(s) without geometry or value were skipped."] if skipped else []
+    return TargetSet(value_field, values, features.geometries_wkb, features.crs_wkt, features.kind, warnings)
 
 def write_points(path: str | os.PathLike, labels: LabelSet, class_field: str = "class_name") -> None:
     """Write point labels to a GeoPackage (atomically), with class name and id fields."""

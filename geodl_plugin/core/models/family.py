@@ -24,6 +24,8 @@ class ModelFamily(StrEnum):
     PIXEL_DNN = "dnn"
     RANDOM_FOREST = "rf"
     UNET = "unet"
+    FOREST_REGRESSION = "rf_regression"
+    DNN_REGRESSION = "dnn_regression"
 
     @classmethod
     def parse(cls, value: Any) -> ModelFamily:
@@ -108,6 +110,39 @@ class TilingParams:
                              "use less than half the tile size.")
 
 
+@dataclass
+class ForestRegressionParams:
+    """A random-forest regressor (scikit-learn), stored as plain arrays; the spread of its trees is the
+    uncertainty raster."""
+
+    n_trees: int = field(default=200, metadata={"label": "Trees", "min": 1, "max": 5000})
+    max_depth: int = field(default=20, metadata={"label": "Largest tree depth", "min": 1, "max": 100})
+    min_samples_leaf: int = field(default=1, metadata={"label": "Fewest samples in a leaf", "min": 1, "max": 1000})
+
+    def validate(self) -> None:
+        if self.n_trees < 1 or self.max_depth < 1 or self.min_samples_leaf < 1:
+            raise GeoDLError("A forest needs at least one tree of depth ≥ 1 and leaves of ≥ 1 sample.")
+
+
+@dataclass
+class DNNRegressionParams:
+    """A per-pixel dense network for a number: z-score → Dense(relu) per hidden layer → one linear unit in the
+    target's units (its standardisation is undone inside the model)."""
+
+    hidden_units: tuple[int, ...] = field(default=(64, 64), metadata={"label": "Hidden units per layer, e.g. 64,64"})
+    dropout: float = field(default=0.0, metadata={"label": "Dropout", "min": 0.0, "max": 0.9})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden_units, str):
+            self.hidden_units = _parse_units(self.hidden_units)
+        self.hidden_units = tuple(int(u) for u in self.hidden_units)
+
+    def validate(self) -> None:
+        if not self.hidden_units or any(u < 1 for u in self.hidden_units):
+            raise GeoDLError("Give at least one hidden layer with at least one unit, e.g. 64.")
+        _check_dropout(self.dropout)
+
+
 def _check_dropout(value: float) -> None:
     if not 0 <= value < 1:
         raise GeoDLError(f"Dropout must be in [0, 1); got {value}.")
@@ -119,6 +154,8 @@ FAMILY_OPTIONS: dict[ModelFamily, type] = {
     ModelFamily.PIXEL_DNN: DNNParams,
     ModelFamily.RANDOM_FOREST: ForestParams,
     ModelFamily.UNET: UNetParams,
+    ModelFamily.FOREST_REGRESSION: ForestRegressionParams,
+    ModelFamily.DNN_REGRESSION: DNNRegressionParams,
 }
 
 

@@ -27,12 +27,14 @@ from ..data.classes import ClassTable
 from ..io.atomic import atomic_path
 from ..runtime.errors import GeoDLError
 from .networks import Forest
+from .regression import ForestRegressor
 
 FORMAT = "geodl-model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 KERAS_MEMBER = "model.keras"
 FOREST_MEMBER = "forest.npz"
+FOREST_REGRESSION_MEMBER = "forest_regression.npz"
 SUFFIX = ".geodl"
 log = logging.getLogger("geodl")
 MAX_BATCH_PIXELS = 262_144
@@ -83,6 +85,11 @@ def make_manifest(
             "pre_processing_function": None,
         }],
         "mlm:output": [{
+            "name": "value",
+            "tasks": [task],
+            "result": {"shape": [-1], "dim_order": ["batch"], "data_type": "float32"},
+            "classification:classes": [],
+        } if task == "regression" else {
             "name": "classes",
             "tasks": [task],
             "result": {"shape": [-1, len(classes)], "dim_order": ["batch", "class"], "data_type": "float32"},
@@ -100,7 +107,7 @@ def make_manifest(
 
 
 def _framework(model: Any) -> tuple[str, str]:
-    if isinstance(model, Forest):
+    if isinstance(model, (Forest, ForestRegressor)):
         from importlib import metadata
 
         try:
@@ -251,10 +258,10 @@ def save_model_file(path: str | os.PathLike, model: Any, manifest: dict[str, Any
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(MANIFEST, json.dumps(manifest, indent=2))
-            if isinstance(model, Forest):
+            if isinstance(model, (Forest, ForestRegressor)):
                 buf = io.BytesIO()
                 np.savez_compressed(buf, **model.to_arrays())
-                zf.writestr(FOREST_MEMBER, buf.getvalue())
+                zf.writestr(FOREST_MEMBER if isinstance(model, Forest) else FOREST_REGRESSION_MEMBER, buf.getvalue())
             else:
                 with tempfile.TemporaryDirectory() as d:
                     keras_path = Path(d) / KERAS_MEMBER
@@ -315,6 +322,10 @@ def load_model_file(path: str | os.PathLike) -> ModelBundle:
             with zf.open(FOREST_MEMBER) as fh:
                 arrays = np.load(io.BytesIO(fh.read()), allow_pickle=False)
                 return ModelBundle(manifest, Forest.from_arrays(arrays), str(path))
+        if FOREST_REGRESSION_MEMBER in names:
+            with zf.open(FOREST_REGRESSION_MEMBER) as fh:
+                arrays = np.load(io.BytesIO(fh.read()), allow_pickle=False)
+                return ModelBundle(manifest, ForestRegressor.from_arrays(arrays), str(path))
         if KERAS_MEMBER not in names:
             raise GeoDLError(f"The model file '{path}' holds no model (expected {KERAS_MEMBER} or {FOREST_MEMBER}).")
         import keras

@@ -49,12 +49,15 @@ def canvas_vrts(rasters: Sequence[str], extent: Sequence[float], width: int, hei
 
 
 def preview_params(rasters: Sequence[str], model: str, extent: Sequence[float], width: int, height: int,
-                   out_dir: str | os.PathLike) -> PredictParams:
-    """The prediction of the canvas view into ``out_dir/preview.tif`` (no overviews: it is thrown away)."""
+                   out_dir: str | os.PathLike, measures: Sequence[str] = ()) -> PredictParams:
+    """The prediction of the canvas view into ``out_dir/preview.tif`` (no overviews: it is thrown away);
+    also ``entropy.tif`` and/or ``margin.tif`` for the uncertainty ``measures`` named (for Suggest points)."""
     if not rasters:
         raise GeoDLError("No raster chosen. Tick the imagery in the Imagery tab.")
     vrts = canvas_vrts(rasters, extent, width, height, out_dir)
     params = PredictParams(rasters=vrts, model=model, output=str(Path(out_dir) / "preview.tif"),
-                           block_size=1024, overviews=False)
+                           block_size=1024, overviews=False,
+                           entropy_output=str(Path(out_dir) / "entropy.tif") if "entropy" in measures else None,
+                           margin_output=str(Path(out_dir) / "margin.tif") if "margin" in measures else None)
     params.validate()
     return params

@@ -40,6 +40,8 @@ class PredictParams:
     output: str
     confidence_output: Optional[str] = None
     probabilities_output: Optional[str] = None
+    entropy_output: Optional[str] = None  # uncertainty: class entropy / ln(classes), 0 sure … 1 undecided
+    margin_output: Optional[str] = None  # uncertainty: best minus second-best probability, 0 undecided … 1 sure
     nodata: Optional[float] = None  # overrides the raster's and the model's
     extent: Optional[tuple[float, float, float, float]] = None  # xmin, ymin, xmax, ymax in the raster's CRS
     block_size: int = 1024  # pixels a side read, classified and written at once
@@ -55,7 +57,8 @@ class PredictParams:
             raise GeoDLError("No raster given. Choose the imagery to classify.")
         if not self.model:
             raise GeoDLError("No model file given. Train a model first (geodl:train).")
-        outputs = [p for p in (self.output, self.confidence_output, self.probabilities_output) if p]
+        outputs = [p for p in (self.output, self.confidence_output, self.probabilities_output,
+                               self.entropy_output, self.margin_output) if p]
         if len(set(map(str, outputs))) != len(outputs):
             raise GeoDLError("Two outputs have the same file name; give each output its own file.")
         for p in outputs:
@@ -76,6 +79,8 @@ class PredictResult:
     warnings: list[str] = field(default_factory=list)
     raster_pixels: int = 0  # width × height of the output grid: every one is read and written
     details: dict[str, Any] = field(default_factory=dict)  # how the family walked the raster (e.g. its tiles)
+    entropy_output: Optional[str] = None
+    margin_output: Optional[str] = None
 
     @property
     def megapixels_per_second(self) -> float:
@@ -203,7 +208,10 @@ class PredictionOutputs:
     API because rasterio has neither a flush nor access to overview levels."""
 
     def __init__(self, stack: contextlib.ExitStack, params: PredictParams, info: RasterInfo, width: int,
-                 height: int, transform: Any, classes: Any) -> None:
+                 height: int, transform: Any, classes: Any,
+                 layout: Optional[dict[str, tuple[Optional[str], int, str, float]]] = None) -> None:
+        """``layout`` (key → target path, bands, dtype, nodata) replaces the classifier's outputs, e.g. a
+        regression's float value and spread; a key other than "class" gets mean overviews."""
         import queue
         import threading
 
@@ -213,9 +221,13 @@ class PredictionOutputs:
         self.classes = classes
         self.factors = overview_factors(width, height) if params.overviews else []
         self.progressive = True  # overviews from the blocks; False once a block is off the overview grid
-        targets = {"class": (params.output, 1, "uint8", NODATA_CLASS),
-                   "confidence": (params.confidence_output, 1, "float32", CONFIDENCE_NODATA),
-                   "probabilities": (params.probabilities_output, len(classes), "float32", CONFIDENCE_NODATA)}
+        targets = layout or {
+            "class": (params.output, 1, "uint8", NODATA_CLASS),
+            "confidence": (params.confidence_output, 1, "float32", CONFIDENCE_NODATA),
+            "probabilities": (params.probabilities_output, len(classes), "float32", CONFIDENCE_NODATA),
+            "entropy": (getattr(params, "entropy_output", None), 1, "float32", CONFIDENCE_NODATA),
+            "margin": (getattr(params, "margin_output", None), 1, "float32", CONFIDENCE_NODATA)}
+        self.nodata = {key: t[3] for key, t in targets.items()}
         types = {"uint8": gdal.GDT_Byte, "float32": gdal.GDT_Float32}
         geotransform = (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e)
         self.paths: dict[str, Any] = {}
@@ -254,6 +266,9 @@ class PredictionOutputs:
                 continue  # drain after a failure
             col, row, blocks, pyramid = item
             try:
+                if "uncertainty" in blocks:  # computed here, overlapping the classification of the next block
+                    probabilities, valid = blocks.pop("uncertainty")
+                    blocks.update(uncertainty_blocks(probabilities, valid, len(self.classes)))
                 for key, block in blocks.items():
                     ds = self.datasets.get(key)
                     if ds is None:
@@ -273,7 +288,7 @@ class PredictionOutputs:
         row_done = col + w == ds.RasterXSize
         for b, band_block in enumerate(block, start=1):
             levels = mode_levels(band_block, self.factors, NODATA_CLASS) if key == "class" else \
-                mean_levels(band_block, self.factors, CONFIDENCE_NODATA)
+                mean_levels(band_block, self.factors, self.nodata[key])
             band = ds.GetRasterBand(b)
             for i, (factor, level) in enumerate(zip(self.factors, levels)):
                 overview = band.GetOverview(i)
@@ -299,12 +314,31 @@ class PredictionOutputs:
         self._raise_writer_error()
         col, row = int(window.col_off), int(window.row_off)
         self.progressive = self.progressive and aligned(col, row, self.factors)
-        self._queue.put((col, row, {"class": classes[None], "confidence": confidence[None],
-                                    "probabilities": probabilities}, bool(self.factors) and self.progressive))
+        blocks: dict[str, Any] = {"class": classes[None], "confidence": confidence[None],
+                                  "probabilities": probabilities}
+        if self.wants_uncertainty:
+            blocks["uncertainty"] = (probabilities, classes != NODATA_CLASS)
+        self._queue.put((col, row, blocks, bool(self.factors) and self.progressive))
+
+    def write_blocks(self, window: Any, blocks: dict[str, np.ndarray]) -> None:
+        """(bands, h, w) blocks by output key, at ``window``."""
+        self._raise_writer_error()
+        col, row = int(window.col_off), int(window.row_off)
+        self.progressive = self.progressive and aligned(col, row, self.factors)
+        self._queue.put((col, row, blocks, bool(self.factors) and self.progressive))
 
     @property
     def wants_probabilities(self) -> bool:
         return "probabilities" in self.datasets
+
+    @property
+    def wants_uncertainty(self) -> bool:
+        return "entropy" in self.datasets or "margin" in self.datasets
+
+    @property
+    def needs_probabilities(self) -> bool:
+        """Whether ``write`` must be given every class's probabilities (for that output or the uncertainty)."""
+        return self.wants_probabilities or self.wants_uncertainty
 
     def finish(self, progress: Progress) -> None:
         """Colour table and descriptions, then close. Overviews were written with the blocks; if a block was
@@ -312,7 +346,8 @@ class PredictionOutputs:
         floats), one thread per output."""
         self._stop()
         self._raise_writer_error()
-        _describe(self.datasets, self.classes)
+        if "class" in self.datasets:
+            _describe(self.datasets, self.classes)
         self._close()
         if self.factors and not self.progressive:
             progress.check()
@@ -354,7 +389,8 @@ class PredictContext:
         width, height = self.region[2:]
         result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels,
                                seconds, {c.name: int(counts[i]) for i, c in enumerate(classes)}, self.warnings,
-                               width * height)
+                               width * height, entropy_output=getattr(params, "entropy_output", None),
+                               margin_output=getattr(params, "margin_output", None))
         self.progress.update(100, f"{verb} {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
                                   f"({result.megapixels_per_second:.2f} Mpx/s)")
         return result
@@ -404,9 +440,9 @@ def predict_pixels(ctx: PredictContext) -> PredictResult:
             class_block = np.full(h * w, NODATA_CLASS, dtype=np.uint8)
             conf_block = np.full(h * w, CONFIDENCE_NODATA, dtype=np.float32)
             prob_block = np.full((len(classes), h * w), CONFIDENCE_NODATA, dtype=np.float32) \
-                if outputs.wants_probabilities else np.empty((0, 0), np.float32)
+                if outputs.needs_probabilities else np.empty((0, 0), np.float32)
             if len(pixels):
-                classified = bundle.classify(pixels, probabilities=outputs.wants_probabilities)
+                classified = bundle.classify(pixels, probabilities=outputs.needs_probabilities)
                 class_block[ok] = ids[classified.index]
                 conf_block[ok] = classified.confidence
                 counts += np.bincount(classified.index, minlength=len(classes))
@@ -433,9 +469,55 @@ def _describe(outputs: dict, classes: Any) -> None:
     band.SetDescription("class")
     if "confidence" in outputs:
         outputs["confidence"].GetRasterBand(1).SetDescription("confidence (highest class probability)")
+    if "entropy" in outputs:
+        outputs["entropy"].GetRasterBand(1).SetDescription("entropy / ln(classes): 0 sure, 1 undecided")
+    if "margin" in outputs:
+        outputs["margin"].GetRasterBand(1).SetDescription("margin: best minus second-best probability (low = unsure)")
     if "probabilities" in outputs:
         for i, c in enumerate(classes, start=1):
             outputs["probabilities"].GetRasterBand(i).SetDescription(f"p({c.name})")
+
+
+def uncertainty_from_probabilities(probs: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised entropy, margin) of class probabilities along ``axis``: entropy / ln(classes) in [0, 1]
+    (1 = all classes equally likely) and best minus second-best probability in [0, 1] (0 = a tie). The same
+    for every model family, from the probabilities it predicts."""
+    p = np.moveaxis(np.asarray(probs, np.float32), axis, 0)
+    n = p.shape[0]
+    if n < 2:
+        zeros = np.zeros(p.shape[1:], np.float32)
+        return zeros, np.ones_like(zeros)
+    # One pass per class over float32 planes (no (C, n) temporaries, no sort): several times faster than
+    # partition/where on a block of a million pixels, which matters because it runs for every block.
+    entropy = np.zeros(p.shape[1:], np.float32)
+    top1 = np.full(p.shape[1:], -1.0, np.float32)
+    top2 = np.full(p.shape[1:], -1.0, np.float32)
+    term = np.empty(p.shape[1:], np.float32)
+    for plane in p:
+        np.clip(plane, 1e-12, 1.0, out=term)
+        np.log(term, out=term)
+        term *= plane
+        entropy -= term
+        np.maximum(top2, np.minimum(top1, plane), out=top2)
+        np.maximum(top1, plane, out=top1)
+    entropy /= np.float32(np.log(n))
+    return np.clip(entropy, 0.0, 1.0, out=entropy), np.clip(top1 - top2, 0.0, 1.0)
+
+
+def uncertainty_blocks(probabilities: np.ndarray, valid: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+    """The entropy and margin blocks (1, h, w) for the writer from (C, h, w) probabilities; nodata where the
+    class block is nodata."""
+    h, w = valid.shape
+    entropy = np.full((h, w), CONFIDENCE_NODATA, np.float32)
+    margin = np.full((h, w), CONFIDENCE_NODATA, np.float32)
+    if probabilities.size == n_classes * h * w and valid.any():
+        probs = probabilities.reshape(n_classes, h, w)
+        if valid.all():
+            entropy, margin = uncertainty_from_probabilities(probs, axis=0)
+        else:
+            e, m = uncertainty_from_probabilities(probs[:, valid], axis=0)
+            entropy[valid], margin[valid] = e, m
+    return {"entropy": entropy[None], "margin": margin[None]}
 
 
 def predict_samples(bundle: ModelBundle, x: np.ndarray) -> np.ndarray:

@@ -209,25 +209,13 @@ def predict_tiled(ctx: PredictContext) -> PredictResult:
             outputs.write(Window(0, r, width, probs.shape[1]), class_block,
                           np.where(ok, conf, CONFIDENCE_NODATA).astype(np.float32),
                           np.where(ok[None], probs, CONFIDENCE_NODATA).astype(np.float32)
-                          if outputs.wants_probabilities else probs)
+                          if outputs.needs_probabilities else probs)
             counts += np.bincount(best[ok], minlength=n_classes)[:n_classes]
             n_pixels += int(ok.sum())
         outputs.finish(progress)
     result = ctx.result(n_pixels, counts, "segmented")
     result.details.update({"tile": tile, "overlap": overlap, "batch": batch})
     return result
-
-
-def predict_untiled(model: Any, image: np.ndarray, pad: int, multiple: int) -> np.ndarray:
-    """Reference: one pass over the whole (mirror-padded) image (bands, h, w) → (C, h, w). For tests only."""
-    import keras
-
-    b, h, w = image.shape
-    hp = -(-(h + 2 * pad) // multiple) * multiple
-    wp = -(-(w + 2 * pad) // multiple) * multiple
-    padded = np.pad(image, ((0, 0), (pad, hp - h - pad), (pad, wp - w - pad)), mode="symmetric")
-    out = keras.ops.convert_to_numpy(model.predict_on_batch(np.moveaxis(padded, 0, -1)[None].astype(np.float32)))[0]
-    return np.moveaxis(out, -1, 0)[:, pad:pad + h, pad:pad + w]
 
 
 def predict_patch_centres(bundle: Any, x: np.ndarray, batch: int = 32) -> np.ndarray:

@@ -14,6 +14,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Optional
 
+from .environment import active_runtime, qgis_python_executable, read_runtime
+
+__all__ = ["qgis_python_executable"]  # kept here for its callers; it lives with the runtime it makes
+
 
 @dataclass(frozen=True)
 class Dependency:
@@ -57,9 +61,29 @@ def _version(dep: Dependency) -> Optional[str]:
     return None
 
 
+# Features that run wholly in the worker process: geodl's own ML runtime provides them when it is set up.
+WORKER_FEATURES = ("deep_learning", "classic_ml")
+
+
+def _runtime_version(dep: Dependency, packages: dict[str, str], backend: str) -> Optional[str]:
+    if dep.module == "tensorflow":  # "a Keras backend": torch stands in for TensorFlow in a torch runtime
+        return packages.get("torch") if backend == "torch" else (packages.get("tensorflow")
+                                                                 or packages.get("tensorflow-cpu"))
+    return packages.get(dep.package) or packages.get(dep.module)
+
+
 def check_dependencies(deps: Iterable[Dependency] = DEPENDENCIES) -> list[DependencyStatus]:
+    """What QGIS's Python has, except that the worker's features count as present when geodl's own ML
+    runtime is set up (the worker runs there, not in QGIS's Python)."""
+    root = active_runtime()
+    runtime = read_runtime(root) if root is not None else None
     result = []
     for dep in deps:
+        if runtime is not None and dep.feature in WORKER_FEATURES:
+            version = _runtime_version(dep, runtime.packages, runtime.backend)
+            if version is not None:
+                result.append(DependencyStatus(dep, True, f"{version} (geodl runtime)"))
+                continue
         ok = is_importable(dep.module)
         result.append(DependencyStatus(dep, ok, _version(dep) if ok else None))
     return result
@@ -71,18 +95,6 @@ def missing(statuses: Iterable[DependencyStatus]) -> list[Dependency]:
 
 def unavailable_features(statuses: Iterable[DependencyStatus]) -> set[str]:
     return {d.feature for d in missing(statuses)}
-
-
-def qgis_python_executable() -> str:
-    """The interpreter of the Python QGIS runs (``sys.executable`` is the QGIS binary inside QGIS)."""
-    if Path(sys.executable).name.lower().startswith("python"):
-        return sys.executable
-    base = Path(sys.base_exec_prefix)
-    if sys.platform == "win32":
-        candidate = base / "python.exe"
-    else:
-        candidate = base / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return str(candidate) if candidate.exists() else "python3"
 
 
 def _externally_managed() -> bool:
@@ -114,6 +126,10 @@ def missing_message(statuses: Iterable[DependencyStatus]) -> Optional[str]:
     if not absent:
         return None
     what = "; ".join(f"{d.package} (needed for {d.needed_for})" for d in absent)
+    if any(d.feature in WORKER_FEATURES for d in absent):
+        return (f"geodl: missing Python package(s): {what}. The rest of geodl works. Press \"Set up the ML "
+                f"runtime\" in the GeoDL dock's Status tab (or run geodl:setupruntime): it installs them into "
+                f"geodl's own environment and leaves QGIS's Python as it is.")
     return (
         f"geodl: missing Python package(s): {what}. The rest of geodl works. To install, run: "
         f"{install_command(d.package for d in absent)} — then restart QGIS."
@@ -135,7 +151,8 @@ def describe_training_device() -> str:
                 details = tf.config.experimental.get_device_details(gpu)
                 names.append(details.get("device_name", gpu.name))
             return f"GPU: {', '.join(names)} (TensorFlow {tf.__version__})"
-        return f"CPU (TensorFlow {tf.__version__} sees no GPU; install tensorflow[and-cuda] to use one)"
+        return (f"CPU (TensorFlow {tf.__version__} sees no GPU; to use one, set up the GPU runtime in the "
+                f"Status tab)")
     if backend == "torch":
         import torch  # noqa: PLC0415
 

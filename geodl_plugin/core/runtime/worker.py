@@ -58,9 +58,42 @@ def _hints(function: Callable[..., Any]) -> dict[str, Any]:
 
 
 def worker_python() -> str:
-    from .dependencies import qgis_python_executable
+    """``GEODL_WORKER_PYTHON`` if set, else geodl's own ML runtime when it is set up (``environment.py``),
+    else the Python QGIS runs."""
+    from .environment import active_runtime, qgis_python_executable, runtime_python
 
-    return os.environ.get("GEODL_WORKER_PYTHON") or qgis_python_executable()
+    explicit = os.environ.get("GEODL_WORKER_PYTHON")
+    if explicit:
+        return explicit
+    root = active_runtime()
+    own = runtime_python(root) if root is not None else None
+    return own or qgis_python_executable()
+
+
+def _own_runtime(python: str) -> Any:
+    """The manifest of the geodl runtime ``python`` belongs to, or None for any other interpreter."""
+    from .environment import read_runtime
+
+    folder = Path(python).parent.parent  # <runtime>/bin/python, <runtime>/Scripts/python.exe
+    return read_runtime(folder)
+
+
+def worker_environment(python: str, base: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The worker's environment. In geodl's own runtime the worker sees only the plugin package (no QGIS
+    site-packages, no user site, no PYTHONHOME) and the runtime's Keras backend; with QGIS's Python it sees
+    QGIS's path, as the parent does."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    info = _own_runtime(python)
+    if info is not None:
+        env["PYTHONPATH"] = _PACKAGE_PARENT
+        env["PYTHONNOUSERSITE"] = "1"
+        env.pop("PYTHONHOME", None)
+        env.setdefault("KERAS_BACKEND", info.backend)
+    else:
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([_PACKAGE_PARENT, *[p for p in sys.path if p]]))
+    return env
 
 
 class Worker:
@@ -80,12 +113,10 @@ class Worker:
         return self._proc is not None and self._proc.poll() is None
 
     def _start(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([_PACKAGE_PARENT, *[p for p in sys.path if p]]))
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        env["PYTHONUNBUFFERED"] = "1"
+        python = worker_python()
+        env = worker_environment(python)
         self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
-        self._proc = subprocess.Popen([worker_python(), "-m", JOBS_MODULE], stdin=subprocess.PIPE,
+        self._proc = subprocess.Popen([python, "-m", JOBS_MODULE], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=self._stderr, env=env, text=True,
                                       encoding="utf-8")
         lines: queue.Queue = queue.Queue()

@@ -113,6 +113,21 @@ class FamilyTrainer:
     def load(self, params: TrainParams, progress: Progress) -> Any:
         raise NotImplementedError
 
+    def check_samples(self, data: Any, labels: np.ndarray, warnings: list[str]) -> None:
+        """Refuse samples the family cannot learn from; warn about thin ones."""
+        present = sorted(set(np.asarray(labels).tolist()))
+        if len(present) < 2:
+            raise GeoDLError(f"The samples hold one class only ({present}); a classifier needs at least two.")
+        for c in data.classes:
+            n = int(np.sum(labels == c.id))
+            if 0 < n < 10:
+                warnings.append(f"Class '{c.name}' has only {n} samples; its accuracy will be unreliable. Label more.")
+
+    def describe(self, metrics: dict[str, Any], n_test: int) -> str:
+        """The held-out scores in one line, for the log."""
+        return (f"held-out accuracy {metrics['overall_accuracy']:.3f}, kappa {metrics['kappa']:.3f} "
+                f"on {metrics.get('n_samples', n_test)} samples")
+
     def split_labels(self, data: Any) -> np.ndarray:
         """One class id per sample, for stratified (and blocked) splits."""
         return np.asarray(data.y)
@@ -142,14 +157,8 @@ def run_training(params: TrainParams, trainer: FamilyTrainer, progress: Optional
     data = trainer.load(params, progress)
     classes = data.classes
     labels = trainer.split_labels(data)
-    present = sorted(set(np.asarray(labels).tolist()))
-    if len(present) < 2:
-        raise GeoDLError(f"The samples hold one class only ({present}); a classifier needs at least two.")
     warnings: list[str] = []
-    for c in classes:
-        n = int(np.sum(labels == c.id))
-        if 0 < n < 10:
-            warnings.append(f"Class '{c.name}' has only {n} samples; its accuracy will be unreliable. Label more.")
+    trainer.check_samples(data, labels, warnings)
     train_idx, test_idx = split_samples(labels, data, params, trainer.block_pixels(data, params))
     train_idx = trainer.after_split(data, train_idx, test_idx, warnings)
     if not len(train_idx):
@@ -163,8 +172,7 @@ def run_training(params: TrainParams, trainer: FamilyTrainer, progress: Optional
     if len(test):
         metrics = trainer.score(fitted.model, test)
         metrics["split"] = params.split
-        progress.message(f"held-out accuracy {metrics['overall_accuracy']:.3f}, kappa {metrics['kappa']:.3f} "
-                         f"on {metrics.get('n_samples', len(test))} samples")
+        progress.message(trainer.describe(metrics, len(test)))
     else:
         warnings.append("No held-out samples (held-out fraction 0 or too few blocks); the model file carries no "
                         "accuracy.")

@@ -15,6 +15,7 @@ from qgis.core import (
 from ...core.data.labels import read_labels
 from ...core.evaluate.accuracy import evaluate_map
 from ...core.evaluate.metrics import save_report
+from ...core.evaluate.regression_metrics import save_regression_report
 from ...core.families import evaluate_model
 from ...core.models.model_file import read_model_info
 from ...core.runtime.errors import GeoDLError
@@ -29,9 +30,11 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
             "matrix, overall accuracy, kappa, per-class precision, recall, F1 and IoU, as JSON and a PNG plot. "
             "Given a classified map and reference points instead (or as well), it scores the map and adds the "
             "area-adjusted estimates of Olofsson et al. (2014): estimated area per class with a 95% confidence "
-            "interval, user's and producer's accuracy.")
+            "interval, user's and producer's accuracy. A regression model (a number per pixel) is scored on its "
+            "samples with RMSE, MAE, R² and bias, and the plot is predicted against observed.")
     MODEL, SAMPLES, CLASSIFIED, REFERENCE, REFERENCE_FIELD = "MODEL", "SAMPLES", "CLASSIFIED", "REFERENCE", "REFERENCE_FIELD"
     OUTPUT, OUTPUT_PLOT, OVERALL_ACCURACY, KAPPA = "OUTPUT", "OUTPUT_PLOT", "OVERALL_ACCURACY", "KAPPA"
+    R2, RMSE = "R2", "RMSE"
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model file", fileFilter="GeoDL model (*.geodl)",
@@ -48,6 +51,8 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
                                                                 "PNG (*.png)", optional=True))
         self.addOutput(QgsProcessingOutputNumber(self.OVERALL_ACCURACY, "Overall accuracy"))
         self.addOutput(QgsProcessingOutputNumber(self.KAPPA, "Kappa"))
+        self.addOutput(QgsProcessingOutputNumber(self.R2, "R² (regression)"))
+        self.addOutput(QgsProcessingOutputNumber(self.RMSE, "RMSE (regression)"))
 
     def processAlgorithm(self, parameters, context, feedback):
         model = self.parameterAsFile(parameters, self.MODEL, context)
@@ -71,6 +76,9 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
             classes = None
             if model and samples:
                 report = run_in_worker(evaluate_model, None, progress.sub(0, 50), model=model, samples=[samples])
+                if report.get("task") == "regression":
+                    save_regression_report(report, output, plot)
+                    return report
                 classes = read_model_info(model).classes
             if classified and reference:
                 from ...core.io.raster import raster_info
@@ -83,6 +91,11 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
             return report
 
         report = self.run_core(feedback, work)
+        if report.get("task") == "regression":
+            feedback.pushInfo(f"R² {report['r2']:.3f}, RMSE {report['rmse']:.4g}, MAE {report['mae']:.4g}, "
+                              f"bias {report['bias']:+.3g} on {report['n']} samples")
+            return {self.OUTPUT: output, self.R2: report["r2"], self.RMSE: report["rmse"],
+                    self.OUTPUT_PLOT: plot}
         feedback.pushInfo(f"overall accuracy {report['overall_accuracy']:.3f}, kappa {report['kappa']:.3f}")
         out = {self.OUTPUT: output, self.OVERALL_ACCURACY: report["overall_accuracy"], self.KAPPA: report["kappa"]}
         if plot:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
@@ -12,8 +15,9 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ...core.data.labels import read_labels
+from ...core.data.labels import read_labels, read_targets
 from ...core.data.samples import extract_samples, stack_info
+from ...core.data.target_samples import extract_target_samples
 from ...core.runtime.errors import GeoDLError
 from ..base import GeoDLAlgorithm
 
@@ -32,16 +36,27 @@ class ExtractSamplesAlgorithm(GeoDLAlgorithm):
             "co-registered rasters and writes them as a TFRecord in the layout of an Earth Engine table export "
             "(one float feature per band, the class id as 'class'), with a JSON sidecar holding class names, "
             "band order and grid. Labels in another CRS are reprojected; points outside the raster are skipped "
-            "and counted; samples on nodata pixels are left out.")
+            "and counted; samples on nodata pixels are left out. For a regression (a number to predict, such as "
+            "roof fraction or biomass) pick a numeric field and 'a numeric target': each point, or every pixel of "
+            "each polygon, becomes a sample with that value (property 'target').")
     INPUT, LABELS, CLASS_FIELD, PATCH_SIZE, NODATA, BAND_NAMES, OUTPUT = (
         "INPUT", "LABELS", "CLASS_FIELD", "PATCH_SIZE", "NODATA", "BAND_NAMES", "OUTPUT")
+    FIELD_KIND, ALL_TOUCHED = "FIELD_KIND", "ALL_TOUCHED"
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.INPUT, "Raster(s), co-registered", QgsProcessing.SourceType.TypeRaster))
         self.addParameter(QgsProcessingParameterVectorLayer(
-            self.LABELS, "Labelled points", [QgsProcessing.SourceType.TypeVectorPoint]))
-        self.addParameter(QgsProcessingParameterField(self.CLASS_FIELD, "Class field", parentLayerParameterName=self.LABELS))
+            self.LABELS, "Labelled points (polygons: numeric targets only)",
+            [QgsProcessing.SourceType.TypeVectorPoint, QgsProcessing.SourceType.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterField(self.CLASS_FIELD, "Class (or target) field",
+                                                      parentLayerParameterName=self.LABELS))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.FIELD_KIND, "The field holds", ["Classes (names or ids)", "A numeric target (regression)"],
+            defaultValue=0))
+        touched = QgsProcessingParameterBoolean(self.ALL_TOUCHED, "Target polygons: every pixel they touch", False)
+        touched.setFlags(touched.flags() | QgsProcessingParameterBoolean.Flag.FlagAdvanced)
+        self.addParameter(touched)
         self.addParameter(QgsProcessingParameterNumber(
             self.PATCH_SIZE, "Patch size (1 = single pixels; odd)", QgsProcessingParameterNumber.Type.Integer, 1,
             minValue=1))
@@ -64,6 +79,19 @@ class ExtractSamplesAlgorithm(GeoDLAlgorithm):
         names_text = self.parameterAsString(parameters, self.BAND_NAMES, context).strip()
         names = [n.strip() for n in names_text.split(",") if n.strip()] or None
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        numeric = self.parameterAsEnum(parameters, self.FIELD_KIND, context) == 1
+        all_touched = self.parameterAsBoolean(parameters, self.ALL_TOUCHED, context)
+        if numeric:
+            if patch != 1:
+                raise QgsProcessingException("Regression samples are single pixels; set the patch size to 1.")
+            report = self.run_core(feedback, lambda progress: extract_target_samples(
+                rasters, read_targets(path, field, layer=layer_name or None,
+                                      target_crs_wkt=stack_info(rasters, names)[0].crs_wkt),
+                output, nodata, names, all_touched, progress=progress))
+            for w in report.warnings:
+                feedback.reportError(w, False)
+            feedback.pushInfo(f"{report.count} samples, '{report.target}' from {report.minimum:g} to {report.maximum:g}")
+            return {self.OUTPUT: output}
 
         def work(progress):
             infos = stack_info(rasters, names)

@@ -24,12 +24,18 @@ class PredictAlgorithm(GeoDLAlgorithm):
     DISPLAY = "Classify a raster"
     HELP = ("Classifies a raster with a GeoDL model file, block by block (never the whole raster in memory). "
             "Outputs lie on exactly the input's grid and CRS: the class raster (uint8, nodata 255, tiled GeoTIFF "
-            "with overviews and the classes' colours) and optionally the confidence (highest class probability) "
-            "and one probability band per class. Each output is written to a temporary file and renamed when "
-            "complete, so a cancel leaves nothing half-written. The raster is checked against the model's bands, "
-            "data type and CRS units first.")
+            "with overviews and the classes' colours) and optionally the confidence (highest class probability), "
+            "one probability band per class, and two uncertainty rasters: the entropy of the class probabilities "
+            "divided by ln(classes) (0 sure, 1 undecided) and the margin between the best and second-best "
+            "probability (low = unsure), which geodl:suggestpoints uses to pick where to label next. Each output "
+            "is written to a temporary file and renamed when complete, so a cancel leaves nothing half-written. "
+            "The raster is checked against the model's bands, data type and CRS units first. With a regression "
+            "model the output is a float32 raster of the predicted number (nodata -9999) and, for a random-forest "
+            "regressor, the 'confidence' output holds the spread of its trees (their standard deviation, in target "
+            "units); both get a continuous colour ramp.")
     INPUT, MODEL, NODATA, EXTENT = "INPUT", "MODEL", "NODATA", "EXTENT"
     OUTPUT, OUTPUT_CONFIDENCE, OUTPUT_PROBABILITIES = "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_PROBABILITIES"
+    OUTPUT_ENTROPY, OUTPUT_MARGIN = "OUTPUT_ENTROPY", "OUTPUT_MARGIN"
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Raster to classify"))
@@ -43,6 +49,11 @@ class PredictAlgorithm(GeoDLAlgorithm):
             self.OUTPUT_CONFIDENCE, "Confidence", optional=True, createByDefault=True))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT_PROBABILITIES, "Class probabilities", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_ENTROPY, "Uncertainty: entropy (0 sure … 1 undecided)", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_MARGIN, "Uncertainty: margin (best − second-best probability)", optional=True,
+            createByDefault=False))
         add_option_parameters(self, TilingParams, "TILE", "Tiles (convolutional models)")
 
     def processAlgorithm(self, parameters, context, feedback):
@@ -59,19 +70,29 @@ class PredictAlgorithm(GeoDLAlgorithm):
         params = PredictParams(
             rasters=[layer.source()], model=model, output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
             confidence_output=confidence, probabilities_output=probabilities, nodata=nodata, extent=extent,
-            tiling=read_option_parameters(self, parameters, context, TilingParams, "TILE"))
+            tiling=read_option_parameters(self, parameters, context, TilingParams, "TILE"),
+            entropy_output=self.parameterAsOutputLayer(parameters, self.OUTPUT_ENTROPY, context) or None,
+            margin_output=self.parameterAsOutputLayer(parameters, self.OUTPUT_MARGIN, context) or None)
         spec, info = self.run_core(feedback, lambda progress: (family_of_model(model), read_model_info(model)))
         result = self.run_core(feedback, lambda progress: run_in_worker(predict_raster, params, progress),
                                requires=spec.requires)
         for w in result.warnings:
             feedback.reportError(w, False)
-        from ...layers import write_default_styles
+        from ...layers import write_default_styles, write_value_styles
 
-        write_default_styles(result.output, info.classes, result.confidence_output)
-        feedback.pushInfo(f"{result.pixels} pixels classified at {result.megapixels_per_second:.2f} Mpx/s")
+        if spec.task == "regression":
+            write_value_styles(result.output, result.confidence_output)
+        else:
+            write_default_styles(result.output, info.classes, result.confidence_output, result.entropy_output,
+                                 result.margin_output)
+        feedback.pushInfo(f"{result.pixels} pixels predicted at {result.megapixels_per_second:.2f} Mpx/s")
         out = {self.OUTPUT: result.output}
         if result.confidence_output:
             out[self.OUTPUT_CONFIDENCE] = result.confidence_output
         if result.probabilities_output:
             out[self.OUTPUT_PROBABILITIES] = result.probabilities_output
+        if result.entropy_output:
+            out[self.OUTPUT_ENTROPY] = result.entropy_output
+        if result.margin_output:
+            out[self.OUTPUT_MARGIN] = result.margin_output
         return out

@@ -22,7 +22,8 @@ FAMILY_LIST = list(FAMILIES.values())
 class TrainAlgorithm(GeoDLAlgorithm):
     NAME = "train"
     DISPLAY = "Train a model"
-    HELP = ("Trains a model of any geodl family (pixel DNN, random forest, U-Net; each family's own options are "
+    HELP = ("Trains a model of any geodl family (pixel DNN, random forest, U-Net, and the regression families "
+            "for a number per pixel from regression samples; each family's own options are "
             "under Advanced) from sample TFRecords (from 'Extract training samples' or an Earth Engine table "
             "export) and writes one shareable model file (.geodl: the Keras model or forest plus a manifest with "
             "bands, normalisation, classes, grid, metrics and provenance). A held-out split — spatially blocked by "
@@ -32,7 +33,7 @@ class TrainAlgorithm(GeoDLAlgorithm):
         "SAMPLES", "MODEL_TYPE", "EPOCHS", "BATCH_SIZE", "LEARNING_RATE")
     SPLIT, BLOCK_SIZE, TEST_FRACTION, SEED, OUTPUT, OUTPUT_TEST_SAMPLES = (
         "SPLIT", "BLOCK_SIZE", "TEST_FRACTION", "SEED", "OUTPUT", "OUTPUT_TEST_SAMPLES")
-    OVERALL_ACCURACY, KAPPA = "OVERALL_ACCURACY", "KAPPA"
+    OVERALL_ACCURACY, KAPPA, R2, RMSE = "OVERALL_ACCURACY", "KAPPA", "R2", "RMSE"
 
     def initAlgorithm(self, config=None):
         Number = QgsProcessingParameterNumber
@@ -59,6 +60,8 @@ class TrainAlgorithm(GeoDLAlgorithm):
             add_option_parameters(self, spec.params_type, spec.family.name, spec.label)
         self.addOutput(QgsProcessingOutputNumber(self.OVERALL_ACCURACY, "Held-out overall accuracy"))
         self.addOutput(QgsProcessingOutputNumber(self.KAPPA, "Held-out kappa"))
+        self.addOutput(QgsProcessingOutputNumber(self.R2, "Held-out R² (regression)"))
+        self.addOutput(QgsProcessingOutputNumber(self.RMSE, "Held-out RMSE (regression)"))
 
     def processAlgorithm(self, parameters, context, feedback):
         spec = FAMILY_LIST[self.parameterAsEnum(parameters, self.MODEL_TYPE, context)]
@@ -83,7 +86,7 @@ class TrainAlgorithm(GeoDLAlgorithm):
             feedback.reportError(w, False)
         metrics = result.metrics
         out = {self.OUTPUT: result.model_path, self.OVERALL_ACCURACY: metrics.get("overall_accuracy"),
-               self.KAPPA: metrics.get("kappa")}
+               self.KAPPA: metrics.get("kappa"), self.R2: metrics.get("r2"), self.RMSE: metrics.get("rmse")}
         if result.test_samples_path:
             out[self.OUTPUT_TEST_SAMPLES] = result.test_samples_path
         return out

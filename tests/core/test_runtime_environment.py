@@ -1,0 +1,209 @@
+"""geodl's own ML runtime (core/runtime/environment.py): made from QGIS's Python with the shipped pins, the
+worker running in it without QGIS's site-packages, cancel and failure leaving nothing half-made, remove, and
+the GPU detection that pre-fills the choice."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from geodl_plugin.core.runtime.environment import (
+    MANIFEST,
+    GpuInfo,
+    RuntimeSpec,
+    create_runtime,
+    describe_runtime,
+    detect_gpu,
+    read_runtime,
+    recommended_spec,
+    remove_runtime,
+    runtime_python,
+    set_active_runtime,
+    venv_python,
+)
+from geodl_plugin.core.runtime.errors import Cancelled, GeoDLError
+from geodl_plugin.core.runtime.progress import Progress
+from tests.conftest import QGIS_PYTHON
+
+
+def _fake_runtime(root: Path) -> Path:
+    """A bare venv with a manifest: enough for remove/replace checks, without installing anything."""
+    subprocess.run([QGIS_PYTHON, "-m", "venv", "--without-pip", str(root)], check=True, timeout=120)
+    (root / MANIFEST).write_text(json.dumps({"backend": "torch", "device": "cpu", "python_version": "3.11.2"}))
+    return root
+
+
+def _leftovers(root: Path) -> list[Path]:
+    return sorted(root.parent.glob(f".{root.name}-*"))
+
+
+# --- detection and choices -----------------------------------------------------------------------------
+def _script(path: Path, text: str) -> str:
+    path.write_text("#!/bin/sh\n" + text)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def test_gpu_detection_reads_nvidia_smi(tmp_path):
+    # No NVIDIA GPU here: stand-in nvidia-smi executables print what the real one prints for two GPUs / fails.
+    two = _script(tmp_path / "smi-two", 'echo "NVIDIA H100 80GB HBM3, 550.54.15"\necho "NVIDIA H100 80GB HBM3, 550.54.15"\n')
+    gpu = detect_gpu(two)
+    assert gpu == GpuInfo(("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"), "550.54.15")
+    assert "driver 550.54.15" in gpu.describe()
+    none = _script(tmp_path / "smi-none", 'echo "NVIDIA-SMI has failed because it could not communicate" >&2\nexit 9\n')
+    assert detect_gpu(none) is None
+
+
+def test_recommended_choice_follows_the_gpu_and_the_system():
+    gpu = GpuInfo(("NVIDIA RTX A2000",), "535")
+    assert recommended_spec(None, "linux") == RuntimeSpec("tensorflow", "cpu")
+    assert recommended_spec(gpu, "linux") == RuntimeSpec("tensorflow", "cuda")
+    assert recommended_spec(gpu, "win32") == RuntimeSpec("torch", "cuda")  # TensorFlow: no GPU build there
+    assert recommended_spec(gpu, "darwin") == RuntimeSpec("tensorflow", "cpu")
+
+
+def test_bad_choices_are_named(tmp_path):
+    with pytest.raises(GeoDLError, match="Unknown device 'gpu'"):
+        RuntimeSpec("tensorflow", "gpu").validate()
+    with pytest.raises(GeoDLError, match="Unknown ML backend 'jax'"):
+        RuntimeSpec("jax", "cpu").validate()
+    with pytest.raises(GeoDLError, match="wheel folder .* does not exist"):
+        RuntimeSpec(wheel_dir=str(tmp_path / "nope")).validate()
+    for backend in ("tensorflow", "torch"):
+        for device in ("cpu", "cuda"):
+            assert RuntimeSpec(backend, device).requirements_file().exists()
+
+
+# --- failure, cancel, remove ---------------------------------------------------------------------------
+@pytest.mark.slow  # makes a venv (ensurepip): ~15-25 s here
+def test_offline_install_from_a_folder_without_the_wheels_fails_cleanly(tmp_path):
+    """An air-gapped install reads only the wheel folder (--no-index): an empty one fails with pip's reason,
+    leaves the previous runtime in place and no half-made folder."""
+    root = _fake_runtime(tmp_path / "runtime")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with pytest.raises(GeoDLError, match="pip exit code") as error:
+        create_runtime(root, RuntimeSpec(wheel_dir=str(wheels)), base_python=QGIS_PYTHON)
+    assert "No matching distribution" in str(error.value) or "Could not find" in str(error.value)
+    assert read_runtime(root) is not None and read_runtime(root).backend == "torch"  # untouched
+    assert _leftovers(root) == []
+
+
+@pytest.mark.slow
+def test_cancel_kills_pip_and_removes_the_half_made_environment(tmp_path):
+    root = _fake_runtime(tmp_path / "runtime")
+    seen: list[str] = []
+    collecting = lambda: any(m.startswith("collecting") for m in seen)  # noqa: E731 - pip is at work
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        create_runtime(root, RuntimeSpec("tensorflow", "cpu"), base_python=QGIS_PYTHON,
+                       progress=Progress(on_message=seen.append, is_cancelled=collecting))
+    assert collecting() and time.monotonic() - started < 120
+    assert _leftovers(root) == [] and read_runtime(root).backend == "torch"
+    pips = subprocess.run(["pgrep", "-f", f"{root.name}-new-.*pip install"], capture_output=True, text=True)
+    assert pips.stdout.strip() == ""  # pip is gone with its folder
+
+
+def test_remove_deletes_only_a_geodl_runtime(tmp_path):
+    other = tmp_path / "not-a-runtime"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(GeoDLError, match="not a geodl runtime"):
+        remove_runtime(other)
+    assert (other / "keep.txt").exists()
+    root = _fake_runtime(tmp_path / "runtime")
+    (tmp_path / ".runtime-new-abc").mkdir()  # a build an earlier crash left behind
+    assert runtime_python(root) == str(venv_python(root))
+    assert remove_runtime(root) is True and not root.exists() and _leftovers(root) == []
+    assert remove_runtime(root) is False
+    assert "No geodl ML runtime" in describe_runtime(root)
+
+
+# --- the real thing: made from the index, the worker trains and predicts in it -------------------------
+@pytest.mark.slow
+def test_runtime_from_the_index_has_the_pinned_stack_and_reports_progress(geodl_runtime):
+    root, info, trace = geodl_runtime
+    assert read_runtime(root) == info
+    assert info.backend == "tensorflow" and info.device == "cpu"
+    assert info.packages["keras"] == "3.15.1" and info.packages["tensorflow-cpu"] == "2.20.0"
+    assert info.packages["numpy"].startswith("1.")  # QGIS's osgeo is bridged in, so numpy follows QGIS's major
+    assert info.osgeo_from and Path(info.osgeo_from, "osgeo").is_dir()
+    values = trace["progress"]
+    assert values == sorted(values) and values[-1] == 100  # monotonic, to the end
+    messages = trace["messages"]
+    assert any(m.startswith("collecting") and "keras" in m for m in messages), messages[-20:]
+    assert any(m.startswith(("installing ", "installed")) for m in messages), messages[-20:]
+    assert _leftovers(root) == []
+    print(f"\nruntime made in {trace['seconds']:.0f} s")
+
+
+@pytest.mark.slow
+def test_worker_trains_and_predicts_in_the_runtime_without_qgis_packages(geodl_runtime, tmp_path):
+    import rasterio
+
+    from geodl_plugin.core.data.labels import read_labels
+    from geodl_plugin.core.data.samples import extract_samples
+    from geodl_plugin.core.families import predict_raster, train_model
+    from geodl_plugin.core.io.raster import raster_info
+    from geodl_plugin.core.predict.raster_prediction import PredictParams
+    from geodl_plugin.core.runtime.dependencies import describe_training_device
+    from geodl_plugin.core.runtime.worker import Worker, worker_environment, worker_python
+    from geodl_plugin.core.train.trainer import TrainParams
+    from tests.core.synthetic import grid_points, two_class_scene, write_points
+
+    root, _, _ = geodl_runtime
+    os.environ.pop("GEODL_WORKER_PYTHON", None)
+    set_active_runtime(root)  # what the plugin does at start from its setting
+    try:
+        python = worker_python()
+        assert python == str(venv_python(root))
+        probe = ("import json, os, sys, importlib.util as u, osgeo.gdal\n"  # find_spec: no TensorFlow import
+                 "print(json.dumps({'path': sys.path, 'keras': u.find_spec('keras').origin,"
+                 " 'rasterio': u.find_spec('rasterio').origin, 'osgeo': osgeo.gdal.__file__,"
+                 " 'backend': os.environ['KERAS_BACKEND']}))")
+        seen = json.loads(subprocess.run([python, "-c", probe], env=worker_environment(python), capture_output=True,
+                                         text=True, check=True, timeout=300).stdout.splitlines()[-1])
+        assert not any("dist-packages" in p or "/.venv/" in p for p in seen["path"]), seen["path"]
+        assert seen["keras"].startswith(str(root)) and seen["rasterio"].startswith(str(root))
+        assert seen["osgeo"].startswith("/usr/lib/python3/dist-packages/osgeo")  # only osgeo is QGIS's
+        assert seen["backend"] == "tensorflow"
+
+        raster = two_class_scene(tmp_path / "scene.tif", size=64)
+        xy, names = grid_points(size=64, step=4)
+        labels = read_labels(write_points(tmp_path / "p.gpkg", xy, names), "name",
+                             target_crs_wkt=raster_info(raster).crs_wkt)
+        samples = extract_samples([raster], labels, tmp_path / "s.tfrecord.gz").path
+        worker = Worker()  # one process for the three jobs: TensorFlow is imported once
+        try:
+            assert "CPU (TensorFlow 2.20.0" in worker.call(describe_training_device)
+            result = worker.call(train_model, TrainParams([str(samples)], str(tmp_path / "m.geodl"), epochs=5))
+            assert result.metrics["overall_accuracy"] > 0.95
+            worker.call(predict_raster, PredictParams([str(raster)], str(tmp_path / "m.geodl"),
+                                                        str(tmp_path / "map.tif")))
+        finally:
+            worker.close()
+        with rasterio.open(tmp_path / "map.tif") as ds:
+            classes = ds.read(1)
+        assert (classes[8:, :30] == classes[40, 10]).mean() > 0.95 and (classes[:, 34:] == classes[40, 50]).mean() > 0.95
+        assert classes[40, 10] != classes[40, 50]  # the two halves got the two classes
+    finally:
+        set_active_runtime(None)
+
+
+def test_worker_environment_in_the_runtime_holds_only_the_plugin(tmp_path):
+    from geodl_plugin.core.runtime.worker import _PACKAGE_PARENT, worker_environment
+
+    root = _fake_runtime(tmp_path / "runtime")  # its manifest says torch
+    qgis_env = {"PYTHONPATH": "/usr/share/qgis/python", "PYTHONHOME": "/usr", "PATH": "/usr/bin"}
+    env = worker_environment(str(venv_python(root)), qgis_env)
+    assert env["PYTHONPATH"] == _PACKAGE_PARENT and "PYTHONHOME" not in env and env["PYTHONNOUSERSITE"] == "1"
+    assert env["KERAS_BACKEND"] == "torch" and env["PATH"] == "/usr/bin"
+    assert worker_environment(str(venv_python(root)), {"KERAS_BACKEND": "tensorflow"})["KERAS_BACKEND"] == "tensorflow"
+    plain = worker_environment(QGIS_PYTHON, qgis_env)  # QGIS's own Python: QGIS's path, as before
+    assert plain["PYTHONPATH"].startswith(_PACKAGE_PARENT) and "KERAS_BACKEND" not in plain
