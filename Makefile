@@ -35,7 +35,9 @@ demo: setup sample-data
 demo-temporal: setup sample-data
 	$(PY) scripts/demo_temporal.py --data data/sample --out demo-temporal-output
 
+# Orfeo ToolBox is the peer bench_peer.py compares with: installed here for the bench only (not a dependency).
 bench: setup sample-data
+	bash scripts/install_system_packages.sh otb-bin
 	$(PY) scripts/bench.py --data data/sample --out bench-output
 	$(PY) scripts/bench_uncertainty.py
 

@@ -3,7 +3,7 @@ measured in the same run, printed as Mpx/s and ratios. Goals: geodl ≥ 0.8× a 
 the same weights (same read and write), ≥ 100× the seed-000 pipeline (EE-style TFRecord patches → per-pixel
 ``flat_map`` → ``model.predict``). Each figure is the best of several runs (5 for the windowed paths, 3 for
 the slow seed path), so a noisy neighbour on the machine disturbs none of them more than the others. Then
-the U-Net and dock-preview benchmarks, when present."""
+OTB and the I/O floor (bench_peer.py, which runs the U-Net benchmark too), the dock preview and memory."""
 
 from __future__ import annotations
 
@@ -172,7 +172,8 @@ def main() -> None:
     print(f"  NumPy forward, same I/O        {numpy_rate:8.2f} Mpx/s   ratio {geodl / numpy_rate:.2f}× (goal ≥ 0.8×)")
     print(f"    (same class for {agreement:.4%} of the scene's pixels: the two paths compute the same map)")
     print(f"  seed-000 per-pixel flat_map    {seed:8.4f} Mpx/s   ratio {geodl / seed:.0f}× (goal ≥ 100×)")
-    for extra in ("bench_unet.py", "bench_temporal.py", "bench_preview.py", "bench_memory.py"):
+    # bench_peer runs bench_unet too
+    for extra in ("bench_peer.py", "bench_temporal.py", "bench_preview.py", "bench_memory.py"):
         script = REPO / "scripts" / extra
         if script.exists():
             print(f"\n== {extra}")

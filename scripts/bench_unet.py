@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
         bundle = load_model_file(model_path)  # loaded once, as the dock's worker keeps it
         predict_raster(params, bundle=bundle)  # warm up (traces the predict function)
-        seconds = best_of(lambda: predict_raster(params, bundle=bundle), 2)
+        seconds = best_of(lambda: predict_raster(params, bundle=bundle), 3)
         # the network alone, on the same tiles in the same batches
         predict = keras_predictor(bundle.model)
         x = np.random.default_rng(0).normal(1000, 300, (nx, tile, tile, bands)).astype(np.float32)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     predict(x[start:start + size])
 
         network()
-        net_seconds = best_of(network, 2)
+        net_seconds = best_of(network, 3)
         mpx = info.width * info.height / 1e6
         figures.update({
             "scene_px": [info.width, info.height], "tile": tile, "overlap": overlap, "tiles": tiles_run,

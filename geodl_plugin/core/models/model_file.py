@@ -164,9 +164,7 @@ class ModelBundle:
         model, so only two numbers per pixel come back instead of one per class."""
         x = np.asarray(x, dtype=np.float32)
         if isinstance(self.model, Forest):
-            probs = self.model.predict_proba(x)
-            return Classified(probs.argmax(axis=1).astype(np.uint8), probs.max(axis=1).astype(np.float32),
-                              probs if probabilities else None)
+            return Classified(*self.model.classify(x, probabilities))
         return self._predictor().classify(x, probabilities)
 
     def _predictor(self) -> _KerasPredictor:

@@ -195,16 +195,70 @@ def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tup
     return xo, yo
 
 
-def chip_batches(x: np.ndarray, y: np.ndarray, batch_size: int, augment: bool, seed: int, shuffle: bool = True) -> Any:
+def phases_covered(y: np.ndarray, multiple: int) -> int:
+    """How many of the ``multiple``² positions modulo the pooling grid hold a labelled pixel in masks
+    (n, k, k). A U-Net's output at position (r, c) is computed by weights that depend on (r mod 2^depth,
+    c mod 2^depth) (the pooling and up-sampling grid), so a phase with no label is never trained."""
+    if multiple <= 1:
+        return 1
+    _, rows, cols = np.nonzero(y != IGNORE)
+    return len(np.unique((rows % multiple) * multiple + cols % multiple))
+
+
+def translation_size(k: int, multiple: int) -> int:
+    """The window :func:`translate_batch` cuts from k×k chips: k - 2^depth when that leaves a U-Net at least
+    one pooling cell of 2^depth (cropping then costs no invented pixels), else k itself (chips mirrored)."""
+    return k - multiple if k - multiple >= multiple else k
+
+
+def translate_batch(x: np.ndarray, y: np.ndarray, multiple: int, rng: np.random.Generator,
+                    size: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Random translations that put each chip's labelled pixels at every phase of the pooling grid.
+
+    Point patches carry one labelled pixel, always at the centre (flips keep it there), so without this the
+    U-Net only ever learns the output positions with the centre's phase modulo 2^depth and its map shows a
+    dot pattern of that period. Here every chip (n, k, k, bands) and its mask (n, k, k) are cut to ``size``
+    (a multiple of ``multiple``; default :func:`translation_size`) at an offset drawn uniformly from
+    ``multiple`` consecutive offsets per axis, centred on the middle: the labelled pixel moves by less than
+    ``multiple`` and lands at each phase equally often. Chips too small to crop are mirror-padded first
+    (masks padded with 255, so no mirrored pixel counts as labelled)."""
+    n, k = x.shape[0], x.shape[1]
+    size = translation_size(k, multiple) if size is None else int(size)
+    # offsets first .. first + multiple - 1 put the centre pixel (k // 2) at size // 2 - multiple // 2 ..
+    # size // 2 - multiple // 2 + multiple - 1 of the window; pad just enough for every window to fit
+    shift = k // 2 - size // 2 - multiple // 2 + 1
+    pad = max(0, -shift, shift + multiple - 1 + size - k)
+    if pad:
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="symmetric")
+        y = np.pad(y, ((0, 0), (pad, pad), (pad, pad)), constant_values=IGNORE)
+    first = pad + shift
+    offsets = first + rng.integers(0, multiple, (n, 2))
+    xo = np.empty((n, size, size) + x.shape[3:], x.dtype)
+    yo = np.empty((n, size, size), y.dtype)
+    for i, (r, c) in enumerate(offsets):
+        xo[i] = x[i, r:r + size, c:c + size]
+        yo[i] = y[i, r:r + size, c:c + size]
+    return xo, yo
+
+
+def chip_batches(x: np.ndarray, y: np.ndarray, batch_size: int, augment: bool, seed: int, shuffle: bool = True,
+                 multiple: int = 1) -> Any:
     """A ``keras.utils.PyDataset`` of (image, mask) batches, reshuffled and re-augmented every epoch (NumPy,
-    so the pipeline is the same on every backend)."""
+    so the pipeline is the same on every backend).
+
+    ``multiple`` is the U-Net's 2^depth: when the labelled pixels of the masks do not cover every phase of
+    that grid (point patches: the centre only), every batch is randomly translated
+    (:func:`translate_batch`), whether or not ``augment`` asks for flips."""
     import keras
+
+    translate = phases_covered(y, multiple) < multiple * multiple
 
     class Batches(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__()
             self.rng = np.random.default_rng(seed)
             self.order = self.rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            self.translated = translate
 
         def __len__(self) -> int:
             return max(1, int(np.ceil(len(x) / batch_size)))
@@ -212,6 +266,8 @@ def chip_batches(x: np.ndarray, y: np.ndarray, batch_size: int, augment: bool, s
         def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
             idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
             xb, yb = x[idx], y[idx]
+            if translate:
+                xb, yb = translate_batch(xb, yb, multiple, self.rng)
             if augment:
                 xb, yb = augment_batch(xb, yb, self.rng)
             return np.ascontiguousarray(xb, np.float32), np.ascontiguousarray(yb, np.int32)

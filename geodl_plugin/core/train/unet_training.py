@@ -143,7 +143,8 @@ class UNetTrainer(FamilyTrainer):
         model.compile(optimizer=keras.optimizers.Adam(params.learning_rate),
                       loss=make_loss(weights, options.dice_weight), metrics=[masked_iou, masked_f1])
         validation = (train.x[val_idx].astype(np.float32), y_all[val_idx].astype(np.int32)) if len(val_idx) else None
-        batches = chip_batches(x_fit, y_all[fit_idx], params.batch_size, options.augment, params.seed)
+        batches = chip_batches(x_fit, y_all[fit_idx], params.batch_size, options.augment, params.seed,
+                               multiple=2**depth)
         progress.update(0, f"training a U-Net (depth {depth}, {options.base_filters} filters) on {len(fit_idx)} "
                            f"chips of {size}×{size}, {int(counts.sum())} labelled pixels")
         history = fit_keras(model, batches, validation, params, progress)
