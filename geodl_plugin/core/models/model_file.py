@@ -329,6 +329,8 @@ def check_manifest_against_network(path: str | os.PathLike, manifest: dict[str, 
     """A manifest edited by hand (or a mixed-up file) whose band or class count disagrees with the network would
     silently shift every class; refuse it at load."""
     bands = len(manifest["mlm:input"][0]["bands"])
+    # a series model also reads one day-of-year channel per date (training.series.doy)
+    bands += len(((manifest.get("training") or {}).get("series") or {}).get("doy") or [])
     classes = len(manifest["mlm:output"][0]["classification:classes"])
     problems = []
     if n_inputs is not None and (n_inputs > bands if forest else n_inputs != bands):

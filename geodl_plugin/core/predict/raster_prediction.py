@@ -118,6 +118,8 @@ def align_bands(infos: Sequence[RasterInfo], bundle: ModelBundle,
 
     from ..data.samples import stacked_band_names
 
+    if ((bundle.manifest.get("training") or {}).get("series") or {}).get("bands"):
+        return list(infos), []  # a series model matches the bands of each date itself (core/data/series.py)
     want = bundle.bands
     total = sum(i.count for i in infos)
     pieces: list[tuple[RasterInfo, int]] = [(i, b) for i in infos for b in range(1, i.count + 1)]
