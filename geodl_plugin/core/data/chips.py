@@ -222,7 +222,7 @@ class ChipReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def chip_raster(
+def chip_raster(  # noqa: C901, PLR0912, PLR0915 - one streaming pass over the raster; to split next
     rasters: Sequence[str | os.PathLike],
     mask: str | os.PathLike,
     output: str | os.PathLike,

@@ -124,7 +124,7 @@ def read_stack_window(infos: Sequence[RasterInfo], col: int, row: int, width: in
     return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
 
 
-def extract_samples(
+def extract_samples(  # noqa: PLR0915 - one streaming pass with its estimates and clean-up; to split next
     rasters: Sequence[str | os.PathLike],
     labels: LabelSet,
     output: str | os.PathLike,

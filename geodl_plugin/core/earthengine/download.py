@@ -213,7 +213,7 @@ def _fingerprint(expression: Any, params: DownloadParams, width: int, height: in
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def download_image(
+def download_image(  # noqa: C901, PLR0915 - tiling, retries and the mosaic in one place; to split next
     image: Any,
     params: DownloadParams,
     out_path: str | os.PathLike,

@@ -78,7 +78,7 @@ def cancel_task(task: str) -> None:
         ee.data.cancelOperation(operation_name(task))
 
 
-def wait_for_tasks(
+def wait_for_tasks(  # noqa: C901 - the task-state machine reads best whole
     tasks: Sequence[str],
     progress: Optional[Progress] = None,
     poll_seconds: float = 15.0,
