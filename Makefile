@@ -73,6 +73,7 @@ install-deps:
 
 lint: setup
 	$(VENV)/bin/ruff check geodl_plugin scripts tests
+	$(VENV)/bin/ruff format --check geodl_plugin scripts tests
 	$(VENV)/bin/mypy geodl_plugin
 
 clean:

@@ -30,8 +30,9 @@ def style_class_layer(layer: QgsRasterLayer, classes: ClassTable) -> None:
     layer.triggerRepaint()
 
 
-def style_confidence_layer(layer: QgsRasterLayer, minimum: float = 0.0, maximum: float = 1.0,
-                           ramp_name: str = "Viridis", invert: bool = False) -> None:
+def style_confidence_layer(
+    layer: QgsRasterLayer, minimum: float = 0.0, maximum: float = 1.0, ramp_name: str = "Viridis", invert: bool = False
+) -> None:
     ramp = QgsStyle.defaultStyle().colorRamp(ramp_name) or QgsStyle.defaultStyle().colorRamp("Viridis")
     if invert:
         ramp.invert()
@@ -53,8 +54,9 @@ def style_uncertainty_layer(layer: QgsRasterLayer, measure: str) -> None:
     style_confidence_layer(layer, 0.0, 1.0, "Inferno", invert=measure == "margin")
 
 
-def style_value_layer(layer: QgsRasterLayer, minimum: Optional[float] = None, maximum: Optional[float] = None,
-                      ramp_name: str = "Viridis") -> None:
+def style_value_layer(
+    layer: QgsRasterLayer, minimum: Optional[float] = None, maximum: Optional[float] = None, ramp_name: str = "Viridis"
+) -> None:
     """A continuous colour ramp for a regression output (value or spread), stretched over the 2nd–98th
     percentile of the values unless ``minimum``/``maximum`` are given."""
     if minimum is None or maximum is None:
@@ -87,8 +89,9 @@ def write_value_styles(value_path: str, spread_path: Optional[str] = None) -> No
         spread.saveDefaultStyle()
 
 
-def add_value_layers(value_path: str, spread_path: Optional[str] = None, group_name: str = "GeoDL regression",
-                     project: Optional[QgsProject] = None) -> list[QgsRasterLayer]:
+def add_value_layers(
+    value_path: str, spread_path: Optional[str] = None, group_name: str = "GeoDL regression", project: Optional[QgsProject] = None
+) -> list[QgsRasterLayer]:
     """Add a regression's styled value (and spread) layers to the project, in one group at the top."""
     project = project or QgsProject.instance()
     group: QgsLayerTreeGroup = project.layerTreeRoot().insertGroup(0, group_name)
@@ -110,8 +113,13 @@ def _open(path: str, name: str) -> QgsRasterLayer:
     return layer
 
 
-def write_default_styles(class_path: str, classes: ClassTable, confidence_path: Optional[str] = None,
-                         entropy_path: Optional[str] = None, margin_path: Optional[str] = None) -> None:
+def write_default_styles(
+    class_path: str,
+    classes: ClassTable,
+    confidence_path: Optional[str] = None,
+    entropy_path: Optional[str] = None,
+    margin_path: Optional[str] = None,
+) -> None:
     """Save ``<name>.qml`` beside the outputs (QGIS's default style for that file)."""
     layer = _open(class_path, Path(class_path).stem)
     style_class_layer(layer, classes)

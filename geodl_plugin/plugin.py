@@ -72,13 +72,18 @@ class GeoDLPlugin:
         if "deep_learning" not in unavailable_features(self.dependency_statuses):
             # In the persistent worker process: TensorFlow must not load inside the QGIS binary (see
             # core/worker.py), and warming that worker now makes the first map preview fast.
-            self.run_task(GeoDLTask("GeoDL: find the training device",
-                                    lambda progress: run_in_worker(describe_training_device, None, progress,
-                                                                    persistent=True),
-                                    on_done=self._show_device, on_error=self._show_device))
+            self.run_task(
+                GeoDLTask(
+                    "GeoDL: find the training device",
+                    lambda progress: run_in_worker(describe_training_device, None, progress, persistent=True),
+                    on_done=self._show_device,
+                    on_error=self._show_device,
+                )
+            )
         elif self.dock is not None:
-            self.dock.show_device("unavailable until the ML runtime (Keras on TensorFlow or PyTorch) is set up: "
-                                  "press \"Set up the ML runtime\" below")
+            self.dock.show_device(
+                'unavailable until the ML runtime (Keras on TensorFlow or PyTorch) is set up: press "Set up the ML runtime" below'
+            )
 
     def _show_device(self, text: str) -> None:
         if self.dock is not None:

@@ -31,8 +31,9 @@ class NumpyForward:
         norm = keras_model.get_layer("normalize")
         self.mean = np.asarray(norm.mean, np.float32).ravel()
         self.std = np.sqrt(np.asarray(norm.variance, np.float32).ravel())
-        self.dense = [(np.asarray(layer.kernel), np.asarray(layer.bias)) for layer in keras_model.layers
-                      if layer.__class__.__name__ == "Dense"]
+        self.dense = [
+            (np.asarray(layer.kernel), np.asarray(layer.bias)) for layer in keras_model.layers if layer.__class__.__name__ == "Dense"
+        ]
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         h = (x - self.mean) / self.std
@@ -51,14 +52,14 @@ class NumpyForward:
         confidence = np.empty(len(x), np.float32)
         probs = np.empty((len(x), self.dense[-1][1].shape[0]), np.float32) if probabilities else None
         for i in range(0, len(x), self.CHUNK):
-            z = np.ascontiguousarray(self.logits(x[i:i + self.CHUNK]).T)
-            index[i:i + self.CHUNK] = z.argmax(axis=0)
+            z = np.ascontiguousarray(self.logits(x[i : i + self.CHUNK]).T)
+            index[i : i + self.CHUNK] = z.argmax(axis=0)
             z -= z.max(axis=0)
             np.exp(z, out=z)
             total = z.sum(axis=0)
-            confidence[i:i + self.CHUNK] = 1.0 / total
+            confidence[i : i + self.CHUNK] = 1.0 / total
             if probs is not None:
-                probs[i:i + self.CHUNK] = (z / total).T
+                probs[i : i + self.CHUNK] = (z / total).T
         return Classified(index, confidence, probs)
 
     CHUNK = 65_536
@@ -78,8 +79,7 @@ def ensure_model(data: Path, out: Path) -> Path:
     info = raster_info(data / SCENE)
     labels = read_labels(data / SCENE.replace(".TIF", "_polygons.gpkg"), "name", target_crs_wkt=info.crs_wkt)
     points = sample_points_in_polygons(labels, 150, 30.0, seed=1)
-    report = extract_samples([data / SCENE], points, out / "samples.tfrecord.gz", nodata=0,
-                             band_names=["B2", "B3", "B4"])
+    report = extract_samples([data / SCENE], points, out / "samples.tfrecord.gz", nodata=0, band_names=["B2", "B3", "B4"])
     train_model(TrainParams(samples=[report.path], output=str(model), epochs=60, batch_size=32))
     return model
 
@@ -146,8 +146,7 @@ def main() -> None:
     model = ensure_model(args.data, args.out)
     bundle = load_model_file(model)
     scene = args.data / SCENE
-    params = PredictParams([str(scene)], str(model), str(args.out / "classified.tif"),
-                           str(args.out / "confidence.tif"), nodata=0)
+    params = PredictParams([str(scene)], str(model), str(args.out / "classified.tif"), str(args.out / "confidence.tif"), nodata=0)
     predict_raster(params, bundle=bundle)  # warm-up (graph tracing, file cache)
 
     def rate(result) -> float:  # scene pixels per second: every pixel is read and written

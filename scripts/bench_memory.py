@@ -58,22 +58,31 @@ def mosaic_vrt(scene: Path, path: Path, repeat: int) -> tuple[int, int, int]:
     bands = []
     for b in range(1, count + 1):
         sources = "".join(
-            f"<SimpleSource><SourceFilename relativeToVRT=\"0\">{scene}</SourceFilename><SourceBand>{b}</SourceBand>"
-            f"<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{width}\" ySize=\"{height}\"/>"
-            f"<DstRect xOff=\"{i * width}\" yOff=\"{j * height}\" xSize=\"{width}\" ySize=\"{height}\"/></SimpleSource>"
-            for j in range(repeat) for i in range(repeat))
-        bands.append(f"<VRTRasterBand dataType=\"{gdal_type}\" band=\"{b}\"><NoDataValue>0</NoDataValue>{sources}"
-                     "</VRTRasterBand>")
-    xml = (f"<VRTDataset rasterXSize=\"{width * repeat}\" rasterYSize=\"{height * repeat}\">"
-           f"<SRS>{crs.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')}</SRS>"
-           f"<GeoTransform>{t.c}, {t.a}, {t.b}, {t.f}, {t.d}, {t.e}</GeoTransform>{''.join(bands)}</VRTDataset>")
+            f'<SimpleSource><SourceFilename relativeToVRT="0">{scene}</SourceFilename><SourceBand>{b}</SourceBand>'
+            f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
+            f'<DstRect xOff="{i * width}" yOff="{j * height}" xSize="{width}" ySize="{height}"/></SimpleSource>'
+            for j in range(repeat)
+            for i in range(repeat)
+        )
+        bands.append(f'<VRTRasterBand dataType="{gdal_type}" band="{b}"><NoDataValue>0</NoDataValue>{sources}</VRTRasterBand>')
+    xml = (
+        f'<VRTDataset rasterXSize="{width * repeat}" rasterYSize="{height * repeat}">'
+        f"<SRS>{crs.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')}</SRS>"
+        f"<GeoTransform>{t.c}, {t.a}, {t.b}, {t.f}, {t.d}, {t.e}</GeoTransform>{''.join(bands)}</VRTDataset>"
+    )
     path.write_text(xml, encoding="utf-8")
     return width * repeat, height * repeat, count
 
 
 def child(repo: Path, model: Path, raster: Path, out: Path, predict: bool) -> dict:
-    code = CHILD.format(repo=str(repo), model=str(model), raster=str(raster), output=str(out / "class.tif"),
-                        confidence=str(out / "confidence.tif"), predict=predict)
+    code = CHILD.format(
+        repo=str(repo),
+        model=str(model),
+        raster=str(raster),
+        output=str(out / "class.tif"),
+        confidence=str(out / "confidence.tif"),
+        predict=predict,
+    )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -83,8 +92,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=REPO / "bench-output" / "model.geodl")
     parser.add_argument("--scene", type=Path, default=SCENE)
-    parser.add_argument("--repeat", type=int, nargs="+", default=[2, 6],
-                        help="copies of the scene along each axis, one measurement each")
+    parser.add_argument("--repeat", type=int, nargs="+", default=[2, 6], help="copies of the scene along each axis, one measurement each")
     args = parser.parse_args()
     if not args.model.exists():
         print(f"no model at {args.model}: run scripts/bench.py first")
@@ -97,17 +105,22 @@ def main() -> int:
             width, height, bands = mosaic_vrt(args.scene.resolve(), work / "mosaic.vrt", repeat)
             run = child(REPO, args.model, work / "mosaic.vrt", work, predict=True)
             rows.append((width, height, bands, run, run["peak_mib"] - base["peak_mib"]))
-    print(f"peak memory of a process with the model loaded (TensorFlow, compiled): {base['peak_mib']:.0f} MiB; "
-          "what a prediction adds to it:")
+    print(
+        f"peak memory of a process with the model loaded (TensorFlow, compiled): {base['peak_mib']:.0f} MiB; what a prediction adds to it:"
+    )
     for width, height, bands, run, needed in rows:
         pixels = width * height
-        print(f"  {width:>6}×{height:<6} px {pixels / 1e6:6.1f} Mpx  raster {pixels * bands * 2 / 2**20:6.0f} MiB, "
-              f"outputs {pixels * 5 / 2**20:6.0f} MiB uncompressed  →  prediction {needed:5.0f} MiB  "
-              f"({run['raster_pixels'] / 1e6 / run['seconds']:.1f} Mpx/s through the VRT)")
+        print(
+            f"  {width:>6}×{height:<6} px {pixels / 1e6:6.1f} Mpx  raster {pixels * bands * 2 / 2**20:6.0f} MiB, "
+            f"outputs {pixels * 5 / 2**20:6.0f} MiB uncompressed  →  prediction {needed:5.0f} MiB  "
+            f"({run['raster_pixels'] / 1e6 / run['seconds']:.1f} Mpx/s through the VRT)"
+        )
     if len(rows) > 1:
         (w0, h0, *_, m0), (w1, h1, *_, m1) = rows[0], rows[-1]
-        print(f"  the raster grew {w1 * h1 / (w0 * h0):.0f}×, the prediction's memory {m1 / m0:.2f}× "
-              "(windowed: it grows with the raster's width, one row of blocks, not with its area)")
+        print(
+            f"  the raster grew {w1 * h1 / (w0 * h0):.0f}×, the prediction's memory {m1 / m0:.2f}× "
+            "(windowed: it grows with the raster's width, one row of blocks, not with its area)"
+        )
     return 0
 
 

@@ -74,8 +74,7 @@ def otb_trees(model: Path) -> int:
 def run(cmd: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     if done.returncode:
-        raise SystemExit(f"command failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout[-3000:]}\n"
-                         f"{done.stderr[-3000:]}")
+        raise SystemExit(f"command failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
 
 
@@ -117,8 +116,7 @@ def geodl_models(data: Path, out: Path, points: Any, trees: int) -> dict[str, Pa
     samples = extract_samples([data / SCENE], points, out / "samples.tfrecord.gz", nodata=0, band_names=BANDS).path
     models = {"forest": out / "forest.geodl", "dnn": out / "dnn.geodl"}
     if not models["forest"].exists():
-        train_model(TrainParams([samples], str(models["forest"]), family=ModelFamily.RANDOM_FOREST,
-                                options=ForestParams(n_trees=trees)))
+        train_model(TrainParams([samples], str(models["forest"]), family=ModelFamily.RANDOM_FOREST, options=ForestParams(n_trees=trees)))
     if not models["dnn"].exists():
         train_model(TrainParams([samples], str(models["dnn"]), epochs=60, batch_size=32))
     return models
@@ -133,14 +131,27 @@ class QgisProcess:
         shutil.rmtree(root, ignore_errors=True)
         with zipfile.ZipFile(REPO / "dist" / "geodl.zip") as z:
             z.extractall(root / "plugins")
-        self.env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QGIS_PLUGINPATH": str(root / "plugins"),
-                    "QGIS_CUSTOM_CONFIG_PATH": str(root / "profile"), "TF_CPP_MIN_LOG_LEVEL": "3",
-                    "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+        self.env = {
+            **os.environ,
+            "QT_QPA_PLATFORM": "offscreen",
+            "QGIS_PLUGINPATH": str(root / "plugins"),
+            "QGIS_CUSTOM_CONFIG_PATH": str(root / "profile"),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONPATH": sysconfig.get_paths()["purelib"],
+        }
         run([QGIS_PROCESS, "plugins", "enable", "geodl"], env=self.env)
 
     def predict(self, raster: Path, model: Path, out: Path) -> list[str]:
-        return [QGIS_PROCESS, "run", "geodl:predict", "--", f"INPUT={raster}", f"MODEL={model}",
-                f"OUTPUT={out / 'class.tif'}", f"OUTPUT_CONFIDENCE={out / 'confidence.tif'}"]
+        return [
+            QGIS_PROCESS,
+            "run",
+            "geodl:predict",
+            "--",
+            f"INPUT={raster}",
+            f"MODEL={model}",
+            f"OUTPUT={out / 'class.tif'}",
+            f"OUTPUT_CONFIDENCE={out / 'confidence.tif'}",
+        ]
 
 
 def constant_bundle(bundle: Any) -> Any:
@@ -176,21 +187,56 @@ def otb_runs(vrt: Path, points_gpkg: Path, out: Path, trees: int, n: int) -> dic
     (depth 5, ≥ 10 samples a node, stop once the OOB error < 1 %: what ``-classifier.rf.nbtrees 200`` gives a
     user who sets nothing else); each classification timed as the whole command."""
     model, default_model = out / "otb_rf.txt", out / "otb_rf_defaults.txt"
-    base = [OTB_TRAIN, "-io.il", str(vrt), "-io.vd", str(points_gpkg), "-sample.vfn", "class_id", "-sample.mt", "-1",
-            "-sample.mv", "-1", "-sample.vtr", "0", "-sample.bm", "0", "-classifier", "rf",
-            "-classifier.rf.nbtrees", str(trees), "-rand", "1"]
+    base = [
+        OTB_TRAIN,
+        "-io.il",
+        str(vrt),
+        "-io.vd",
+        str(points_gpkg),
+        "-sample.vfn",
+        "class_id",
+        "-sample.mt",
+        "-1",
+        "-sample.mv",
+        "-1",
+        "-sample.vtr",
+        "0",
+        "-sample.bm",
+        "0",
+        "-classifier",
+        "rf",
+        "-classifier.rf.nbtrees",
+        str(trees),
+        "-rand",
+        "1",
+    ]
     matched = ["-classifier.rf.max", "20", "-classifier.rf.min", "1", "-classifier.rf.acc", "0"]
     train_s = best_of(lambda: run([*base, *matched, "-io.out", str(model)]), 1)
     run([*base, "-io.out", str(default_model)])
 
     def classify(model: Path, prefix: str) -> list[str]:
-        return [OTB_CLASSIFY, "-in", str(vrt), "-model", str(model), "-out", str(out / f"{prefix}_class.tif"),
-                "uint8", "-confmap", str(out / f"{prefix}_confidence.tif"), "-nodatalabel", "255"]
+        return [
+            OTB_CLASSIFY,
+            "-in",
+            str(vrt),
+            "-model",
+            str(model),
+            "-out",
+            str(out / f"{prefix}_class.tif"),
+            "uint8",
+            "-confmap",
+            str(out / f"{prefix}_confidence.tif"),
+            "-nodatalabel",
+            "255",
+        ]
 
-    return {"train_s": train_s, "classify_s": best_of(lambda: run(classify(model, "otb")), n),
-            "trees": otb_trees(model), "defaults_classify_s": best_of(lambda: run(classify(default_model,
-                                                                                         "otb_defaults")), n),
-            "defaults_trees": otb_trees(default_model)}
+    return {
+        "train_s": train_s,
+        "classify_s": best_of(lambda: run(classify(model, "otb")), n),
+        "trees": otb_trees(model),
+        "defaults_classify_s": best_of(lambda: run(classify(default_model, "otb_defaults")), n),
+        "defaults_trees": otb_trees(default_model),
+    }
 
 
 def geodl_commands(vrt: Path, models: dict[str, Path], out: Path, n: int) -> tuple[dict[str, float], float]:
@@ -216,43 +262,48 @@ def in_process(vrt: Path, models: dict[str, Path], out: Path, n: int) -> dict[st
         bundle = load_model_file(models["forest" if name == "forest" else "dnn"])
         if name == "floor":
             bundle = constant_bundle(bundle)
-        params = PredictParams([str(vrt)], bundle.path, str(out / f"{name}_class.tif"),
-                               str(out / f"{name}_confidence.tif"))
+        params = PredictParams([str(vrt)], bundle.path, str(out / f"{name}_class.tif"), str(out / f"{name}_confidence.tif"))
         predict_raster(params, bundle=bundle)  # warm: traced function, file cache, forest's table
         seconds[name] = best_of(lambda params=params, bundle=bundle: predict_raster(params, bundle=bundle), n)
     return seconds
 
 
 def print_table(f: dict[str, Any], repeat: int) -> None:
-    (width, height), mpx, otb, cmd, inproc, r = f["raster_px"], f["mpx"], f["otb"], f["geodl_command_s"], \
-        f["in_process_s"], f["ratios"]
+    (width, height), mpx, otb, cmd, inproc, r = f["raster_px"], f["mpx"], f["otb"], f["geodl_command_s"], f["in_process_s"], f["ratios"]
 
     def row(label: str, seconds: Optional[float], note: str = "") -> None:
         cols = f"{seconds:8.2f} {mpx / seconds:7.2f}" if seconds else f"{'':8s} {'':7s}"
         print(f"  {label:56s} {cols}   {note}".rstrip())
 
-    print(f"\nLandsat sample scene repeated {repeat}×{repeat} ({width}×{height} px = {mpx:.1f} Mpx, 3 bands, VRT), "
-          f"class + confidence; best of {f['repeats']} runs each, {os.cpu_count()} CPU(s):")
+    print(
+        f"\nLandsat sample scene repeated {repeat}×{repeat} ({width}×{height} px = {mpx:.1f} Mpx, 3 bands, VRT), "
+        f"class + confidence; best of {f['repeats']} runs each, {os.cpu_count()} CPU(s):"
+    )
     print(f"  {'':56s} {'seconds':>8s} {'Mpx/s':>7s}")
     train_label = f"OTB TrainImagesClassifier (rf, {f['trees']} trees, depth 20)"
     print(f"  {train_label:56s} {otb['train_s']:8.2f}")
     row("OTB ImageClassifier -confmap (whole command)", otb["classify_s"], f"({otb['trees']} trees)")
-    row(f"  same, OTB's defaults but {f['trees']} trees (depth 5, acc 0.01)", otb["defaults_classify_s"],
-        f"({otb['defaults_trees']} trees grown: OpenCV stops at its OOB error)")
-    row("geodl:predict forest (whole qgis_process command)", cmd["forest"],
-        f"{r['forest_command_vs_otb']:.2f}× OTB's speed (goal ≥ 1.0×)")
-    row("geodl:predict DNN (whole qgis_process command)", cmd["dnn"],
-        f"{r['dnn_command_vs_otb']:.2f}× OTB's speed (goal ≥ 1.0×)")
+    row(
+        f"  same, OTB's defaults but {f['trees']} trees (depth 5, acc 0.01)",
+        otb["defaults_classify_s"],
+        f"({otb['defaults_trees']} trees grown: OpenCV stops at its OOB error)",
+    )
+    row("geodl:predict forest (whole qgis_process command)", cmd["forest"], f"{r['forest_command_vs_otb']:.2f}× OTB's speed (goal ≥ 1.0×)")
+    row("geodl:predict DNN (whole qgis_process command)", cmd["dnn"], f"{r['dnn_command_vs_otb']:.2f}× OTB's speed (goal ≥ 1.0×)")
     row("  qgis_process start-up alone (help geodl:predict)", None, f"{f['qgis_process_startup_s']:.2f} s")
     row("geodl in process: DNN", inproc["dnn"], f"{r['dnn_vs_io_floor']:.2f}× the I/O floor's speed (goal ≥ 0.8×)")
     row("geodl in process: forest", inproc["forest"], f"{r['forest_vs_io_floor']:.2f}× the I/O floor's speed")
     row("geodl in process: constant model (the I/O floor)", inproc["floor"])
     if f["unet"]:
         u = f["unet"]
-        print(f"  {'U-Net tiled prediction vs its FLOP bound (bench_unet)':56s} {u['predict_s']:8.2f} "
-              f"{u['predict_mpx_s']:7.2f}   {u['predict_over_bound']:.2f}× the bound (goal ≤ 1.5×)")
-    print(f"  geodl's forest and OTB's (matched) forest give the same class to {f['agreement']:.1%} of the valid "
-          "pixels (two forests from the same points)")
+        print(
+            f"  {'U-Net tiled prediction vs its FLOP bound (bench_unet)':56s} {u['predict_s']:8.2f} "
+            f"{u['predict_mpx_s']:7.2f}   {u['predict_over_bound']:.2f}× the bound (goal ≤ 1.5×)"
+        )
+    print(
+        f"  geodl's forest and OTB's (matched) forest give the same class to {f['agreement']:.1%} of the valid "
+        "pixels (two forests from the same points)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,18 +337,28 @@ def main(argv: list[str] | None = None) -> int:
     unet: dict = {}
     if not args.no_unet:
         print("== bench_unet.py")
-        subprocess.run([sys.executable, str(REPO / "scripts" / "bench_unet.py"), "--json", str(out / "unet.json")],
-                       check=True)
+        subprocess.run([sys.executable, str(REPO / "scripts" / "bench_unet.py"), "--json", str(out / "unet.json")], check=True)
         unet = json.loads((out / "unet.json").read_text())
-    figures = {"raster_px": [width, height], "mpx": width * height / 1e6, "repeats": args.repeats,
-               "trees": args.trees, "otb": otb, "geodl_command_s": command_s, "qgis_process_startup_s": startup_s,
-               "in_process_s": inproc_s, "agreement": agree, "unet": unet,
-               "ratios": {"forest_command_vs_otb": otb["classify_s"] / command_s["forest"],
-                          "dnn_command_vs_otb": otb["classify_s"] / command_s["dnn"],
-                          "forest_command_vs_otb_defaults": otb["defaults_classify_s"] / command_s["forest"],
-                          "dnn_vs_io_floor": inproc_s["floor"] / inproc_s["dnn"],
-                          "forest_vs_io_floor": inproc_s["floor"] / inproc_s["forest"],
-                          "unet_over_flop_bound": unet.get("predict_over_bound")}}
+    figures = {
+        "raster_px": [width, height],
+        "mpx": width * height / 1e6,
+        "repeats": args.repeats,
+        "trees": args.trees,
+        "otb": otb,
+        "geodl_command_s": command_s,
+        "qgis_process_startup_s": startup_s,
+        "in_process_s": inproc_s,
+        "agreement": agree,
+        "unet": unet,
+        "ratios": {
+            "forest_command_vs_otb": otb["classify_s"] / command_s["forest"],
+            "dnn_command_vs_otb": otb["classify_s"] / command_s["dnn"],
+            "forest_command_vs_otb_defaults": otb["defaults_classify_s"] / command_s["forest"],
+            "dnn_vs_io_floor": inproc_s["floor"] / inproc_s["dnn"],
+            "forest_vs_io_floor": inproc_s["floor"] / inproc_s["forest"],
+            "unet_over_flop_bound": unet.get("predict_over_bound"),
+        },
+    }
     (out / "bench_peer.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
     print_table(figures, args.repeat)
     return 0

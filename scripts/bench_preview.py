@@ -33,10 +33,19 @@ def _synthetic(work: Path, size: int) -> tuple[str, str]:
     rng = np.random.default_rng(0)
     raster = work / "scene.tif"
     left = (np.arange(size) < size // 2)[None, :].repeat(size, axis=0)
-    data = np.stack([np.where(left, d, b) + rng.normal(0, 60, (size, size)) for d, b in ((300, 1800), (400, 2200),
-                                                                                       (200, 2600))])
-    with rasterio.open(raster, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint16",
-                       crs="EPSG:32633", transform=from_origin(500000, 4100000, 10, 10), tiled=True) as ds:
+    data = np.stack([np.where(left, d, b) + rng.normal(0, 60, (size, size)) for d, b in ((300, 1800), (400, 2200), (200, 2600))])
+    with rasterio.open(
+        raster,
+        "w",
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=3,
+        dtype="uint16",
+        crs="EPSG:32633",
+        transform=from_origin(500000, 4100000, 10, 10),
+        tiled=True,
+    ) as ds:
         ds.write(data.clip(0, 65535).astype("uint16"))
     wkbs, ids = [], []
     for i in range(400):
@@ -46,16 +55,16 @@ def _synthetic(work: Path, size: int) -> tuple[str, str]:
         g.AddPoint_2D(500000 + col * 10, 4100000 - rng.uniform(5, size - 5) * 10)
         wkbs.append(bytes(g.ExportToWkb()))
         ids.append(cls + 1)
-    labels = LabelSet(ClassTable.from_names(["field", "water"]), np.array(ids), wkbs,
-                      raster_info(raster).crs_wkt, POINT)
+    labels = LabelSet(ClassTable.from_names(["field", "water"]), np.array(ids), wkbs, raster_info(raster).crs_wkt, POINT)
     extract_samples([raster], labels, work / "samples.tfrecord")
     model = work / "model.geodl"
     train_model(TrainParams(samples=[str(work / "samples.tfrecord")], output=str(model), epochs=3, batch_size=64))
     return str(raster), str(model)
 
 
-def time_preview(rasters: list[str], model: str, extent: tuple, width: int, height: int, out_dir: Path,
-                 repeats: int = 3, in_worker: bool = False) -> list[float]:
+def time_preview(
+    rasters: list[str], model: str, extent: tuple, width: int, height: int, out_dir: Path, repeats: int = 3, in_worker: bool = False
+) -> list[float]:
     """Seconds per preview, exactly as the dock runs it (in-process: the first includes loading the model,
     later ones reuse it; in the worker: the dock's persistent worker)."""
     import time
@@ -96,8 +105,7 @@ def main() -> int:
         n = min(args.size, info.width, info.height)
         extent = (c, f + e * n, c + a * n, f)
         seconds = time_preview([raster], model, extent, args.size, args.size, work / "inproc", args.repeats)
-        print(f"preview {n}x{n} px, in-process (model kept loaded): first {seconds[0]:.2f} s, then "
-              f"{min(seconds[1:] or seconds):.2f} s")
+        print(f"preview {n}x{n} px, in-process (model kept loaded): first {seconds[0]:.2f} s, then {min(seconds[1:] or seconds):.2f} s")
         if not args.no_worker:
             import time
 
@@ -108,12 +116,13 @@ def main() -> int:
             started = time.perf_counter()
             run_in_worker(describe_training_device, persistent=True)
             warm_up = time.perf_counter() - started
-            worker = time_preview([raster], model, extent, args.size, args.size, work / "worker", args.repeats,
-                                  in_worker=True)
+            worker = time_preview([raster], model, extent, args.size, args.size, work / "worker", args.repeats, in_worker=True)
             shutdown_shared_worker()
-            print(f"preview {n}x{n} px, the dock's persistent worker (goal < 2 s): first {worker[0]:.2f} s (model "
-                  f"load and compilation included), then {min(worker[1:] or worker):.2f} s; starting the worker "
-                  f"and TensorFlow, done once when QGIS starts, takes {warm_up:.2f} s before that")
+            print(
+                f"preview {n}x{n} px, the dock's persistent worker (goal < 2 s): first {worker[0]:.2f} s (model "
+                f"load and compilation included), then {min(worker[1:] or worker):.2f} s; starting the worker "
+                f"and TensorFlow, done once when QGIS starts, takes {warm_up:.2f} s before that"
+            )
     return 0
 
 

@@ -35,8 +35,10 @@ def main() -> None:
         y = np.clip((x[:, 3] * 5 + rng.normal(0, 0.7, n)).astype(int), 0, 4)
         forest = fit_random_forest(x, y, 5, n_trees=trees, max_depth=depth)
         size = native.request_size(native.NativeModel("rf", bands, ids, forest=forest).apply(image))
-        print(f"forest {n} samples, {trees} trees, depth ≤{depth}, 5 classes: {len(forest.left):,} nodes, "
-              f"request {size / 1e6:.2f} MB ({'fits' if size <= native.MAX_REQUEST_BYTES else 'over'} 10 MB)")
+        print(
+            f"forest {n} samples, {trees} trees, depth ≤{depth}, 5 classes: {len(forest.left):,} nodes, "
+            f"request {size / 1e6:.2f} MB ({'fits' if size <= native.MAX_REQUEST_BYTES else 'over'} 10 MB)"
+        )
     unet = build_unet(6, 5, np.zeros(6), np.ones(6), depth=3, base_filters=16)
     margin = vertex.receptive_margin(unet, 6)
     plan = vertex.plan_tiles(bands, 5, margin, vertex.pooling_divisor(unet))
@@ -48,14 +50,29 @@ def main() -> None:
         t = time.perf_counter()
         unet.predict_on_batch(probe)
         times.append(time.perf_counter() - t)
-    print(f"U-Net depth 3/16 filters: margin {margin} px → tile {plan.tile} + {plan.overlap} overlap ({side} px sent), "
-          f"request {plan.request_bytes / 1e6:.2f} MB, answer {plan.response_bytes / 1e6:.2f} MB, "
-          f"{min(times):.2f} s a tile on this CPU; core share {plan.tile ** 2 / side ** 2:.0%}")
-    for name, region in {"county (40×40 km)": (10.0, 45.0, 10.51, 45.36), "Switzerland": (5.96, 45.82, 10.49, 47.81),
-                         "Spain": (-9.3, 36.0, 3.3, 43.8), "Europe (W10°–E40°, N35–71°)": (-10.0, 35.0, 40.0, 71.0)}.items():
+    print(
+        f"U-Net depth 3/16 filters: margin {margin} px → tile {plan.tile} + {plan.overlap} overlap ({side} px sent), "
+        f"request {plan.request_bytes / 1e6:.2f} MB, answer {plan.response_bytes / 1e6:.2f} MB, "
+        f"{min(times):.2f} s a tile on this CPU; core share {plan.tile**2 / side**2:.0%}"
+    )
+    for name, region in {
+        "county (40×40 km)": (10.0, 45.0, 10.51, 45.36),
+        "Switzerland": (5.96, 45.82, 10.49, 47.81),
+        "Spain": (-9.3, 36.0, 3.3, 43.8),
+        "Europe (W10°–E40°, N35–71°)": (-10.0, 35.0, 40.0, 71.0),
+    }.items():
         est = vertex.estimate(region, 10.0, plan, min(times))
-        print(json.dumps({"region": name, "pixels": est.pixels, "vertex_tiles": est.tiles,
-                          "node_hours": round(est.node_hours, 1), "usd": round(est.cost_usd)}))
+        print(
+            json.dumps(
+                {
+                    "region": name,
+                    "pixels": est.pixels,
+                    "vertex_tiles": est.tiles,
+                    "node_hours": round(est.node_hours, 1),
+                    "usd": round(est.cost_usd),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

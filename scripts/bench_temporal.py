@@ -88,14 +88,24 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
         keras.utils.set_random_seed(0)
         model = build_temporal_model(n_dates, n_bands, len(classes), mean, var, args.encoder, args.filters)
         settings = encoder_settings(args.encoder, args.filters, 3, 1, True, 3, (64,), 0.0, n_dates)
-        series_entry = {"dates": [d.isoformat() for d in series.dates], "bands": list(series.bands),
-                        "doy": [int(v) for v in series.doy]}
-        manifest = make_manifest(name="bench", architecture="temporal", task="semantic-segmentation",
-                                 bands=series.feature_names(), classes=classes, mean=mean, std=np.sqrt(var),
-                                 source_dtype="uint16", nodata=0, pixel_size=series.info.res,
-                                 crs_wkt=series.info.crs_wkt, crs_units=series.info.crs_units,
-                                 patch_size=args.patch, training={"temporal": settings, "series": series_entry},
-                                 model=model)
+        series_entry = {"dates": [d.isoformat() for d in series.dates], "bands": list(series.bands), "doy": [int(v) for v in series.doy]}
+        manifest = make_manifest(
+            name="bench",
+            architecture="temporal",
+            task="semantic-segmentation",
+            bands=series.feature_names(),
+            classes=classes,
+            mean=mean,
+            std=np.sqrt(var),
+            source_dtype="uint16",
+            nodata=0,
+            pixel_size=series.info.res,
+            crs_wkt=series.info.crs_wkt,
+            crs_units=series.info.crs_units,
+            patch_size=args.patch,
+            training={"temporal": settings, "series": series_entry},
+            model=model,
+        )
         path = Path(tmp) / "bench.geodl"
         save_model_file(path, model, manifest)
         bundle = load_model_file(path)
@@ -106,23 +116,36 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
         tiles_run = n_side * n_side
         tile_flops = temporal_flops(tile, tile, n_dates, n_bands, len(classes), args.encoder, args.filters)
         bound = tile_flops * tiles_run / flops_per_s
-        params = PredictParams([str(r) for r in scene.rasters], str(path), str(Path(tmp) / "class.tif"),
-                               confidence_output=str(Path(tmp) / "conf.tif"),
-                               tiling=TilingParams(size=tile, overlap=overlap, batch=args.batch))
+        params = PredictParams(
+            [str(r) for r in scene.rasters],
+            str(path),
+            str(Path(tmp) / "class.tif"),
+            confidence_output=str(Path(tmp) / "conf.tif"),
+            tiling=TilingParams(size=tile, overlap=overlap, batch=args.batch),
+        )
         predict_raster(params, bundle=bundle)  # warm up (traces the predict function)
         seconds = best_of(lambda: predict_raster(params, bundle=bundle), 2)
-        x = np.random.default_rng(0).normal(1500, 1000, (min(args.batch, n_side), tile, tile,
-                                                       n_dates * (n_bands + 1))).astype(np.float32)
+        x = np.random.default_rng(0).normal(1500, 1000, (min(args.batch, n_side), tile, tile, n_dates * (n_bands + 1))).astype(np.float32)
         net_tiles = len(x)
         bundle.model.predict_on_batch(x)
         net_seconds = best_of(lambda: bundle.model.predict_on_batch(x), 3)
         mpx = args.size * args.size / 1e6
-        figures.update({
-            "scene_px": args.size, "dates": n_dates, "bands": n_bands, "tile": tile, "overlap": overlap,
-            "tiles": tiles_run, "gflop_per_tile": tile_flops / 1e9, "bound_s": bound, "predict_s": seconds,
-            "predict_mpx_s": mpx / seconds, "predict_over_bound": seconds / bound,
-            "network_over_bound": net_seconds / (tile_flops * net_tiles / flops_per_s),
-        })
+        figures.update(
+            {
+                "scene_px": args.size,
+                "dates": n_dates,
+                "bands": n_bands,
+                "tile": tile,
+                "overlap": overlap,
+                "tiles": tiles_run,
+                "gflop_per_tile": tile_flops / 1e9,
+                "bound_s": bound,
+                "predict_s": seconds,
+                "predict_mpx_s": mpx / seconds,
+                "predict_over_bound": seconds / bound,
+                "network_over_bound": net_seconds / (tile_flops * net_tiles / flops_per_s),
+            }
+        )
 
         # --- training --------------------------------------------------------------------------------
         k = args.patch
@@ -130,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
         rng = np.random.default_rng(0)
         r = rng.integers(0, args.size - k, args.samples)
         c = rng.integers(0, args.size - k, args.samples)
-        xs = np.stack([full[a:a + k, b:b + k] for a, b in zip(r, c, strict=True)])
-        ys = np.stack([scene.truth_array[a:a + k, b:b + k] - 1 for a, b in zip(r, c, strict=True)]).astype(np.uint8)
+        xs = np.stack([full[a : a + k, b : b + k] for a, b in zip(r, c, strict=True)])
+        ys = np.stack([scene.truth_array[a : a + k, b : b + k] - 1 for a, b in zip(r, c, strict=True)]).astype(np.uint8)
         ys[rng.random(ys.shape) < 0.9] = 255
         batches = chip_batches(xs, ys, args.train_batch, True, 0)
         train = build_temporal_model(n_dates, n_bands, len(classes), mean, var, args.encoder, args.filters)
@@ -141,8 +164,15 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
         n = len(batches) * args.train_batch
         sample_flops = 3 * temporal_flops(k, k, n_dates, n_bands, len(classes), args.encoder, args.filters)
         train_bound = sample_flops * n / flops_per_s
-        figures.update({"patch": k, "train_batch": args.train_batch, "fit_samples_s": n / fit_s,
-                        "train_bound_samples_s": n / train_bound, "fit_over_bound": fit_s / train_bound})
+        figures.update(
+            {
+                "patch": k,
+                "train_batch": args.train_batch,
+                "fit_samples_s": n / fit_s,
+                "train_bound_samples_s": n / train_bound,
+                "fit_over_bound": fit_s / train_bound,
+            }
+        )
 
     f = figures
     lines = [
@@ -153,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
         f"{f['tiles']} tiles of {f['tile']}², overlap {f['overlap']})",
         f"{'  FLOPs per tile × tiles':44s} {f['gflop_per_tile'] * f['tiles']:10.2f} GFLOP",
         f"{'  compute bound (FLOPs ÷ matmul rate)':44s} {f['bound_s']:10.3f} s",
-        f"{'  prediction time (I/O, blending included)':44s} {f['predict_s']:10.3f} s   = "
-        f"{f['predict_over_bound']:.2f}× the bound",
+        f"{'  prediction time (I/O, blending included)':44s} {f['predict_s']:10.3f} s   = {f['predict_over_bound']:.2f}× the bound",
         f"{'  network alone (one batch of tiles)':44s} {'':10s}     = {f['network_over_bound']:.2f}× its bound",
         f"{'training, fit (pipeline + step)':44s} {f['fit_samples_s']:10.1f} samples/s ({k}² patches, batch "
         f"{args.train_batch}); bound {f['train_bound_samples_s']:.1f} samples/s = {f['fit_over_bound']:.2f}× slower",

@@ -35,24 +35,47 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         data = np.random.default_rng(0).integers(500, 3000, (4, 1000, 1000)).astype(np.uint16)
-        with rasterio.open(d / "r.tif", "w", driver="GTiff", width=1000, height=1000, count=4, dtype="uint16",
-                           crs="EPSG:32633", transform=from_origin(0, 0, 10, 10)) as ds:
+        with rasterio.open(
+            d / "r.tif",
+            "w",
+            driver="GTiff",
+            width=1000,
+            height=1000,
+            count=4,
+            dtype="uint16",
+            crs="EPSG:32633",
+            transform=from_origin(0, 0, 10, 10),
+        ) as ds:
             ds.write(data)
         mean, std = np.full(4, 1750.0), np.full(4, 700.0)
         model = build_pixel_dnn(4, 5, mean, std**2, (64,))
-        manifest = make_manifest(name="bench", architecture="dnn", model=model, bands=list("abcd"),
-                                 classes=ClassTable.from_names(list("vwxyz")), mean=mean, std=std,
-                                 source_dtype="uint16", nodata=None, pixel_size=[10, 10], crs_wkt="",
-                                 crs_units="metre")
+        manifest = make_manifest(
+            name="bench",
+            architecture="dnn",
+            model=model,
+            bands=list("abcd"),
+            classes=ClassTable.from_names(list("vwxyz")),
+            mean=mean,
+            std=std,
+            source_dtype="uint16",
+            nodata=None,
+            pixel_size=[10, 10],
+            crs_wkt="",
+            crs_units="metre",
+        )
         save_model_file(d / "m.geodl", model, manifest)
         bundle = load_model_file(d / "m.geodl")
         cases = {"none": (), "margin": ("margin",), "entropy+margin": ("entropy", "margin")}
 
         def run(measures: tuple[str, ...], i: int) -> float:
-            params = PredictParams(rasters=[str(d / "r.tif")], model=str(d / "m.geodl"), output=str(d / f"c{i}.tif"),
-                                   overviews=False,
-                                   entropy_output=str(d / f"e{i}.tif") if "entropy" in measures else None,
-                                   margin_output=str(d / f"g{i}.tif") if "margin" in measures else None)
+            params = PredictParams(
+                rasters=[str(d / "r.tif")],
+                model=str(d / "m.geodl"),
+                output=str(d / f"c{i}.tif"),
+                overviews=False,
+                entropy_output=str(d / f"e{i}.tif") if "entropy" in measures else None,
+                margin_output=str(d / f"g{i}.tif") if "margin" in measures else None,
+            )
             started = time.perf_counter()
             predict_raster(params, bundle=bundle)
             return time.perf_counter() - started
@@ -61,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             run(measures, -1)
         best = {name: min(run(m, i) for i in range(args.repeats)) for name, m in cases.items()}
     for name in ("margin", "entropy+margin"):
-        sys.stdout.write(f"uncertainty outputs '{name}': {best[name] / best['none']:.2f}x the time of a prediction "
-                         "without them\n")
+        sys.stdout.write(f"uncertainty outputs '{name}': {best[name] / best['none']:.2f}x the time of a prediction without them\n")
     return 0
 
 

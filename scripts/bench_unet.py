@@ -86,12 +86,22 @@ def main(argv: list[str] | None = None) -> int:
         bands, classes = info.count, ClassTable.from_names(["crop", "forest", "urban", "water"])
         keras.utils.set_random_seed(0)
         model = build_unet(bands, len(classes), [1000.0] * bands, [300.0**2] * bands, args.depth, args.filters)
-        manifest = make_manifest(name="bench", architecture=ModelFamily.UNET.value, task="semantic-segmentation",
-                                 bands=list(info.band_names), classes=classes,
-                                 mean=[1000.0] * bands, std=[300.0] * bands, source_dtype=info.dtype, nodata=None,
-                                 pixel_size=info.res, crs_wkt=info.crs_wkt, crs_units=info.crs_units,
-                                 patch_size=args.chip,
-                                 training={"network": {"depth": args.depth, "base_filters": args.filters}})
+        manifest = make_manifest(
+            name="bench",
+            architecture=ModelFamily.UNET.value,
+            task="semantic-segmentation",
+            bands=list(info.band_names),
+            classes=classes,
+            mean=[1000.0] * bands,
+            std=[300.0] * bands,
+            source_dtype=info.dtype,
+            nodata=None,
+            pixel_size=info.res,
+            crs_wkt=info.crs_wkt,
+            crs_units=info.crs_units,
+            patch_size=args.chip,
+            training={"network": {"depth": args.depth, "base_filters": args.filters}},
+        )
         model_path = Path(tmp) / "bench.geodl"
         save_model_file(model_path, model, manifest)
 
@@ -103,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         tiles_run = nx * ny  # every tile the layout needs, none padded
         tile_flops = unet_flops(tile, tile, bands, len(classes), args.depth, args.filters)
         bound = tile_flops * tiles_run / flops_per_s
-        params = PredictParams([str(scene.image)], str(model_path), str(Path(tmp) / "class.tif"),
-                               confidence_output=str(Path(tmp) / "conf.tif"))
+        params = PredictParams(
+            [str(scene.image)], str(model_path), str(Path(tmp) / "class.tif"), confidence_output=str(Path(tmp) / "conf.tif")
+        )
         params.tiling = TilingParams(size=tile, overlap=overlap, batch=args.batch)
         from geodl_plugin.core.models.model_file import load_model_file
 
@@ -119,17 +130,27 @@ def main(argv: list[str] | None = None) -> int:
         def network() -> None:  # one strip's batches, once per strip
             for _ in range(ny):
                 for start, size in spans:
-                    predict(x[start:start + size])
+                    predict(x[start : start + size])
 
         network()
         net_seconds = best_of(network, 3)
         mpx = info.width * info.height / 1e6
-        figures.update({
-            "scene_px": [info.width, info.height], "tile": tile, "overlap": overlap, "tiles": tiles_run,
-            "gflop_per_tile": tile_flops / 1e9, "bound_s": bound, "predict_s": seconds,
-            "predict_mpx_s": mpx / seconds, "network_s": net_seconds, "predict_over_bound": seconds / bound,
-            "network_over_bound": net_seconds / bound, "network_gflops": tile_flops * tiles_run / net_seconds / 1e9,
-        })
+        figures.update(
+            {
+                "scene_px": [info.width, info.height],
+                "tile": tile,
+                "overlap": overlap,
+                "tiles": tiles_run,
+                "gflop_per_tile": tile_flops / 1e9,
+                "bound_s": bound,
+                "predict_s": seconds,
+                "predict_mpx_s": mpx / seconds,
+                "network_s": net_seconds,
+                "predict_over_bound": seconds / bound,
+                "network_over_bound": net_seconds / bound,
+                "network_gflops": tile_flops * tiles_run / net_seconds / 1e9,
+            }
+        )
 
         # --- training --------------------------------------------------------------------------------
         import rasterio
@@ -140,14 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         k = args.chip
         r = rng.integers(0, info.height - k, args.chips)
         c = rng.integers(0, info.width - k, args.chips)
-        xs = np.stack([image[a:a + k, b:b + k] for a, b in zip(r, c, strict=True)])
-        ys = np.stack([scene.truth_array[a:a + k, b:b + k] - 1 for a, b in zip(r, c, strict=True)]).astype(np.uint8)
+        xs = np.stack([image[a : a + k, b : b + k] for a, b in zip(r, c, strict=True)])
+        ys = np.stack([scene.truth_array[a : a + k, b : b + k] - 1 for a, b in zip(r, c, strict=True)]).astype(np.uint8)
         ys[rng.random(ys.shape) < 0.9] = 255  # sparse labels, as in practice
         batches = chip_batches(xs, ys, args.train_batch, True, 0)
         pipeline_s = best_of(lambda: [batches[i] for i in range(len(batches))], 3)
         train = build_unet(bands, len(classes), [1000.0] * bands, [300.0**2] * bands, args.depth, args.filters)
         train.compile(optimizer=keras.optimizers.Adam(1e-3), loss=make_loss())
-        xb, yb = augment_batch(xs[:args.train_batch], ys[:args.train_batch], rng)
+        xb, yb = augment_batch(xs[: args.train_batch], ys[: args.train_batch], rng)
         xb, yb = keras.ops.convert_to_tensor(xb), keras.ops.convert_to_tensor(yb.astype(np.int32))
         train.train_on_batch(xb, yb)  # warm up
         steps = len(batches)
@@ -156,12 +177,17 @@ def main(argv: list[str] | None = None) -> int:
         fit_s = best_of(lambda: train.fit(batches, epochs=1, verbose=0), 2)
         n = steps * args.train_batch
         chip_flops = 3 * unet_flops(k, k, bands, len(classes), args.depth, args.filters)  # forward + backward ≈ 3×
-        figures.update({
-            "chip": k, "train_batch": args.train_batch, "pipeline_samples_s": n / pipeline_s,
-            "step_samples_s": n / step_s, "fit_samples_s": n / fit_s,
-            "train_step_gflops": chip_flops * n / step_s / 1e9,
-            "fit_over_step": step_s and fit_s / step_s,
-        })
+        figures.update(
+            {
+                "chip": k,
+                "train_batch": args.train_batch,
+                "pipeline_samples_s": n / pipeline_s,
+                "step_samples_s": n / step_s,
+                "fit_samples_s": n / fit_s,
+                "train_step_gflops": chip_flops * n / step_s / 1e9,
+                "fit_over_step": step_s and fit_s / step_s,
+            }
+        )
 
     f = figures
     lines = [
@@ -172,16 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{f['tiles']} tiles of {f['tile']}², overlap {f['overlap']})",
         f"{'  FLOPs per tile × tiles':44s} {f['gflop_per_tile'] * f['tiles']:10.2f} GFLOP",
         f"{'  compute bound (FLOPs ÷ matmul rate)':44s} {f['bound_s']:10.3f} s",
-        f"{'  prediction time (I/O, blending included)':44s} {f['predict_s']:10.3f} s   = "
-        f"{f['predict_over_bound']:.2f}× the bound",
+        f"{'  prediction time (I/O, blending included)':44s} {f['predict_s']:10.3f} s   = {f['predict_over_bound']:.2f}× the bound",
         f"{'  network alone, same tiles':44s} {f['network_s']:10.3f} s   = {f['network_over_bound']:.2f}× the bound "
         f"({f['network_gflops']:.1f} GFLOP/s)",
         f"{'training, input pipeline alone':44s} {f['pipeline_samples_s']:10.1f} samples/s ({k}² chips, "
         f"batch {args.train_batch}, flips/rotations)",
-        f"{'training, train step alone (cached batch)':44s} {f['step_samples_s']:10.1f} samples/s "
-        f"({f['train_step_gflops']:.1f} GFLOP/s)",
-        f"{'training, fit (pipeline + step)':44s} {f['fit_samples_s']:10.1f} samples/s   = "
-        f"{f['fit_over_step']:.2f}× the step-alone time",
+        f"{'training, train step alone (cached batch)':44s} {f['step_samples_s']:10.1f} samples/s ({f['train_step_gflops']:.1f} GFLOP/s)",
+        f"{'training, fit (pipeline + step)':44s} {f['fit_samples_s']:10.1f} samples/s   = {f['fit_over_step']:.2f}× the step-alone time",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
     if args.json:

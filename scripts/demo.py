@@ -32,22 +32,68 @@ def run(data: Path, out: Path, epochs: int = 150) -> dict:
         steps[name] = round(time.perf_counter() - t, 2)
         return result
 
-    step("sample points in the labelled polygons", "geodl:samplepoints", {
-        "INPUT": str(data / POLYGONS), "CLASS_FIELD": "name", "PER_CLASS": 150, "MIN_DISTANCE": 30.0,
-        "SEED": 1, "OUTPUT": str(out / "points.gpkg")})
-    step("extract samples", "geodl:extractsamples", {
-        "INPUT": [str(data / SCENE)], "LABELS": str(out / "points.gpkg"), "CLASS_FIELD": "class_name",
-        "PATCH_SIZE": 1, "NODATA": 0, "BAND_NAMES": "B2,B3,B4", "OUTPUT": str(out / "samples.tfrecord.gz")})
-    trained = step("train the pixel DNN", "geodl:train", {
-        "SAMPLES": str(out / "samples.tfrecord.gz"), "MODEL_TYPE": 0, "EPOCHS": epochs, "BATCH_SIZE": 32,
-        "SPLIT": 0, "BLOCK_SIZE": 8, "TEST_FRACTION": 0.3, "SEED": 42, "OUTPUT": str(out / "model.geodl"),
-        "OUTPUT_TEST_SAMPLES": str(out / "heldout.tfrecord.gz")})
-    evaluated = step("evaluate on the held-out split", "geodl:evaluate", {
-        "MODEL": str(out / "model.geodl"), "SAMPLES": str(out / "heldout.tfrecord.gz"),
-        "OUTPUT": str(out / "metrics.json"), "OUTPUT_PLOT": str(out / "confusion_matrix.png")})
-    step("classify the scene", "geodl:predict", {
-        "INPUT": str(data / SCENE), "MODEL": str(out / "model.geodl"), "NODATA": 0,
-        "OUTPUT": str(out / "classified.tif"), "OUTPUT_CONFIDENCE": str(out / "confidence.tif")})
+    step(
+        "sample points in the labelled polygons",
+        "geodl:samplepoints",
+        {
+            "INPUT": str(data / POLYGONS),
+            "CLASS_FIELD": "name",
+            "PER_CLASS": 150,
+            "MIN_DISTANCE": 30.0,
+            "SEED": 1,
+            "OUTPUT": str(out / "points.gpkg"),
+        },
+    )
+    step(
+        "extract samples",
+        "geodl:extractsamples",
+        {
+            "INPUT": [str(data / SCENE)],
+            "LABELS": str(out / "points.gpkg"),
+            "CLASS_FIELD": "class_name",
+            "PATCH_SIZE": 1,
+            "NODATA": 0,
+            "BAND_NAMES": "B2,B3,B4",
+            "OUTPUT": str(out / "samples.tfrecord.gz"),
+        },
+    )
+    trained = step(
+        "train the pixel DNN",
+        "geodl:train",
+        {
+            "SAMPLES": str(out / "samples.tfrecord.gz"),
+            "MODEL_TYPE": 0,
+            "EPOCHS": epochs,
+            "BATCH_SIZE": 32,
+            "SPLIT": 0,
+            "BLOCK_SIZE": 8,
+            "TEST_FRACTION": 0.3,
+            "SEED": 42,
+            "OUTPUT": str(out / "model.geodl"),
+            "OUTPUT_TEST_SAMPLES": str(out / "heldout.tfrecord.gz"),
+        },
+    )
+    evaluated = step(
+        "evaluate on the held-out split",
+        "geodl:evaluate",
+        {
+            "MODEL": str(out / "model.geodl"),
+            "SAMPLES": str(out / "heldout.tfrecord.gz"),
+            "OUTPUT": str(out / "metrics.json"),
+            "OUTPUT_PLOT": str(out / "confusion_matrix.png"),
+        },
+    )
+    step(
+        "classify the scene",
+        "geodl:predict",
+        {
+            "INPUT": str(data / SCENE),
+            "MODEL": str(out / "model.geodl"),
+            "NODATA": 0,
+            "OUTPUT": str(out / "classified.tif"),
+            "OUTPUT_CONFIDENCE": str(out / "confidence.tif"),
+        },
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["train_reported_overall_accuracy"] = trained["OVERALL_ACCURACY"]
     metrics["step_seconds"] = steps
@@ -94,17 +140,28 @@ def build_project(scene: Path, polygons: Path, out: Path) -> None:
     labels = QgsVectorLayer(str(polygons), "Labelled polygons", "ogr")
     project.addMapLayer(labels)
     classes = load_model_file(out / "model.geodl").classes
-    layers = add_result_layers(str(out / "classified.tif"), classes, str(out / "confidence.tif"),
-                               group_name="GeoDL pixel DNN", project=project)
+    layers = add_result_layers(
+        str(out / "classified.tif"), classes, str(out / "confidence.tif"), group_name="GeoDL pixel DNN", project=project
+    )
     project.layerTreeRoot().findLayer(layers[1].id()).setItemVisibilityChecked(False)
     points = QgsVectorLayer(str(out / "points.gpkg"), "Training points", "ogr")
     project.addMapLayer(points)
     project.layerTreeRoot().findLayer(points.id()).setItemVisibilityChecked(False)
     project.setCrs(image.crs())
     # The dock's state, so opening demo.qgz with the plugin shows this session's classes, labels and model.
-    save_dock_state(DockState(classes=classes.to_json(), active_class=0, labels_layer_id=points.id(),
-                              raster_layer_ids=[image.id()], model_path=str((out / "model.geodl").resolve()),
-                              output_dir=str(out.resolve()), epochs=150, batch_size=32), project)
+    save_dock_state(
+        DockState(
+            classes=classes.to_json(),
+            active_class=0,
+            labels_layer_id=points.id(),
+            raster_layer_ids=[image.id()],
+            model_path=str((out / "model.geodl").resolve()),
+            output_dir=str(out.resolve()),
+            epochs=150,
+            batch_size=32,
+        ),
+        project,
+    )
     project.write(str(out / "demo.qgz"))
 
     layout = QgsPrintLayout(project)

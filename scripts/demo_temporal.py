@@ -98,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     series = open_series(rasters)  # dates from the file names
-    print(f"series: {series.n_dates} dates ({', '.join(d.isoformat() for d in series.dates)}), {series.n_bands} "
-          f"bands, {series.width}×{series.height} px")
+    print(
+        f"series: {series.n_dates} dates ({', '.join(d.isoformat() for d in series.dates)}), {series.n_bands} "
+        f"bands, {series.width}×{series.height} px"
+    )
     rule = rule_labels(series)
     n_points = write_points(out / "points.gpkg", series, rule)
     labels = read_labels(out / "points.gpkg", "class_name", target_crs_wkt=series.info.crs_wkt)
@@ -108,16 +110,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{n_points} points labelled by the NDVI rule → patch sequences of 9×9 px in {samples.name}")
 
     model = out / "model.geodl"
-    result = train_model(TrainParams(samples=[str(samples)], output=str(model), family=ModelFamily.TEMPORAL,
-                                     options=TemporalParams(encoder="gru", filters=8), epochs=args.epochs,
-                                     batch_size=16, learning_rate=3e-3, split="random"))
+    result = train_model(
+        TrainParams(
+            samples=[str(samples)],
+            output=str(model),
+            family=ModelFamily.TEMPORAL,
+            options=TemporalParams(encoder="gru", filters=8),
+            epochs=args.epochs,
+            batch_size=16,
+            learning_rate=3e-3,
+            split="random",
+        )
+    )
     oa = result.metrics.get("overall_accuracy")
-    print(f"trained a bidirectional ConvGRU: held-out accuracy {oa if oa is None else round(oa, 3)} "
-          f"({result.n_test} points)")
+    print(f"trained a bidirectional ConvGRU: held-out accuracy {oa if oa is None else round(oa, 3)} ({result.n_test} points)")
 
-    params = PredictParams(rasters=[str(r) for r in rasters], model=str(model), output=str(out / "classified.tif"),
-                           confidence_output=str(out / "confidence.tif"),
-                           probabilities_output=str(out / "probabilities.tif"))
+    params = PredictParams(
+        rasters=[str(r) for r in rasters],
+        model=str(model),
+        output=str(out / "classified.tif"),
+        confidence_output=str(out / "confidence.tif"),
+        probabilities_output=str(out / "probabilities.tif"),
+    )
     prediction = predict_raster(params)
     import rasterio
 
@@ -125,13 +139,20 @@ def main(argv: list[str] | None = None) -> int:
         mapped = ds.read(1)
     definite = rule > 0
     agreement = float((mapped[definite] == rule[definite]).mean())
-    summary = {"dates": [d.isoformat() for d in series.dates], "points": n_points,
-               "held_out_accuracy": oa, "agreement_with_rule": round(agreement, 4),
-               "predict_mpx_s": round(prediction.megapixels_per_second, 3),
-               "class_pixels": prediction.class_pixel_counts, "seconds": round(time.perf_counter() - started, 1)}
+    summary = {
+        "dates": [d.isoformat() for d in series.dates],
+        "points": n_points,
+        "held_out_accuracy": oa,
+        "agreement_with_rule": round(agreement, 4),
+        "predict_mpx_s": round(prediction.megapixels_per_second, 3),
+        "class_pixels": prediction.class_pixel_counts,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    print(f"mapped {prediction.pixels / 1e6:.2f} Mpx at {prediction.megapixels_per_second:.3f} Mpx/s; agreement with "
-          f"the NDVI rule on the {int(definite.sum())} pixels it labels: {agreement:.3f}")
+    print(
+        f"mapped {prediction.pixels / 1e6:.2f} Mpx at {prediction.megapixels_per_second:.3f} Mpx/s; agreement with "
+        f"the NDVI rule on the {int(definite.sum())} pixels it labels: {agreement:.3f}"
+    )
     print(f"outputs in {out}: classified.tif, confidence.tif, probabilities.tif (one band per class), model.geodl")
     return 0
 

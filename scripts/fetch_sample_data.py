@@ -71,8 +71,9 @@ def _index_urls() -> list[str]:
     urls = []
     for key in ("global.index-url", "install.index-url"):
         try:
-            out = subprocess.run([sys.executable, "-m", "pip", "config", "get", key],
-                                 capture_output=True, text=True, check=False).stdout.strip()
+            out = subprocess.run(
+                [sys.executable, "-m", "pip", "config", "get", key], capture_output=True, text=True, check=False
+            ).stdout.strip()
         except OSError:
             out = ""
         if out:

@@ -26,12 +26,15 @@ import numpy as np
 
 CLASS_NAMES = ("crop", "forest", "urban", "water")  # ids 1..4 (sorted names, as read_labels numbers them)
 # Class means in noise-sigma units per band: neighbours ~1.5 sigma apart, so per-pixel accuracy is modest.
-MEANS = np.array([
-    [0.0, 1.5, 0.0, 1.5],   # crop
-    [0.0, 0.0, 1.5, 1.5],   # forest
-    [1.5, 0.0, 0.0, 1.5],   # urban
-    [0.0, 0.0, 0.0, 0.0],   # water
-], dtype=np.float64)
+MEANS = np.array(
+    [
+        [0.0, 1.5, 0.0, 1.5],  # crop
+        [0.0, 0.0, 1.5, 1.5],  # forest
+        [1.5, 0.0, 0.0, 1.5],  # urban
+        [0.0, 0.0, 0.0, 0.0],  # water
+    ],
+    dtype=np.float64,
+)
 SCALE, OFFSET = 300.0, 1000.0  # digital-number-like values
 EPSG = 32621
 PIXEL = 30.0
@@ -66,8 +69,7 @@ def truth_map(size: int, rng: np.random.Generator) -> np.ndarray:
     return truth
 
 
-def make_scene(out_dir: str | Path, size: int = 128, points_per_class: int = 30, seed: int = 0,
-               noise: float = 1.0) -> Scene:
+def make_scene(out_dir: str | Path, size: int = 128, points_per_class: int = 30, seed: int = 0, noise: float = 1.0) -> Scene:
     """Generate the scene into ``out_dir``; the same seed always gives the same files."""
     import rasterio
     from osgeo import ogr, osr

@@ -78,8 +78,9 @@ def _voronoi(size: int, n_fields: int, rng: np.random.Generator) -> np.ndarray:
     return d.argmin(axis=-1)
 
 
-def make_series_scene(out: Path, size: int = 48, n_points: int = 100, seed: int = 0, n_dates: int = 18,
-                      year: int = 2020, cloud_probability: float = 0.35) -> SeriesScene:
+def make_series_scene(
+    out: Path, size: int = 48, n_points: int = 100, seed: int = 0, n_dates: int = 18, year: int = 2020, cloud_probability: float = 0.35
+) -> SeriesScene:
     import rasterio
     from rasterio.transform import from_origin
 
@@ -104,22 +105,36 @@ def make_series_scene(out: Path, size: int = 48, n_points: int = 100, seed: int 
             for _ in range(int(rng.integers(1, 3))):
                 r0, c0 = rng.uniform(0, size, 2)
                 radius = rng.uniform(size / 8, size / 4)
-                observed[t] &= (rr - r0) ** 2 + (cc - c0) ** 2 > radius ** 2
+                observed[t] &= (rr - r0) ** 2 + (cc - c0) ** 2 > radius**2
     values[np.broadcast_to(~observed[:, None], values.shape)] = 0
     transform = from_origin(*ORIGIN, PIXEL, PIXEL)
-    dates = [dt.date(year, m % 12 + 1, 15) for m in range(n_dates)] if n_dates <= 12 else \
-        [dt.date(year, 1, 15) + dt.timedelta(days=int(30.4 * m)) for m in range(n_dates)]
+    dates = (
+        [dt.date(year, m % 12 + 1, 15) for m in range(n_dates)]
+        if n_dates <= 12
+        else [dt.date(year, 1, 15) + dt.timedelta(days=int(30.4 * m)) for m in range(n_dates)]
+    )
     rasters = []
     for t, date in enumerate(dates):
         path = out / f"series_{date:%Y%m%d}.tif"
-        with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=len(BANDS), dtype="uint16",
-                           crs=f"EPSG:{EPSG}", transform=transform, nodata=0) as ds:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=size,
+            height=size,
+            count=len(BANDS),
+            dtype="uint16",
+            crs=f"EPSG:{EPSG}",
+            transform=transform,
+            nodata=0,
+        ) as ds:
             ds.write(values[t])
             ds.descriptions = BANDS
         rasters.append(path)
     truth = out / "truth.tif"
-    with rasterio.open(truth, "w", driver="GTiff", width=size, height=size, count=1, dtype="uint8",
-                       crs=f"EPSG:{EPSG}", transform=transform, nodata=255) as ds:
+    with rasterio.open(
+        truth, "w", driver="GTiff", width=size, height=size, count=1, dtype="uint8", crs=f"EPSG:{EPSG}", transform=transform, nodata=255
+    ) as ds:
         ds.write(classes[None])
     points = out / "points.gpkg"
     _write_points(points, classes, n_points, rng)

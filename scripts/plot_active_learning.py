@@ -51,20 +51,27 @@ def main(argv: list[str] | None = None) -> int:
         image = rasterio.open(scene.image).read()
     truth = scene.truth_array.astype(np.int64) - 1
     fit = forest_fit_predict(image.reshape(4, -1).T.astype(np.float32), 4)
-    curves = {s: mean_curve([simulate_labelling(image, truth, s, fit, 120, 8, 8, seed)
-                             for seed in range(args.sessions)]) for s in (RANDOM, UNCERTAINTY)}
+    curves = {
+        s: mean_curve([simulate_labelling(image, truth, s, fit, 120, 8, 8, seed) for seed in range(args.sessions)])
+        for s in (RANDOM, UNCERTAINTY)
+    }
     target = curves[RANDOM].accuracy[-1]
     needed = labels_to_reach(curves[UNCERTAINTY], target)
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     ax.plot(curves[RANDOM].labels, curves[RANDOM].accuracy, "o-", ms=3, color="#888888", label="random points")
-    ax.plot(curves[UNCERTAINTY].labels, curves[UNCERTAINTY].accuracy, "o-", ms=3, color="#d95f02",
-            label="Suggest points (margin, spread out)")
+    ax.plot(
+        curves[UNCERTAINTY].labels, curves[UNCERTAINTY].accuracy, "o-", ms=3, color="#d95f02", label="Suggest points (margin, spread out)"
+    )
     ax.axhline(target, color="#888888", lw=0.8, ls=":")
     if needed is not None:
         ax.axvline(needed, color="#d95f02", lw=0.8, ls=":")
-        ax.annotate(f"{needed:.0f} labels vs 120: {100 * (1 - needed / 120):.0f}% fewer", (needed, target),
-                    xytext=(needed + 8, target - 0.06), arrowprops={"arrowstyle": "->", "color": "#555555"})
+        ax.annotate(
+            f"{needed:.0f} labels vs 120: {100 * (1 - needed / 120):.0f}% fewer",
+            (needed, target),
+            xytext=(needed + 8, target - 0.06),
+            arrowprops={"arrowstyle": "->", "color": "#555555"},
+        )
     ax.set_xlabel("labelled points")
     ax.set_ylabel("overall accuracy of the map")
     ax.set_title(f"Simulated labelling, synthetic 64×64 scene, random forest ({args.sessions} sessions)", fontsize=9)

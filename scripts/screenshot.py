@@ -80,14 +80,32 @@ def main() -> int:
         subprocess.run(["make", "-s", "install", f"QGIS_PROFILE_DIR={root}/default"], cwd=REPO, check=True)
         script = Path(tmp) / "shoot.py"
         partial = out.parent / f".{out.name}.part.png"  # beside the target: the rename cannot cross disks
-        script.write_text(f"OUT = {str(partial)!r}\nTAB = {args.tab!r}\nWIDTH, HEIGHT = {args.width}, {args.height}\n"
-                          + IN_QGIS)
+        script.write_text(f"OUT = {str(partial)!r}\nTAB = {args.tab!r}\nWIDTH, HEIGHT = {args.width}, {args.height}\n" + IN_QGIS)
         env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
         env.update({"PYTHONPATH": sysconfig.get_paths()["purelib"], "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": tmp})
-        subprocess.run(["xvfb-run", "-a", "-s", f"-screen 0 {args.width}x{args.height}x24", "/usr/bin/qgis",
-                        "--profiles-path", str(root.parent), "--profile", "default", "--nologo", "--noversioncheck",
-                        "--project", str(project), "--code", str(script)], env=env, timeout=300,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                "xvfb-run",
+                "-a",
+                "-s",
+                f"-screen 0 {args.width}x{args.height}x24",
+                "/usr/bin/qgis",
+                "--profiles-path",
+                str(root.parent),
+                "--profile",
+                "default",
+                "--nologo",
+                "--noversioncheck",
+                "--project",
+                str(project),
+                "--code",
+                str(script),
+            ],
+            env=env,
+            timeout=300,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         error = Path(str(partial) + ".error")
         if not partial.exists():
             print("QGIS ended without a screenshot" + (f": {error.read_text()}" if error.exists() else ""))

@@ -36,8 +36,9 @@ def main() -> int:
     root = args.profile / "geodl" / "runtime"
     print(f"Installing Keras on {spec.backend} ({spec.device}) into {root}")
     try:
-        create_runtime(root, spec, base_python=args.python or sys.executable,
-                       progress=Progress(on_message=lambda m: print(f"  {m}", flush=True)))
+        create_runtime(
+            root, spec, base_python=args.python or sys.executable, progress=Progress(on_message=lambda m: print(f"  {m}", flush=True))
+        )
     except GeoDLError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -61,8 +61,11 @@ def geodl_runtime(tmp_path_factory):
     root = tmp_path_factory.mktemp("geodl-runtime") / "runtime"
     trace: dict = {"progress": [], "messages": []}
     started = time.perf_counter()
-    info = create_runtime(root, RuntimeSpec("tensorflow", "cpu"), base_python=QGIS_PYTHON,
-                          progress=Progress(on_progress=trace["progress"].append,
-                                            on_message=trace["messages"].append))
+    info = create_runtime(
+        root,
+        RuntimeSpec("tensorflow", "cpu"),
+        base_python=QGIS_PYTHON,
+        progress=Progress(on_progress=trace["progress"].append, on_message=trace["messages"].append),
+    )
     trace["seconds"] = time.perf_counter() - started
     return root, info, trace

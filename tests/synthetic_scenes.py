@@ -42,8 +42,9 @@ def fields(size: int, n_fields: int, rng: np.random.Generator) -> np.ndarray:
     return classes[d.argmin(axis=0)].astype(np.uint8)
 
 
-def truth_scene(out_dir: str | Path, size: int = 128, n_fields: int = 10, separation: float = 8.0,
-                points_per_class: int = 100, seed: int = 0) -> TruthScene:
+def truth_scene(
+    out_dir: str | Path, size: int = 128, n_fields: int = 10, separation: float = 8.0, points_per_class: int = 100, seed: int = 0
+) -> TruthScene:
     """Write ``scene.tif`` (float32, 4 bands), ``truth.tif`` (uint8) and ``points.gpkg`` into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

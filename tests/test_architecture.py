@@ -18,8 +18,20 @@ PACKAGE = REPO / "geodl_plugin"
 
 # Stage of each core package or top-level core module; an import may only go to a stage at or below its own,
 # and within a stage only between modules of one package (train and predict share a stage but never meet).
-STAGES = {"runtime": 0, "io": 1, "data": 2, "models": 3, "evaluate": 4, "predict": 5, "train": 5,
-          "earthengine": 6, "families": 7, "label_training": 8, "vertex_training": 8, "jobs": 9}
+STAGES = {
+    "runtime": 0,
+    "io": 1,
+    "data": 2,
+    "models": 3,
+    "evaluate": 4,
+    "predict": 5,
+    "train": 5,
+    "earthengine": 6,
+    "families": 7,
+    "label_training": 8,
+    "vertex_training": 8,
+    "jobs": 9,
+}
 # Plain-Python leaves outside core that core may use: where the plugin's files are (metadata.txt's version).
 CORE_MAY_IMPORT = {"geodl_plugin.paths"}
 FAMILY_MODULES = {"geodl_plugin.core.models.family", "geodl_plugin.core.families"}
@@ -46,7 +58,7 @@ def _imports(module: str) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
+            base = package[: len(package) - node.level + 1] if node.level else []
             target = ".".join(base + ([node.module] if node.module else []))
             found.add(target)
             found.update(f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in MODULES)
@@ -84,8 +96,7 @@ def test_no_import_circle():
                 if w == v:
                     break
             # a package re-exporting its own submodules is not a circle
-            if len(group) > 1 and not all(any(o.startswith(x + ".") or x.startswith(o + ".") for o in group if o != x)
-                                          for x in group):
+            if len(group) > 1 and not all(any(o.startswith(x + ".") or x.startswith(o + ".") for o in group if o != x) for x in group):
                 circles.append(sorted(group))
 
     for v in MODULES:
@@ -101,8 +112,7 @@ def test_core_is_free_of_qt_qgis_and_the_faces():
             top = target.split(".")[0]
             if top in ("qgis", "PyQt5", "PyQt6", "sip"):
                 bad.append(f"{module} imports {target}")
-            elif target.startswith("geodl_plugin.") and not target.startswith("geodl_plugin.core") \
-                    and target not in CORE_MAY_IMPORT:
+            elif target.startswith("geodl_plugin.") and not target.startswith("geodl_plugin.core") and target not in CORE_MAY_IMPORT:
                 bad.append(f"{module} imports {target}")
     assert not bad, bad
 

@@ -26,8 +26,17 @@ def test_affine_below_3_keeps_rasterio_res_working(tmp_path):
 
     assert int(metadata.version("affine").split(".")[0]) < 3
     path = tmp_path / "b.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=2, height=2, count=1, dtype="uint8", crs="EPSG:32621",
-                       transform=from_origin(700000, -2700000, 30, 30)) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=2,
+        height=2,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32621",
+        transform=from_origin(700000, -2700000, 30, 30),
+    ) as ds:
         ds.write(np.ones((1, 2, 2), np.uint8))
     with rasterio.open(path) as ds:
         assert ds.res == (30.0, 30.0)
@@ -45,7 +54,6 @@ def test_qgis_process_wrapper_is_broken_and_the_binary_works():
     qgis_process rejects; geodl always calls qgis_process.bin."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     wrapper = subprocess.run(["/usr/bin/qgis_process", "--version"], capture_output=True, text=True, timeout=120, env=env)
-    assert "--noversioncheck not known" in wrapper.stdout + wrapper.stderr, (
-        "the wrapper works again: geodl could use qgis_process directly")
+    assert "--noversioncheck not known" in wrapper.stdout + wrapper.stderr, "the wrapper works again: geodl could use qgis_process directly"
     ok = subprocess.run(["/usr/bin/qgis_process.bin", "--version"], capture_output=True, text=True, timeout=120, env=env)
     assert ok.returncode == 0 and "QGIS 3.22" in ok.stdout

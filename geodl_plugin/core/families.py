@@ -54,24 +54,76 @@ class FamilySpec:
 
 
 FAMILIES: dict[ModelFamily, FamilySpec] = {
-    spec.family: spec for spec in (
-        FamilySpec(ModelFamily.PIXEL_DNN, "Pixel DNN (Keras)", ("deep_learning",), FAMILY_OPTIONS[ModelFamily.PIXEL_DNN],
-                   "classification", "pixels", DNNTrainer, predict_pixels, predict_samples),
-        FamilySpec(ModelFamily.RANDOM_FOREST, "Random forest (scikit-learn)", ("classic_ml",),
-                   FAMILY_OPTIONS[ModelFamily.RANDOM_FOREST], "classification", "pixels", ForestTrainer,
-                   predict_pixels, predict_samples),
-        FamilySpec(ModelFamily.UNET, "U-Net (Keras, patches)", ("deep_learning",), FAMILY_OPTIONS[ModelFamily.UNET],
-                   "semantic-segmentation", "patches", UNetTrainer, predict_tiled, predict_patch_centres,
-                   tiling=TilingParams),
-        FamilySpec(ModelFamily.FOREST_REGRESSION, "Random-forest regression (a number; with spread)", ("classic_ml",),
-                   FAMILY_OPTIONS[ModelFamily.FOREST_REGRESSION], "regression", "pixels", ForestRegressionTrainer,
-                   predict_regression, predict_sample_values),
-        FamilySpec(ModelFamily.DNN_REGRESSION, "Pixel DNN regression (a number; Keras)", ("deep_learning",),
-                   FAMILY_OPTIONS[ModelFamily.DNN_REGRESSION], "regression", "pixels", DNNRegressionTrainer,
-                   predict_regression, predict_sample_values),
-        FamilySpec(ModelFamily.TEMPORAL, "Time series (bidirectional ConvGRU/ConvLSTM)", ("deep_learning",),
-                   FAMILY_OPTIONS[ModelFamily.TEMPORAL], "semantic-segmentation", "series", TemporalTrainer,
-                   predict_temporal, predict_series_samples, tiling=TilingParams),
+    spec.family: spec
+    for spec in (
+        FamilySpec(
+            ModelFamily.PIXEL_DNN,
+            "Pixel DNN (Keras)",
+            ("deep_learning",),
+            FAMILY_OPTIONS[ModelFamily.PIXEL_DNN],
+            "classification",
+            "pixels",
+            DNNTrainer,
+            predict_pixels,
+            predict_samples,
+        ),
+        FamilySpec(
+            ModelFamily.RANDOM_FOREST,
+            "Random forest (scikit-learn)",
+            ("classic_ml",),
+            FAMILY_OPTIONS[ModelFamily.RANDOM_FOREST],
+            "classification",
+            "pixels",
+            ForestTrainer,
+            predict_pixels,
+            predict_samples,
+        ),
+        FamilySpec(
+            ModelFamily.UNET,
+            "U-Net (Keras, patches)",
+            ("deep_learning",),
+            FAMILY_OPTIONS[ModelFamily.UNET],
+            "semantic-segmentation",
+            "patches",
+            UNetTrainer,
+            predict_tiled,
+            predict_patch_centres,
+            tiling=TilingParams,
+        ),
+        FamilySpec(
+            ModelFamily.FOREST_REGRESSION,
+            "Random-forest regression (a number; with spread)",
+            ("classic_ml",),
+            FAMILY_OPTIONS[ModelFamily.FOREST_REGRESSION],
+            "regression",
+            "pixels",
+            ForestRegressionTrainer,
+            predict_regression,
+            predict_sample_values,
+        ),
+        FamilySpec(
+            ModelFamily.DNN_REGRESSION,
+            "Pixel DNN regression (a number; Keras)",
+            ("deep_learning",),
+            FAMILY_OPTIONS[ModelFamily.DNN_REGRESSION],
+            "regression",
+            "pixels",
+            DNNRegressionTrainer,
+            predict_regression,
+            predict_sample_values,
+        ),
+        FamilySpec(
+            ModelFamily.TEMPORAL,
+            "Time series (bidirectional ConvGRU/ConvLSTM)",
+            ("deep_learning",),
+            FAMILY_OPTIONS[ModelFamily.TEMPORAL],
+            "semantic-segmentation",
+            "series",
+            TemporalTrainer,
+            predict_temporal,
+            predict_series_samples,
+            tiling=TilingParams,
+        ),
     )
 }
 assert set(FAMILIES) == set(ModelFamily) == set(FAMILY_OPTIONS), "every family needs a row and its options"
@@ -87,8 +139,9 @@ def family_of_model(model: ModelBundle | str | os.PathLike) -> FamilySpec:
     try:
         return FAMILIES[ModelFamily(manifest["mlm:architecture"])]
     except (KeyError, ValueError):
-        raise GeoDLError(f"The model's family '{manifest.get('mlm:architecture')}' is unknown to this geodl; "
-                         "update the plugin or retrain the model.") from None
+        raise GeoDLError(
+            f"The model's family '{manifest.get('mlm:architecture')}' is unknown to this geodl; update the plugin or retrain the model."
+        ) from None
 
 
 def train_model(params: TrainParams, progress: Optional[Progress] = None) -> TrainResult:
@@ -96,8 +149,7 @@ def train_model(params: TrainParams, progress: Optional[Progress] = None) -> Tra
     return run_training(params, family_spec(params.family).trainer(), progress)
 
 
-def predict_raster(params: PredictParams, progress: Optional[Progress] = None,
-                   bundle: Optional[ModelBundle] = None) -> PredictResult:
+def predict_raster(params: PredictParams, progress: Optional[Progress] = None, bundle: Optional[ModelBundle] = None) -> PredictResult:
     """Classify a raster (or stack) with a model file: the shared checks, then the family's predictor."""
     ctx = prepare_prediction(params, progress, bundle)
     return family_of_model(ctx.bundle).predict(ctx)
@@ -118,8 +170,10 @@ def evaluate_model(model: str, samples: list[str], progress: Optional[Progress] 
         # Classes are matched by NAME: samples cut from labels with another class set number them differently.
         data.y, note = remap_to_model(data.y, data.classes, bundle.classes, bool(data.meta.get("classes")))
     if spec.input_kind == "pixels" and data.patch_size != bundle.patch_size:
-        raise GeoDLError(f"The samples are {data.patch_size}×{data.patch_size} but the model expects "
-                         f"{bundle.patch_size}×{bundle.patch_size}; extract them as the training samples were.")
+        raise GeoDLError(
+            f"The samples are {data.patch_size}×{data.patch_size} but the model expects "
+            f"{bundle.patch_size}×{bundle.patch_size}; extract them as the training samples were."
+        )
     report = report_on_samples(bundle, data, spec.score_samples, progress)
     report["model"] = str(model)
     if note:
@@ -138,8 +192,7 @@ def series_sample_set(paths: list[str], bundle: ModelBundle) -> SampleSet:
     keep = centre != 255
     if not keep.any():
         raise GeoDLError("No sample has a labelled centre pixel to score.")
-    return SampleSet(chips.x[keep], centre[keep], None if chips.xy is None else chips.xy[keep], chips.bands,
-                     chips.classes, k, chips.meta)
+    return SampleSet(chips.x[keep], centre[keep], None if chips.xy is None else chips.xy[keep], chips.bands, chips.classes, k, chips.meta)
 
 
 def _evaluate_regression(bundle: ModelBundle, spec: FamilySpec, samples: list[str], model: str) -> dict[str, Any]:
@@ -149,8 +202,14 @@ def _evaluate_regression(bundle: ModelBundle, spec: FamilySpec, samples: list[st
     data = load_target_samples(list(samples), bands=bundle.bands)
     predicted = spec.score_samples(bundle, data.x)
     report = regression_report(data.y, predicted)
-    report.update({"task": "regression", "target": data.target, "model": model,
-                   "samples": {"observed": data.y.tolist(), "predicted": predicted.astype(float).tolist()}})
+    report.update(
+        {
+            "task": "regression",
+            "target": data.target,
+            "model": model,
+            "samples": {"observed": data.y.tolist(), "predicted": predicted.astype(float).tolist()},
+        }
+    )
     return report
 
 

@@ -18,8 +18,17 @@ from .models.onnx_export import export_onnx
 from .runtime.dependencies import describe_training_device
 from .runtime.worker import job_name, serve
 
-ALLOWED = (train_model, train_from_labels, train_from_targets, predict_raster, evaluate_model, describe_training_device,
-           export_onnx, dnn_weights_json, export_savedmodel)  # the last two: Earth Engine-native, Vertex AI serving
+ALLOWED = (
+    train_model,
+    train_from_labels,
+    train_from_targets,
+    predict_raster,
+    evaluate_model,
+    describe_training_device,
+    export_onnx,
+    dnn_weights_json,
+    export_savedmodel,
+)  # the last two: Earth Engine-native, Vertex AI serving
 JOBS = {job_name(function): function for function in ALLOWED}
 
 if __name__ == "__main__":

@@ -36,8 +36,7 @@ class TrainFromLabelsParams:
         """No output may be (or resolve to, or be a sidecar of) the imagery or the labels."""
         from .io.paths_guard import check_outputs_against_inputs
 
-        check_outputs_against_inputs([*self.rasters, self.labels],
-                                     [self.samples, self.train.output, self.confusion_png])
+        check_outputs_against_inputs([*self.rasters, self.labels], [self.samples, self.train.output, self.confusion_png])
 
 
 def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress] = None) -> TrainResult:
@@ -51,19 +50,20 @@ def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress
     progress = ensure(progress)
     params.validate()
     classes = ClassTable.from_json(params.classes) if params.classes else None
-    labels = read_labels(params.labels, params.class_field, layer=params.layer,
-                         target_crs_wkt=raster_info(params.rasters[0]).crs_wkt, classes=classes)
+    labels = read_labels(
+        params.labels, params.class_field, layer=params.layer, target_crs_wkt=raster_info(params.rasters[0]).crs_wkt, classes=classes
+    )
     progress.check()
     if params.series:
         from .data.series import open_series
         from .data.series_samples import extract_series_samples
 
         series = open_series(params.rasters, dates=params.dates, nodata=params.nodata)
-        extract_series_samples(series, labels, params.samples, patch_size=params.patch_size,
-                               progress=progress.sub(0, 10))
+        extract_series_samples(series, labels, params.samples, patch_size=params.patch_size, progress=progress.sub(0, 10))
     else:
-        extract_samples(params.rasters, labels, params.samples, patch_size=params.patch_size, nodata=params.nodata,
-                        progress=progress.sub(0, 10))
+        extract_samples(
+            params.rasters, labels, params.samples, patch_size=params.patch_size, nodata=params.nodata, progress=progress.sub(0, 10)
+        )
     train = dataclasses.replace(params.train, samples=[params.samples])
     result = train_model(train, progress.sub(10, 97))
     if result.metrics and params.confusion_png:
@@ -99,18 +99,15 @@ def train_from_targets(params: TrainFromTargetsParams, progress: Optional[Progre
     from .io.raster import raster_info
 
     progress = ensure(progress)
-    targets = read_targets(params.labels, params.target_field, layer=params.layer,
-                           target_crs_wkt=raster_info(params.rasters[0]).crs_wkt)
+    targets = read_targets(params.labels, params.target_field, layer=params.layer, target_crs_wkt=raster_info(params.rasters[0]).crs_wkt)
     progress.check()
     extract_target_samples(params.rasters, targets, params.samples, nodata=params.nodata, progress=progress.sub(0, 10))
     held_out = params.samples + ".test.tfrecord"
-    train = dataclasses.replace(params.train, samples=[params.samples],
-                                test_samples_output=params.train.test_samples_output or held_out)
+    train = dataclasses.replace(params.train, samples=[params.samples], test_samples_output=params.train.test_samples_output or held_out)
     result = train_model(train, progress.sub(10, 95))
     if result.test_samples_path and params.scatter_png:
         report = evaluate_model(result.model_path, [result.test_samples_path])
-        plot_predicted_vs_observed(report["samples"]["observed"], report["samples"]["predicted"],
-                                   params.scatter_png, targets.name)
+        plot_predicted_vs_observed(report["samples"]["observed"], report["samples"]["predicted"], params.scatter_png, targets.name)
     if train.test_samples_output == held_out:
         from pathlib import Path
 

@@ -32,7 +32,7 @@ CPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest"
 
 def gcs_to_fuse(uri: str) -> str:
     """gs://bucket/path → /gcs/bucket/path (Vertex AI mounts Cloud Storage there); other paths unchanged."""
-    return "/gcs/" + uri[len("gs://"):] if uri.startswith("gs://") else uri
+    return "/gcs/" + uri[len("gs://") :] if uri.startswith("gs://") else uri
 
 
 def build_package(output_dir: str | os.PathLike, version: str = "0.1.0") -> Path:
@@ -44,9 +44,10 @@ def build_package(output_dir: str | os.PathLike, version: str = "0.1.0") -> Path
         f"setup(name={PACKAGE!r}, version={version!r}, packages=find_packages(),\n"
         "      install_requires=['numpy<2', 'scikit-learn', 'google-crc32c'])\n"
     )
-    files: list[tuple[str, bytes]] = [(f"{name}/setup.py", setup.encode()),
-                                      (f"{name}/PKG-INFO", f"Metadata-Version: 1.0\nName: {PACKAGE}\n"
-                                                           f"Version: {version}\n".encode())]
+    files: list[tuple[str, bytes]] = [
+        (f"{name}/setup.py", setup.encode()),
+        (f"{name}/PKG-INFO", f"Metadata-Version: 1.0\nName: {PACKAGE}\nVersion: {version}\n".encode()),
+    ]
     for path in [root / "__init__.py", root / "paths.py", *sorted((root / "core").rglob("*.py"))]:
         if "__pycache__" not in path.parts:
             files.append((f"{name}/geodl_plugin/{path.relative_to(root).as_posix()}", path.read_bytes()))
@@ -64,16 +65,23 @@ def build_package(output_dir: str | os.PathLike, version: str = "0.1.0") -> Path
     return out
 
 
-def job_spec(display_name: str, package_uri: str, samples: Sequence[str], output_dir: str,
-             model_type: str = "dnn", epochs: int = 50, gpu: bool = True,
-             machine: str = "n1-standard-8", accelerator: str = "NVIDIA_TESLA_T4") -> dict[str, Any]:
+def job_spec(
+    display_name: str,
+    package_uri: str,
+    samples: Sequence[str],
+    output_dir: str,
+    model_type: str = "dnn",
+    epochs: int = 50,
+    gpu: bool = True,
+    machine: str = "n1-standard-8",
+    accelerator: str = "NVIDIA_TESLA_T4",
+) -> dict[str, Any]:
     """The ``CustomJob`` body (REST ``projects.locations.customJobs.create``; also what ``gcloud ai
     custom-jobs create --config`` takes as its ``jobSpec``)."""
     if not package_uri.startswith("gs://") or not output_dir.startswith("gs://"):
         raise GeoDLError("The package and the output folder must be in Cloud Storage (gs://…) for Vertex AI.")
     if not samples or not all(s.startswith("gs://") for s in samples):
-        raise GeoDLError("Give the sample TFRecords as gs:// URIs (the Beam pipeline or an Earth Engine export "
-                         "writes them there).")
+        raise GeoDLError("Give the sample TFRecords as gs:// URIs (the Beam pipeline or an Earth Engine export writes them there).")
     machine_spec: dict[str, Any] = {"machineType": machine}
     if gpu:
         machine_spec.update({"acceleratorType": accelerator, "acceleratorCount": 1})
@@ -81,19 +89,24 @@ def job_spec(display_name: str, package_uri: str, samples: Sequence[str], output
     return {
         "displayName": display_name,
         "jobSpec": {
-            "workerPoolSpecs": [{
-                "machineSpec": machine_spec,
-                "replicaCount": "1",
-                "pythonPackageSpec": {"executorImageUri": GPU_IMAGE if gpu else CPU_IMAGE,
-                                      "packageUris": [package_uri], "pythonModule": MODULE, "args": args},
-            }],
+            "workerPoolSpecs": [
+                {
+                    "machineSpec": machine_spec,
+                    "replicaCount": "1",
+                    "pythonPackageSpec": {
+                        "executorImageUri": GPU_IMAGE if gpu else CPU_IMAGE,
+                        "packageUris": [package_uri],
+                        "pythonModule": MODULE,
+                        "args": args,
+                    },
+                }
+            ],
             "baseOutputDirectory": {"outputUriPrefix": output_dir},
         },
     }
 
 
-def submit_commands(package: str | os.PathLike, spec_path: str | os.PathLike, package_uri: str, project: str,
-                    region: str) -> list[str]:
+def submit_commands(package: str | os.PathLike, spec_path: str | os.PathLike, package_uri: str, project: str, region: str) -> list[str]:
     return [
         f"gcloud storage cp {package} {package_uri}",
         f"gcloud ai custom-jobs create --project={project} --region={region} --config={spec_path}",
@@ -122,13 +135,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     model_dir = os.environ.get("AIP_MODEL_DIR", "")
     output = args.output or (model_dir.rstrip("/") + "/model.geodl" if model_dir else "model.geodl")
-    params = TrainParams(samples=[gcs_to_fuse(s) for s in args.samples.split(",") if s],
-                         output=gcs_to_fuse(output), family=args.model_type, epochs=args.epochs)
+    params = TrainParams(
+        samples=[gcs_to_fuse(s) for s in args.samples.split(",") if s],
+        output=gcs_to_fuse(output),
+        family=args.model_type,
+        epochs=args.epochs,
+    )
     logging.basicConfig(level=logging.INFO)  # the job's log in Vertex AI / Cloud Logging
     result = train_model(params)
-    logging.getLogger("geodl").info("geodl model written: %s",
-                                    json.dumps({"model": output, "metrics": getattr(result, "metrics", {})},
-                                               default=str))
+    logging.getLogger("geodl").info(
+        "geodl model written: %s", json.dumps({"model": output, "metrics": getattr(result, "metrics", {})}, default=str)
+    )
     return 0
 
 

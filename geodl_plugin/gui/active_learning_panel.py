@@ -97,9 +97,16 @@ class Round:
 
 
 class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
-    def __init__(self, parent: Optional[QWidget], canvas: Optional[QgsMapCanvas], project: QgsProject,
-                 run_task: Callable[[GeoDLTask], GeoDLTask], message: Callable[[str, Any], None],
-                 session: LabelSession, hooks: PanelHooks) -> None:
+    def __init__(
+        self,
+        parent: Optional[QWidget],
+        canvas: Optional[QgsMapCanvas],
+        project: QgsProject,
+        run_task: Callable[[GeoDLTask], GeoDLTask],
+        message: Callable[[str, Any], None],
+        session: LabelSession,
+        hooks: PanelHooks,
+    ) -> None:
         super().__init__(parent)
         self.setupUi(self)
         self.canvas, self.project, self._run, self._message = canvas, project, run_task, message
@@ -158,9 +165,11 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
             self.pending_retrain = False
             self.retrainButton.setEnabled(True)
             last = self.rounds[-1] if self.rounds else None
-            self._message(f"Round {len(self.rounds)}: {last.labels if last else 0} labels, held-out accuracy "
-                          f"{_fmt(last.held_out if last else None)}. Suggest points for the next round.",
-                          Qgis.MessageLevel.Success)
+            self._message(
+                f"Round {len(self.rounds)}: {last.labels if last else 0} labels, held-out accuracy "
+                f"{_fmt(last.held_out if last else None)}. Suggest points for the next round.",
+                Qgis.MessageLevel.Success,
+            )
 
     def model_trained(self, result: Any) -> None:
         """A training finished (the dock's ``modelTrained``): a new round; with Retrain, map again."""
@@ -178,8 +187,7 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
             return None
         result = self.last_map
         if result is None:
-            self._message("Classify or preview first: Suggest points works on the last map's uncertainty.",
-                          Qgis.MessageLevel.Warning)
+            self._message("Classify or preview first: Suggest points works on the last map's uncertainty.", Qgis.MessageLevel.Warning)
             return None
         from ..core.predict.suggest import SuggestParams, suggest_points
 
@@ -197,9 +205,15 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         except GeoDLError as exc:
             self._message(str(exc), Qgis.MessageLevel.Warning)
             return None
-        params = SuggestParams(classes_raster=result.output, uncertainty_raster=raster, measure=measure,
-                               count=self.countSpin.value(), region_wkt=region, existing_xy=existing,
-                               output=self.hooks.output_path("to_label", ".gpkg"))
+        params = SuggestParams(
+            classes_raster=result.output,
+            uncertainty_raster=raster,
+            measure=measure,
+            count=self.countSpin.value(),
+            region_wkt=region,
+            existing_xy=existing,
+            output=self.hooks.output_path("to_label", ".gpkg"),
+        )
         names = {c.id: c.name for c in self.palette}
         self.suggestButton.setEnabled(False)
 
@@ -211,15 +225,20 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
             self.suggestButton.setEnabled(True)
             self._message(message, Qgis.MessageLevel.Critical)
 
-        self.task = self._run(GeoDLTask("GeoDL: suggest points", lambda p: suggest_points(params, p, names),
-                                        on_done=done, on_error=failed,
-                                        on_cancelled=lambda: self.suggestButton.setEnabled(True)))
+        self.task = self._run(
+            GeoDLTask(
+                "GeoDL: suggest points",
+                lambda p: suggest_points(params, p, names),
+                on_done=done,
+                on_error=failed,
+                on_cancelled=lambda: self.suggestButton.setEnabled(True),
+            )
+        )
         return self.task
 
     def _running(self) -> bool:
         try:
-            return self.task is not None and self.task.status() not in (GeoDLTask.TaskStatus.Complete,
-                                                                        GeoDLTask.TaskStatus.Terminated)
+            return self.task is not None and self.task.status() not in (GeoDLTask.TaskStatus.Complete, GeoDLTask.TaskStatus.Terminated)
         except RuntimeError:
             return False
 
@@ -242,12 +261,17 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         if not layer.isValid():
             self._message(f"QGIS cannot open the suggested points '{result.output}'.", Qgis.MessageLevel.Critical)
             return
-        ring = {"name": "circle", "color": "0,0,0,0", "outline_color": "#ff7f00", "outline_width": "0.8",
-                "size": "4.5"}
+        ring = {"name": "circle", "color": "0,0,0,0", "outline_color": "#ff7f00", "outline_width": "0.8", "size": "4.5"}
         grey = dict(ring, outline_color="#9e9e9e")
-        layer.setRenderer(QgsCategorizedSymbolRenderer("status", [
-            QgsRendererCategory("to label", QgsMarkerSymbol.createSimple(ring), "to label"),
-            QgsRendererCategory(SKIPPED, QgsMarkerSymbol.createSimple(grey), SKIPPED)]))
+        layer.setRenderer(
+            QgsCategorizedSymbolRenderer(
+                "status",
+                [
+                    QgsRendererCategory("to label", QgsMarkerSymbol.createSimple(ring), "to label"),
+                    QgsRendererCategory(SKIPPED, QgsMarkerSymbol.createSimple(grey), SKIPPED),
+                ],
+            )
+        )
         self.project.addMapLayer(layer)
         self.layer = layer
         layer.willBeDeleted.connect(self._layer_deleted)
@@ -256,8 +280,11 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         self.position = 0
         for w in result.warnings:
             self._message(w, Qgis.MessageLevel.Warning)
-        self._message(f"{len(self.order)} points to label, least sure first (at least {result.min_distance:.0f} "
-                      "map units apart). Walk through them with the keys.", Qgis.MessageLevel.Success)
+        self._message(
+            f"{len(self.order)} points to label, least sure first (at least {result.min_distance:.0f} "
+            "map units apart). Walk through them with the keys.",
+            Qgis.MessageLevel.Success,
+        )
         self._go()
 
     def _layer_deleted(self) -> None:
@@ -338,8 +365,7 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
             return
         point = feature.geometry().asPoint()
         if self.canvas is not None:
-            to_canvas = QgsCoordinateTransform(layer.crs(), self.canvas.mapSettings().destinationCrs(),
-                                               self.project)
+            to_canvas = QgsCoordinateTransform(layer.crs(), self.canvas.mapSettings().destinationCrs(), self.project)
             centre = to_canvas.transform(point)
             self.canvas.setCenter(centre)
             self.canvas.refresh()
@@ -364,13 +390,16 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         for b in (self.nextButton, self.previousButton, self.skipButton):
             b.setEnabled(feature is not None)
         if feature is None:
-            self.walkLabel.setText("Classify or preview, then Suggest points." if self.layer is None else
-                                   "All suggested points are labelled: Retrain.")
+            self.walkLabel.setText(
+                "Classify or preview, then Suggest points." if self.layer is None else "All suggested points are labelled: Retrain."
+            )
             return
         keys = ", ".join(f"{i + 1} {c.name}" for i, c in enumerate(self.palette) if i < 9)
-        self.walkLabel.setText(f"Point {self.position + 1} of {len(self.order)} (rank {feature['rank']}): predicted "
-                               f"'{feature['predicted']}', uncertainty {float(feature['uncertainty']):.2f}. Keys: "
-                               f"{keys}; S skip; N/P next/previous.")
+        self.walkLabel.setText(
+            f"Point {self.position + 1} of {len(self.order)} (rank {feature['rank']}): predicted "
+            f"'{feature['predicted']}', uncertainty {float(feature['uncertainty']):.2f}. Keys: "
+            f"{keys}; S skip; N/P next/previous."
+        )
 
     # ------------------------------------------------------------------------------------------- retrain
     def retrain(self) -> Optional[GeoDLTask]:
@@ -403,8 +432,7 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
 
         path, name = layer_file_path(layer)
         try:
-            reference = read_labels(path, field, layer=name, target_crs_wkt=raster_info(class_raster).crs_wkt,
-                                    classes=self.palette.table())
+            reference = read_labels(path, field, layer=name, target_crs_wkt=raster_info(class_raster).crs_wkt, classes=self.palette.table())
             # a few hundred points on one map: quick enough for the main thread
             round_.reference = float(evaluate_map(class_raster, reference)["overall_accuracy"])
         except GeoDLError as exc:

@@ -66,9 +66,10 @@ class ClassPalette(QObject):
             raise GeoDLError("The palette is full (254 classes).")
         if color is None:  # the name's usual colour, else the first palette colour not yet in use
             used_colours = {c.color.lower() for c in self._classes}
-            color = next((default_colour(name, i) for i in range(16)
-                          if default_colour(name, i).lower() not in used_colours),
-                         default_colour(name, len(self._classes)))
+            color = next(
+                (default_colour(name, i) for i in range(16) if default_colour(name, i).lower() not in used_colours),
+                default_colour(name, len(self._classes)),
+            )
         info = ClassInfo(new_id, name, color)
         self._classes.append(info)
         self.changed.emit()

@@ -53,16 +53,28 @@ DOCK_OBJECT_NAME = "GeoDLDock"  # QGIS saves and restores dock state by object n
 _FORM, _ = uic.loadUiType(str(ui_file("dock.ui")))
 
 
-class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # the steps, one module each
-                QDockWidget, _FORM):  # type: ignore[valid-type, misc]
+class GeoDLDock(
+    RegionStep,
+    LabelsStep,
+    ImageryStep,
+    TrainingStep,
+    MapStep,  # the steps, one module each
+    QDockWidget,
+    _FORM,
+):  # type: ignore[valid-type, misc]
     """``run_task`` is the plugin's (it keeps the task alive); ``canvas`` defaults to iface's map canvas."""
 
     mapFinished = pyqtSignal(object)  # PredictResult of a map or preview, once its layers are added
     modelTrained = pyqtSignal(object)  # TrainResult, once the dock shows it
 
-    def __init__(self, parent: QWidget | None = None, iface: Any = None,
-                 run_task: Optional[Callable[[GeoDLTask], GeoDLTask]] = None,
-                 project: Optional[QgsProject] = None, canvas: Any = None) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        iface: Any = None,
+        run_task: Optional[Callable[[GeoDLTask], GeoDLTask]] = None,
+        project: Optional[QgsProject] = None,
+        canvas: Any = None,
+    ) -> None:
         super().__init__(parent)
         self.setupUi(self)
         self.setObjectName(DOCK_OBJECT_NAME)
@@ -133,28 +145,42 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         if is_importable("ee"):  # the Earth Engine backend is optional
             from .ee_imagery import EECompositePanel
 
-            self.ee_panel = EECompositePanel(self.imageryPage, self.project, self.region_geometry,
-                                             lambda: str(self.output_dir()), self._run, self._ee_layer_added,
-                                             self._warn)
+            self.ee_panel = EECompositePanel(
+                self.imageryPage,
+                self.project,
+                self.region_geometry,
+                lambda: str(self.output_dir()),
+                self._run,
+                self._ee_layer_added,
+                self._warn,
+            )
             self.imageryLayout.addWidget(self.ee_panel)
             from .ee_upload import EEUploadPanel
 
-            self.ee_upload_panel = EEUploadPanel(self.mapPage, lambda: self.last_map_path or None, self._run,
-                                                 self._warn, lambda text: self.show_message(
-                                                     text, Qgis.MessageLevel.Success))
+            self.ee_upload_panel = EEUploadPanel(
+                self.mapPage,
+                lambda: self.last_map_path or None,
+                self._run,
+                self._warn,
+                lambda text: self.show_message(text, Qgis.MessageLevel.Success),
+            )
             self.mapLayout.addWidget(self.ee_upload_panel)
             from .ee_classify import EEClassifyPanel, imagery_composite
 
             model = lambda: self.modelFileWidget.filePath() or self.model_path or None  # noqa: E731
             self.ee_classify_panel = EEClassifyPanel(
-                self.mapPage, model, lambda: imagery_composite(self.ee_panel, model()), self._run,
-                lambda layer: self.project.addMapLayer(layer), self._warn,
-                lambda text: self.show_message(text, Qgis.MessageLevel.Success))
+                self.mapPage,
+                model,
+                lambda: imagery_composite(self.ee_panel, model()),
+                self._run,
+                lambda layer: self.project.addMapLayer(layer),
+                self._warn,
+                lambda text: self.show_message(text, Qgis.MessageLevel.Success),
+            )
             self.mapLayout.addWidget(self.ee_classify_panel)
         from .runtime_panel import RuntimePanel
 
-        self.runtime_panel = RuntimePanel(self.statusPage, self._run, self._runtime_changed, self.show_message,
-                                          self._warn)
+        self.runtime_panel = RuntimePanel(self.statusPage, self._run, self._runtime_changed, self.show_message, self._warn)
         self.statusLayout.insertWidget(2, self.runtime_panel)  # under the package and device lines
         self._setup_active_learning()
 
@@ -166,25 +192,30 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
             geom = self.region_geometry(crs) if self.predictAreaCombo.currentData() == AREA_REGION else None
             return geom.asWkt() if geom is not None else None
 
-        hooks = PanelHooks(retrain=self.start_training, remap=lambda: self.predict(self.predictAreaCombo.currentData()),
-                           ensure_labels_layer=self.ensure_labels_layer, region_wkt=region_wkt,
-                           output_path=self._unique,
-                           show_uncertainty=lambda on: setattr(self, "show_uncertainty_layers", bool(on)))
-        self.active_learning = ActiveLearningPanel(self.mapPage, self.canvas, self.project, self._run,
-                                                   self.show_message, self.session, hooks)
+        hooks = PanelHooks(
+            retrain=self.start_training,
+            remap=lambda: self.predict(self.predictAreaCombo.currentData()),
+            ensure_labels_layer=self.ensure_labels_layer,
+            region_wkt=region_wkt,
+            output_path=self._unique,
+            show_uncertainty=lambda on: setattr(self, "show_uncertainty_layers", bool(on)),
+        )
+        self.active_learning = ActiveLearningPanel(
+            self.mapPage, self.canvas, self.project, self._run, self.show_message, self.session, hooks
+        )
         self.mapFinished.connect(self.active_learning.map_finished)
         self.modelTrained.connect(self.active_learning.model_trained)
         self.mapLayout.addWidget(self.active_learning)
-        self.onnx_button = OnnxExportButton(self.mapPage, lambda: self.modelFileWidget.filePath() or self.model_path,
-                                            self._run, self.show_message)
+        self.onnx_button = OnnxExportButton(
+            self.mapPage, lambda: self.modelFileWidget.filePath() or self.model_path, self._run, self.show_message
+        )
         self.mapLayout.addWidget(self.onnx_button)
 
     def _ee_layer_added(self, layer: QgsRasterLayer) -> None:
         """A downloaded composite becomes one of the chosen rasters."""
         self._checked_rasters.append(layer.id())
         self.refresh_rasters()
-        self.show_message(f"Earth Engine composite '{layer.name()}' added and chosen for training.",
-                          Qgis.MessageLevel.Success)
+        self.show_message(f"Earth Engine composite '{layer.name()}' added and chosen for training.", Qgis.MessageLevel.Success)
 
     def _setup_tools(self) -> None:
         self.rectangle_tool = self.polygon_tool = self.label_tool = None
@@ -195,8 +226,11 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.rectangle_tool = RegionRectangleTool(self.canvas)
         self.polygon_tool = RegionPolygonTool(self.canvas)
         self.label_tool = LabelPointTool(self.canvas)
-        for tool, button in ((self.rectangle_tool, self.drawRectangleButton),
-                             (self.polygon_tool, self.drawPolygonButton), (self.label_tool, self.labelToolButton)):
+        for tool, button in (
+            (self.rectangle_tool, self.drawRectangleButton),
+            (self.polygon_tool, self.drawPolygonButton),
+            (self.label_tool, self.labelToolButton),
+        ):
             tool.deactivated.connect(lambda b=button: b.setChecked(False))
         for tool in (self.rectangle_tool, self.polygon_tool):
             tool.regionDrawn.connect(self._region_drawn)
@@ -212,8 +246,9 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.drawPolygonButton.toggled.connect(lambda on: self._toggle_tool(self.polygon_tool, on))
         self.labelToolButton.toggled.connect(self._toggle_label_tool)
         self.canvasExtentButton.clicked.connect(self.use_canvas_extent)
-        self.regionFromLayerButton.clicked.connect(lambda: self.use_region_layer(self.regionLayerCombo.currentLayer(),
-                                                                                 self.regionSelectedCheck.isChecked()))
+        self.regionFromLayerButton.clicked.connect(
+            lambda: self.use_region_layer(self.regionLayerCombo.currentLayer(), self.regionSelectedCheck.isChecked())
+        )
         self.addClassButton.clicked.connect(lambda: self.add_class(self.newClassEdit.text()))
         self.newClassEdit.returnPressed.connect(lambda: self.add_class(self.newClassEdit.text()))
         self.renameClassButton.clicked.connect(self._rename_clicked)
@@ -240,9 +275,12 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
         self.modelFileWidget.fileChanged.connect(self._model_file_changed)
         # Kept so that unload disconnects exactly these (never other listeners of the project).
         self._project_connections = [
-            (self.project.layersAdded, self._layers_changed), (self.project.layersRemoved, self._layers_changed),
-            (self.project.cleared, self._project_cleared), (self.project.writeProject, self._write_project),
-            (self.project.readProject, self._read_project)]
+            (self.project.layersAdded, self._layers_changed),
+            (self.project.layersRemoved, self._layers_changed),
+            (self.project.cleared, self._project_cleared),
+            (self.project.writeProject, self._write_project),
+            (self.project.readProject, self._read_project),
+        ]
         for signal, slot in self._project_connections:
             signal.connect(slot)
 
@@ -258,8 +296,9 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
     # ------------------------------------------------------------------------------------------- messages
     def show_message(self, text: str, level: int = Qgis.MessageLevel.Info) -> None:
         """A line in the dock; warnings and errors also go to QGIS's message bar."""
-        colour = {Qgis.MessageLevel.Warning: "#a15c00", Qgis.MessageLevel.Critical: "#b00020",
-                  Qgis.MessageLevel.Success: "#1b7837"}.get(level, "")
+        colour = {Qgis.MessageLevel.Warning: "#a15c00", Qgis.MessageLevel.Critical: "#b00020", Qgis.MessageLevel.Success: "#1b7837"}.get(
+            level, ""
+        )
         self.messageLabel.setStyleSheet(f"color: {colour}" if colour else "")
         self.messageLabel.setText(text)
         if level in (Qgis.MessageLevel.Warning, Qgis.MessageLevel.Critical):
@@ -307,9 +346,11 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
 
     def _guard(self, generation: int, fn: Callable[..., None]) -> Callable[..., None]:
         """Drop a task's result when the project it belongs to was closed meanwhile."""
+
         def wrapped(*args: Any) -> None:
             if not sip.isdeleted(self) and generation == self._generation:
                 fn(*args)
+
         return wrapped
 
     def cancel_all(self) -> None:
@@ -372,14 +413,20 @@ class GeoDLDock(RegionStep, LabelsStep, ImageryStep, TrainingStep, MapStep,  # t
     # ----------------------------------------------------------------------------------------------- state
     def state(self) -> project_state.DockState:
         return project_state.DockState(
-            classes=self.palette.table().to_json(), active_class=self.classList.currentRow(),
+            classes=self.palette.table().to_json(),
+            active_class=self.classList.currentRow(),
             region_layer_id=self.region_layer.id() if self._layer_alive(self.region_layer) else "",
             labels_layer_id=self.session.layer.id() if self._layer_alive(self.session.layer) else "",
-            raster_layer_ids=list(self._checked_rasters), family=self.chosen_family().family.value,
-            options=self._form_values(self.optionsForm), tiling=self._form_values(self.tilingForm),
-            epochs=self.epochsSpin.value(), batch_size=self.batchSpin.value(),
-            model_path=self.modelFileWidget.filePath() or self.model_path, output_dir=self._output_dir,
-            predict_area=self.predictAreaCombo.currentData() or AREA_REGION)
+            raster_layer_ids=list(self._checked_rasters),
+            family=self.chosen_family().family.value,
+            options=self._form_values(self.optionsForm),
+            tiling=self._form_values(self.tilingForm),
+            epochs=self.epochsSpin.value(),
+            batch_size=self.batchSpin.value(),
+            model_path=self.modelFileWidget.filePath() or self.model_path,
+            output_dir=self._output_dir,
+            predict_area=self.predictAreaCombo.currentData() or AREA_REGION,
+        )
 
     @staticmethod
     def _form_values(form: OptionsForm) -> dict:

@@ -98,10 +98,10 @@ class ImageryStep:
         if layers and self.is_series():
             try:
                 dates = self.check_series()
-                self.imageryLabel.setText(f"Time series of {len(dates)} dates ({min(dates)} … {max(dates)}), "
-                                          f"{layers[0].bandCount()} band(s) per date.")
+                self.imageryLabel.setText(
+                    f"Time series of {len(dates)} dates ({min(dates)} … {max(dates)}), {layers[0].bandCount()} band(s) per date."
+                )
             except GeoDLError as exc:
                 self.imageryLabel.setText(str(exc))
             return
-        self.imageryLabel.setText(f"{len(layers)} raster(s), {bands} band(s) chosen." if layers else
-                                  "No raster chosen yet.")
+        self.imageryLabel.setText(f"{len(layers)} raster(s), {bands} band(s) chosen." if layers else "No raster chosen yet.")

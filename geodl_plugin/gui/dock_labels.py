@@ -33,8 +33,13 @@ class LabelsStep:
         from .summary_panel import SummaryPanel
 
         self.summary_panel = SummaryPanel(
-            self.labelsPage, self._summary_labels, lambda: [r.source() for r in self.selected_rasters()],
-            self._unique, self._run, self._warn)
+            self.labelsPage,
+            self._summary_labels,
+            lambda: [r.source() for r in self.selected_rasters()],
+            self._unique,
+            self._run,
+            self._warn,
+        )
         self.labelsLayout.insertWidget(self.labelsLayout.indexOf(self.samplingGroup) + 1, self.summary_panel)
 
     def _summary_labels(self) -> Optional[tuple[str, Optional[str], str]]:
@@ -44,8 +49,7 @@ class LabelsStep:
         if isinstance(layer, QgsVectorLayer) and layer.providerType() == "ogr" and field:
             path, name = layer_file_path(layer)
             return path, name, field
-        if self.session.layer is not None and self._layer_alive(self.session.layer) and sum(
-                self.session.counts().values()):
+        if self.session.layer is not None and self._layer_alive(self.session.layer) and sum(self.session.counts().values()):
             from .labelling import CLASS_NAME_FIELD
 
             path, name = layer_file_path(self.session.layer)
@@ -67,9 +71,11 @@ class LabelsStep:
             self.classList.setCurrentRow(min(max(row, 0), len(self.palette) - 1))
         layer = self.session.layer
         total = sum(counts.values())
-        self.labelsLayerLabel.setText(f"Labels layer '{layer.name()}': {total} points in {layer_file_path(layer)[0]}"
-                                      if layer is not None else
-                                      "No labels layer yet: it is created when you start labelling.")
+        self.labelsLayerLabel.setText(
+            f"Labels layer '{layer.name()}': {total} points in {layer_file_path(layer)[0]}"
+            if layer is not None
+            else "No labels layer yet: it is created when you start labelling."
+        )
 
     def active_class_id(self) -> Optional[int]:
         row = self.classList.currentRow()
@@ -215,10 +221,15 @@ class LabelsStep:
             return sample_points_in_polygons(polygons, per_class, min_distance, seed=0, progress=progress)
 
         generation = self._generation
-        self.sample_task = self._run(GeoDLTask(
-            "GeoDL: sample points in polygons", work, on_done=self._guard(generation, self._sampled),
-            on_error=self._guard(generation, self._warn),
-            on_cancelled=self._guard(generation, lambda: self.show_message("Sampling cancelled."))))
+        self.sample_task = self._run(
+            GeoDLTask(
+                "GeoDL: sample points in polygons",
+                work,
+                on_done=self._guard(generation, self._sampled),
+                on_error=self._guard(generation, self._warn),
+                on_cancelled=self._guard(generation, lambda: self.show_message("Sampling cancelled.")),
+            )
+        )
         self.show_message("Sampling points in the polygons…")
 
     def _sampled(self, labels: Any) -> None:

@@ -48,8 +48,9 @@ class MapStep:
         elif area == AREA_CANVAS:
             if self.canvas is None:
                 raise GeoDLError("No map canvas.")
-            rect = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), crs,
-                                          self.project).transformBoundingBox(self.canvas.extent())
+            rect = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), crs, self.project).transformBoundingBox(
+                self.canvas.extent()
+            )
         else:
             raise GeoDLError(f"Unknown area '{area}'.")
         if not rect.intersects(raster.extent()):
@@ -99,9 +100,17 @@ class MapStep:
             from ..core.predict.raster_prediction import PredictParams
             from ..core.runtime.worker import run_in_worker
 
-            params = PredictParams(rasters=paths, model=model, output=output, confidence_output=confidence,
-                                   extent=extent, tiling=self.tiling_options(), entropy_output=entropy,
-                                   margin_output=margin, dates=dates)
+            params = PredictParams(
+                rasters=paths,
+                model=model,
+                output=output,
+                confidence_output=confidence,
+                extent=extent,
+                tiling=self.tiling_options(),
+                entropy_output=entropy,
+                margin_output=margin,
+                dates=dates,
+            )
             params.validate()
             return run_in_worker(predict_raster, params, progress), model_classes(model), model_task(model)
 
@@ -147,9 +156,9 @@ class MapStep:
         def done(out: tuple) -> None:
             self._mapped(out, PREVIEW_GROUP, replace=True)
             self.last_preview_seconds = time.perf_counter() - started
-            self.show_message(f"Preview of the view ({out[0].pixels / 1e6:.2f} Mpx) in "
-                              f"{self.last_preview_seconds:.2f} s.",
-                              Qgis.MessageLevel.Success)
+            self.show_message(
+                f"Preview of the view ({out[0].pixels / 1e6:.2f} Mpx) in {self.last_preview_seconds:.2f} s.", Qgis.MessageLevel.Success
+            )
 
         return self._start_map_task("GeoDL: preview the view", work, done)
 
@@ -175,8 +184,13 @@ class MapStep:
             self.predictProgress.setValue(0)
             self.show_message("Classification cancelled; nothing was written.", Qgis.MessageLevel.Warning)
 
-        task = GeoDLTask(description, work, on_done=self._guard(generation, on_done),
-                         on_error=self._guard(generation, on_error), on_cancelled=self._guard(generation, on_cancelled))
+        task = GeoDLTask(
+            description,
+            work,
+            on_done=self._guard(generation, on_done),
+            on_error=self._guard(generation, on_error),
+            on_cancelled=self._guard(generation, on_cancelled),
+        )
         task.progressChanged.connect(lambda p: self.predictProgress.setValue(int(p)))
         self.predictProgress.setValue(0)
         self.predictButton.setEnabled(False)
@@ -199,9 +213,15 @@ class MapStep:
                 layers = add_value_layers(result.output, result.confidence_output, group, self.project)
             else:
                 shown = self.show_uncertainty_layers
-                layers = add_result_layers(result.output, classes, result.confidence_output, group, self.project,
-                                           entropy_path=result.entropy_output if shown else None,
-                                           margin_path=result.margin_output if shown else None)
+                layers = add_result_layers(
+                    result.output,
+                    classes,
+                    result.confidence_output,
+                    group,
+                    self.project,
+                    entropy_path=result.entropy_output if shown else None,
+                    margin_path=result.margin_output if shown else None,
+                )
         except GeoDLError as exc:
             self.show_message(str(exc), Qgis.MessageLevel.Critical)
             return
@@ -212,6 +232,5 @@ class MapStep:
             self.last_map_path = result.output
             for w in result.warnings:
                 self._warn(w)
-            self.show_message(f"Map added: {result.pixels / 1e6:.2f} Mpx in {result.seconds:.1f} s.",
-                              Qgis.MessageLevel.Success)
+            self.show_message(f"Map added: {result.pixels / 1e6:.2f} Mpx in {result.seconds:.1f} s.", Qgis.MessageLevel.Success)
         self.mapFinished.emit(result)

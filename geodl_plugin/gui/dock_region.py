@@ -23,6 +23,7 @@ from .labelling import create_geopackage_layer
 
 REGION_LAYER_NAME = "GeoDL region"
 
+
 class RegionStep:
     def _toggle_tool(self, tool: Any, on: bool) -> None:
         if tool is None:
@@ -64,8 +65,7 @@ class RegionStep:
         layer = self.region_layer if self._layer_alive(self.region_layer) else None
         if layer is None:
             path = self._unique("region", ".gpkg")
-            layer = create_geopackage_layer(path, "region", QgsWkbTypes.Type.MultiPolygon, crs,
-                                            QgsFeature().fields(), REGION_LAYER_NAME)
+            layer = create_geopackage_layer(path, "region", QgsWkbTypes.Type.MultiPolygon, crs, QgsFeature().fields(), REGION_LAYER_NAME)
             layer.renderer().symbol().setColor(QColor(0, 0, 0, 0))
             layer.renderer().symbol().symbolLayer(0).setStrokeColor(QColor(220, 30, 30))
             layer.renderer().symbol().symbolLayer(0).setStrokeWidth(0.6)
@@ -83,8 +83,9 @@ class RegionStep:
         layer.updateExtents()
         layer.triggerRepaint()
         box = geom.boundingBox()
-        self.regionLabel.setText(f"Region: {box.width():.6g} × {box.height():.6g} map units "
-                                 f"({layer.crs().authid() or 'custom CRS'}), layer '{layer.name()}'.")
+        self.regionLabel.setText(
+            f"Region: {box.width():.6g} × {box.height():.6g} map units ({layer.crs().authid() or 'custom CRS'}), layer '{layer.name()}'."
+        )
         self.show_message("Region set.", Qgis.MessageLevel.Success)
 
     def _layer_alive(self, layer: Optional[QgsMapLayer]) -> bool:

@@ -34,8 +34,7 @@ class TrainingStep:
         self.targetGroup.setObjectName("targetGroup")
         form = QFormLayout(self.targetGroup)
         self.targetLayerCombo = QgsMapLayerComboBox(self.targetGroup)
-        self.targetLayerCombo.setFilters(QgsMapLayerProxyModel.Filter.PointLayer
-                                         | QgsMapLayerProxyModel.Filter.PolygonLayer)
+        self.targetLayerCombo.setFilters(QgsMapLayerProxyModel.Filter.PointLayer | QgsMapLayerProxyModel.Filter.PolygonLayer)
         self.targetLayerCombo.setAllowEmptyLayer(True)
         self.targetLayerCombo.setLayer(None)
         self.targetFieldCombo = QgsFieldComboBox(self.targetGroup)
@@ -56,8 +55,9 @@ class TrainingStep:
             raise GeoDLError("No raster chosen. Tick the imagery in the Imagery tab.")
         layer = self.targetLayerCombo.currentLayer()
         if not isinstance(layer, QgsVectorLayer) or layer.providerType() != "ogr":
-            raise GeoDLError("Choose the points or polygons that carry the number to predict (a layer saved in a "
-                             "file: GeoPackage, shapefile…).")
+            raise GeoDLError(
+                "Choose the points or polygons that carry the number to predict (a layer saved in a file: GeoPackage, shapefile…)."
+            )
         field = self.targetFieldCombo.currentField()
         if not field:
             raise GeoDLError("Choose the numeric field that holds the target (e.g. roof fraction, tree cover %).")
@@ -76,8 +76,7 @@ class TrainingStep:
             raise GeoDLError("No labels yet: the labels layer holds no point. Label some points in the Labels tab.")
         empty = [c.name for c in self.palette if counts.get(c.id, 0) == 0]
         if empty:
-            raise GeoDLError(f"Class(es) {', '.join(repr(n) for n in empty)} have no points: label them or remove "
-                             "them from the palette.")
+            raise GeoDLError(f"Class(es) {', '.join(repr(n) for n in empty)} have no points: label them or remove them from the palette.")
         if len(self.palette) < 2:
             raise GeoDLError("A classifier needs at least two classes; add another class and label it.")
         return [r.source() for r in rasters], self.session.file_path() or "", self.palette.table()
@@ -91,9 +90,14 @@ class TrainingStep:
         try:
             rasters, labels_path, classes = self.check_training_input()
             family = self.chosen_family()
-            train = TrainParams(samples=[], output=self._unique("model", ".geodl"), family=family.family,
-                                options=self.optionsForm.values(), epochs=self.epochsSpin.value(),
-                                batch_size=self.batchSpin.value())
+            train = TrainParams(
+                samples=[],
+                output=self._unique("model", ".geodl"),
+                family=family.family,
+                options=self.optionsForm.values(),
+                epochs=self.epochsSpin.value(),
+                batch_size=self.batchSpin.value(),
+            )
         except GeoDLError as exc:
             self._warn(str(exc))
             return None
@@ -105,7 +109,7 @@ class TrainingStep:
             self._warn(f"{exc} (a time-series model needs the Imagery step's 'Time series' dates)")
             return None
         samples = self._unique("samples", ".tfrecord")
-        png = train.output[:-len(".geodl")] + "_confusion.png"
+        png = train.output[: -len(".geodl")] + "_confusion.png"
         # A patch family (U-Net) learns from image patches around the points (only the centre pixel labelled).
         patch = sample_patch_size(family.family, self.patchSizeSpin.value())
         settings.set_value("train_epochs", train.epochs)
@@ -118,9 +122,18 @@ class TrainingStep:
             # Labels, samples, training and the plot all run in the worker process (see core/worker.py):
             # QGIS's process only waits on a pipe, so this thread never holds the interpreter lock that the
             # dock's own callbacks on the main thread need.
-            params = TrainFromLabelsParams(rasters=rasters, labels=labels_path, class_field=CLASS_NAME_FIELD,
-                                           samples=samples, train=train, classes=classes.to_json(),
-                                           patch_size=patch, confusion_png=png, series=series, dates=dates)
+            params = TrainFromLabelsParams(
+                rasters=rasters,
+                labels=labels_path,
+                class_field=CLASS_NAME_FIELD,
+                samples=samples,
+                train=train,
+                classes=classes.to_json(),
+                patch_size=patch,
+                confusion_png=png,
+                series=series,
+                dates=dates,
+            )
             result = run_in_worker(train_from_labels, params, progress)
             return result, (png if result.metrics else None)
 
@@ -133,21 +146,27 @@ class TrainingStep:
     def _start_regression_training(self) -> Optional[GeoDLTask]:
         try:
             rasters, labels_path, layer_name, field = self.check_target_input()
-            train = TrainParams(samples=[], output=self._unique("model", ".geodl"), family=self.chosen_family().family,
-                                options=self.optionsForm.values(), epochs=self.epochsSpin.value(),
-                                batch_size=self.batchSpin.value())
+            train = TrainParams(
+                samples=[],
+                output=self._unique("model", ".geodl"),
+                family=self.chosen_family().family,
+                options=self.optionsForm.values(),
+                epochs=self.epochsSpin.value(),
+                batch_size=self.batchSpin.value(),
+            )
         except GeoDLError as exc:
             self._warn(str(exc))
             return None
         samples = self._unique("samples", ".tfrecord")
-        png = train.output[:-len(".geodl")] + "_scatter.png"
+        png = train.output[: -len(".geodl")] + "_scatter.png"
 
         def work(progress):
             from ..core.label_training import TrainFromTargetsParams, train_from_targets
             from ..core.runtime.worker import run_in_worker
 
-            params = TrainFromTargetsParams(rasters=rasters, labels=labels_path, target_field=field, samples=samples,
-                                            train=train, scatter_png=png, layer=layer_name)
+            params = TrainFromTargetsParams(
+                rasters=rasters, labels=labels_path, target_field=field, samples=samples, train=train, scatter_png=png, layer=layer_name
+            )
             result = run_in_worker(train_from_targets, params, progress)
             return result, (png if result.metrics else None)
 
@@ -159,10 +178,13 @@ class TrainingStep:
 
     def _start_training_task(self, work, cleanup) -> GeoDLTask:
         generation = self._generation
-        task = GeoDLTask("GeoDL: train a model", work,
-                         on_done=self._guard(generation, self._trained),
-                         on_error=self._guard(generation, self._train_failed),
-                         on_cancelled=lambda: (cleanup(), self._guard(generation, self._train_cancelled)()))
+        task = GeoDLTask(
+            "GeoDL: train a model",
+            work,
+            on_done=self._guard(generation, self._trained),
+            on_error=self._guard(generation, self._train_failed),
+            on_cancelled=lambda: (cleanup(), self._guard(generation, self._train_cancelled)()),
+        )
         task.metricsReported.connect(self.plot.add_epoch)
         task.progressChanged.connect(lambda p: self.trainProgress.setValue(int(p)))
         task.messageReported.connect(self.trainMessageLabel.setText)
@@ -201,8 +223,7 @@ class TrainingStep:
         for w in result.warnings:
             self._warn(w)
         oa, r2 = result.metrics.get("overall_accuracy"), result.metrics.get("r2")
-        score = f" (held-out accuracy {oa:.3f})." if oa is not None else f" (held-out R² {r2:.3f})." \
-            if r2 is not None else "."
+        score = f" (held-out accuracy {oa:.3f})." if oa is not None else f" (held-out R² {r2:.3f})." if r2 is not None else "."
         self.show_message(f"Model written to {result.model_path}{score}", Qgis.MessageLevel.Success)
         self.modelTrained.emit(result)
 
@@ -226,14 +247,18 @@ class TrainingStep:
             self.accuracyLabel.setText("Train a model to see its accuracy.")
             return
         if "r2" in metrics:  # a regression: its scores, and the predicted-vs-observed plot
-            self.accuracyLabel.setText(f"R² {metrics['r2']:.3f} · RMSE {metrics['rmse']:.4g} · MAE {metrics['mae']:.4g}"
-                                       f" · bias {metrics['bias']:+.3g} · {metrics['n']} held-out samples"
-                                       f" ({metrics.get('split', '')} split)")
+            self.accuracyLabel.setText(
+                f"R² {metrics['r2']:.3f} · RMSE {metrics['rmse']:.4g} · MAE {metrics['mae']:.4g}"
+                f" · bias {metrics['bias']:+.3g} · {metrics['n']} held-out samples"
+                f" ({metrics.get('split', '')} split)"
+            )
             self._show_plot(png)
             return
-        self.accuracyLabel.setText(f"Overall accuracy {metrics['overall_accuracy']:.3f} · kappa {metrics['kappa']:.3f}"
-                                   f" · {metrics.get('n_samples', 0)} held-out samples"
-                                   f" ({metrics.get('split', '')} split)")
+        self.accuracyLabel.setText(
+            f"Overall accuracy {metrics['overall_accuracy']:.3f} · kappa {metrics['kappa']:.3f}"
+            f" · {metrics.get('n_samples', 0)} held-out samples"
+            f" ({metrics.get('split', '')} split)"
+        )
         per_class = metrics.get("per_class", {})
         self.f1Table.setRowCount(len(per_class))
         for r, (name, v) in enumerate(per_class.items()):
@@ -245,5 +270,4 @@ class TrainingStep:
     def _show_plot(self, png: Optional[str]) -> None:
         if png and Path(png).exists():
             pixmap = QPixmap(png)
-            self.confusionLabel.setPixmap(pixmap.scaledToWidth(min(320, pixmap.width()),
-                                                               Qt.TransformationMode.FastTransformation))
+            self.confusionLabel.setPixmap(pixmap.scaledToWidth(min(320, pixmap.width()), Qt.TransformationMode.FastTransformation))

@@ -29,9 +29,16 @@ class EEClassifyPanel(QGroupBox):
     chosen model file; ``composite`` returns the Imagery tab's ``CompositeParams`` for the region (or raises
     GeoDLError saying what is missing)."""
 
-    def __init__(self, parent: QWidget, model_path: Callable[[], Optional[str]], composite: Callable[[], Any],
-                 run_task: Callable[[GeoDLTask], GeoDLTask], on_layer: Callable[[QgsRasterLayer], None],
-                 message: Callable[[str], None], success: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        parent: QWidget,
+        model_path: Callable[[], Optional[str]],
+        composite: Callable[[], Any],
+        run_task: Callable[[GeoDLTask], GeoDLTask],
+        on_layer: Callable[[QgsRasterLayer], None],
+        message: Callable[[str], None],
+        success: Callable[[str], None],
+    ) -> None:
         super().__init__("Classify inside Earth Engine (pixel DNN or forest, any region size)", parent)
         self.setObjectName("eeClassifyPanel")
         self._model_path, self._composite = model_path, composite
@@ -40,8 +47,7 @@ class EEClassifyPanel(QGroupBox):
         self.task_id = ""
         form = QFormLayout(self)
         self.outputCombo = QComboBox()
-        for label, kind in (("Earth Engine asset", "asset"), ("Cloud Storage GeoTIFF", "gcs"),
-                            ("Google Drive GeoTIFF", "drive")):
+        for label, kind in (("Earth Engine asset", "asset"), ("Cloud Storage GeoTIFF", "gcs"), ("Google Drive GeoTIFF", "drive")):
             self.outputCombo.addItem(label, kind)
         self.assetEdit = QLineEdit(f"geodl/ee_landcover_{_dt.date.today():%Y%m%d}")
         self.assetEdit.setToolTip("In your Cloud project's assets, or a full projects/…/assets/… name")
@@ -87,10 +93,18 @@ class EEClassifyPanel(QGroupBox):
         try:
             composite = self._composite()
             params = ClassifyParams(
-                region=composite.region, scale=self.scaleSpin.value(), output=kind,
-                destination=None if kind == "asset" else Destination(
-                    kind=kind, bucket=target if kind == "gcs" else "", folder=target if kind == "drive" else "",
-                    prefix=self.prefixEdit.text().strip()))
+                region=composite.region,
+                scale=self.scaleSpin.value(),
+                output=kind,
+                destination=None
+                if kind == "asset"
+                else Destination(
+                    kind=kind,
+                    bucket=target if kind == "gcs" else "",
+                    folder=target if kind == "drive" else "",
+                    prefix=self.prefixEdit.text().strip(),
+                ),
+            )
         except GeoDLError as exc:
             self._message(str(exc))
             return None
@@ -112,8 +126,7 @@ class EEClassifyPanel(QGroupBox):
             bundle, model = native_model_from_file(model_path)
             image = composites.build_composite(composite)
             bands = composite.output_bands()
-            started = classification.start_classification(bundle, image, bands, params,
-                                                          progress.sub(0, 20 if wait else 90), model=model)
+            started = classification.start_classification(bundle, image, bands, params, progress.sub(0, 20 if wait else 90), model=model)
             url = classification.classification_tile_url(bundle, image, bands, model=model)
             if wait:
                 wait_for_tasks([started.operation], progress.sub(20, 100))
@@ -128,8 +141,10 @@ class EEClassifyPanel(QGroupBox):
             layer = QgsRasterLayer(xyz_layer_uri(url), "EE classification", "wms")
             if layer.isValid():
                 self._on_layer(layer)
-            text = (f"Earth Engine task {task_id} {'finished' if waited else 'started'} ({pixels:,} pixels); "
-                    "the tile layer shows the result now.")
+            text = (
+                f"Earth Engine task {task_id} {'finished' if waited else 'started'} ({pixels:,} pixels); "
+                "the tile layer shows the result now."
+            )
             self.statusLabel.setText(text)
             self._success(text)
 
@@ -146,8 +161,9 @@ class EEClassifyPanel(QGroupBox):
         self.classifyButton.setEnabled(False)
         self.cancelButton.setEnabled(True)
         self.statusLabel.setText("Compiling the model for Earth Engine …")
-        self.task = self._run_task(GeoDLTask("GeoDL: classify in Earth Engine", work, on_done=done, on_error=failed,
-                                             on_cancelled=cancelled))
+        self.task = self._run_task(
+            GeoDLTask("GeoDL: classify in Earth Engine", work, on_done=done, on_error=failed, on_cancelled=cancelled)
+        )
         return self.task
 
     def cancel(self) -> None:
@@ -174,7 +190,12 @@ def imagery_composite(panel: Any, model_path: Optional[str] = None) -> Any:
         names = read_manifest(model_path)["mlm:input"][0]["bands"]
         bands = tuple(b for b in names if b not in INDICES)
         indices = tuple(b for b in names if b in INDICES)
-    return CompositeParams(region=region, start=panel.startEdit.date().toString("yyyy-MM-dd"),
-                           end=panel.endEdit.date().toString("yyyy-MM-dd"), sensor=sensor,
-                           year=panel.yearSpin.value() if sensor == "embedding" else 0,
-                           bands=bands, indices=indices).validate()
+    return CompositeParams(
+        region=region,
+        start=panel.startEdit.date().toString("yyyy-MM-dd"),
+        end=panel.endEdit.date().toString("yyyy-MM-dd"),
+        sensor=sensor,
+        year=panel.yearSpin.value() if sensor == "embedding" else 0,
+        bands=bands,
+        indices=indices,
+    ).validate()

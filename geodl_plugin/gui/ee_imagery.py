@@ -29,19 +29,27 @@ from qgis.PyQt.QtWidgets import (
 from .. import settings
 from ..tasks import GeoDLTask
 
-SENSORS = (("Sentinel-2 SR (Cloud Score+ mask)", "sentinel2", 10.0),
-           ("Landsat 8/9 C2 L2 (QA_PIXEL + saturation mask)", "landsat", 30.0),
-           ("Satellite Embedding V1, annual (64 bands)", "embedding", 10.0))
-EMBEDDING_CREDIT = ("The AlphaEarth Foundations Satellite Embedding dataset is produced by Google and Google DeepMind "
-                    "(CC-BY 4.0).")
+SENSORS = (
+    ("Sentinel-2 SR (Cloud Score+ mask)", "sentinel2", 10.0),
+    ("Landsat 8/9 C2 L2 (QA_PIXEL + saturation mask)", "landsat", 30.0),
+    ("Satellite Embedding V1, annual (64 bands)", "embedding", 10.0),
+)
+EMBEDDING_CREDIT = "The AlphaEarth Foundations Satellite Embedding dataset is produced by Google and Google DeepMind (CC-BY 4.0)."
 
 
 class EECompositePanel(QGroupBox):
     """Calls ``core.earthengine.download.download_composite`` in a GeoDLTask; adds the result as a layer."""
 
-    def __init__(self, parent: QWidget, project: QgsProject, region: Callable, output_dir: Callable[[], str],
-                 run_task: Callable[[GeoDLTask], GeoDLTask], on_layer: Callable[[QgsRasterLayer], None],
-                 message: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        parent: QWidget,
+        project: QgsProject,
+        region: Callable,
+        output_dir: Callable[[], str],
+        run_task: Callable[[GeoDLTask], GeoDLTask],
+        on_layer: Callable[[QgsRasterLayer], None],
+        message: Callable[[str], None],
+    ) -> None:
         super().__init__("Earth Engine composite (needs an Earth Engine account)", parent)
         self.setObjectName("eeCompositePanel")
         self.project, self._region, self._output_dir = project, region, output_dir
@@ -120,9 +128,13 @@ class EECompositePanel(QGroupBox):
         try:
             region = self._region_degrees()
             sensor = self.sensorCombo.currentData()[0]
-            composite = CompositeParams(region=region, start=self.startEdit.date().toString("yyyy-MM-dd"),
-                                        end=self.endEdit.date().toString("yyyy-MM-dd"), sensor=sensor,
-                                        year=self.yearSpin.value() if sensor == "embedding" else 0).validate()
+            composite = CompositeParams(
+                region=region,
+                start=self.startEdit.date().toString("yyyy-MM-dd"),
+                end=self.endEdit.date().toString("yyyy-MM-dd"),
+                sensor=sensor,
+                year=self.yearSpin.value() if sensor == "embedding" else 0,
+            ).validate()
             # the region's UTM zone at the pixel size, aligned to whole pixels: the grid training exports use
             download = DownloadParams.for_region(composite.output_bands(), region, self.scaleSpin.value())
             download.validate()
@@ -148,8 +160,9 @@ class EECompositePanel(QGroupBox):
             layer = QgsRasterLayer(path, Path(path).stem)
             self.project.addMapLayer(layer)
             credit = f" {EMBEDDING_CREDIT}" if sensor == "embedding" else ""
-            self.statusLabel.setText(f"Downloaded {layer.width()}×{layer.height()} px, {layer.bandCount()} bands; "
-                                     f"masked pixels are nodata.{credit}")
+            self.statusLabel.setText(
+                f"Downloaded {layer.width()}×{layer.height()} px, {layer.bandCount()} bands; masked pixels are nodata.{credit}"
+            )
             self._on_layer(layer)
 
         def failed(message: str) -> None:
@@ -163,6 +176,5 @@ class EECompositePanel(QGroupBox):
 
         what = "64 embedding bands" if sensor == "embedding" else ", ".join(download.bands)
         self.statusLabel.setText(f"Downloading {what} at {download.scale:g} m …")
-        self.task = self._run_task(GeoDLTask("GeoDL: Earth Engine composite", work, on_done=done, on_error=failed,
-                                             on_cancelled=cancelled))
+        self.task = self._run_task(GeoDLTask("GeoDL: Earth Engine composite", work, on_done=done, on_error=failed, on_cancelled=cancelled))
         return self.task

@@ -21,9 +21,14 @@ class EEUploadPanel(QGroupBox):
     """Calls ``core.earthengine.upload.upload_geotiff`` (and optionally ``monitor.wait_for_tasks``) in a
     GeoDLTask. ``current_map`` returns the path of the last classified map, or None."""
 
-    def __init__(self, parent: QWidget, current_map: Callable[[], Optional[str]],
-                 run_task: Callable[[GeoDLTask], GeoDLTask], message: Callable[[str], None],
-                 success: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        parent: QWidget,
+        current_map: Callable[[], Optional[str]],
+        run_task: Callable[[GeoDLTask], GeoDLTask],
+        message: Callable[[str], None],
+        success: Callable[[str], None],
+    ) -> None:
         super().__init__("Send the map to Earth Engine (needs an account and a Cloud Storage bucket)", parent)
         self.setObjectName("eeUploadPanel")
         self._current_map, self._run_task, self._message, self._success = current_map, run_task, message, success
@@ -33,12 +38,12 @@ class EEUploadPanel(QGroupBox):
         self.projectEdit = QLineEdit(str(settings.get("ee_project")))
         self.projectEdit.setPlaceholderText("Google Cloud project id")
         self.assetEdit = QLineEdit(f"geodl/landcover_{_dt.date.today():%Y%m%d}")
-        self.assetEdit.setToolTip("In your Cloud project's assets, e.g. geodl/landcover_2024; or a full "
-                                  "projects/…/assets/… name")
+        self.assetEdit.setToolTip("In your Cloud project's assets, e.g. geodl/landcover_2024; or a full projects/…/assets/… name")
         self.bucketEdit = QLineEdit(str(settings.get("ee_bucket")))
         self.bucketEdit.setPlaceholderText("bucket name (gs:// not needed)")
-        self.bucketEdit.setToolTip("Earth Engine ingests files from Cloud Storage. Needs google-cloud-storage and "
-                                   "`gcloud auth application-default login`.")
+        self.bucketEdit.setToolTip(
+            "Earth Engine ingests files from Cloud Storage. Needs google-cloud-storage and `gcloud auth application-default login`."
+        )
         self.prefixEdit = QLineEdit("geodl-upload")
         self.waitCheck = QCheckBox("Wait until the asset exists")
         self.waitCheck.setChecked(True)
@@ -83,8 +88,7 @@ class EEUploadPanel(QGroupBox):
 
             project = session.ensure_connected(project_id, key_file=key_file).project
             name = asset_name(asset, project)
-            task_id = upload_geotiff(path, asset, bucket, prefix, overwrite=overwrite,
-                                     progress=progress.sub(0, 30 if wait else 100))
+            task_id = upload_geotiff(path, asset, bucket, prefix, overwrite=overwrite, progress=progress.sub(0, 30 if wait else 100))
             if wait:
                 progress.message(f"Earth Engine is ingesting {name} (task {task_id})…")
                 wait_for_tasks([task_id], progress.sub(30, 100))
@@ -94,8 +98,11 @@ class EEUploadPanel(QGroupBox):
             task_id, name, waited = out
             self._ended()
             self.asset_name = name
-            text = (f"The map is in Earth Engine: {name}" if waited
-                    else f"Upload task {task_id} started; the asset {name} appears when it ends.")
+            text = (
+                f"The map is in Earth Engine: {name}"
+                if waited
+                else f"Upload task {task_id} started; the asset {name} appears when it ends."
+            )
             self.statusLabel.setText(text)
             self._success(text)
 
@@ -111,8 +118,9 @@ class EEUploadPanel(QGroupBox):
         self.uploadButton.setEnabled(False)
         self.cancelButton.setEnabled(True)
         self.statusLabel.setText(f"Copying {path} to gs://{bucket}/{prefix} …")
-        self.task = self._run_task(GeoDLTask("GeoDL: upload the map to Earth Engine", work, on_done=done,
-                                             on_error=failed, on_cancelled=cancelled))
+        self.task = self._run_task(
+            GeoDLTask("GeoDL: upload the map to Earth Engine", work, on_done=done, on_error=failed, on_cancelled=cancelled)
+        )
         return self.task
 
     def cancel(self) -> None:

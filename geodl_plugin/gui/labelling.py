@@ -43,15 +43,15 @@ CLASS_ID_FIELD = "class_id"
 LABELS_LAYER_NAME = "GeoDL labels"
 
 
-def create_geopackage_layer(path: str, layer_name: str, geometry_type: int, crs: QgsCoordinateReferenceSystem,
-                            fields: QgsFields, display_name: str) -> QgsVectorLayer:
+def create_geopackage_layer(
+    path: str, layer_name: str, geometry_type: int, crs: QgsCoordinateReferenceSystem, fields: QgsFields, display_name: str
+) -> QgsVectorLayer:
     """Create an empty GeoPackage layer (replacing the file) and open it."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     options.layerName = layer_name
-    writer = QgsVectorFileWriter.create(path, fields, geometry_type, crs,
-                                        QgsProject.instance().transformContext(), options)
+    writer = QgsVectorFileWriter.create(path, fields, geometry_type, crs, QgsProject.instance().transformContext(), options)
     if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
         message = writer.errorMessage()
         del writer
@@ -147,8 +147,9 @@ class LabelSession(QObject):
         if layer is not None:
             names = layer.fields().names()
             if CLASS_NAME_FIELD not in names or CLASS_ID_FIELD not in names:
-                raise GeoDLError(f"The layer '{layer.name()}' is not a GeoDL labels layer (it lacks the fields "
-                                 f"{CLASS_NAME_FIELD} and {CLASS_ID_FIELD}).")
+                raise GeoDLError(
+                    f"The layer '{layer.name()}' is not a GeoDL labels layer (it lacks the fields {CLASS_NAME_FIELD} and {CLASS_ID_FIELD})."
+                )
             if layer.geometryType() != QgsWkbTypes.GeometryType.PointGeometry:
                 raise GeoDLError(f"The layer '{layer.name()}' does not hold points.")
         self.undo_stack.clear()
@@ -171,8 +172,7 @@ class LabelSession(QObject):
             return
         categories = []
         for c in self.palette:
-            symbol = QgsMarkerSymbol.createSimple({"name": "circle", "color": c.color, "outline_color": "#202020",
-                                                   "size": "2.6"})
+            symbol = QgsMarkerSymbol.createSimple({"name": "circle", "color": c.color, "outline_color": "#202020", "size": "2.6"})
             categories.append(QgsRendererCategory(c.id, symbol, c.name))
         self.layer.setRenderer(QgsCategorizedSymbolRenderer(CLASS_ID_FIELD, categories))
         self.layer.triggerRepaint()
@@ -203,8 +203,7 @@ class LabelSession(QObject):
         if points:
             self.undo_stack.push(_AddPoints(self, points, text))
 
-    def remove_nearest(self, point: QgsPointXY, tolerance: float,
-                       crs: Optional[QgsCoordinateReferenceSystem] = None) -> bool:
+    def remove_nearest(self, point: QgsPointXY, tolerance: float, crs: Optional[QgsCoordinateReferenceSystem] = None) -> bool:
         """Remove the point nearest ``point`` within ``tolerance`` (map units of ``crs``). False if none."""
         layer = self._require_layer()
         p = self._to_layer(point, crs)
@@ -269,9 +268,10 @@ class LabelSession(QObject):
         if info is None:
             return
         idx = self.layer.fields().indexOf(CLASS_NAME_FIELD)
-        changes = {f.id(): {idx: info.name}
-                   for f in self.layer.getFeatures(
-                       QgsFeatureRequest().setFilterExpression(f'"{CLASS_ID_FIELD}" = {class_id}'))}
+        changes = {
+            f.id(): {idx: info.name}
+            for f in self.layer.getFeatures(QgsFeatureRequest().setFilterExpression(f'"{CLASS_ID_FIELD}" = {class_id}'))
+        }
         if changes:
             self.layer.dataProvider().changeAttributeValues(changes)
 
@@ -280,8 +280,9 @@ class LabelSession(QObject):
         out = {c.id: 0 for c in self.palette}
         if self.layer is None:
             return out
-        request = QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry).setSubsetOfAttributes(
-            [CLASS_ID_FIELD], self.layer.fields())
+        request = (
+            QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry).setSubsetOfAttributes([CLASS_ID_FIELD], self.layer.fields())
+        )
         for f in self.layer.getFeatures(request):
             cid = f[CLASS_ID_FIELD]
             if cid is not None:

@@ -18,8 +18,13 @@ def stac_path_for(onnx_path: str) -> str:
 
 
 class OnnxExportButton(QPushButton):
-    def __init__(self, parent: Optional[QWidget], model_path: Callable[[], str],
-                 run_task: Callable[[GeoDLTask], GeoDLTask], message: Callable[[str, Any], None]) -> None:
+    def __init__(
+        self,
+        parent: Optional[QWidget],
+        model_path: Callable[[], str],
+        run_task: Callable[[GeoDLTask], GeoDLTask],
+        message: Callable[[str, Any], None],
+    ) -> None:
         super().__init__("Export for Deepness (ONNX)…", parent)
         self.setToolTip("Write the model as ONNX for the Deepness plugin, with a STAC model card beside it")
         self._model_path, self._run, self._message = model_path, run_task, message
@@ -31,8 +36,7 @@ class OnnxExportButton(QPushButton):
         if not model or not Path(model).is_file():
             self._message("No model file. Train a model (Train tab) or choose a .geodl file.", Qgis.MessageLevel.Warning)
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export for Deepness", str(Path(model).with_suffix(".onnx")),
-                                              "ONNX model (*.onnx)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export for Deepness", str(Path(model).with_suffix(".onnx")), "ONNX model (*.onnx)")
         if path:
             self.export(model, path if path.lower().endswith(".onnx") else path + ".onnx")
 
@@ -55,15 +59,19 @@ class OnnxExportButton(QPushButton):
 
         def done(result: Any) -> None:
             self.setEnabled(True)
-            self._message(f"ONNX model for Deepness written to {result.output} (tiles {result.tile_size} px; "
-                          f"largest difference from the Keras model {result.max_abs_difference:.1e}); model card "
-                          f"{result.stac_output}.", Qgis.MessageLevel.Success)
+            self._message(
+                f"ONNX model for Deepness written to {result.output} (tiles {result.tile_size} px; "
+                f"largest difference from the Keras model {result.max_abs_difference:.1e}); model card "
+                f"{result.stac_output}.",
+                Qgis.MessageLevel.Success,
+            )
 
         def failed(text: str) -> None:
             self.setEnabled(True)
             self._message(text, Qgis.MessageLevel.Critical)
 
         self.setEnabled(False)
-        self.task = self._run(GeoDLTask("GeoDL: export to ONNX", work, on_done=done, on_error=failed,
-                                        on_cancelled=lambda: self.setEnabled(True)))
+        self.task = self._run(
+            GeoDLTask("GeoDL: export to ONNX", work, on_done=done, on_error=failed, on_cancelled=lambda: self.setEnabled(True))
+        )
         return self.task

@@ -74,7 +74,7 @@ def _editor(kind: Any, field: dataclasses.Field) -> QWidget:
         return QCheckBox()
     if kind is int:
         spin = QSpinBox()
-        spin.setRange(int(meta.get("min", -10**9)), int(meta.get("max", 10**9)))
+        spin.setRange(int(meta.get("min", -(10**9))), int(meta.get("max", 10**9)))
         return spin
     if kind is float:
         dspin = QDoubleSpinBox()

@@ -48,9 +48,14 @@ class RuntimePanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
     """``run_task`` starts and keeps a GeoDLTask; ``show_device`` receives the device line; ``message`` and
     ``warn`` report to the dock."""
 
-    def __init__(self, parent: QWidget, run_task: Callable[[GeoDLTask], GeoDLTask],
-                 show_device: Callable[[str], None], message: Callable[[str], None],
-                 warn: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        parent: QWidget,
+        run_task: Callable[[GeoDLTask], GeoDLTask],
+        show_device: Callable[[str], None],
+        message: Callable[[str], None],
+        warn: Callable[[str], None],
+    ) -> None:
         super().__init__(parent)
         self.setupUi(self)
         self.setObjectName("runtimePanel")
@@ -68,8 +73,11 @@ class RuntimePanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         self.runtimeDeviceCombo.currentIndexChanged.connect(self._device_changed)
         self.refresh()
         # nvidia-smi (or the library search) can take a moment: not on the main thread.
-        self.gpu_task = self._run_task(GeoDLTask("GeoDL: look for an NVIDIA GPU", lambda _p: detect_gpu(),
-                                                 on_done=self._gpu_found, on_error=lambda _e: self._gpu_found(None)))
+        self.gpu_task = self._run_task(
+            GeoDLTask(
+                "GeoDL: look for an NVIDIA GPU", lambda _p: detect_gpu(), on_done=self._gpu_found, on_error=lambda _e: self._gpu_found(None)
+            )
+        )
 
     # ------------------------------------------------------------------------------------------------ state
     @staticmethod
@@ -95,8 +103,9 @@ class RuntimePanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         if sip.isdeleted(self):
             return
         self.gpu = gpu
-        self.gpuLabel.setText(f"NVIDIA GPU: {gpu.describe()}" if gpu else "No NVIDIA GPU found: the CPU runtime "
-                                                                          "is the one for this machine.")
+        self.gpuLabel.setText(
+            f"NVIDIA GPU: {gpu.describe()}" if gpu else "No NVIDIA GPU found: the CPU runtime is the one for this machine."
+        )
         if read_runtime(self.root()) is None:  # pre-fill the recommended choice; a made runtime keeps its own
             spec = recommended_spec(gpu)
             self._select(self.runtimeDeviceCombo, spec.device)
@@ -110,14 +119,15 @@ class RuntimePanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
             self._select(self.runtimeBackendCombo, "torch")  # TensorFlow has a GPU build on Linux only
 
     def spec(self) -> RuntimeSpec:
-        return RuntimeSpec(backend=str(self.runtimeBackendCombo.currentData()),
-                           device=str(self.runtimeDeviceCombo.currentData()),
-                           wheel_dir=self.wheelDirEdit.text().strip() or None)
+        return RuntimeSpec(
+            backend=str(self.runtimeBackendCombo.currentData()),
+            device=str(self.runtimeDeviceCombo.currentData()),
+            wheel_dir=self.wheelDirEdit.text().strip() or None,
+        )
 
     def _busy(self) -> bool:
         try:
-            return self.task is not None and self.task.status() not in (self.task.TaskStatus.Complete,
-                                                                         self.task.TaskStatus.Terminated)
+            return self.task is not None and self.task.status() not in (self.task.TaskStatus.Complete, self.task.TaskStatus.Terminated)
         except RuntimeError:
             return False
 
@@ -151,8 +161,7 @@ class RuntimePanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
             set_active_runtime(root)
             return _new_device(progress.sub(90, 100))
 
-        self.task = GeoDLTask("GeoDL: set up the ML runtime", work, on_done=self._done, on_error=self._failed,
-                              on_cancelled=self._cancelled)
+        self.task = GeoDLTask("GeoDL: set up the ML runtime", work, on_done=self._done, on_error=self._failed, on_cancelled=self._cancelled)
         self.task.progressChanged.connect(lambda p: self.runtimeProgress.setValue(int(p)))
         self.task.messageReported.connect(self.runtimeLog.appendPlainText)
         self._set_running(True)

@@ -20,9 +20,15 @@ class SummaryPanel(QGroupBox):
     """``labels`` and ``rasters`` say what to summarize when the button is pressed; ``output_path(stem, suffix)``
     names a new file; ``run_task`` starts a GeoDLTask; ``message`` shows a warning."""
 
-    def __init__(self, parent: QWidget, labels: LabelsSource, rasters: Callable[[], list[str]],
-                 output_path: Callable[[str, str], str], run_task: Callable[[GeoDLTask], GeoDLTask],
-                 message: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        parent: QWidget,
+        labels: LabelsSource,
+        rasters: Callable[[], list[str]],
+        output_path: Callable[[str, str], str],
+        run_task: Callable[[GeoDLTask], GeoDLTask],
+        message: Callable[[str], None],
+    ) -> None:
         super().__init__("Class separability (geodl:summarize)", parent)
         self.setObjectName("summaryPanel")
         self._labels, self._rasters, self._output_path = labels, rasters, output_path
@@ -31,9 +37,11 @@ class SummaryPanel(QGroupBox):
         self.report: dict[str, Any] = {}
         layout = QVBoxLayout(self)
         self.summarizeButton = QPushButton("Check how separable the classes are")
-        self.summarizeButton.setToolTip("Histograms of the chosen imagery's bands per class (the polygons above "
-                                        "if chosen, else the label points) and the Jeffries–Matusita distance of "
-                                        "each class pair: 2 = fully separable, below 1 = easily confused.")
+        self.summarizeButton.setToolTip(
+            "Histograms of the chosen imagery's bands per class (the polygons above "
+            "if chosen, else the label points) and the Jeffries–Matusita distance of "
+            "each class pair: 2 = fully separable, below 1 = easily confused."
+        )
         self.summarizeButton.clicked.connect(self.summarize)
         self.statusLabel = QLabel("")
         self.statusLabel.setWordWrap(True)
@@ -44,8 +52,7 @@ class SummaryPanel(QGroupBox):
         layout.addWidget(self.plotLabel)
 
     def summarize(self) -> None:
-        if self.task is not None and self.task.status() not in (self.task.TaskStatus.Complete,
-                                                                self.task.TaskStatus.Terminated):
+        if self.task is not None and self.task.status() not in (self.task.TaskStatus.Complete, self.task.TaskStatus.Terminated):
             self._message("The class summary is already running.")
             return
         source = self._labels()
@@ -72,8 +79,15 @@ class SummaryPanel(QGroupBox):
 
         self.summarizeButton.setEnabled(False)
         self.statusLabel.setText("Summarizing the classes…")
-        self.task = self._run_task(GeoDLTask("GeoDL: class separability", work, on_done=self._done,
-                                             on_error=self._failed, on_cancelled=lambda: self._failed("Cancelled.")))
+        self.task = self._run_task(
+            GeoDLTask(
+                "GeoDL: class separability",
+                work,
+                on_done=self._done,
+                on_error=self._failed,
+                on_cancelled=lambda: self._failed("Cancelled."),
+            )
+        )
 
     def _failed(self, text: str) -> None:
         self.summarizeButton.setEnabled(True)
@@ -87,8 +101,7 @@ class SummaryPanel(QGroupBox):
         worst = min(pairs, key=lambda p: p["jeffries_matusita"], default=None)
         lines = [f"{report['pixels']} labelled pixels."]
         if worst is not None:
-            lines.append(f"Least separable: {worst['a']} / {worst['b']} (Jeffries–Matusita "
-                         f"{worst['jeffries_matusita']:.2f} of 2).")
+            lines.append(f"Least separable: {worst['a']} / {worst['b']} (Jeffries–Matusita {worst['jeffries_matusita']:.2f} of 2).")
         lines += report.get("warnings", [])
         self.statusLabel.setText("\n".join(lines))
         pixmap = QPixmap(report["plot"])

@@ -98,8 +98,7 @@ class TrainingPlot(QWidget):
         x0, x1 = self._x_range()
 
         def to_point(x: float, y: float) -> QPointF:
-            return QPointF(frame.left() + (x - x0) / (x1 - x0) * frame.width(),
-                           frame.bottom() - (y - low) / (high - low) * frame.height())
+            return QPointF(frame.left() + (x - x0) / (x1 - x0) * frame.width(), frame.bottom() - (y - low) / (high - low) * frame.height())
 
         metrics = painter.fontMetrics()
         for tick in nice_ticks(low, high):
@@ -107,26 +106,33 @@ class TrainingPlot(QWidget):
             painter.setPen(QPen(grid, 1))
             painter.drawLine(QPointF(frame.left(), y), QPointF(frame.right(), y))
             painter.setPen(text)
-            painter.drawText(QRectF(0, y - metrics.height() / 2, frame.left() - 4, metrics.height()),
-                             int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), f"{tick:g}")
+            painter.drawText(
+                QRectF(0, y - metrics.height() / 2, frame.left() - 4, metrics.height()),
+                int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
+                f"{tick:g}",
+            )
         if x_labels:
             for tick in nice_ticks(x0, x1, 4):
                 if tick == int(tick):
                     x = to_point(tick, low).x()
-                    painter.drawText(QRectF(x - 30, frame.bottom() + 2, 60, metrics.height()),
-                                     int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop), f"{int(tick)}")
+                    painter.drawText(
+                        QRectF(x - 30, frame.bottom() + 2, 60, metrics.height()),
+                        int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop),
+                        f"{int(tick)}",
+                    )
         painter.save()
         painter.translate(10, frame.center().y())
         painter.rotate(-90)
-        painter.drawText(QRectF(-frame.height() / 2, -metrics.height() / 2, frame.height(), metrics.height()),
-                         int(Qt.AlignmentFlag.AlignCenter), label)
+        painter.drawText(
+            QRectF(-frame.height() / 2, -metrics.height() / 2, frame.height(), metrics.height()), int(Qt.AlignmentFlag.AlignCenter), label
+        )
         painter.restore()
         painter.setPen(QPen(grid, 1))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(frame)
         for key, colour in zip(keys, (TRAINING_COLOUR, VALIDATION_COLOUR)):
             series = self.history.get(key, [])
-            epochs = self.epochs[-len(series):] if series else []
+            epochs = self.epochs[-len(series) :] if series else []
             points = [to_point(x, y) for x, y in zip(epochs, series) if math.isfinite(y)]
             painter.setPen(QPen(QColor(colour), 1.6))
             if len(points) == 1:

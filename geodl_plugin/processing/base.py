@@ -122,13 +122,12 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
         absent = [s.dependency.package for s in check_dependencies(needed) if not s.available]
         if absent:
             if any(f in WORKER_FEATURES for f in requires):  # installed into geodl's runtime, not QGIS's Python
-                return False, (f"This algorithm needs the Python package(s) {', '.join(absent)}. Run "
-                               f"geodl:setupruntime (or press \"Set up the ML runtime\" in the GeoDL dock's "
-                               f"Status tab) once; QGIS's own Python is left as it is.")
-            return False, (
-                f"This algorithm needs the Python package(s) {', '.join(absent)}. Install with: "
-                f"{install_command(absent)}"
-            )
+                return False, (
+                    f"This algorithm needs the Python package(s) {', '.join(absent)}. Run "
+                    f'geodl:setupruntime (or press "Set up the ML runtime" in the GeoDL dock\'s '
+                    f"Status tab) once; QGIS's own Python is left as it is."
+                )
+            return False, (f"This algorithm needs the Python package(s) {', '.join(absent)}. Install with: {install_command(absent)}")
         return True, ""
 
     @staticmethod
@@ -141,8 +140,9 @@ class GeoDLAlgorithm(QgsProcessingAlgorithm):
             is_cancelled=feedback.isCanceled,
         )
 
-    def run_core(self, feedback: Optional[QgsProcessingFeedback], work: Callable[[Progress], Any],
-                 requires: Optional[tuple[str, ...]] = None) -> Any:
+    def run_core(
+        self, feedback: Optional[QgsProcessingFeedback], work: Callable[[Progress], Any], requires: Optional[tuple[str, ...]] = None
+    ) -> Any:
         """Run a core call, turning user errors and cancels into Processing's own exception. ``requires``
         overrides the class's REQUIRES when the parameters decide (e.g. which model type)."""
         ok, why = self._can_execute(self.REQUIRES if requires is None else requires)

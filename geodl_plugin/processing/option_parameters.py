@@ -32,24 +32,23 @@ def add_option_parameters(algorithm: QgsProcessingAlgorithm, options_type: type,
         if kind is bool:
             parameter: QgsProcessingParameterDefinition = QgsProcessingParameterBoolean(name, label, default)
         elif kind in (int, float):
-            number_type = QgsProcessingParameterNumber.Type.Integer if kind is int else \
-                QgsProcessingParameterNumber.Type.Double
+            number_type = QgsProcessingParameterNumber.Type.Integer if kind is int else QgsProcessingParameterNumber.Type.Double
             parameter = QgsProcessingParameterNumber(name, label, number_type, default)
             if "min" in field.metadata:
                 parameter.setMinimum(field.metadata["min"])
             if "max" in field.metadata:
                 parameter.setMaximum(field.metadata["max"])
         else:  # sequences travel as text, e.g. hidden units "64,32"; the dataclass parses and checks them
-            parameter = QgsProcessingParameterString(name, label, ",".join(map(str, default)) if isinstance(
-                default, tuple) else str(default))
+            parameter = QgsProcessingParameterString(
+                name, label, ",".join(map(str, default)) if isinstance(default, tuple) else str(default)
+            )
         parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         if "help" in field.metadata:
             parameter.setHelp(field.metadata["help"])
         algorithm.addParameter(parameter)
 
 
-def read_option_parameters(algorithm: QgsProcessingAlgorithm, parameters: dict, context: Any, options_type: type,
-                           prefix: str) -> Any:
+def read_option_parameters(algorithm: QgsProcessingAlgorithm, parameters: dict, context: Any, options_type: type, prefix: str) -> Any:
     hints = typing.get_type_hints(options_type)
     values: dict[str, Any] = {}
     for field in dataclasses.fields(options_type):

@@ -15,8 +15,18 @@ def write_raster(path: Path, data: np.ndarray, nodata=None, crs: str = CRS) -> P
     import rasterio
     from rasterio.transform import from_origin
 
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                       dtype=data.dtype, crs=crs, transform=from_origin(*ORIGIN, PIXEL, PIXEL), nodata=nodata) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=data.dtype,
+        crs=crs,
+        transform=from_origin(*ORIGIN, PIXEL, PIXEL),
+        nodata=nodata,
+    ) as ds:
         ds.write(data)
     return path
 
@@ -26,7 +36,7 @@ def two_class_scene(path: Path, size: int = 64, seed: int = 0, nodata_corner: bo
     rng = np.random.default_rng(seed)
     data = np.empty((3, size, size), np.uint16)
     data[:, :, : size // 2] = rng.normal(1000, 50, (3, size, size // 2))
-    data[:, :, size // 2:] = rng.normal(3000, 50, (3, size, size - size // 2))
+    data[:, :, size // 2 :] = rng.normal(3000, 50, (3, size, size - size // 2))
     if nodata_corner:
         data[:, :4, :4] = 0
     return write_raster(path, data, nodata=0)

@@ -48,11 +48,16 @@ print("REPORT " + json.dumps(report))
 
 def _run(backend: str, scene, out, other: str = "") -> dict:
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
-    done = subprocess.run([sys.executable, "-c", RUN, str(scene.image), str(scene.points), str(out), other],
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, str(scene.image), str(scene.points), str(out), other],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
     assert done.returncode == 0 and lines, f"{backend} run failed:\n{done.stderr[-4000:]}"
-    return json.loads(lines[-1][len("REPORT "):])
+    return json.loads(lines[-1][len("REPORT ") :])
 
 
 def _read(path) -> np.ndarray:

@@ -75,6 +75,7 @@ def test_csv_reads_back_exactly_block_by_block(stack, tmp_path):
 
 def test_parquet_reads_back_exactly(stack, tmp_path):
     import pyarrow.parquet as pq  # required: requirements/runtime.txt
+
     (ra, rb), a, b = stack
     flatten_rasters([ra, rb], tmp_path / "t.parquet", block=20)
     table = pq.read_table(tmp_path / "t.parquet")

@@ -84,9 +84,19 @@ def test_model_file_holds_plain_arrays_and_predicts_like_scikit_learn(tmp_path):
     x, y = _data()
     rf = RandomForestClassifier(n_estimators=12, max_depth=10, random_state=0).fit(x, y)
     classes = ClassTable.from_ids([1, 2, 3, 4])
-    manifest = make_manifest(name="rf", architecture=ModelFamily.RANDOM_FOREST, bands=[f"b{i}" for i in range(5)],
-                             classes=classes, mean=[0.0] * 5, std=[1.0] * 5, source_dtype="float32", nodata=None,
-                             pixel_size=(30.0, 30.0), crs_wkt="", crs_units="metre")
+    manifest = make_manifest(
+        name="rf",
+        architecture=ModelFamily.RANDOM_FOREST,
+        bands=[f"b{i}" for i in range(5)],
+        classes=classes,
+        mean=[0.0] * 5,
+        std=[1.0] * 5,
+        source_dtype="float32",
+        nodata=None,
+        pixel_size=(30.0, 30.0),
+        crs_wkt="",
+        crs_units="metre",
+    )
     path = save_model_file(tmp_path / "rf.geodl", Forest.from_sklearn(rf), manifest)
     with zipfile.ZipFile(path) as zf, zf.open(FOREST_MEMBER) as fh:
         stored = np.load(io.BytesIO(fh.read()), allow_pickle=False)  # would raise on an object array
@@ -113,8 +123,7 @@ def test_binned_memo_gives_every_pixel_the_forests_own_answer():
     t = rf.estimators_[3].tree_
     node = int(np.flatnonzero(t.children_left >= 0)[0])
     f, thr = int(t.feature[node]), t.threshold[node]
-    image[:3, f] = [np.float32(thr), np.nextafter(np.float32(thr), np.float32(-np.inf)),
-                    np.nextafter(np.float32(thr), np.float32(np.inf))]
+    image[:3, f] = [np.float32(thr), np.nextafter(np.float32(thr), np.float32(-np.inf)), np.nextafter(np.float32(thr), np.float32(np.inf))]
     image[3, 0] = np.nan
     first = forest.predict_proba(image[:100_000])
     assert forest._memo.cells > 0  # the binned path

@@ -47,8 +47,11 @@ def test_tfrecord_is_read_by_tensorflow_and_back(tmp_path):
     parsed = [tf.io.parse_single_example(r, spec) for r in tf.data.TFRecordDataset(str(path), "GZIP")]
     assert parsed[0]["B2"].numpy().tolist() == list(range(9)) and parsed[0]["class"].numpy() == 2.0
     with tf.io.TFRecordWriter(str(tmp_path / "b.tfrecord")) as w:
-        w.write(tf.train.Example(features=tf.train.Features(feature={
-            "x": tf.train.Feature(float_list=tf.train.FloatList(value=[1.5, -2.0]))})).SerializeToString())
+        w.write(
+            tf.train.Example(
+                features=tf.train.Features(feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[1.5, -2.0]))})
+            ).SerializeToString()
+        )
     assert next(read_examples(tmp_path / "b.tfrecord"))["x"].tolist() == [1.5, -2.0]
 
 
@@ -132,8 +135,9 @@ def test_unwritable_output_fails_before_work(samples, scene, tmp_path):
     raster, _ = scene
     progress_calls = []
     with pytest.raises(GeoDLError, match="Cannot create the folder"):
-        predict_raster(PredictParams([str(raster)], "unused.geodl", str(blocker / "out" / "c.tif")),
-                       Progress(on_progress=progress_calls.append))
+        predict_raster(
+            PredictParams([str(raster)], "unused.geodl", str(blocker / "out" / "c.tif")), Progress(on_progress=progress_calls.append)
+        )
     assert progress_calls == [], "no work may start before the output is known to be writable"
 
 
@@ -153,8 +157,9 @@ def test_train_and_predict_on_the_input_grid(samples, scene, tmp_path, model_typ
     raster, _ = scene
     model = tmp_path / f"{model_type}.geodl"
     options = {"n_trees": 20} if model_type == "rf" else None
-    result = train_model(TrainParams(samples=[samples.path], output=str(model), family=model_type, options=options,
-                                     epochs=30, batch_size=16, split="random"))
+    result = train_model(
+        TrainParams(samples=[samples.path], output=str(model), family=model_type, options=options, epochs=30, batch_size=16, split="random")
+    )
     assert result.metrics["overall_accuracy"] >= 0.95
     manifest = read_manifest(model)
     assert manifest["mlm:input"][0]["bands"] == ["B2", "B3", "B4"]
@@ -197,8 +202,11 @@ def test_compiled_class_head_matches_the_plain_model(rows):
     keras.utils.set_random_seed(0)
     model = build_pixel_dnn(3, 4, [1000.0] * 3, [250.0**2] * 3, hidden_units=(16,))
     x = np.random.default_rng(rows).normal(1000, 300, (rows, 3)).astype(np.float32)
-    plain = np.concatenate([np.asarray(model.predict_on_batch(x[i:i + 100_000]))
-                            for i in range(0, rows, 100_000)]) if rows else np.empty((0, 4), np.float32)
+    plain = (
+        np.concatenate([np.asarray(model.predict_on_batch(x[i : i + 100_000])) for i in range(0, rows, 100_000)])
+        if rows
+        else np.empty((0, 4), np.float32)
+    )
     got = ModelBundle({}, model).classify(x, probabilities=True)
     assert got.index.dtype == np.uint8 and got.index.shape == got.confidence.shape == (rows,)
     np.testing.assert_allclose(got.probabilities, plain, atol=1e-5)
@@ -254,8 +262,7 @@ def test_cancel_leaves_no_partial_output(samples, scene, tmp_path):
     calls = []
     progress = Progress(is_cancelled=lambda: len(calls) > 2, on_progress=calls.append)
     with pytest.raises(Cancelled):
-        predict_raster(PredictParams([str(raster)], str(model), str(tmp_path / "c.tif"), str(tmp_path / "p.tif"),
-                                     block_size=16), progress)
+        predict_raster(PredictParams([str(raster)], str(model), str(tmp_path / "c.tif"), str(tmp_path / "p.tif"), block_size=16), progress)
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tif" or ".part" in p.name) == ["scene.tif"]
 
 
@@ -296,8 +303,7 @@ def test_metrics_and_area_adjusted_estimates():
     est = area_adjusted_estimates(n, counts, 1.0, four)
     p_c0 = 0.02 * 66 / 69 + 0.32 * 5 / 175 + 0.645 * 4 / 340
     assert est["per_class"]["c0"]["estimated_area"] == pytest.approx(p_c0 * 10_000_000, rel=1e-6)
-    assert est["overall_accuracy"] == pytest.approx(0.02 * 66 / 69 + 0.015 * 55 / 56 + 0.32 * 153 / 175
-                                                    + 0.645 * 313 / 340, rel=1e-9)
+    assert est["overall_accuracy"] == pytest.approx(0.02 * 66 / 69 + 0.015 * 55 / 56 + 0.32 * 153 / 175 + 0.645 * 313 / 340, rel=1e-9)
     perfect = area_adjusted_estimates(np.diag([10, 20, 30, 40]), counts, 1.0, four)
     assert perfect["per_class"]["c2"]["estimated_area"] == pytest.approx(3_200_000)
     assert perfect["per_class"]["c2"]["estimated_area_ci95"] == pytest.approx(0.0)

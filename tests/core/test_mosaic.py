@@ -17,8 +17,18 @@ def _write(path, data, col=0, row=0, nodata=None, crs="EPSG:32621", pixel=PIXEL)
     from rasterio.transform import from_origin
 
     transform = from_origin(ORIGIN[0] + col * PIXEL, ORIGIN[1] - row * PIXEL, pixel, pixel)
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                       dtype=data.dtype, crs=crs, transform=transform, nodata=nodata) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as ds:
         ds.write(data)
     return path
 

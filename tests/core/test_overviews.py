@@ -74,8 +74,7 @@ def speckled(tmp_path):
 
     train_raster = two_class_scene(tmp_path / "train.tif")
     xy, names = grid_points()
-    labels = read_labels(write_points(tmp_path / "points.gpkg", xy, names), "name",
-                         target_crs_wkt=raster_info(train_raster).crs_wkt)
+    labels = read_labels(write_points(tmp_path / "points.gpkg", xy, names), "name", target_crs_wkt=raster_info(train_raster).crs_wkt)
     samples = extract_samples([train_raster], labels, tmp_path / "samples.tfrecord.gz")
     model = tmp_path / "rf.geodl"
     train_model(TrainParams(samples=[samples.path], output=str(model), family="rf", options={"n_trees": 5}, split="random"))
@@ -106,8 +105,7 @@ def test_prediction_writes_overviews_with_its_blocks(speckled, tmp_path):
             classes, confidence, probabilities = ds.read(1), cs.read(1), ps.read()
         with rasterio.open(probs, overview_level=1) as ps:  # every band of the multi-band output
             for band in range(2):
-                np.testing.assert_allclose(ps.read(band + 1), mean_reference(probabilities[band], 4, -1.0),
-                                           rtol=1e-5)
+                np.testing.assert_allclose(ps.read(band + 1), mean_reference(probabilities[band], 4, -1.0), rtol=1e-5)
         assert set(np.unique(classes)) == {1, 2, 255}
         for level, f in enumerate([2, 4]):
             with rasterio.open(out, overview_level=level) as ds, rasterio.open(conf, overview_level=level) as cs:

@@ -70,30 +70,42 @@ def test_both_families_reach_r2_095_and_map_the_scene(scene, tmp_path):
 
     image, samples, truth = scene
     common = {"samples": [str(samples)], "split": "random", "test_fraction": 0.25, "seed": 1}
-    rf = train_model(TrainParams(output=str(tmp_path / "rf.geodl"), family="rf_regression",
-                                 options={"n_trees": 50}, test_samples_output=str(tmp_path / "t.tfrecord.gz"),
-                                 **common))
-    dnn = train_model(TrainParams(output=str(tmp_path / "dnn.geodl"), family="dnn_regression", epochs=40,
-                                  batch_size=64, learning_rate=1e-2, patience=10, **common))
-    print(f"held-out n={rf.n_test}: forest R² {rf.metrics['r2']:.3f} RMSE {rf.metrics['rmse']:.2f}; "
-          f"DNN R² {dnn.metrics['r2']:.3f} RMSE {dnn.metrics['rmse']:.2f} ({len(dnn.history['loss'])} epochs)")
+    rf = train_model(
+        TrainParams(
+            output=str(tmp_path / "rf.geodl"),
+            family="rf_regression",
+            options={"n_trees": 50},
+            test_samples_output=str(tmp_path / "t.tfrecord.gz"),
+            **common,
+        )
+    )
+    dnn = train_model(
+        TrainParams(
+            output=str(tmp_path / "dnn.geodl"), family="dnn_regression", epochs=40, batch_size=64, learning_rate=1e-2, patience=10, **common
+        )
+    )
+    print(
+        f"held-out n={rf.n_test}: forest R² {rf.metrics['r2']:.3f} RMSE {rf.metrics['rmse']:.2f}; "
+        f"DNN R² {dnn.metrics['r2']:.3f} RMSE {dnn.metrics['rmse']:.2f} ({len(dnn.history['loss'])} epochs)"
+    )
     assert rf.n_test == dnn.n_test == 125
     assert rf.metrics["r2"] >= 0.95 and dnn.metrics["r2"] >= 0.95
     assert abs(rf.metrics["bias"]) < 1.0 and abs(dnn.metrics["bias"]) < 1.0
     manifest = read_manifest(tmp_path / "rf.geodl")
     assert manifest["mlm:tasks"] == ["regression"] and manifest["training"]["target"] == "roof_pct"
-    assert evaluate_model(str(tmp_path / "dnn.geodl"), [str(tmp_path / "t.tfrecord.gz")])["r2"] == \
-        pytest.approx(dnn.metrics["r2"], abs=1e-6)
+    assert evaluate_model(str(tmp_path / "dnn.geodl"), [str(tmp_path / "t.tfrecord.gz")])["r2"] == pytest.approx(
+        dnn.metrics["r2"], abs=1e-6
+    )
 
-    predict_raster(PredictParams([str(image)], str(tmp_path / "rf.geodl"), str(tmp_path / "v.tif"),
-                                 str(tmp_path / "s.tif"), block_size=32))
+    predict_raster(PredictParams([str(image)], str(tmp_path / "rf.geodl"), str(tmp_path / "v.tif"), str(tmp_path / "s.tif"), block_size=32))
     with rasterio.open(tmp_path / "v.tif") as v, rasterio.open(tmp_path / "s.tif") as s, rasterio.open(truth) as t:
         values, spread, expected = v.read(1), s.read(1), t.read(1)
         assert v.nodata == VALUE_NODATA and v.dtypes[0] == "float32" and v.transform == t.transform
     assert regression_report(expected.ravel(), values.ravel())["r2"] >= 0.95  # every pixel, not just samples
     assert (spread > 0).mean() > 0.9
-    result = predict_raster(PredictParams([str(image)], str(tmp_path / "dnn.geodl"), str(tmp_path / "d.tif"),
-                                          str(tmp_path / "no_spread.tif")))
+    result = predict_raster(
+        PredictParams([str(image)], str(tmp_path / "dnn.geodl"), str(tmp_path / "d.tif"), str(tmp_path / "no_spread.tif"))
+    )
     assert not (tmp_path / "no_spread.tif").exists() and any("no spread" in w for w in result.warnings)
     with rasterio.open(tmp_path / "d.tif") as d:
         assert regression_report(expected.ravel(), d.read(1).ravel())["r2"] >= 0.95
@@ -112,8 +124,7 @@ def test_rasterised_polygon_targets(tmp_path):
 
     data = np.arange(2 * 20 * 30, dtype=np.uint16).reshape(2, 20, 30)
     raster = write_raster(tmp_path / "r.tif", data)
-    polys = _polygons(tmp_path / "p.gpkg", [(0, 0, 4, 3), (10, 5, 13, 9)], [12.5, 80.0], field="biomass",
-                      ftype=ogr.OFTReal)
+    polys = _polygons(tmp_path / "p.gpkg", [(0, 0, 4, 3), (10, 5, 13, 9)], [12.5, 80.0], field="biomass", ftype=ogr.OFTReal)
     report = extract_target_samples([raster], read_targets(polys, "biomass"), tmp_path / "s.tfrecord.gz")
     assert report.count == 4 * 3 + 3 * 4 and (report.minimum, report.maximum) == (12.5, 80.0)
     samples = load_target_samples(tmp_path / "s.tfrecord.gz")

@@ -102,8 +102,12 @@ def test_cancel_kills_pip_and_removes_the_half_made_environment(tmp_path):
     collecting = lambda: any(m.startswith("collecting") for m in seen)  # noqa: E731 - pip is at work
     started = time.monotonic()
     with pytest.raises(Cancelled):
-        create_runtime(root, RuntimeSpec("tensorflow", "cpu"), base_python=QGIS_PYTHON,
-                       progress=Progress(on_message=seen.append, is_cancelled=collecting))
+        create_runtime(
+            root,
+            RuntimeSpec("tensorflow", "cpu"),
+            base_python=QGIS_PYTHON,
+            progress=Progress(on_message=seen.append, is_cancelled=collecting),
+        )
     assert collecting() and time.monotonic() - started < 120
     assert _leftovers(root) == [] and read_runtime(root).backend == "torch"
     pips = subprocess.run(["pgrep", "-f", f"{root.name}-new-.*pip install"], capture_output=True, text=True)
@@ -163,12 +167,17 @@ def test_worker_trains_and_predicts_in_the_runtime_without_qgis_packages(geodl_r
     try:
         python = worker_python()
         assert python == str(venv_python(root))
-        probe = ("import json, os, sys, importlib.util as u, osgeo.gdal\n"  # find_spec: no TensorFlow import
-                 "print(json.dumps({'path': sys.path, 'keras': u.find_spec('keras').origin,"
-                 " 'rasterio': u.find_spec('rasterio').origin, 'osgeo': osgeo.gdal.__file__,"
-                 " 'backend': os.environ['KERAS_BACKEND']}))")
-        seen = json.loads(subprocess.run([python, "-c", probe], env=worker_environment(python), capture_output=True,
-                                         text=True, check=True, timeout=300).stdout.splitlines()[-1])
+        probe = (
+            "import json, os, sys, importlib.util as u, osgeo.gdal\n"  # find_spec: no TensorFlow import
+            "print(json.dumps({'path': sys.path, 'keras': u.find_spec('keras').origin,"
+            " 'rasterio': u.find_spec('rasterio').origin, 'osgeo': osgeo.gdal.__file__,"
+            " 'backend': os.environ['KERAS_BACKEND']}))"
+        )
+        seen = json.loads(
+            subprocess.run(
+                [python, "-c", probe], env=worker_environment(python), capture_output=True, text=True, check=True, timeout=300
+            ).stdout.splitlines()[-1]
+        )
         assert not any("dist-packages" in p or "/.venv/" in p for p in seen["path"]), seen["path"]
         assert seen["keras"].startswith(str(root)) and seen["rasterio"].startswith(str(root))
         assert seen["osgeo"].startswith("/usr/lib/python3/dist-packages/osgeo")  # only osgeo is QGIS's
@@ -176,16 +185,14 @@ def test_worker_trains_and_predicts_in_the_runtime_without_qgis_packages(geodl_r
 
         raster = two_class_scene(tmp_path / "scene.tif", size=64)
         xy, names = grid_points(size=64, step=4)
-        labels = read_labels(write_points(tmp_path / "p.gpkg", xy, names), "name",
-                             target_crs_wkt=raster_info(raster).crs_wkt)
+        labels = read_labels(write_points(tmp_path / "p.gpkg", xy, names), "name", target_crs_wkt=raster_info(raster).crs_wkt)
         samples = extract_samples([raster], labels, tmp_path / "s.tfrecord.gz").path
         worker = Worker()  # one process for the three jobs: TensorFlow is imported once
         try:
             assert "CPU (TensorFlow 2.20.0" in worker.call(describe_training_device)
             result = worker.call(train_model, TrainParams([str(samples)], str(tmp_path / "m.geodl"), epochs=5))
             assert result.metrics["overall_accuracy"] > 0.95
-            worker.call(predict_raster, PredictParams([str(raster)], str(tmp_path / "m.geodl"),
-                                                        str(tmp_path / "map.tif")))
+            worker.call(predict_raster, PredictParams([str(raster)], str(tmp_path / "m.geodl"), str(tmp_path / "map.tif")))
         finally:
             worker.close()
         with rasterio.open(tmp_path / "map.tif") as ds:

@@ -70,11 +70,22 @@ def _unet_file(path, scene, classes, depth=2, filters=4):
 
     info = raster_info(scene.image)
     model = _tiny_unet(info.count, len(classes), depth, filters)
-    manifest = make_manifest(name="t", architecture="unet", task="semantic-segmentation",
-                             bands=list(info.band_names), classes=classes,
-                             mean=[1000.0] * info.count, std=[300.0] * info.count, source_dtype=info.dtype,
-                             nodata=None, pixel_size=info.res, crs_wkt=info.crs_wkt, crs_units=info.crs_units,
-                             patch_size=16, training={"network": {"depth": depth, "base_filters": filters}})
+    manifest = make_manifest(
+        name="t",
+        architecture="unet",
+        task="semantic-segmentation",
+        bands=list(info.band_names),
+        classes=classes,
+        mean=[1000.0] * info.count,
+        std=[300.0] * info.count,
+        source_dtype=info.dtype,
+        nodata=None,
+        pixel_size=info.res,
+        crs_wkt=info.crs_wkt,
+        crs_units=info.crs_units,
+        patch_size=16,
+        training={"network": {"depth": depth, "base_filters": filters}},
+    )
     save_model_file(path, model, manifest)
     return model
 
@@ -121,15 +132,35 @@ def test_mask_classes_absent_from_class_table_are_named(scene, tmp_path):
     mask[10:20, 10:20] = 1
     mask[40:50, 40:50] = 7
     path = tmp_path / "mask.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=info.width, height=info.height, count=1, dtype="uint8",
-                       crs=info.crs_wkt, transform=rasterio.Affine(*info.transform), nodata=255) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=info.width,
+        height=info.height,
+        count=1,
+        dtype="uint8",
+        crs=info.crs_wkt,
+        transform=rasterio.Affine(*info.transform),
+        nodata=255,
+    ) as ds:
         ds.write(mask[None])
     classes = ClassTable([ClassInfo(1, "crop", "#e6c229"), ClassInfo(2, "forest", "#1b7837")])
     with pytest.raises(GeoDLError, match=r"Class id\(s\) \[7\].*not in the class table"):
         chip_raster([scene.image], path, tmp_path / "chips.tfrecord.gz", patch_size=16, classes=classes)
     empty = tmp_path / "empty.tif"
-    with rasterio.open(empty, "w", driver="GTiff", width=info.width, height=info.height, count=1, dtype="uint8",
-                       crs=info.crs_wkt, transform=rasterio.Affine(*info.transform), nodata=255) as ds:
+    with rasterio.open(
+        empty,
+        "w",
+        driver="GTiff",
+        width=info.width,
+        height=info.height,
+        count=1,
+        dtype="uint8",
+        crs=info.crs_wkt,
+        transform=rasterio.Affine(*info.transform),
+        nodata=255,
+    ) as ds:
         ds.write(np.full((1, info.height, info.width), 255, np.uint8))
     with pytest.raises(GeoDLError, match="no labelled pixel"):
         chip_raster([scene.image], empty, tmp_path / "chips2.tfrecord.gz", patch_size=16)
@@ -154,8 +185,7 @@ def test_rasterize_polygons_and_points_on_the_raster_grid(scene, tmp_path):
     info = raster_info(scene.image)
     x0, y0 = info.transform[2], info.transform[5]
     # polygon over columns 2..5, rows 3..6 (pixel edges); a point in pixel (row 20, col 30)
-    poly = f"POLYGON (({x0 + 60} {y0 - 90}, {x0 + 180} {y0 - 90}, {x0 + 180} {y0 - 210}, {x0 + 60} {y0 - 210}, " \
-           f"{x0 + 60} {y0 - 90}))"
+    poly = f"POLYGON (({x0 + 60} {y0 - 90}, {x0 + 180} {y0 - 90}, {x0 + 180} {y0 - 210}, {x0 + 60} {y0 - 210}, {x0 + 60} {y0 - 90}))"
     classes = ClassTable.from_ids([1, 2])
     polys = LabelSet(classes, np.array([2]), [_wkb(poly)], info.crs_wkt, POLYGON)
     report = rasterize_mask(scene.image, polys, tmp_path / "poly.tif")
@@ -177,9 +207,17 @@ def test_chips_with_stride_padding_blocked_split_and_histograms(scene, labels, t
     from geodl_plugin.core.data.chips import IGNORE, chip_raster, load_chips, rasterize_mask
 
     rasterize_mask(scene.image, labels, tmp_path / "mask.tif")
-    report = chip_raster([scene.image], tmp_path / "mask.tif", tmp_path / "train.tfrecord.gz", patch_size=32,
-                         stride=16, padding=8, test_output=tmp_path / "test.tfrecord.gz", test_fraction=0.25,
-                         histogram_output=tmp_path / "hist.png")
+    report = chip_raster(
+        [scene.image],
+        tmp_path / "mask.tif",
+        tmp_path / "train.tfrecord.gz",
+        patch_size=32,
+        stride=16,
+        padding=8,
+        test_output=tmp_path / "test.tfrecord.gz",
+        test_fraction=0.25,
+        histogram_output=tmp_path / "hist.png",
+    )
     assert report.count > 0 and report.test_count > 0
     assert (tmp_path / "hist.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     train, test = load_chips(tmp_path / "train.tfrecord.gz"), load_chips(tmp_path / "test.tfrecord.gz")
@@ -210,8 +248,7 @@ def test_earth_engine_257_patches_load_and_crop_to_256(tmp_path):
         label = np.full((k, k), 255.0, np.float32)
         label[128, 128] = i + 1
         label[0, 0] = 2
-        records.append({"B2": rng.normal(size=k * k).astype(np.float32), "B3": np.full(k * k, i, np.float32),
-                        "class": label.ravel()})
+        records.append({"B2": rng.normal(size=k * k).astype(np.float32), "B3": np.full(k * k, i, np.float32), "class": label.ravel()})
     write_examples(tmp_path / "ee.tfrecord.gz", records)
     chips = load_chips(tmp_path / "ee.tfrecord.gz")
     assert chips.patch_size == 257 and chips.bands == ["B2", "B3"] and chips.classes.ids == [1, 2]
@@ -284,7 +321,7 @@ def test_tiled_prediction_equals_untiled(shape):
     padded = np.pad(image, ((0, 0), (200, 200), (200, 200)), mode="symmetric")
 
     def read(c, r, w, h):
-        return padded[:, 200 + r:200 + r + h, 200 + c:200 + c + w]
+        return padded[:, 200 + r : 200 + r + h, 200 + c : 200 + c + w]
 
     parts = list(blend_strips(read, keras_predictor(model), width, height, 3, tile, overlap, margin, batch=3))
     rows = [r for r, _, _ in parts]
@@ -313,13 +350,21 @@ def test_predict_raster_with_unet_writes_class_and_confidence_on_the_grid(scene,
     profile.update(nodata=-9999)
     with rasterio.open(tmp_path / "hole.tif", "w", **profile) as dst:
         dst.write(data)
-    params = PredictParams([str(tmp_path / "hole.tif")], str(tmp_path / "u.geodl"), str(tmp_path / "cls.tif"),
-                           confidence_output=str(tmp_path / "conf.tif"),
-                           probabilities_output=str(tmp_path / "prob.tif"))
+    params = PredictParams(
+        [str(tmp_path / "hole.tif")],
+        str(tmp_path / "u.geodl"),
+        str(tmp_path / "cls.tif"),
+        confidence_output=str(tmp_path / "conf.tif"),
+        probabilities_output=str(tmp_path / "prob.tif"),
+    )
     params.tiling = TilingParams(size=64, overlap=16)  # several strips and tiles on a 128² raster
     result = predict_raster(params)
-    with rasterio.open(tmp_path / "cls.tif") as c, rasterio.open(tmp_path / "conf.tif") as f, \
-            rasterio.open(tmp_path / "prob.tif") as p, rasterio.open(scene.image) as src:
+    with (
+        rasterio.open(tmp_path / "cls.tif") as c,
+        rasterio.open(tmp_path / "conf.tif") as f,
+        rasterio.open(tmp_path / "prob.tif") as p,
+        rasterio.open(scene.image) as src,
+    ):
         assert c.transform == src.transform and c.crs == src.crs and (c.width, c.height) == (src.width, src.height)
         cls, conf, prob = c.read(1), f.read(1), p.read()
         assert c.colormap(1)[1][:3] == (0xE6, 0xC2, 0x29)
@@ -387,15 +432,20 @@ def test_unet_from_sparse_points_beats_pixel_dnn(scene, labels, tmp_path):
     pixels, patches = _extract(scene, labels, tmp_path, 1), _extract(scene, labels, tmp_path, 17)
     train_model(TrainParams([pixels], str(tmp_path / "dnn.geodl"), epochs=100, seed=0))
     rasterize_mask(scene.image, labels, tmp_path / "mask.tif")
-    chip_raster([scene.image], tmp_path / "mask.tif", tmp_path / "chips.tfrecord.gz", patch_size=32, stride=16,
-                padding=8)
-    chips = TrainParams([str(tmp_path / "chips.tfrecord.gz")], str(tmp_path / "chips.geodl"), family="unet",
-                        epochs=40, batch_size=8, seed=0, test_fraction=0.0)  # a 128² scene has too few blocks
+    chip_raster([scene.image], tmp_path / "mask.tif", tmp_path / "chips.tfrecord.gz", patch_size=32, stride=16, padding=8)
+    chips = TrainParams(
+        [str(tmp_path / "chips.tfrecord.gz")],
+        str(tmp_path / "chips.geodl"),
+        family="unet",
+        epochs=40,
+        batch_size=8,
+        seed=0,
+        test_fraction=0.0,
+    )  # a 128² scene has too few blocks
     chips.options = UNetParams(depth=2, base_filters=8)
     result = train_model(chips)
     assert result.n_test == 0 and result.metrics == {}
-    points = TrainParams([patches], str(tmp_path / "patches.geodl"), family="unet", epochs=40, batch_size=16,
-                         seed=1)
+    points = TrainParams([patches], str(tmp_path / "patches.geodl"), family="unet", epochs=40, batch_size=16, seed=1)
     points.options = UNetParams(depth=2, base_filters=8)
     result = train_model(points)  # the train_model route: point patches → sparse centre-pixel masks
     assert result.metrics["n_samples"] == result.n_test > 0  # held out: the centre pixels of test patches
@@ -420,8 +470,7 @@ def test_evaluate_scores_a_unet_on_patch_samples(scene, tmp_path):
     labels = read_labels(scene.points, "class_name", target_crs_wkt=raster_info(scene.image).crs_wkt)
     samples = extract_samples([scene.image], labels, tmp_path / "patches.tfrecord.gz", patch_size=9)
     model = tmp_path / "unet.geodl"
-    train_model(TrainParams(samples=[samples.path], output=str(model), family="unet", epochs=2, batch_size=8,
-                            split="random"))
+    train_model(TrainParams(samples=[samples.path], output=str(model), family="unet", epochs=2, batch_size=8, split="random"))
     report = evaluate_model(model, [samples.path])
     assert report["n_samples"] == samples.count and 0.0 <= report["overall_accuracy"] <= 1.0
     assert set(report["per_class"]) == {c for c in ("crop", "forest", "urban", "water")}
@@ -436,4 +485,4 @@ def predict_untiled(model, image: np.ndarray, pad: int, multiple: int) -> np.nda
     wp = -(-(w + 2 * pad) // multiple) * multiple
     padded = np.pad(image, ((0, 0), (pad, hp - h - pad), (pad, wp - w - pad)), mode="symmetric")
     out = keras.ops.convert_to_numpy(model.predict_on_batch(np.moveaxis(padded, 0, -1)[None].astype(np.float32)))[0]
-    return np.moveaxis(out, -1, 0)[:, pad:pad + h, pad:pad + w]
+    return np.moveaxis(out, -1, 0)[:, pad : pad + h, pad : pad + w]

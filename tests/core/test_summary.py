@@ -25,8 +25,7 @@ def scene(tmp_path):
     data[:, :, 20:] = rng.normal(1000, 80, (3, 30, 40))
     data[0, 0, 0] = -9999
     raster = write_raster(tmp_path / "s.tif", data, nodata=-9999)
-    polys = _polygons(tmp_path / "p.gpkg", [(0, 0, 20, 30), (20, 0, 40, 30), (40, 0, 60, 30)],
-                      ["roof", "road", "soil"])
+    polys = _polygons(tmp_path / "p.gpkg", [(0, 0, 20, 30), (20, 0, 40, 30), (40, 0, 60, 30)], ["roof", "road", "soil"])
     return raster, polys, data
 
 
@@ -81,8 +80,17 @@ def test_class_areas_in_degrees_follow_the_sphere(tmp_path):
 
     for lat, expected in ((0.005, 123.6), (60.005, 61.8)):
         path = tmp_path / f"g{lat}.tif"
-        with rasterio.open(path, "w", driver="GTiff", width=1, height=1, count=1, dtype="uint8", crs="EPSG:4326",
-                           transform=from_origin(10.0, lat, 0.01, 0.01)) as ds:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=1,
+            height=1,
+            count=1,
+            dtype="uint8",
+            crs="EPSG:4326",
+            transform=from_origin(10.0, lat, 0.01, 0.01),
+        ) as ds:
             ds.write(np.ones((1, 1, 1), np.uint8))
         report = summarize_classified(path, tmp_path / "g.json")
         assert report["classes"][0]["name"] == "class 1"

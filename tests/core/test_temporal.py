@@ -110,8 +110,15 @@ def test_series_samples_round_trip(tmp_path):
 
 def test_indexed_ee_layout_with_doy_features(tmp_path):
     """An Earth Engine export with bands d{t}_{band} and a d{t}_doy feature per date."""
-    rec = {"d0_B2": np.full(9, 5.0), "d0_B3": np.full(9, 6.0), "d0_doy": np.full(9, 32.0),
-           "d1_B2": np.full(9, np.nan), "d1_B3": np.full(9, 7.0), "d1_doy": np.full(9, 60.0), "class": 1.0}
+    rec = {
+        "d0_B2": np.full(9, 5.0),
+        "d0_B3": np.full(9, 6.0),
+        "d0_doy": np.full(9, 32.0),
+        "d1_B2": np.full(9, np.nan),
+        "d1_B3": np.full(9, 7.0),
+        "d1_doy": np.full(9, 60.0),
+        "class": 1.0,
+    }
     path = tmp_path / "ee.tfrecord.gz"
     write_examples(path, [rec, {**rec, "class": 2.0}])
     chips = load_series_samples(path)
@@ -152,9 +159,15 @@ def test_mtlcc_tile_to_geotiffs(tmp_path):
 
     rng = np.random.default_rng(2)
     t, h = 4, 12
-    tile = MTLCCTile(5887, rng.integers(0, 9000, (t, h, h, 4)), rng.integers(0, 9000, (t, h // 2, h // 2, 6)),
-                     rng.integers(0, 9000, (t, h // 6, h // 6, 3)), np.array([10, 40, 200, 0]),
-                     np.array([2016, 2016, 2016, 0]), rng.integers(0, 20, (t, h, h)))
+    tile = MTLCCTile(
+        5887,
+        rng.integers(0, 9000, (t, h, h, 4)),
+        rng.integers(0, 9000, (t, h // 2, h // 2, 6)),
+        rng.integers(0, 9000, (t, h // 6, h // 6, 3)),
+        np.array([10, 40, 200, 0]),
+        np.array([2016, 2016, 2016, 0]),
+        rng.integers(0, 20, (t, h, h)),
+    )
     path = write_mtlcc_tile(tmp_path / "5887.tfrecord.gz", tile)
     (tmp_path / "geotransforms.csv").write_text("5887,600000.0,10,0,5300000.0,0,-10,32632\n")
     back = list(read_mtlcc_tiles(path))
@@ -194,14 +207,20 @@ def test_temporal_family_trains_saves_and_evaluates(tmp_path):
     series = open_series(scene.rasters)
     labels = read_labels(scene.points, "class_name", target_crs_wkt=series.info.crs_wkt)
     extract_series_samples(series, labels, tmp_path / "s.tfrecord.gz", patch_size=3)
-    params = TrainParams(samples=[str(tmp_path / "s.tfrecord.gz")], output=str(tmp_path / "m.geodl"),
-                         family=ModelFamily.TEMPORAL, options=TemporalParams(filters=2, layers=2), epochs=1,
-                         batch_size=16, split="random", test_samples_output=str(tmp_path / "t.tfrecord.gz"))
+    params = TrainParams(
+        samples=[str(tmp_path / "s.tfrecord.gz")],
+        output=str(tmp_path / "m.geodl"),
+        family=ModelFamily.TEMPORAL,
+        options=TemporalParams(filters=2, layers=2),
+        epochs=1,
+        batch_size=16,
+        split="random",
+        test_samples_output=str(tmp_path / "t.tfrecord.gz"),
+    )
     result = train_model(params)
     bundle = load_model_file(result.model_path)
     manifest = bundle.manifest
     assert manifest["mlm:architecture"] == "temporal" and manifest["training"]["temporal"]["layers"] == 2
     assert manifest["training"]["series"]["doy"] == [15, 46, 75, 106] and len(bundle.bands) == 4 * 4
     report = evaluate_model(result.model_path, [result.test_samples_path])
-    assert report["n_samples"] == result.n_test and report["overall_accuracy"] == pytest.approx(
-        result.metrics["overall_accuracy"])
+    assert report["n_samples"] == result.n_test and report["overall_accuracy"] == pytest.approx(result.metrics["overall_accuracy"])

@@ -39,8 +39,7 @@ def _one_date(chips: ChipSet, t: int) -> ChipSet:
     series = chips.meta["series"]
     c = len(series["bands"]) + 1
     meta = {**chips.meta, "series": {**series, "dates": [series["dates"][t]]}}
-    return ChipSet(chips.x[..., t * c:(t + 1) * c], chips.mask, chips.xy, chips.bands[t * c:(t + 1) * c],
-                   chips.classes, meta)
+    return ChipSet(chips.x[..., t * c : (t + 1) * c], chips.mask, chips.xy, chips.bands[t * c : (t + 1) * c], chips.classes, meta)
 
 
 def _map(model, channels: np.ndarray) -> np.ndarray:
@@ -63,15 +62,28 @@ def test_recurrent_model_reads_timing_a_single_date_cannot(tmp_path, record_prop
     channels = model_channels(test.read(0, 0, 48, 48), test.doy).transpose(1, 2, 0)
     truth = test_scene.truth_array
     crops = truth < 3
-    train = TrainParams(samples=[str(tmp_path / "samples.tfrecord.gz")], output=str(tmp_path / "gru.geodl"),
-                        family=ModelFamily.TEMPORAL, options=RECURRENT, epochs=EPOCHS, batch_size=32,
-                        learning_rate=3e-3, patience=EPOCHS, split="random", test_fraction=0.1)
+    train = TrainParams(
+        samples=[str(tmp_path / "samples.tfrecord.gz")],
+        output=str(tmp_path / "gru.geodl"),
+        family=ModelFamily.TEMPORAL,
+        options=RECURRENT,
+        epochs=EPOCHS,
+        batch_size=32,
+        learning_rate=3e-3,
+        patience=EPOCHS,
+        split="random",
+        test_fraction=0.1,
+    )
     result = train_model(train)
     assert result.metrics["overall_accuracy"] >= 0.9  # held-out points of the training scene
     # The whole second scene through the plugin's tiled, blended prediction (small tiles: several of them).
-    params = PredictParams(rasters=[str(r) for r in test_scene.rasters], model=train.output,
-                           output=str(tmp_path / "map.tif"), confidence_output=str(tmp_path / "conf.tif"),
-                           probabilities_output=str(tmp_path / "probs.tif"))
+    params = PredictParams(
+        rasters=[str(r) for r in test_scene.rasters],
+        model=train.output,
+        output=str(tmp_path / "map.tif"),
+        confidence_output=str(tmp_path / "conf.tif"),
+        probabilities_output=str(tmp_path / "probs.tif"),
+    )
     params.tiling.size, params.tiling.overlap = 32, 8
     predict_raster(params)
     import rasterio
@@ -86,18 +98,24 @@ def test_recurrent_model_reads_timing_a_single_date_cannot(tmp_path, record_prop
     baseline = dataclasses.replace(train, options=TemporalParams(encoder="stack", hidden_units=(32,)))
     single = fit_temporal(_one_date(chips, mid), baseline.options, baseline)[0]
     c = series.n_bands + 1
-    single_map = _map(single, channels[..., mid * c:(mid + 1) * c])
+    single_map = _map(single, channels[..., mid * c : (mid + 1) * c])
     single_crops = float((single_map[crops] == truth[crops]).mean())
     single_water = float((single_map[~crops] == truth[~crops]).mean())
 
     stacked = fit_temporal(chips, baseline.options, baseline)[0]
     stacked_oa = float((_map(stacked, channels) == truth).mean())
 
-    for name, value in (("recurrent_oa", recurrent_oa), ("single_date_crop_accuracy", single_crops),
-                        ("single_date_water_accuracy", single_water), ("stacked_dates_oa", stacked_oa)):
+    for name, value in (
+        ("recurrent_oa", recurrent_oa),
+        ("single_date_crop_accuracy", single_crops),
+        ("single_date_water_accuracy", single_water),
+        ("stacked_dates_oa", stacked_oa),
+    ):
         record_property(name, round(value, 3))
-    print(f"recurrent (ConvGRU) OA {recurrent_oa:.3f}; single date: crops {single_crops:.3f} (chance 0.5), water "
-          f"{single_water:.3f}; stacked dates (per-pixel DNN) OA {stacked_oa:.3f}")
+    print(
+        f"recurrent (ConvGRU) OA {recurrent_oa:.3f}; single date: crops {single_crops:.3f} (chance 0.5), water "
+        f"{single_water:.3f}; stacked dates (per-pixel DNN) OA {stacked_oa:.3f}"
+    )
     assert recurrent_oa >= 0.95
     assert 0.35 <= single_crops <= 0.65  # near chance between the two crops
     assert single_water >= 0.9  # the single-date model works where spectra do differ

@@ -36,7 +36,7 @@ def test_translations_put_the_centre_label_at_every_phase_equally_often():
     r, c = rows[i], cols[i]
     assert yt[i, r, c] == y[i, k // 2, k // 2]
     dr, dc = k // 2 - r, k // 2 - c
-    np.testing.assert_array_equal(xt[i], x[i, dr:dr + k - M, dc:dc + k - M])
+    np.testing.assert_array_equal(xt[i], x[i, dr : dr + k - M, dc : dc + k - M])
 
     batches = chip_batches(x, y, 64, augment=True, seed=0, multiple=M)  # translated even with flips on
     xb, yb = batches[0]
@@ -72,15 +72,23 @@ def _train_and_map(scene, tmp_path, unet_epochs: int) -> dict[str, np.ndarray]:
     labels = read_labels(scene.points, "name", target_crs_wkt=raster_info(scene.image).crs_wkt)
     pixels = extract_samples([scene.image], labels, tmp_path / "pixels.tfrecord.gz", 1).path
     patches = extract_samples([scene.image], labels, tmp_path / "patches.tfrecord.gz", PATCH).path
-    train_model(TrainParams([pixels], str(tmp_path / "dnn.geodl"), epochs=60, batch_size=32, seed=0,
-                            test_fraction=0.0))
-    train_model(TrainParams([patches], str(tmp_path / "unet.geodl"), family=ModelFamily.UNET,
-                            options=UNetParams(depth=DEPTH, base_filters=FILTERS, dice_weight=0.0),
-                            epochs=unet_epochs, batch_size=16, seed=0, test_fraction=0.0, validation_fraction=0.0))
+    train_model(TrainParams([pixels], str(tmp_path / "dnn.geodl"), epochs=60, batch_size=32, seed=0, test_fraction=0.0))
+    train_model(
+        TrainParams(
+            [patches],
+            str(tmp_path / "unet.geodl"),
+            family=ModelFamily.UNET,
+            options=UNetParams(depth=DEPTH, base_filters=FILTERS, dice_weight=0.0),
+            epochs=unet_epochs,
+            batch_size=16,
+            seed=0,
+            test_fraction=0.0,
+            validation_fraction=0.0,
+        )
+    )
     maps = {}
     for name in ("dnn", "unet"):
-        predict_raster(PredictParams([str(scene.image)], str(tmp_path / f"{name}.geodl"),
-                                     str(tmp_path / f"{name}.tif")))
+        predict_raster(PredictParams([str(scene.image)], str(tmp_path / f"{name}.geodl"), str(tmp_path / f"{name}.tif")))
         with rasterio.open(tmp_path / f"{name}.tif") as ds:
             maps[name] = ds.read(1)
     return maps

@@ -21,11 +21,15 @@ def _samples(path):
     records = []
     for i in range(120):
         label = i % 2 + 1
-        records.append({"B1": np.array([rng.normal(label, 0.3)], np.float32),
-                        "B2": np.array([rng.normal(-label, 0.3)], np.float32),
-                        "class": np.array([label], np.float32),
-                        "x": np.array([500000 + 10 * (i % 12)], np.float32),
-                        "y": np.array([7000000 - 10 * (i // 12)], np.float32)})
+        records.append(
+            {
+                "B1": np.array([rng.normal(label, 0.3)], np.float32),
+                "B2": np.array([rng.normal(-label, 0.3)], np.float32),
+                "class": np.array([label], np.float32),
+                "x": np.array([500000 + 10 * (i % 12)], np.float32),
+                "y": np.array([7000000 - 10 * (i // 12)], np.float32),
+            }
+        )
     write_examples(path, records)
     return path
 
@@ -57,8 +61,7 @@ def test_package_trains_in_a_fresh_process_without_qgis(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(src), "AIP_MODEL_DIR": str(tmp_path / "model_dir")}
     (tmp_path / "model_dir").mkdir()
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = read_manifest(tmp_path / "model_dir" / "model.geodl")
     assert manifest["mlm:architecture"] == "rf" and manifest["mlm:input"][0]["bands"] == ["B1", "B2"]
@@ -68,9 +71,14 @@ def test_job_spec_and_commands(tmp_path):
     from geodl_plugin.core.runtime.errors import GeoDLError
     from geodl_plugin.core.vertex_training import MODULE, gcs_to_fuse, job_spec, submit_commands, write_job
 
-    spec = job_spec("geodl-train", "gs://bkt/pkg/geodl-trainer-0.1.0.tar.gz",
-                    ["gs://bkt/train/train-00000-of-00002.tfrecord.gz", "gs://bkt/train/train-00001-of-00002.tfrecord.gz"],
-                    "gs://bkt/jobs/run1", model_type="unet", epochs=30)
+    spec = job_spec(
+        "geodl-train",
+        "gs://bkt/pkg/geodl-trainer-0.1.0.tar.gz",
+        ["gs://bkt/train/train-00000-of-00002.tfrecord.gz", "gs://bkt/train/train-00001-of-00002.tfrecord.gz"],
+        "gs://bkt/jobs/run1",
+        model_type="unet",
+        epochs=30,
+    )
     pool = spec["jobSpec"]["workerPoolSpecs"][0]
     assert pool["machineSpec"]["acceleratorCount"] == 1 and pool["replicaCount"] == "1"
     package = pool["pythonPackageSpec"]

@@ -33,8 +33,11 @@ def scene_and_samples(tmp_path_factory):
 def test_training_in_a_worker_streams_metrics_and_returns_the_result(scene_and_samples):
     tmp, _, samples = scene_and_samples
     epochs = []
-    result = run_in_worker(train_model, TrainParams(samples=[samples], output=str(tmp / "m.geodl"), epochs=4),
-                            Progress(on_metrics=lambda m: epochs.append(m["epoch"])))
+    result = run_in_worker(
+        train_model,
+        TrainParams(samples=[samples], output=str(tmp / "m.geodl"), epochs=4),
+        Progress(on_metrics=lambda m: epochs.append(m["epoch"])),
+    )
     assert isinstance(result, TrainResult) and result.metrics["overall_accuracy"] > 0.9
     assert epochs == [1, 2, 3, 4]
     with pytest.raises(GeoDLError, match="does not exist"):
@@ -46,8 +49,11 @@ def test_cancel_reaches_the_worker_and_nothing_is_written(scene_and_samples):
     tmp, _, samples = scene_and_samples
     epochs: list[int] = []  # the user presses Cancel once the first epoch is reported
     with pytest.raises(Cancelled):
-        run_in_worker(train_model, TrainParams(samples=[samples], output=str(tmp / "c.geodl"), epochs=10_000),
-                      Progress(on_metrics=lambda m: epochs.append(m["epoch"]), is_cancelled=lambda: bool(epochs)))
+        run_in_worker(
+            train_model,
+            TrainParams(samples=[samples], output=str(tmp / "c.geodl"), epochs=10_000),
+            Progress(on_metrics=lambda m: epochs.append(m["epoch"]), is_cancelled=lambda: bool(epochs)),
+        )
     assert 1 <= len(epochs) <= 3  # stopped within a batch or two of the cancel, not after 10,000 epochs
     assert not [p for p in tmp.iterdir() if p.name.startswith(("c.geodl", ".c.geodl"))]
 
@@ -61,8 +67,9 @@ def test_persistent_worker_keeps_the_model_warm_and_recovers(scene_and_samples):
         seconds, pids = [], []
         for n in range(2):
             t = time.perf_counter()
-            out = worker.call(predict_raster, PredictParams([str(raster)], str(tmp / "p.geodl"),
-                                                              str(tmp / f"pred{n}.tif"), overviews=False))
+            out = worker.call(
+                predict_raster, PredictParams([str(raster)], str(tmp / "p.geodl"), str(tmp / f"pred{n}.tif"), overviews=False)
+            )
             seconds.append(time.perf_counter() - t)
             pids.append(worker._proc.pid)
             assert isinstance(out, PredictResult) and (tmp / f"pred{n}.tif").exists()
@@ -70,8 +77,7 @@ def test_persistent_worker_keeps_the_model_warm_and_recovers(scene_and_samples):
         assert seconds[1] < seconds[0] / 2, f"the second job reuses TensorFlow and the model: {seconds}"
         worker._proc.kill()  # a crashed worker is replaced on the next call
         worker._proc.wait()
-        worker.call(predict_raster, PredictParams([str(raster)], str(tmp / "p.geodl"), str(tmp / "pred2.tif"),
-                                                    overviews=False))
+        worker.call(predict_raster, PredictParams([str(raster)], str(tmp / "p.geodl"), str(tmp / "pred2.tif"), overviews=False))
         assert (tmp / "pred2.tif").exists() and worker._proc.pid != pids[0]
     finally:
         worker.close()

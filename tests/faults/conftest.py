@@ -21,8 +21,7 @@ from tests.plugin.conftest import QgisProcess, geodl_provider, qgis_process  # n
 SIZE = 48
 BANDS = ("B2", "B3", "B4")
 # Mean of each band per class (quadrants): swapping B2 and B4 turns water into crop.
-CLASS_MEANS = {"water": (3000, 800, 800), "tree": (800, 3000, 800), "crop": (800, 800, 3000),
-               "developed": (3000, 3000, 800)}
+CLASS_MEANS = {"water": (3000, 800, 800), "tree": (800, 3000, 800), "crop": (800, 800, 3000), "developed": (3000, 3000, 800)}
 QUADRANTS = (("water", "tree"), ("crop", "developed"))
 
 
@@ -34,7 +33,7 @@ def scene_array(seed: int = 0, order=(0, 1, 2)) -> np.ndarray:
         for qc in range(2):
             means = CLASS_MEANS[QUADRANTS[qr][qc]]
             for b in range(3):
-                data[b, qr * h:(qr + 1) * h, qc * h:(qc + 1) * h] = rng.normal(means[b], 60, (h, h)).clip(1, None)
+                data[b, qr * h : (qr + 1) * h, qc * h : (qc + 1) * h] = rng.normal(means[b], 60, (h, h)).clip(1, None)
     return data[list(order)]
 
 
@@ -102,8 +101,16 @@ def world(tmp_path_factory) -> Path:
     write_polygons(root / "polygons.gpkg")
     labels = read_labels(root / "points.gpkg", "name")
     extract_samples([str(root / "scene.tif")], labels, root / "s.tfrecord.gz")
-    train_model(TrainParams(samples=[str(root / "s.tfrecord.gz")], output=str(root / "rf.geodl"), family="rf",
-                            options={"n_trees": 8}, split="random", test_fraction=0.0))
+    train_model(
+        TrainParams(
+            samples=[str(root / "s.tfrecord.gz")],
+            output=str(root / "rf.geodl"),
+            family="rf",
+            options={"n_trees": 8},
+            split="random",
+            test_fraction=0.0,
+        )
+    )
     return root
 
 
@@ -127,8 +134,11 @@ def listing(folder: Path) -> list[str]:
     (``<raster>.aux.xml`` holding histograms): QGIS's own, not a geodl output. Any other ``.aux.xml`` (that of a
     temporary file, say) is listed."""
     names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
-    return [n for n in names if not (n.endswith(".aux.xml") and n[:-len(".aux.xml")] in names
-                                     and "<Histograms>" in (folder / n).read_text(errors="replace"))]
+    return [
+        n
+        for n in names
+        if not (n.endswith(".aux.xml") and n[: -len(".aux.xml")] in names and "<Histograms>" in (folder / n).read_text(errors="replace"))
+    ]
 
 
 def child_pids() -> set[int]:
@@ -187,8 +197,9 @@ def run_alg(alg: str, params: dict, cancel_at: float | None = None) -> Recorded:
     rec = Recorded()
     feedback = recording_feedback(rec, cancel_at)
     try:
-        rec.results = processing.run(f"geodl:{alg}", {k: str(v) if isinstance(v, Path) else v
-                                                     for k, v in params.items()}, feedback=feedback)
+        rec.results = processing.run(
+            f"geodl:{alg}", {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}, feedback=feedback
+        )
     except QgsProcessingException as exc:
         rec.exception, rec.failed = str(exc), True
     return rec
@@ -200,8 +211,9 @@ def fault(geodl_provider, tmp_path):  # noqa: F811 - the imported fixture
     without a traceback; the inputs must be byte-identical afterwards; the folder must hold exactly what it held
     (no output, no temporary file), and no process may be left."""
 
-    def check(alg: str, params: dict, message: str, inputs: Iterable[Path], folder: Path = tmp_path,
-              cancel_at: float | None = None) -> Recorded:
+    def check(
+        alg: str, params: dict, message: str, inputs: Iterable[Path], folder: Path = tmp_path, cancel_at: float | None = None
+    ) -> Recorded:
         inputs = [Path(p) for p in inputs]
         before, files, kids = digest(inputs), listing(folder), child_pids()
         rec = run_alg(alg, params, cancel_at)
@@ -243,5 +255,17 @@ def one_line(text: str) -> bool:
     return "\n" not in text.strip() and "Traceback" not in text
 
 
-__all__ = ["BANDS", "SIZE", "stage", "write_scene", "truth_points", "run_alg", "digest", "listing", "Recorded",
-           "re", "one_line", "write_polygons"]
+__all__ = [
+    "BANDS",
+    "SIZE",
+    "stage",
+    "write_scene",
+    "truth_points",
+    "run_alg",
+    "digest",
+    "listing",
+    "Recorded",
+    "re",
+    "one_line",
+    "write_polygons",
+]

@@ -17,10 +17,8 @@ def _classes(path):
 def test_reversed_bands_are_reordered_and_the_map_is_right(world, tmp_path, succeeds):
     d = stage(world, tmp_path, "rf.geodl")
     bgr = write_scene(tmp_path / "b432.tif", order=(2, 1, 0))  # described B4, B3, B2
-    right = succeeds("predict", {"INPUT": world / "scene.tif", "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "a.tif"},
-                     [bgr, d["rf.geodl"]])
-    rec = succeeds("predict", {"INPUT": bgr, "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "b.tif"},
-                   [bgr, d["rf.geodl"]])
+    right = succeeds("predict", {"INPUT": world / "scene.tif", "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "a.tif"}, [bgr, d["rf.geodl"]])
+    rec = succeeds("predict", {"INPUT": bgr, "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "b.tif"}, [bgr, d["rf.geodl"]])
     assert any("reordered" in w and "B4, B3, B2" in w for w in rec.warnings), rec.warnings
     assert not any("reordered" in w for w in right.warnings)
     assert np.array_equal(_classes(tmp_path / "a.tif"), _classes(tmp_path / "b.tif"))
@@ -29,15 +27,20 @@ def test_reversed_bands_are_reordered_and_the_map_is_right(world, tmp_path, succ
 def test_conflicting_band_names_are_refused(world, tmp_path, fault):
     d = stage(world, tmp_path, "rf.geodl")
     other = write_scene(tmp_path / "other.tif", names=("red", "green", "blue"))
-    fault("predict", {"INPUT": other, "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "c.tif"},
-          r"named red, green, blue but the model was trained on B2, B3, B4.*BAND_ORDER", [other, d["rf.geodl"]])
+    fault(
+        "predict",
+        {"INPUT": other, "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "c.tif"},
+        r"named red, green, blue but the model was trained on B2, B3, B4.*BAND_ORDER",
+        [other, d["rf.geodl"]],
+    )
 
 
 def test_unnamed_raster_with_an_explicit_band_order(world, tmp_path, succeeds):
     d = stage(world, tmp_path, "rf.geodl")
     bare = write_scene(tmp_path / "bare.tif", order=(2, 1, 0), names=())
-    rec = succeeds("predict", {"INPUT": bare, "MODEL": d["rf.geodl"], "BAND_ORDER": "B4,B3,B2",
-                               "OUTPUT": tmp_path / "b.tif"}, [bare, d["rf.geodl"]])
+    rec = succeeds(
+        "predict", {"INPUT": bare, "MODEL": d["rf.geodl"], "BAND_ORDER": "B4,B3,B2", "OUTPUT": tmp_path / "b.tif"}, [bare, d["rf.geodl"]]
+    )
     assert any("reordered" in w for w in rec.warnings)
     succeeds("predict", {"INPUT": world / "scene.tif", "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "a.tif"}, [bare])
     assert np.array_equal(_classes(tmp_path / "a.tif"), _classes(tmp_path / "b.tif"))
@@ -46,16 +49,19 @@ def test_unnamed_raster_with_an_explicit_band_order(world, tmp_path, succeeds):
 def test_unnamed_raster_without_band_order_says_it_was_not_checked(world, tmp_path, succeeds):
     d = stage(world, tmp_path, "rf.geodl")
     bare = write_scene(tmp_path / "bare.tif", names=())
-    rec = succeeds("predict", {"INPUT": bare, "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "b.tif"},
-                   [bare, d["rf.geodl"]])
+    rec = succeeds("predict", {"INPUT": bare, "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "b.tif"}, [bare, d["rf.geodl"]])
     assert any("Band order not checked" in w and "BAND_ORDER" in w for w in rec.warnings), rec.warnings
 
 
 def test_band_order_with_the_wrong_count_is_refused(world, tmp_path, fault):
     d = stage(world, tmp_path, "rf.geodl")
     bare = write_scene(tmp_path / "bare.tif", names=())
-    fault("predict", {"INPUT": bare, "MODEL": d["rf.geodl"], "BAND_ORDER": "B4,B3", "OUTPUT": tmp_path / "c.tif"},
-          r"2 band names were given .* 3 band", [bare, d["rf.geodl"]])
+    fault(
+        "predict",
+        {"INPUT": bare, "MODEL": d["rf.geodl"], "BAND_ORDER": "B4,B3", "OUTPUT": tmp_path / "c.tif"},
+        r"2 band names were given .* 3 band",
+        [bare, d["rf.geodl"]],
+    )
 
 
 def test_extra_bands_are_selected_by_name(world, tmp_path, succeeds):
@@ -72,8 +78,7 @@ def test_extra_bands_are_selected_by_name(world, tmp_path, succeeds):
     for i, n in enumerate(("B4", "B3", "B2", "B8"), start=1):
         ds.GetRasterBand(i).SetDescription(n)
     ds = None
-    rec = succeeds("predict", {"INPUT": path, "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "b.tif"},
-                   [path, d["rf.geodl"]])
+    rec = succeeds("predict", {"INPUT": path, "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "b.tif"}, [path, d["rf.geodl"]])
     assert any("selected" in w for w in rec.warnings), rec.warnings
     succeeds("predict", {"INPUT": world / "scene.tif", "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "a.tif"}, [path])
     assert np.array_equal(_classes(tmp_path / "a.tif"), _classes(tmp_path / "b.tif"))
@@ -82,5 +87,4 @@ def test_extra_bands_are_selected_by_name(world, tmp_path, succeeds):
 def test_repeated_band_names_are_refused(world, tmp_path, fault):
     d = stage(world, tmp_path, "rf.geodl")
     dup = write_scene(tmp_path / "dup.tif", names=("B2", "B2", "B4"))
-    fault("predict", {"INPUT": dup, "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "c.tif"}, "repeat",
-          [dup, d["rf.geodl"]])
+    fault("predict", {"INPUT": dup, "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "c.tif"}, "repeat", [dup, d["rf.geodl"]])

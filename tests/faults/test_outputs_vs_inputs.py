@@ -61,28 +61,44 @@ def test_predict_output_is_the_inputs_overview_file(world, tmp_path, fault):
 
 def test_extract_output_is_the_labels_geopackage(world, tmp_path, fault):
     d = stage(world, tmp_path, "scene.tif", "points.gpkg")
-    fault("extractsamples", {"INPUT": [str(d["scene.tif"])], "LABELS": d["points.gpkg"], "CLASS_FIELD": "name",
-                             "OUTPUT": d["points.gpkg"]}, SAME, d.values())
+    fault(
+        "extractsamples",
+        {"INPUT": [str(d["scene.tif"])], "LABELS": d["points.gpkg"], "CLASS_FIELD": "name", "OUTPUT": d["points.gpkg"]},
+        SAME,
+        d.values(),
+    )
 
 
 def test_extract_output_is_the_raster(world, tmp_path, fault):
     d = stage(world, tmp_path, "scene.tif", "points.gpkg")
-    fault("extractsamples", {"INPUT": [str(d["scene.tif"])], "LABELS": d["points.gpkg"], "CLASS_FIELD": "name",
-                             "OUTPUT": d["scene.tif"]}, SAME, d.values())
+    fault(
+        "extractsamples",
+        {"INPUT": [str(d["scene.tif"])], "LABELS": d["points.gpkg"], "CLASS_FIELD": "name", "OUTPUT": d["scene.tif"]},
+        SAME,
+        d.values(),
+    )
 
 
 def test_extract_output_is_the_rasters_sidecar(world, tmp_path, fault):
     d = stage(world, tmp_path, "scene.tif", "points.gpkg")
     aux = tmp_path / "scene.tif.aux.xml"
     aux.write_text("<PAMDataset/>")
-    fault("extractsamples", {"INPUT": [str(d["scene.tif"])], "LABELS": d["points.gpkg"], "CLASS_FIELD": "name",
-                             "OUTPUT": aux}, SAME, [*d.values(), aux])
+    fault(
+        "extractsamples",
+        {"INPUT": [str(d["scene.tif"])], "LABELS": d["points.gpkg"], "CLASS_FIELD": "name", "OUTPUT": aux},
+        SAME,
+        [*d.values(), aux],
+    )
 
 
 def test_train_output_is_the_samples(world, tmp_path, fault):
     d = stage(world, tmp_path, "s.tfrecord.gz")
-    fault("train", {"SAMPLES": d["s.tfrecord.gz"], "MODEL_TYPE": 1, "OUTPUT": d["s.tfrecord.gz"]}, SAME,
-          [d["s.tfrecord.gz"], tmp_path / "s.tfrecord.gz.json"])
+    fault(
+        "train",
+        {"SAMPLES": d["s.tfrecord.gz"], "MODEL_TYPE": 1, "OUTPUT": d["s.tfrecord.gz"]},
+        SAME,
+        [d["s.tfrecord.gz"], tmp_path / "s.tfrecord.gz.json"],
+    )
 
 
 def test_train_output_is_the_samples_sidecar(world, tmp_path, fault):
@@ -93,53 +109,72 @@ def test_train_output_is_the_samples_sidecar(world, tmp_path, fault):
 
 def test_train_held_out_output_is_the_samples(world, tmp_path, fault):
     d = stage(world, tmp_path, "s.tfrecord.gz")
-    fault("train", {"SAMPLES": d["s.tfrecord.gz"], "MODEL_TYPE": 1, "OUTPUT": tmp_path / "m.geodl",
-                    "OUTPUT_TEST_SAMPLES": d["s.tfrecord.gz"]}, SAME, [d["s.tfrecord.gz"]])
+    fault(
+        "train",
+        {"SAMPLES": d["s.tfrecord.gz"], "MODEL_TYPE": 1, "OUTPUT": tmp_path / "m.geodl", "OUTPUT_TEST_SAMPLES": d["s.tfrecord.gz"]},
+        SAME,
+        [d["s.tfrecord.gz"]],
+    )
 
 
 def test_train_two_outputs_are_one_file(world, tmp_path, fault):
     d = stage(world, tmp_path, "s.tfrecord.gz")
-    fault("train", {"SAMPLES": d["s.tfrecord.gz"], "MODEL_TYPE": 1, "OUTPUT": tmp_path / "m.geodl",
-                    "OUTPUT_TEST_SAMPLES": tmp_path / "m.geodl"}, "same file", [d["s.tfrecord.gz"]])
+    fault(
+        "train",
+        {"SAMPLES": d["s.tfrecord.gz"], "MODEL_TYPE": 1, "OUTPUT": tmp_path / "m.geodl", "OUTPUT_TEST_SAMPLES": tmp_path / "m.geodl"},
+        "same file",
+        [d["s.tfrecord.gz"]],
+    )
 
 
 def test_evaluate_report_is_the_samples_sidecar(world, tmp_path, fault):
     d = stage(world, tmp_path, "s.tfrecord.gz", "rf.geodl")
     side = tmp_path / "s.tfrecord.gz.json"
-    fault("evaluate", {"MODEL": d["rf.geodl"], "SAMPLES": d["s.tfrecord.gz"], "OUTPUT": side}, SAME,
-          [*d.values(), side])
+    fault("evaluate", {"MODEL": d["rf.geodl"], "SAMPLES": d["s.tfrecord.gz"], "OUTPUT": side}, SAME, [*d.values(), side])
 
 
 def test_evaluate_plot_is_the_model(world, tmp_path, fault):
     d = stage(world, tmp_path, "s.tfrecord.gz", "rf.geodl")
-    fault("evaluate", {"MODEL": d["rf.geodl"], "SAMPLES": d["s.tfrecord.gz"], "OUTPUT": tmp_path / "r.json",
-                       "OUTPUT_PLOT": d["rf.geodl"]}, SAME, d.values())
+    fault(
+        "evaluate",
+        {"MODEL": d["rf.geodl"], "SAMPLES": d["s.tfrecord.gz"], "OUTPUT": tmp_path / "r.json", "OUTPUT_PLOT": d["rf.geodl"]},
+        SAME,
+        d.values(),
+    )
 
 
 def test_samplepoints_output_is_the_polygons(world, tmp_path, fault):
     d = stage(world, tmp_path, "polygons.gpkg")
-    fault("samplepoints", {"INPUT": d["polygons.gpkg"], "CLASS_FIELD": "name", "PER_CLASS": 5,
-                           "OUTPUT": d["polygons.gpkg"]}, SAME, d.values())
+    fault(
+        "samplepoints", {"INPUT": d["polygons.gpkg"], "CLASS_FIELD": "name", "PER_CLASS": 5, "OUTPUT": d["polygons.gpkg"]}, SAME, d.values()
+    )
 
 
 def test_samplepoints_layer_source_with_layername(world, tmp_path, fault):
     d = stage(world, tmp_path, "polygons.gpkg")
-    fault("samplepoints", {"INPUT": f"{d['polygons.gpkg']}|layername=polygons", "CLASS_FIELD": "name",
-                           "PER_CLASS": 5, "OUTPUT": d["polygons.gpkg"]}, SAME, d.values())
+    fault(
+        "samplepoints",
+        {"INPUT": f"{d['polygons.gpkg']}|layername=polygons", "CLASS_FIELD": "name", "PER_CLASS": 5, "OUTPUT": d["polygons.gpkg"]},
+        SAME,
+        d.values(),
+    )
 
 
 def test_rasterizemask_output_is_the_labels(world, tmp_path, fault):
     d = stage(world, tmp_path, "scene.tif", "polygons.gpkg")
-    fault("rasterizemask", {"INPUT": d["scene.tif"], "LABELS": d["polygons.gpkg"], "CLASS_FIELD": "name",
-                            "OUTPUT": d["polygons.gpkg"]}, SAME, d.values())
+    fault(
+        "rasterizemask",
+        {"INPUT": d["scene.tif"], "LABELS": d["polygons.gpkg"], "CLASS_FIELD": "name", "OUTPUT": d["polygons.gpkg"]},
+        SAME,
+        d.values(),
+    )
 
 
 def test_chip_output_is_the_mask(world, tmp_path, fault):
     d = stage(world, tmp_path, "scene.tif")
     mask = tmp_path / "mask.tif"
     mask.write_bytes(d["scene.tif"].read_bytes())
-    fault("chip", {"INPUT": [str(d["scene.tif"])], "MASK": mask, "PATCH_SIZE": 16, "OUTPUT": mask}, SAME,
-          [d["scene.tif"], mask])
+    fault("chip", {"INPUT": [str(d["scene.tif"])], "MASK": mask, "PATCH_SIZE": 16, "OUTPUT": mask}, SAME, [d["scene.tif"], mask])
 
 
 def test_core_predict_params_refuse_what_the_dock_would_overwrite(world, tmp_path):
@@ -148,8 +183,9 @@ def test_core_predict_params_refuse_what_the_dock_would_overwrite(world, tmp_pat
 
     d = stage(world, tmp_path, "scene.tif", "rf.geodl")
     with pytest.raises(GeoDLError, match="destroy the input"):
-        PredictParams(rasters=[str(d["scene.tif"])], model=str(d["rf.geodl"]),
-                      output=str(tmp_path / "c.tif"), confidence_output=str(d["rf.geodl"])).validate()
+        PredictParams(
+            rasters=[str(d["scene.tif"])], model=str(d["rf.geodl"]), output=str(tmp_path / "c.tif"), confidence_output=str(d["rf.geodl"])
+        ).validate()
 
 
 def test_core_train_params_refuse_the_samples_as_output(world, tmp_path):
@@ -167,9 +203,13 @@ def test_core_train_from_labels_refuses_samples_over_the_labels(world, tmp_path)
     from geodl_plugin.core.train.trainer import TrainParams
 
     d = stage(world, tmp_path, "scene.tif", "points.gpkg")
-    params = TrainFromLabelsParams(rasters=[str(d["scene.tif"])], labels=str(d["points.gpkg"]), class_field="name",
-                                   samples=str(d["points.gpkg"]),
-                                   train=TrainParams(samples=[], output=str(tmp_path / "m.geodl")))
+    params = TrainFromLabelsParams(
+        rasters=[str(d["scene.tif"])],
+        labels=str(d["points.gpkg"]),
+        class_field="name",
+        samples=str(d["points.gpkg"]),
+        train=TrainParams(samples=[], output=str(tmp_path / "m.geodl")),
+    )
     before = d["points.gpkg"].read_bytes()
     with pytest.raises(GeoDLError, match="destroy the input"):
         train_from_labels(params)
@@ -183,8 +223,7 @@ def test_guard_sees_through_spellings(tmp_path):
 
     src = tmp_path / "a.tfrecord.gz"
     src.write_bytes(b"x")
-    for out in (f"{tmp_path}/./a.tfrecord.gz", f"{tmp_path}/b/../a.tfrecord.gz", f"{src}.json", f"{src}-wal",
-                f"/vsizip/{src}/member"):
+    for out in (f"{tmp_path}/./a.tfrecord.gz", f"{tmp_path}/b/../a.tfrecord.gz", f"{src}.json", f"{src}-wal", f"/vsizip/{src}/member"):
         with pytest.raises(GeoDLError):
             check_outputs_against_inputs([str(src)], [out])
     check_outputs_against_inputs([str(src)], [str(tmp_path / "b.tfrecord.gz"), str(tmp_path / "a.png")])

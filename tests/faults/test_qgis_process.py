@@ -68,16 +68,16 @@ def _refused(qgis_process, alg, params, message, inputs, folder, prefix=()):
     inputs = [Path(p) for p in inputs]
     before, files = digest(inputs), listing(folder)
     env, tag = _tagged_env(qgis_process)
-    done = subprocess.run([*prefix, "/usr/bin/qgis_process.bin", *_args(alg, params)], capture_output=True,
-                          text=True, env=env, timeout=300, cwd=folder)
+    done = subprocess.run(
+        [*prefix, "/usr/bin/qgis_process.bin", *_args(alg, params)], capture_output=True, text=True, env=env, timeout=300, cwd=folder
+    )
     text = done.stdout + done.stderr
     assert done.returncode == 1, text
     assert message in text, text
     lines = [line for line in text.splitlines() if message in line]
     # Once as the error, plus the echo of QGIS's message log on stderr (qgis_process logs every feedback error);
     # before, QGIS printed a failing algorithm's exception text three times.
-    assert [line.startswith("ERROR:") for line in lines].count(True) == 1 and len(lines) <= 2, \
-        f"the message must be reported once:\n{text}"
+    assert [line.startswith("ERROR:") for line in lines].count(True) == 1 and len(lines) <= 2, f"the message must be reported once:\n{text}"
     assert "Traceback" not in text, text
     assert digest(inputs) == before
     assert listing(folder) == files, set(listing(folder)) ^ set(files)
@@ -87,34 +87,57 @@ def _refused(qgis_process, alg, params, message, inputs, folder, prefix=()):
 
 def test_qp_predict_over_its_own_input(qgis_process, world, tmp_path):
     d = stage(world, tmp_path, "scene.tif", "rf.geodl")
-    _refused(qgis_process, "predict", {"INPUT": "scene.tif", "MODEL": "rf.geodl", "OUTPUT": "scene.tif"},
-             "writing it would destroy the input", d.values(), tmp_path)
+    _refused(
+        qgis_process,
+        "predict",
+        {"INPUT": "scene.tif", "MODEL": "rf.geodl", "OUTPUT": "scene.tif"},
+        "writing it would destroy the input",
+        d.values(),
+        tmp_path,
+    )
 
 
 def test_qp_extract_over_the_labels(qgis_process, world, tmp_path):
     d = stage(world, tmp_path, "scene.tif", "points.gpkg")
-    _refused(qgis_process, "extractsamples", {"INPUT": d["scene.tif"], "LABELS": d["points.gpkg"],
-                                              "CLASS_FIELD": "name", "OUTPUT": d["points.gpkg"]},
-             "writing it would destroy the input", d.values(), tmp_path)
+    _refused(
+        qgis_process,
+        "extractsamples",
+        {"INPUT": d["scene.tif"], "LABELS": d["points.gpkg"], "CLASS_FIELD": "name", "OUTPUT": d["points.gpkg"]},
+        "writing it would destroy the input",
+        d.values(),
+        tmp_path,
+    )
 
 
 def test_qp_mistyped_model_path(qgis_process, world, tmp_path):
     d = stage(world, tmp_path, "scene.tif")
-    _refused(qgis_process, "predict", {"INPUT": d["scene.tif"], "MODEL": tmp_path / "modle.geodl",
-                                       "OUTPUT": tmp_path / "c.tif"}, "modle.geodl' does not exist", d.values(), tmp_path)
+    _refused(
+        qgis_process,
+        "predict",
+        {"INPUT": d["scene.tif"], "MODEL": tmp_path / "modle.geodl", "OUTPUT": tmp_path / "c.tif"},
+        "modle.geodl' does not exist",
+        d.values(),
+        tmp_path,
+    )
 
 
 def test_qp_invalid_hidden_units(qgis_process, world, tmp_path):
     d = stage(world, tmp_path, "s.tfrecord.gz")
-    _refused(qgis_process, "train", {"SAMPLES": d["s.tfrecord.gz"], "PIXEL_DNN_HIDDEN_UNITS": "64,0",
-                                     "OUTPUT": tmp_path / "m.geodl"},
-             "Hidden units '64,0' must be positive whole numbers", d.values(), tmp_path)
+    _refused(
+        qgis_process,
+        "train",
+        {"SAMPLES": d["s.tfrecord.gz"], "PIXEL_DNN_HIDDEN_UNITS": "64,0", "OUTPUT": tmp_path / "m.geodl"},
+        "Hidden units '64,0' must be positive whole numbers",
+        d.values(),
+        tmp_path,
+    )
 
 
 def _start(qgis_process, alg, params, cwd):
     env, tag = _tagged_env(qgis_process)
-    proc = subprocess.Popen(["/usr/bin/qgis_process.bin", *_args(alg, params)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
+    proc = subprocess.Popen(
+        ["/usr/bin/qgis_process.bin", *_args(alg, params)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
+    )
     return proc, tag
 
 
@@ -135,9 +158,18 @@ def _parts(folder: Path) -> list[str]:
 def test_qp_signal_during_extraction_leaves_nothing(qgis_process, big, tmp_path, signum):
     inputs = [big / "big.tif", big / "bigpoints.gpkg"]
     before = digest(inputs)
-    proc, tag = _start(qgis_process, "extractsamples", {"INPUT": big / "big.tif", "LABELS": big / "bigpoints.gpkg",
-                                                        "CLASS_FIELD": "name", "PATCH_SIZE": 41,
-                                                        "OUTPUT": tmp_path / "s.tfrecord.gz"}, tmp_path)
+    proc, tag = _start(
+        qgis_process,
+        "extractsamples",
+        {
+            "INPUT": big / "big.tif",
+            "LABELS": big / "bigpoints.gpkg",
+            "CLASS_FIELD": "name",
+            "PATCH_SIZE": 41,
+            "OUTPUT": tmp_path / "s.tfrecord.gz",
+        },
+        tmp_path,
+    )
     assert _wait_for(lambda: _parts(tmp_path)), "extraction never started writing"
     proc.send_signal(signum)
     out, _ = proc.communicate(timeout=120)
@@ -154,9 +186,12 @@ def test_qp_sigkill_during_prediction_leaves_nothing(qgis_process, big, world, t
     files) and ends."""
     inputs = [big / "big.tif", world / "rf.geodl"]
     before = digest(inputs)
-    proc, tag = _start(qgis_process, "predict", {"INPUT": big / "big.tif", "MODEL": world / "rf.geodl",
-                                                 "OUTPUT_PROBABILITIES": tmp_path / "p.tif",
-                                                 "OUTPUT": tmp_path / "c.tif"}, tmp_path)
+    proc, tag = _start(
+        qgis_process,
+        "predict",
+        {"INPUT": big / "big.tif", "MODEL": world / "rf.geodl", "OUTPUT_PROBABILITIES": tmp_path / "p.tif", "OUTPUT": tmp_path / "c.tif"},
+        tmp_path,
+    )
     assert _wait_for(lambda: _parts(tmp_path)), "prediction never started writing"
     proc.kill()
     proc.communicate(timeout=60)
@@ -173,10 +208,21 @@ def _tmpfs_prefix(mount: Path, size: str):
 def test_qp_full_disk_is_refused_up_front_at_extraction(qgis_process, big, tmp_path):
     full = tmp_path / "full"
     full.mkdir()
-    text = _refused(qgis_process, "extractsamples", {"INPUT": big / "big.tif", "LABELS": big / "bigpoints.gpkg",
-                                                     "CLASS_FIELD": "name", "PATCH_SIZE": 41,
-                                                     "OUTPUT": full / "s.tfrecord.gz"},
-                    "The disk is full", [big / "big.tif"], tmp_path, prefix=_tmpfs_prefix(full, "256k"))
+    text = _refused(
+        qgis_process,
+        "extractsamples",
+        {
+            "INPUT": big / "big.tif",
+            "LABELS": big / "bigpoints.gpkg",
+            "CLASS_FIELD": "name",
+            "PATCH_SIZE": 41,
+            "OUTPUT": full / "s.tfrecord.gz",
+        },
+        "The disk is full",
+        [big / "big.tif"],
+        tmp_path,
+        prefix=_tmpfs_prefix(full, "256k"),
+    )
     assert " MB needed, 0 MB free" in text
 
 
@@ -184,8 +230,13 @@ def test_qp_disk_filling_up_during_prediction(qgis_process, big, world, tmp_path
     full = tmp_path / "full"
     full.mkdir()
     shutil.copy(world / "rf.geodl", tmp_path / "rf.geodl")
-    text = _refused(qgis_process, "predict", {"INPUT": big / "big.tif", "MODEL": tmp_path / "rf.geodl",
-                                              "OUTPUT_PROBABILITIES": full / "p.tif", "OUTPUT": full / "c.tif"},
-                    "The disk is full", [big / "big.tif", tmp_path / "rf.geodl"], tmp_path,
-                    prefix=_tmpfs_prefix(full, "8k"))
+    text = _refused(
+        qgis_process,
+        "predict",
+        {"INPUT": big / "big.tif", "MODEL": tmp_path / "rf.geodl", "OUTPUT_PROBABILITIES": full / "p.tif", "OUTPUT": full / "c.tif"},
+        "The disk is full",
+        [big / "big.tif", tmp_path / "rf.geodl"],
+        tmp_path,
+        prefix=_tmpfs_prefix(full, "8k"),
+    )
     assert "TIFFAppendToStrip" not in text and "scanline" not in text

@@ -20,14 +20,20 @@ def test_cancelled_extraction_leaves_nothing(world, tmp_path, fault):
 
 def test_cancelled_point_sampling_leaves_nothing(world, tmp_path, fault):
     d = stage(world, tmp_path, "polygons.gpkg")
-    fault("samplepoints", {"INPUT": d["polygons.gpkg"], "CLASS_FIELD": "name", "PER_CLASS": 50,
-                           "OUTPUT": tmp_path / "p.gpkg"}, r"Cancelled", d.values(), cancel_at=1)
+    fault(
+        "samplepoints",
+        {"INPUT": d["polygons.gpkg"], "CLASS_FIELD": "name", "PER_CLASS": 50, "OUTPUT": tmp_path / "p.gpkg"},
+        r"Cancelled",
+        d.values(),
+        cancel_at=1,
+    )
 
 
 def test_cancelled_prediction_leaves_nothing(world, tmp_path, fault):
     d = stage(world, tmp_path, "scene.tif", "rf.geodl")
-    fault("predict", {"INPUT": d["scene.tif"], "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "c.tif"}, r"Cancelled",
-          d.values(), cancel_at=-1)
+    fault(
+        "predict", {"INPUT": d["scene.tif"], "MODEL": d["rf.geodl"], "OUTPUT": tmp_path / "c.tif"}, r"Cancelled", d.values(), cancel_at=-1
+    )
 
 
 def test_leftovers_of_a_killed_run_are_removed_by_the_next(world, tmp_path, succeeds):
@@ -51,8 +57,7 @@ def test_outputs_respect_the_umask(world, tmp_path, succeeds):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
     old = os.umask(0o022)
     try:
-        succeeds("predict", {"INPUT": d["scene.tif"], "MODEL": world / "rf.geodl", "OUTPUT": tmp_path / "c.tif"},
-                 d.values())
+        succeeds("predict", {"INPUT": d["scene.tif"], "MODEL": world / "rf.geodl", "OUTPUT": tmp_path / "c.tif"}, d.values())
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "c.tif").stat().st_mode) == 0o644
@@ -60,8 +65,12 @@ def test_outputs_respect_the_umask(world, tmp_path, succeeds):
 
 def test_patch_larger_than_the_raster(world, tmp_path, fault):
     d = stage(world, tmp_path, "scene.tif", "points.gpkg")
-    fault("extractsamples", _extract(d, tmp_path / "s.tfrecord.gz", PATCH_SIZE=1025),
-          r"patch size 1025 is larger than the raster \(48×48", d.values())
+    fault(
+        "extractsamples",
+        _extract(d, tmp_path / "s.tfrecord.gz", PATCH_SIZE=1025),
+        r"patch size 1025 is larger than the raster \(48×48",
+        d.values(),
+    )
 
 
 def test_samples_that_cannot_fit_in_memory_are_refused_up_front(world, tmp_path, fault):
@@ -71,10 +80,16 @@ def test_samples_that_cannot_fit_in_memory_are_refused_up_front(world, tmp_path,
     vrt.write_text(
         '<VRTDataset rasterXSize="100000" rasterYSize="100000"><SRS>EPSG:32621</SRS>'
         "<GeoTransform>720000, 30, 0, -2780000, 0, -30</GeoTransform>"
-        + "".join(f'<VRTRasterBand dataType="UInt16" band="{b}"><SimpleSource><SourceFilename relativeToVRT="1">'
-                  f"scene.tif</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
-                  for b in (1, 2, 3)) + "</VRTDataset>")
-    fault("extractsamples", {"INPUT": [str(vrt)], "LABELS": d["points.gpkg"], "CLASS_FIELD": "name",
-                             "PATCH_SIZE": 20001, "OUTPUT": tmp_path / "s.tfrecord.gz"},
-          r"needs about [\d,]+ MB of memory but only [\d,]+ MB is available\. Use a smaller patch size",
-          [*d.values(), vrt])
+        + "".join(
+            f'<VRTRasterBand dataType="UInt16" band="{b}"><SimpleSource><SourceFilename relativeToVRT="1">'
+            f"scene.tif</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
+            for b in (1, 2, 3)
+        )
+        + "</VRTDataset>"
+    )
+    fault(
+        "extractsamples",
+        {"INPUT": [str(vrt)], "LABELS": d["points.gpkg"], "CLASS_FIELD": "name", "PATCH_SIZE": 20001, "OUTPUT": tmp_path / "s.tfrecord.gz"},
+        r"needs about [\d,]+ MB of memory but only [\d,]+ MB is available\. Use a smaller patch size",
+        [*d.values(), vrt],
+    )

@@ -51,20 +51,24 @@ class QgisProcess:
         with zipfile.ZipFile(REPO / "dist" / "geodl.zip") as z:
             self.top_folders = {n.split("/")[0] for n in z.namelist()}
             z.extractall(plugins)
-        self.env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QGIS_PLUGINPATH": str(plugins),
-                    "QGIS_CUSTOM_CONFIG_PATH": str(root / "profile"), "TF_CPP_MIN_LOG_LEVEL": "3",
-                    "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+        self.env = {
+            **os.environ,
+            "QT_QPA_PLATFORM": "offscreen",
+            "QGIS_PLUGINPATH": str(plugins),
+            "QGIS_CUSTOM_CONFIG_PATH": str(root / "profile"),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONPATH": sysconfig.get_paths()["purelib"],
+        }
         assert self.call(["plugins", "enable", "geodl"]).returncode == 0
 
     def call(self, args):
-        return subprocess.run(["/usr/bin/qgis_process.bin", *args], capture_output=True, text=True, env=self.env,
-                              timeout=600)
+        return subprocess.run(["/usr/bin/qgis_process.bin", *args], capture_output=True, text=True, env=self.env, timeout=600)
 
     def run(self, alg: str, **params):
         args = ["run", f"geodl:{alg}", "--json", "--"] + [f"{k}={v}" for k, v in params.items()]
         done = self.call(args)
         assert done.returncode == 0, f"geodl:{alg} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-        return json.loads(done.stdout[done.stdout.index("{"):])["results"]
+        return json.loads(done.stdout[done.stdout.index("{") :])["results"]
 
 
 @pytest.fixture(scope="session")

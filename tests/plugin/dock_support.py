@@ -24,8 +24,15 @@ def write_two_class_raster(path: Path, size: int = 60, seed: int = 0) -> Path:
     for b, (dark, bright) in enumerate(((300, 1800), (400, 2200), (200, 2600))):
         base = np.where(left[None, :], dark, bright).repeat(size, axis=0)
         data[b] = (base + rng.normal(0, 60, (size, size))).clip(0, 65535).astype(np.uint16)
-    profile = {"driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint16",
-               "crs": "EPSG:32633", "transform": from_origin(ORIGIN[0], ORIGIN[1], PIXEL, PIXEL)}
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 3,
+        "dtype": "uint16",
+        "crs": "EPSG:32633",
+        "transform": from_origin(ORIGIN[0], ORIGIN[1], PIXEL, PIXEL),
+    }
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(data)
         for b, name in enumerate(("blue", "green", "red"), start=1):
@@ -51,8 +58,7 @@ def click(canvas: QgsMapCanvas, tool, x: float, y: float, button=Qt.MouseButton.
     pos = QPoint(int(round(pixel.x())), int(round(pixel.y())))
     press = QgsMapMouseEvent(canvas, QEvent.Type.MouseButtonPress, pos, button, button, Qt.KeyboardModifier.NoModifier)
     tool.canvasPressEvent(press)
-    release = QgsMapMouseEvent(canvas, QEvent.Type.MouseButtonRelease, pos, button, button,
-                               Qt.KeyboardModifier.NoModifier)
+    release = QgsMapMouseEvent(canvas, QEvent.Type.MouseButtonRelease, pos, button, button, Qt.KeyboardModifier.NoModifier)
     tool.canvasReleaseEvent(release)
 
 

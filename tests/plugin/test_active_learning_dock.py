@@ -27,8 +27,7 @@ def dock(qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path):
     d.set_output_dir(str(tmp_path / "out"))
     yield d
     d.cancel_all()
-    qtbot.waitUntil(lambda: not any(d._running(t) for t in (d.train_task, d.predict_task, d.sample_task)),
-                    timeout=60000)
+    qtbot.waitUntil(lambda: not any(d._running(t) for t in (d.train_task, d.predict_task, d.sample_task)), timeout=60000)
     d.disconnect_project()
 
 
@@ -134,8 +133,12 @@ def test_suggest_label_retrain_loop(dock, qgis_canvas, qgis_new_project, qtbot, 
     assert panel.roundsTable.rowCount() == 2
     assert panel.roundsTable.item(1, 1).text() == "12"
     names = [n.layer().name() for n in qgis_new_project.layerTreeRoot().findGroup("GeoDL map").findLayers()]
-    assert names == ["GeoDL map — classes", "GeoDL map — confidence", "GeoDL map — entropy (uncertainty)",
-                     "GeoDL map — margin (uncertainty)"]
+    assert names == [
+        "GeoDL map — classes",
+        "GeoDL map — confidence",
+        "GeoDL map — entropy (uncertainty)",
+        "GeoDL map — margin (uncertainty)",
+    ]
     print("rounds:", [(r.labels, r.held_out, r.reference) for r in panel.rounds])
     assert panel.rounds[1].reference >= 0.9
 
@@ -151,10 +154,20 @@ def test_onnx_button_runs_the_export_task_and_reports(dock, qtbot, tmp_path):
     assert ".onnx" in dock.messageLabel.text()
     rng = np.random.default_rng(0)
     forest = fit_random_forest(rng.normal(size=(40, 3)), rng.integers(0, 2, 40), 2, n_trees=3, max_depth=3)
-    manifest = make_manifest(name="m", architecture="rf", model=forest, bands=["blue", "green", "red"],
-                             classes=ClassTable.from_names(["water", "field"]), mean=[0] * 3, std=[1] * 3,
-                             source_dtype="uint16", nodata=None, pixel_size=[10.0, 10.0], crs_wkt="",
-                             crs_units="metre")
+    manifest = make_manifest(
+        name="m",
+        architecture="rf",
+        model=forest,
+        bands=["blue", "green", "red"],
+        classes=ClassTable.from_names(["water", "field"]),
+        mean=[0] * 3,
+        std=[1] * 3,
+        source_dtype="uint16",
+        nodata=None,
+        pixel_size=[10.0, 10.0],
+        crs_wkt="",
+        crs_units="metre",
+    )
     model = save_model_file(tmp_path / "m.geodl", forest, manifest)
     _wait(qtbot, dock, dock.onnx_button.export(str(model), str(tmp_path / "m.onnx")))
     assert "not a neural network" in dock.messageLabel.text() and dock.onnx_button.isEnabled()

@@ -40,8 +40,7 @@ QTimer.singleShot(500, poll)
 
 def _run_desktop(tmp_path, python_path: str | None, before_start=None) -> dict:
     root = tmp_path / "profiles-root"
-    subprocess.run(["make", "-s", "install", f"QGIS_PROFILE_DIR={root}/profiles/default"], cwd=REPO, check=True,
-                   capture_output=True)
+    subprocess.run(["make", "-s", "install", f"QGIS_PROFILE_DIR={root}/profiles/default"], cwd=REPO, check=True, capture_output=True)
     if before_start is not None:
         before_start(root / "profiles" / "default")
     result = tmp_path / "result.json"
@@ -52,9 +51,27 @@ def _run_desktop(tmp_path, python_path: str | None, before_start=None) -> dict:
     env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "HOME": str(tmp_path)})
     if python_path:
         env["PYTHONPATH"] = python_path
-    done = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1400x900x24", "/usr/bin/qgis", "--profiles-path",
-                           str(root), "--profile", "default", "--nologo", "--noversioncheck", "--code", str(script)],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            "xvfb-run",
+            "-a",
+            "-s",
+            "-screen 0 1400x900x24",
+            "/usr/bin/qgis",
+            "--profiles-path",
+            str(root),
+            "--profile",
+            "default",
+            "--nologo",
+            "--noversioncheck",
+            "--code",
+            str(script),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.exists(), f"QGIS ended without a result (exit {done.returncode}):\n{done.stderr[-2000:]}"
     return json.loads(result.read_text())
 

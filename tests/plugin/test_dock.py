@@ -54,8 +54,7 @@ def dock(qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path):
     d.optionsForm.editors["hidden_units"].setText("16")
     yield d
     d.cancel_all()
-    qtbot.waitUntil(lambda: not any(d._running(t) for t in (d.train_task, d.predict_task, d.sample_task)),
-                    timeout=60000)
+    qtbot.waitUntil(lambda: not any(d._running(t) for t in (d.train_task, d.predict_task, d.sample_task)), timeout=60000)
     d.disconnect_project()
 
 
@@ -140,8 +139,7 @@ def test_train_and_map_through_the_dock(dock, qgis_canvas, qgis_new_project, qtb
     x0, y0 = ORIGIN
     from qgis.core import QgsGeometry
 
-    dock.set_region(QgsGeometry.fromRect(QgsRectangle(x0 + 50, y0 - 450, x0 + 550, y0 - 50)),
-                    qgis_canvas.mapSettings().destinationCrs())
+    dock.set_region(QgsGeometry.fromRect(QgsRectangle(x0 + 50, y0 - 450, x0 + 550, y0 - 50)), qgis_canvas.mapSettings().destinationCrs())
     with Heartbeat() as beat:
         task = dock.predict(AREA_REGION)
         wait_done(qtbot, dock, task)
@@ -164,8 +162,10 @@ def test_train_and_map_through_the_dock(dock, qgis_canvas, qgis_new_project, qtb
     wait_done(qtbot, dock, task)
     assert len([g for g in qgis_new_project.layerTreeRoot().children() if g.name() == PREVIEW_GROUP]) == 1
     print(f"gaps over 50 ms: training {train_gaps}, prediction {predict_gaps}")
-    print(f"heartbeat max gap: training {train_gap * 1000:.0f} ms, prediction {predict_gap * 1000:.0f} ms; "
-          f"preview {dock.last_preview_seconds:.2f} s")
+    print(
+        f"heartbeat max gap: training {train_gap * 1000:.0f} ms, prediction {predict_gap * 1000:.0f} ms; "
+        f"preview {dock.last_preview_seconds:.2f} s"
+    )
     # Work on the main thread would stall it for seconds (a training epoch, a block of the raster); what is
     # left are scheduling delays, which a machine shared with other jobs stretches. So this guards against the
     # work coming back onto the main thread; the figures themselves are printed above (and in the README).

@@ -28,8 +28,13 @@ def _scene(tmp_path):
 
 
 def test_params_survive_the_json_trip_with_their_types():
-    params = TrainParams(samples=["a.tfrecord"], output="m.geodl", family="unet",
-                         options=UNetParams(depth=1, base_filters=4, dice_weight=0.5, augment=False), epochs=3)
+    params = TrainParams(
+        samples=["a.tfrecord"],
+        output="m.geodl",
+        family="unet",
+        options=UNetParams(depth=1, base_filters=4, dice_weight=0.5, augment=False),
+        epochs=3,
+    )
     back = from_jsonable(TrainParams, to_jsonable(params))
     assert back == params and isinstance(back.options, UNetParams) and back.family is ModelFamily.UNET
     predict = PredictParams(["r.tif"], "m.geodl", "o.tif", tiling=TilingParams(size=64, overlap=16, batch=2))
@@ -64,8 +69,7 @@ def test_every_family_option_is_a_processing_parameter(geodl_provider):
     # the dock and Processing start from the same training defaults
     from geodl_plugin import settings
 
-    assert train.parameterDefinition("BATCH_SIZE").defaultValue() == TrainParams([], "").batch_size == \
-        settings.DEFAULTS["train_batch_size"]
+    assert train.parameterDefinition("BATCH_SIZE").defaultValue() == TrainParams([], "").batch_size == settings.DEFAULTS["train_batch_size"]
 
 
 @pytest.mark.slow
@@ -82,16 +86,33 @@ def test_unet_and_tiling_options_set_in_processing_reach_the_model_and_the_map(g
             self.text.append(info)
 
     scene = _scene(tmp_path)
-    processing.run("geodl:extractsamples", {"INPUT": [str(scene.image)], "LABELS": str(scene.points),
-                                            "CLASS_FIELD": "class_name", "PATCH_SIZE": 17,
-                                            "OUTPUT": str(tmp_path / "patches.tfrecord.gz")})
-    processing.run("geodl:train", {
-        "SAMPLES": str(tmp_path / "patches.tfrecord.gz"), "MODEL_TYPE": list(FAMILIES).index(ModelFamily.UNET),
-        "EPOCHS": 1, "BATCH_SIZE": 8, "TEST_FRACTION": 0, "OUTPUT": str(tmp_path / "u.geodl"),
-        "UNET_DEPTH": 1, "UNET_BASE_FILTERS": 6, "UNET_DICE_WEIGHT": 0.25, "UNET_AUGMENT": False})
+    processing.run(
+        "geodl:extractsamples",
+        {
+            "INPUT": [str(scene.image)],
+            "LABELS": str(scene.points),
+            "CLASS_FIELD": "class_name",
+            "PATCH_SIZE": 17,
+            "OUTPUT": str(tmp_path / "patches.tfrecord.gz"),
+        },
+    )
+    processing.run(
+        "geodl:train",
+        {
+            "SAMPLES": str(tmp_path / "patches.tfrecord.gz"),
+            "MODEL_TYPE": list(FAMILIES).index(ModelFamily.UNET),
+            "EPOCHS": 1,
+            "BATCH_SIZE": 8,
+            "TEST_FRACTION": 0,
+            "OUTPUT": str(tmp_path / "u.geodl"),
+            "UNET_DEPTH": 1,
+            "UNET_BASE_FILTERS": 6,
+            "UNET_DICE_WEIGHT": 0.25,
+            "UNET_AUGMENT": False,
+        },
+    )
     manifest = read_manifest(tmp_path / "u.geodl")
-    assert manifest["training"]["options"] == {"depth": 1, "base_filters": 6, "dice_weight": 0.25, "augment": False,
-                                               "dropout": 0.2}
+    assert manifest["training"]["options"] == {"depth": 1, "base_filters": 6, "dice_weight": 0.25, "augment": False, "dropout": 0.2}
     assert manifest["training"]["network"]["depth"] == 1
     with zipfile.ZipFile(tmp_path / "u.geodl") as z:
         config = z.read("model.keras")  # the network itself has 6 filters in its first level
@@ -103,8 +124,17 @@ def test_unet_and_tiling_options_set_in_processing_reach_the_model_and_the_map(g
     first_conv = next(layer for layer in layers if layer["class_name"] == "Conv2D")
     assert first_conv["config"]["filters"] == 6
     feedback = Messages()
-    result = processing.run("geodl:predict", {"INPUT": str(scene.image), "MODEL": str(tmp_path / "u.geodl"),
-                                              "OUTPUT": str(tmp_path / "c.tif"), "TILE_SIZE": 32, "TILE_OVERLAP": 8,
-                                              "TILE_BATCH": 3}, feedback=feedback)
+    result = processing.run(
+        "geodl:predict",
+        {
+            "INPUT": str(scene.image),
+            "MODEL": str(tmp_path / "u.geodl"),
+            "OUTPUT": str(tmp_path / "c.tif"),
+            "TILE_SIZE": 32,
+            "TILE_OVERLAP": 8,
+            "TILE_BATCH": 3,
+        },
+        feedback=feedback,
+    )
     assert (tmp_path / "c.tif").exists() and result["OUTPUT"]
     assert any("tiles of 32×32 px, overlap 8, batches of 3" in t for t in feedback.text), feedback.text

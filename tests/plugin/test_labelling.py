@@ -160,8 +160,14 @@ def test_region_tools_draw_cancel_and_finish(dock, qgis_canvas, qgis_new_project
 
     def event(kind, x, y):
         p = qgis_canvas.getCoordinateTransform().transform(QgsPointXY(x, y))
-        return QgsMapMouseEvent(qgis_canvas, kind, QPoint(int(p.x()), int(p.y())), Qt.MouseButton.LeftButton,
-                                Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        return QgsMapMouseEvent(
+            qgis_canvas,
+            kind,
+            QPoint(int(p.x()), int(p.y())),
+            Qt.MouseButton.LeftButton,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
 
     (ax, ay), (bx, by) = click_press_move_release
     rect_tool.canvasPressEvent(event(QEvent.Type.MouseButtonPress, ax, ay))

@@ -17,7 +17,12 @@ def test_plugin_loads_and_unloads_cleanly(plugin_loaded, qgis_iface):
     registry = QgsApplication.processingRegistry()
     assert registry.providerById("geodl") is not None
     assert {a.id() for a in registry.providerById("geodl").algorithms()} >= {
-        "geodl:samplepoints", "geodl:extractsamples", "geodl:train", "geodl:evaluate", "geodl:predict"}
+        "geodl:samplepoints",
+        "geodl:extractsamples",
+        "geodl:train",
+        "geodl:evaluate",
+        "geodl:predict",
+    }
     window = qgis_iface.mainWindow()
     dock = window.findChild(QDockWidget, "GeoDLDock")
     assert dock is plugin.dock

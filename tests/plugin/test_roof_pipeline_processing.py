@@ -35,8 +35,7 @@ def test_mosaic_algorithm_names_a_misfit(geodl_provider, tmp_path):
         np.testing.assert_array_equal(ds.read(), scene)
     _write(tmp_path / "odd.tif", scene[:, :4, :4], crs="EPSG:4326")
     with pytest.raises(QgsProcessingException, match="odd.tif"):
-        processing.run("geodl:mosaic", {"FOLDER": str(folder), "INPUT": [str(tmp_path / "odd.tif")],
-                                        "OUTPUT": str(tmp_path / "bad.tif")})
+        processing.run("geodl:mosaic", {"FOLDER": str(folder), "INPUT": [str(tmp_path / "odd.tif")], "OUTPUT": str(tmp_path / "bad.tif")})
 
 
 def test_summarize_algorithm_per_class_and_areas(geodl_provider, tmp_path):
@@ -50,8 +49,16 @@ def test_summarize_algorithm_per_class_and_areas(geodl_provider, tmp_path):
     data[:, :, 10:] = 900 + np.arange(10, dtype=np.uint16)
     raster = write_raster(tmp_path / "r.tif", data)
     polys = _polygons(tmp_path / "p.gpkg", [(0, 0, 10, 10), (10, 0, 20, 10)], ["dark", "bright"])
-    out = processing.run("geodl:summarize", {"INPUT": [str(raster)], "LABELS": str(polys), "CLASS_FIELD": "name",
-                                             "OUTPUT": str(tmp_path / "s.json"), "PLOT": str(tmp_path / "s.png")})
+    out = processing.run(
+        "geodl:summarize",
+        {
+            "INPUT": [str(raster)],
+            "LABELS": str(polys),
+            "CLASS_FIELD": "name",
+            "OUTPUT": str(tmp_path / "s.json"),
+            "PLOT": str(tmp_path / "s.png"),
+        },
+    )
     assert out["MIN_JM"] > 1.9
     report = json.loads((tmp_path / "s.json").read_text())
     assert report["classes"]["dark"]["bands"]["B1"]["mean"] == pytest.approx(104.5)
@@ -83,16 +90,26 @@ def test_roof_pipeline_in_qgis_process(qgis_process, tmp_path):
     from tests.core.synthetic import regression_scene
 
     image, points, truth = regression_scene(tmp_path / "reg", size=48, n_points=300, seed=2)
-    run("extractsamples", INPUT=image, LABELS=points, CLASS_FIELD="roof_pct", FIELD_KIND=1,
-        OUTPUT=tmp_path / "r.tfrecord.gz")
-    trained = run("train", SAMPLES=tmp_path / "r.tfrecord.gz", MODEL_TYPE=FAMILIES.index("rf_regression"),
-                  FOREST_REGRESSION_N_TREES=40, SPLIT=1, TEST_FRACTION=0.25, OUTPUT=tmp_path / "r.geodl",
-                  OUTPUT_TEST_SAMPLES=tmp_path / "rt.tfrecord.gz")
+    run("extractsamples", INPUT=image, LABELS=points, CLASS_FIELD="roof_pct", FIELD_KIND=1, OUTPUT=tmp_path / "r.tfrecord.gz")
+    trained = run(
+        "train",
+        SAMPLES=tmp_path / "r.tfrecord.gz",
+        MODEL_TYPE=FAMILIES.index("rf_regression"),
+        FOREST_REGRESSION_N_TREES=40,
+        SPLIT=1,
+        TEST_FRACTION=0.25,
+        OUTPUT=tmp_path / "r.geodl",
+        OUTPUT_TEST_SAMPLES=tmp_path / "rt.tfrecord.gz",
+    )
     assert trained["R2"] >= 0.95 and trained["OVERALL_ACCURACY"] is None
-    run("predict", INPUT=image, MODEL=tmp_path / "r.geodl", OUTPUT=tmp_path / "v.tif",
-        OUTPUT_CONFIDENCE=tmp_path / "spread.tif")
-    evaluated = run("evaluate", MODEL=tmp_path / "r.geodl", SAMPLES=tmp_path / "rt.tfrecord.gz",
-                    OUTPUT=tmp_path / "re.json", OUTPUT_PLOT=tmp_path / "scatter.png")
+    run("predict", INPUT=image, MODEL=tmp_path / "r.geodl", OUTPUT=tmp_path / "v.tif", OUTPUT_CONFIDENCE=tmp_path / "spread.tif")
+    evaluated = run(
+        "evaluate",
+        MODEL=tmp_path / "r.geodl",
+        SAMPLES=tmp_path / "rt.tfrecord.gz",
+        OUTPUT=tmp_path / "re.json",
+        OUTPUT_PLOT=tmp_path / "scatter.png",
+    )
     assert evaluated["R2"] == pytest.approx(trained["R2"]) and (tmp_path / "scatter.png").exists()
     with rasterio.open(tmp_path / "v.tif") as v, rasterio.open(truth) as t:
         predicted, expected = v.read(1).astype(np.float64), t.read(1).astype(np.float64)

@@ -29,8 +29,9 @@ def test_plot_draws_training_and_validation_lines(qtbot):
     plot.resize(320, 240)
     empty = plot.grab().toImage()
     for epoch in range(1, 31):
-        plot.add_epoch({"epoch": epoch, "loss": 1.0 / epoch, "val_loss": 1.2 / epoch,
-                        "accuracy": 1 - 0.5 / epoch, "val_accuracy": 1 - 0.6 / epoch})
+        plot.add_epoch(
+            {"epoch": epoch, "loss": 1.0 / epoch, "val_loss": 1.2 / epoch, "accuracy": 1 - 0.5 / epoch, "val_accuracy": 1 - 0.6 / epoch}
+        )
     assert plot.epochs == list(range(1, 31)) and len(plot.history["val_accuracy"]) == 30
     started = time.perf_counter()
     drawn = plot.grab().toImage()

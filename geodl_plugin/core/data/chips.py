@@ -65,7 +65,7 @@ def crop_patches(x: np.ndarray, size: int) -> np.ndarray:
     if k == size:
         return x
     o = (k - size) // 2
-    return x[:, o:o + size, o:o + size]
+    return x[:, o : o + size, o : o + size]
 
 
 # --- reading with reflected edges ----------------------------------------------------------------------
@@ -109,8 +109,9 @@ def _geojson(labels: LabelSet) -> list[tuple[dict, int]]:
     return shapes
 
 
-def rasterize_labels(labels: LabelSet, info: RasterInfo, window: Optional[tuple[int, int, int, int]] = None,
-                     all_touched: bool = False) -> np.ndarray:
+def rasterize_labels(
+    labels: LabelSet, info: RasterInfo, window: Optional[tuple[int, int, int, int]] = None, all_touched: bool = False
+) -> np.ndarray:
     """(h, w) uint8 mask of ``window`` (col, row, w, h; default the whole raster): class ids under the
     polygons (points: the one pixel they fall in), :data:`IGNORE` elsewhere. Later features win overlaps."""
     import rasterio
@@ -123,13 +124,19 @@ def rasterize_labels(labels: LabelSet, info: RasterInfo, window: Optional[tuple[
     shapes = _geojson(labels)
     if not shapes:
         return np.full((height, width), IGNORE, np.uint8)
-    return rasterize(shapes, out_shape=(height, width), transform=transform, fill=IGNORE, dtype="uint8",
-                     all_touched=all_touched or labels.kind == POINT)
+    return rasterize(
+        shapes, out_shape=(height, width), transform=transform, fill=IGNORE, dtype="uint8", all_touched=all_touched or labels.kind == POINT
+    )
 
 
-def rasterize_mask(raster: str | os.PathLike, labels: LabelSet, output: str | os.PathLike,
-                   all_touched: bool = False, block: int = 2048,
-                   progress: Optional[Progress] = None) -> MaskReport:
+def rasterize_mask(
+    raster: str | os.PathLike,
+    labels: LabelSet,
+    output: str | os.PathLike,
+    all_touched: bool = False,
+    block: int = 2048,
+    progress: Optional[Progress] = None,
+) -> MaskReport:
     """Write the mask of ``labels`` on the grid of ``raster`` (a tiled uint8 GeoTIFF, nodata 255, with a
     colour table) and a JSON sidecar with the class table, block by block. Labels must already be in the
     raster's CRS (``read_labels(..., target_crs_wkt=...)``)."""
@@ -144,9 +151,20 @@ def rasterize_mask(raster: str | os.PathLike, labels: LabelSet, output: str | os
     classes = labels.classes
     counts = np.zeros(256, np.int64)
     windows = list(iter_windows(info.width, info.height, block))
-    profile = {"driver": "GTiff", "width": info.width, "height": info.height, "count": 1, "dtype": "uint8",
-               "crs": info.crs_wkt, "transform": rasterio.Affine(*info.transform), "nodata": IGNORE,
-               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+    profile = {
+        "driver": "GTiff",
+        "width": info.width,
+        "height": info.height,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": info.crs_wkt,
+        "transform": rasterio.Affine(*info.transform),
+        "nodata": IGNORE,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+    }
     with atomic_path(output) as tmp:
         with rasterio.open(tmp, "w", **profile) as ds:
             for n, (c, r, w, h) in enumerate(windows):
@@ -161,11 +179,9 @@ def rasterize_mask(raster: str | os.PathLike, labels: LabelSet, output: str | os
                     f"No label falls on a pixel of '{info.path}': the mask would be empty. Check that the labels "
                     "overlap the raster (and that small polygons cover a pixel centre, or use all-touched)."
                 )
-            ds.write_colormap(1, {c.id: tuple(int(c.color[i:i + 2], 16) for i in (1, 3, 5)) + (255,)
-                                  for c in classes})
+            ds.write_colormap(1, {c.id: tuple(int(c.color[i : i + 2], 16) for i in (1, 3, 5)) + (255,) for c in classes})
             ds.set_band_description(1, "class (255 = unlabelled)")
-    atomic_write_text(sidecar_path(output), json.dumps({"kind": "mask", "classes": classes.to_json(),
-                                                       "raster": str(raster)}, indent=2))
+    atomic_write_text(sidecar_path(output), json.dumps({"kind": "mask", "classes": classes.to_json(), "raster": str(raster)}, indent=2))
     per_class = {c.name: int(counts[c.id]) for c in classes}
     warnings = list(labels.warnings)
     missing = [name for name, n in per_class.items() if n == 0]
@@ -200,8 +216,7 @@ def mask_classes(path: str | os.PathLike, classes: Optional[ClassTable] = None) 
             counts += np.bincount(ds.read(1, window=window).ravel(), minlength=256)[:256]
     present = np.flatnonzero(counts[:IGNORE])
     if not len(present):
-        raise GeoDLError(f"The mask '{path}' has no labelled pixel (all 255). Label some areas first "
-                         "(geodl:rasterizemask).")
+        raise GeoDLError(f"The mask '{path}' has no labelled pixel (all 255). Label some areas first (geodl:rasterizemask).")
     if classes is None:
         return ClassTable.from_ids(present.tolist())
     check_mask_classes(present.tolist(), classes, f"the mask '{path}'")
@@ -261,23 +276,26 @@ def chip_raster(  # noqa: C901, PLR0912, PLR0915 - one streaming pass over the r
     k = int(patch_size)
     stride = int(stride or k)
     if k < 2 or stride < 1 or padding < 0 or padding >= k:
-        raise GeoDLError(f"Patch size must be at least 2, stride at least 1 and padding in [0, patch size); got "
-                         f"{k}, {stride}, {padding}.")
+        raise GeoDLError(f"Patch size must be at least 2, stride at least 1 and padding in [0, patch size); got {k}, {stride}, {padding}.")
     infos = stack_info(rasters, band_names)
     names = stacked_band_names(infos, band_names)
     info = infos[0]
     minfo = raster_info(mask)
     if (minfo.width, minfo.height) != (info.width, info.height) or any(
-            abs(a - b) > 1e-6 * max(1.0, abs(a)) for a, b in zip(minfo.transform, info.transform, strict=True)):
-        raise GeoDLError(f"The mask '{mask}' is not on the grid of '{info.path}'. Rasterise the labels onto this "
-                         "raster (geodl:rasterizemask).")
+        abs(a - b) > 1e-6 * max(1.0, abs(a)) for a, b in zip(minfo.transform, info.transform, strict=True)
+    ):
+        raise GeoDLError(
+            f"The mask '{mask}' is not on the grid of '{info.path}'. Rasterise the labels onto this raster (geodl:rasterizemask)."
+        )
     classes = mask_classes(mask, classes)
     nodata_value = nodata if nodata is not None else info.nodata
     rows = list(range(-padding, info.height + padding - k + 1, stride)) or [-padding]
     cols = list(range(-padding, info.width + padding - k + 1, stride)) or [-padding]
     if info.height + 2 * padding < k or info.width + 2 * padding < k:
-        raise GeoDLError(f"The raster ({info.width}×{info.height}) is smaller than one {k}×{k} chip; use a smaller "
-                         f"patch size or padding of at least {(k - min(info.width, info.height) + 1) // 2}.")
+        raise GeoDLError(
+            f"The raster ({info.width}×{info.height}) is smaller than one {k}×{k} chip; use a smaller "
+            f"patch size or padding of at least {(k - min(info.width, info.height) + 1) // 2}."
+        )
 
     chips: list[tuple[np.ndarray, np.ndarray, float, float]] = []
     skipped_unlabelled = skipped_nodata = 0
@@ -290,19 +308,21 @@ def chip_raster(  # noqa: C901, PLR0912, PLR0915 - one streaming pass over the r
             ok = valid_mask(image, nodata_value)
             for c in cols:
                 cc = c - cols[0]
-                m = labels[:, cc:cc + k]
+                m = labels[:, cc : cc + k]
                 if int(np.count_nonzero(m != IGNORE)) < min_labelled:
                     skipped_unlabelled += 1
                     continue
-                if not ok[:, cc:cc + k].all():
+                if not ok[:, cc : cc + k].all():
                     skipped_nodata += 1
                     continue
                 x, y = pixel_centre(info.transform, np.array(r + k / 2 - 0.5), np.array(c + k / 2 - 0.5))
-                chips.append((image[:, :, cc:cc + k].astype(np.float32), m.copy(), float(x), float(y)))
+                chips.append((image[:, :, cc : cc + k].astype(np.float32), m.copy(), float(x), float(y)))
             progress.update(80.0 * (n + 1) / len(rows))
     if not chips:
-        raise GeoDLError(f"No {k}×{k} chip holds a labelled pixel ({skipped_unlabelled} empty, {skipped_nodata} on "
-                         "nodata). Label more areas, or use a larger patch size or a smaller stride.")
+        raise GeoDLError(
+            f"No {k}×{k} chip holds a labelled pixel ({skipped_unlabelled} empty, {skipped_nodata} on "
+            "nodata). Label more areas, or use a larger patch size or a smaller stride."
+        )
     present = np.unique(np.concatenate([m[m != IGNORE] for _, m, _, _ in chips]))
     check_mask_classes(present.tolist(), classes, f"the mask '{mask}'")
 
@@ -332,10 +352,23 @@ def chip_raster(  # noqa: C901, PLR0912, PLR0915 - one streaming pass over the r
             rec[COORDS[0]], rec[COORDS[1]] = x, y
             yield rec
 
-    meta = {"kind": CHIPS_KIND, "bands": names, "label": LABEL, "patch_size": k, "stride": stride,
-            "padding": padding, "ignore_value": IGNORE, "classes": classes.to_json(), "crs_wkt": info.crs_wkt,
-            "crs_units": info.crs_units, "pixel_size": list(info.res), "source_dtype": info.dtype,
-            "nodata": nodata_value, "rasters": [str(r) for r in rasters], "mask": str(mask)}
+    meta = {
+        "kind": CHIPS_KIND,
+        "bands": names,
+        "label": LABEL,
+        "patch_size": k,
+        "stride": stride,
+        "padding": padding,
+        "ignore_value": IGNORE,
+        "classes": classes.to_json(),
+        "crs_wkt": info.crs_wkt,
+        "crs_units": info.crs_units,
+        "pixel_size": list(info.res),
+        "source_dtype": info.dtype,
+        "nodata": nodata_value,
+        "rasters": [str(r) for r in rasters],
+        "mask": str(mask),
+    }
     outputs = [(output, index)] + ([(test_output, test_idx)] if test_output and len(test_idx) else [])
     for path, idx in outputs:
         progress.check()
@@ -355,14 +388,33 @@ def chip_raster(  # noqa: C901, PLR0912, PLR0915 - one streaming pass over the r
         hist_path = str(band_histograms(train_images, train_masks, names, classes, histogram_output))
     for w in warnings:
         log.warning(w)
-    progress.update(100, f"{len(index)} training chips written to {output}"
-                    + (f", {len(test_idx)} test chips to {test_output}" if len(test_idx) else ""))
-    return ChipReport(str(output), int(len(index)), str(test_output) if len(test_idx) else None, int(len(test_idx)),
-                      per_class, skipped_unlabelled, skipped_nodata, hist_path, warnings)
+    progress.update(
+        100,
+        f"{len(index)} training chips written to {output}" + (f", {len(test_idx)} test chips to {test_output}" if len(test_idx) else ""),
+    )
+    return ChipReport(
+        str(output),
+        int(len(index)),
+        str(test_output) if len(test_idx) else None,
+        int(len(test_idx)),
+        per_class,
+        skipped_unlabelled,
+        skipped_nodata,
+        hist_path,
+        warnings,
+    )
 
 
-def band_histograms(images: np.ndarray, masks: np.ndarray, bands: Sequence[str], classes: ClassTable,
-                    output: str | os.PathLike, bins: int = 64, max_pixels: int = 200_000, seed: int = 0) -> Path:
+def band_histograms(
+    images: np.ndarray,
+    masks: np.ndarray,
+    bands: Sequence[str],
+    classes: ClassTable,
+    output: str | os.PathLike,
+    bins: int = 64,
+    max_pixels: int = 200_000,
+    seed: int = 0,
+) -> Path:
     """Per-band histograms (PNG): all chip pixels in grey, labelled pixels per class in the class colour.
     ``images`` (n, bands, k, k) or (n, k, k, bands) as ``bands`` says; ``masks`` (n, k, k)."""
     import matplotlib
@@ -422,12 +474,10 @@ class ChipSet:
         return len(self.x)
 
     def subset(self, index: np.ndarray) -> ChipSet:
-        return ChipSet(self.x[index], self.mask[index], None if self.xy is None else self.xy[index], self.bands,
-                       self.classes, self.meta)
+        return ChipSet(self.x[index], self.mask[index], None if self.xy is None else self.xy[index], self.bands, self.classes, self.meta)
 
     def crop(self, size: int) -> ChipSet:
-        return ChipSet(crop_patches(self.x, size), crop_patches(self.mask, size), self.xy, self.bands, self.classes,
-                       self.meta)
+        return ChipSet(crop_patches(self.x, size), crop_patches(self.mask, size), self.xy, self.bands, self.classes, self.meta)
 
     def majority(self) -> np.ndarray:
         """Each chip's most frequent labelled class id (for stratified, blocked splits)."""
@@ -445,8 +495,12 @@ def centre_mask(y: np.ndarray, k: int) -> np.ndarray:
     return mask
 
 
-def load_chips(paths: str | os.PathLike | Iterable[str | os.PathLike], bands: Optional[Sequence[str]] = None,
-               label: str = LABEL, classes: Optional[ClassTable] = None) -> ChipSet:
+def load_chips(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    bands: Optional[Sequence[str]] = None,
+    label: str = LABEL,
+    classes: Optional[ClassTable] = None,
+) -> ChipSet:
     """Read chip TFRecords (from :func:`chip_raster` or Earth Engine ``neighborhoodToArray`` exports), or point
     patches (``class`` a single value: a mask with the centre pixel labelled)."""
     paths, meta, band_list = open_sample_files(paths, bands, "chip")
@@ -472,8 +526,7 @@ def load_chips(paths: str | os.PathLike | Iterable[str | os.PathLike], bands: Op
         if lab.size == 1:
             masks.append(centre_mask(lab.astype(np.int64), k)[0])
         elif lab.size == k * k:
-            masks.append(np.where(np.isfinite(lab) & (lab >= 0) & (lab < IGNORE), lab, IGNORE).astype(np.uint8)
-                         .reshape(k, k))
+            masks.append(np.where(np.isfinite(lab) & (lab >= 0) & (lab < IGNORE), lab, IGNORE).astype(np.uint8).reshape(k, k))
         else:
             raise GeoDLError(f"The label '{label}' of chip {n} has {lab.size} values; expected 1 or {k * k}.")
         if all(c in example for c in COORDS):
@@ -515,7 +568,15 @@ def write_chips(path: str | os.PathLike, chips: ChipSet) -> str:
                 if chips.xy is not None:
                     rec[COORDS[0]], rec[COORDS[1]] = float(chips.xy[i, 0]), float(chips.xy[i, 1])
                 writer.write(rec)
-    meta = {**chips.meta, "kind": CHIPS_KIND, "bands": chips.bands, "label": LABEL, "patch_size": chips.patch_size,
-            "ignore_value": IGNORE, "classes": chips.classes.to_json(), "count": len(chips)}
+    meta = {
+        **chips.meta,
+        "kind": CHIPS_KIND,
+        "bands": chips.bands,
+        "label": LABEL,
+        "patch_size": chips.patch_size,
+        "ignore_value": IGNORE,
+        "classes": chips.classes.to_json(),
+        "count": len(chips),
+    }
     atomic_write_text(sidecar_path(path), json.dumps(meta, indent=2))
     return str(path)

@@ -14,13 +14,43 @@ CLASSES_TAG = "GEODL_CLASSES"  # GeoTIFF metadata item of a class map holding it
 
 # Colours analysts recognise for the usual land-cover names; others come from a qualitative palette.
 _NAMED_COLOURS = {
-    "water": "#1f78b4", "crop": "#e6c229", "cropland": "#e6c229", "agriculture": "#e6c229",
-    "tree": "#1b7837", "trees": "#1b7837", "forest": "#1b7837", "developed": "#d7301f",
-    "urban": "#d7301f", "built": "#d7301f", "grass": "#7fbc41", "grassland": "#7fbc41", "bare": "#a6761d",
-    "soil": "#a6761d", "snow": "#f0f0f0", "cloud": "#bdbdbd", "wetland": "#41b6c4", "shrub": "#b8e186",
+    "water": "#1f78b4",
+    "crop": "#e6c229",
+    "cropland": "#e6c229",
+    "agriculture": "#e6c229",
+    "tree": "#1b7837",
+    "trees": "#1b7837",
+    "forest": "#1b7837",
+    "developed": "#d7301f",
+    "urban": "#d7301f",
+    "built": "#d7301f",
+    "grass": "#7fbc41",
+    "grassland": "#7fbc41",
+    "bare": "#a6761d",
+    "soil": "#a6761d",
+    "snow": "#f0f0f0",
+    "cloud": "#bdbdbd",
+    "wetland": "#41b6c4",
+    "shrub": "#b8e186",
 }
-_PALETTE = ["#4daf4a", "#377eb8", "#e41a1c", "#984ea3", "#ff7f00", "#ffff33", "#a65628", "#f781bf",
-            "#999999", "#66c2a5", "#fc8d62", "#8da0cb", "#e78ac3", "#a6d854", "#ffd92f", "#e5c494"]
+_PALETTE = [
+    "#4daf4a",
+    "#377eb8",
+    "#e41a1c",
+    "#984ea3",
+    "#ff7f00",
+    "#ffff33",
+    "#a65628",
+    "#f781bf",
+    "#999999",
+    "#66c2a5",
+    "#fc8d62",
+    "#8da0cb",
+    "#e78ac3",
+    "#a6d854",
+    "#ffd92f",
+    "#e5c494",
+]
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -94,8 +124,7 @@ class ClassTable:
 
     @classmethod
     def from_json(cls, items: Sequence[dict[str, Any]]) -> ClassTable:
-        return cls([ClassInfo(int(i["value"]), str(i["name"]), "#" + str(i.get("color_hint", "999999")).lstrip("#"))
-                    for i in items])
+        return cls([ClassInfo(int(i["value"]), str(i["name"]), "#" + str(i.get("color_hint", "999999")).lstrip("#")) for i in items])
 
 
 def default_colour(name: str, index: int) -> str:

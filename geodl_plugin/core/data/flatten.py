@@ -65,8 +65,7 @@ class _CsvWriter:
         self.columns = columns
 
     def write(self, block: dict[str, np.ndarray]) -> None:
-        text = [np.char.mod(self._formats[c], block[c]) if self._formats[c] != "%s" else block[c].astype(str)
-                for c in self.columns]
+        text = [np.char.mod(self._formats[c], block[c]) if self._formats[c] != "%s" else block[c].astype(str) for c in self.columns]
         self._csv.writerows(zip(*text))
 
     def close(self) -> None:
@@ -79,18 +78,18 @@ class _ParquetWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError as exc:
-            raise GeoDLError("Writing Parquet needs the Python package pyarrow (a version for numpy 1.x, e.g. "
-                             "pip install 'pyarrow<22'); or write CSV or GeoPackage instead.") from exc
+            raise GeoDLError(
+                "Writing Parquet needs the Python package pyarrow (a version for numpy 1.x, e.g. "
+                "pip install 'pyarrow<22'); or write CSV or GeoPackage instead."
+            ) from exc
         self._pa = pa
         self.columns = columns
-        schema = pa.schema([(c, pa.string() if dtypes[c].kind in "OU" else pa.from_numpy_dtype(dtypes[c]))
-                            for c in columns])
+        schema = pa.schema([(c, pa.string() if dtypes[c].kind in "OU" else pa.from_numpy_dtype(dtypes[c])) for c in columns])
         self._writer = pq.ParquetWriter(str(path), schema, compression="zstd")
         self._schema = schema
 
     def write(self, block: dict[str, np.ndarray]) -> None:
-        arrays = [self._pa.array(block[c].astype(str) if block[c].dtype.kind in "OU" else block[c])
-                  for c in self.columns]
+        arrays = [self._pa.array(block[c].astype(str) if block[c].dtype.kind in "OU" else block[c]) for c in self.columns]
         self._writer.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
 
     def close(self) -> None:
@@ -199,9 +198,14 @@ class PixelSelector:
         near = np.flatnonzero((e[:, 0] <= right) & (e[:, 1] >= left) & (e[:, 2] <= top) & (e[:, 3] >= bottom))
         if not len(near):
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        burnt = rasterize([self.shapes[i] for i in near], out_shape=(height, width), fill=0, dtype="int32",
-                          transform=window_transform(Window(col, row, width, height), affine),
-                          all_touched=self.all_touched)
+        burnt = rasterize(
+            [self.shapes[i] for i in near],
+            out_shape=(height, width),
+            fill=0,
+            dtype="int32",
+            transform=window_transform(Window(col, row, width, height), affine),
+            all_touched=self.all_touched,
+        )
         rr, cc = np.nonzero(burnt)
         return rr, cc, burnt[rr, cc].astype(np.int64) - 1
 
@@ -239,9 +243,14 @@ def flatten_rasters(
         raise GeoDLError("The labels are not in the raster's CRS; read them with the raster's CRS as target.")
     band_dtypes = [np.dtype(i.dtype) for i in infos for _ in range(i.count)]
     stack_dtype = np.result_type(*band_dtypes)
-    dtypes: dict[str, np.dtype] = {"lon": np.dtype(np.float64), "lat": np.dtype(np.float64),
-                                   "x": np.dtype(np.float64), "y": np.dtype(np.float64),
-                                   "row": np.dtype(np.int32), "col": np.dtype(np.int32)}
+    dtypes: dict[str, np.dtype] = {
+        "lon": np.dtype(np.float64),
+        "lat": np.dtype(np.float64),
+        "x": np.dtype(np.float64),
+        "y": np.dtype(np.float64),
+        "row": np.dtype(np.int32),
+        "col": np.dtype(np.int32),
+    }
     dtypes.update({n: dt for n, dt in zip(names, band_dtypes)})
     extra = _label_columns(labels, names)
     dtypes.update(extra)
@@ -269,8 +278,10 @@ def flatten_rasters(
         finally:
             writer.close()
         if rows_written == 0:
-            raise GeoDLError("No pixel to write: every selected pixel is nodata, or the labels miss the raster. "
-                             "Check the nodata value and that labels and raster overlap.")
+            raise GeoDLError(
+                "No pixel to write: every selected pixel is nodata, or the labels miss the raster. "
+                "Check the nodata value and that labels and raster overlap."
+            )
     warnings = []
     if selector.outside:
         warnings.append(f"{selector.outside} label point(s) outside the raster were skipped.")
@@ -291,17 +302,33 @@ def _same_crs(a: str, b: str) -> bool:
     return bool(sa.IsSame(sb))
 
 
-def _block_table(data: np.ndarray, rr: np.ndarray, cc: np.ndarray, index: np.ndarray, col: int, row: int,
-                 info: RasterInfo, names: list[str], band_dtypes: list[np.dtype], labels: Labels,
-                 extra: dict[str, np.dtype]) -> dict[str, np.ndarray]:
+def _block_table(
+    data: np.ndarray,
+    rr: np.ndarray,
+    cc: np.ndarray,
+    index: np.ndarray,
+    col: int,
+    row: int,
+    info: RasterInfo,
+    names: list[str],
+    band_dtypes: list[np.dtype],
+    labels: Labels,
+    extra: dict[str, np.dtype],
+) -> dict[str, np.ndarray]:
     from rasterio.crs import CRS
     from rasterio.warp import transform as reproject_points
 
     rows, cols = rr + row, cc + col
     x, y = pixel_centre(info.transform, rows.astype(np.float64), cols.astype(np.float64))
     lon, lat = reproject_points(CRS.from_wkt(info.crs_wkt), CRS.from_epsg(4326), x, y)
-    table: dict[str, np.ndarray] = {"lon": np.asarray(lon), "lat": np.asarray(lat), "x": x, "y": y,
-                                    "row": rows.astype(np.int32), "col": cols.astype(np.int32)}
+    table: dict[str, np.ndarray] = {
+        "lon": np.asarray(lon),
+        "lat": np.asarray(lat),
+        "x": x,
+        "y": y,
+        "row": rows.astype(np.int32),
+        "col": cols.astype(np.int32),
+    }
     values = data[:, rr, cc]
     for k, (name, dtype) in enumerate(zip(names, band_dtypes)):
         table[name] = values[k].astype(dtype)

@@ -114,17 +114,20 @@ def _is_blank(value: object) -> bool:
 def _nothing_usable(path: str | os.PathLike, field: str, skipped: int, no_geometry: int, no_class: int) -> GeoDLError:
     """Why no feature could be used, by its real cause (NULL geometries are not an empty field)."""
     if skipped and no_geometry == skipped:
-        return GeoDLError(f"None of the {skipped} feature(s) in the labels '{path}' has a geometry (all are NULL or "
-                          "empty). Draw or import the label geometries, then try again.")
+        return GeoDLError(
+            f"None of the {skipped} feature(s) in the labels '{path}' has a geometry (all are NULL or "
+            "empty). Draw or import the label geometries, then try again."
+        )
     if skipped:
-        return GeoDLError(f"No feature in the labels '{path}' has both a geometry and a class: {no_geometry} of "
-                          f"{skipped} have no geometry, {no_class} have an empty '{field}'. Fill in the field or "
-                          "choose the right one.")
+        return GeoDLError(
+            f"No feature in the labels '{path}' has both a geometry and a class: {no_geometry} of "
+            f"{skipped} have no geometry, {no_class} have an empty '{field}'. Fill in the field or "
+            "choose the right one."
+        )
     return GeoDLError(f"The labels '{path}' hold no feature. Add labelled points or polygons first.")
 
 
-def _read_features(path: str | os.PathLike, value_field: str, layer: Optional[str],
-                   target_crs_wkt: Optional[str]) -> _Features:
+def _read_features(path: str | os.PathLike, value_field: str, layer: Optional[str], target_crs_wkt: Optional[str]) -> _Features:
     """Each point or polygon with its ``value_field`` value (features without either are skipped and counted),
     reprojected to ``target_crs_wkt``; multipoints are split into points."""
     from osgeo import ogr
@@ -142,9 +145,7 @@ def _read_features(path: str | os.PathLike, value_field: str, layer: Optional[st
     defn = lyr.GetLayerDefn()
     fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
     if value_field not in fields:
-        raise GeoDLError(
-            f"The labels '{path}' have no field '{value_field}'. Pick the field among: {', '.join(fields)}."
-        )
+        raise GeoDLError(f"The labels '{path}' have no field '{value_field}'. Pick the field among: {', '.join(fields)}.")
     ftype = defn.GetFieldDefn(defn.GetFieldIndex(value_field)).GetType()
     numeric = ftype in (ogr.OFTInteger, ogr.OFTInteger64, ogr.OFTReal)
 
@@ -224,14 +225,17 @@ def read_targets(
     """Read numeric targets (a number per point or polygon) for regression; reproject to ``target_crs_wkt``."""
     features = _read_features(path, value_field, layer, target_crs_wkt)
     if not features.numeric:
-        raise GeoDLError(f"The field '{value_field}' of '{path}' holds text; a regression target must be a "
-                         "numeric field (integer or real). Pick a numeric field, or train a classifier.")
+        raise GeoDLError(
+            f"The field '{value_field}' of '{path}' holds text; a regression target must be a "
+            "numeric field (integer or real). Pick a numeric field, or train a classifier."
+        )
     values = np.array([float(v) for v in features.values], dtype=np.float64)
     if not np.isfinite(values).all():
         raise GeoDLError(f"The field '{value_field}' of '{path}' holds non-finite values; fix or remove them.")
     skipped = features.skipped
     warnings = [f"{skipped} feature(s) without geometry or value were skipped."] if skipped else []
     return TargetSet(value_field, values, features.geometries_wkb, features.crs_wkt, features.kind, warnings)
+
 
 def write_points(path: str | os.PathLike, labels: LabelSet, class_field: str = "class_name") -> None:
     """Write point labels to a GeoPackage (atomically), with class name and id fields."""

@@ -49,8 +49,9 @@ class SampleSet:
         return len(self.y)
 
     def subset(self, index: np.ndarray) -> SampleSet:
-        return SampleSet(self.x[index], self.y[index], None if self.xy is None else self.xy[index],
-                         self.bands, self.classes, self.patch_size, self.meta)
+        return SampleSet(
+            self.x[index], self.y[index], None if self.xy is None else self.xy[index], self.bands, self.classes, self.patch_size, self.meta
+        )
 
 
 @dataclass
@@ -100,8 +101,7 @@ def stacked_band_names(infos: Sequence[RasterInfo], band_names: Optional[Sequenc
     return names
 
 
-def read_stack_window(infos: Sequence[RasterInfo], col: int, row: int, width: int, height: int,
-                      fill: float = 0) -> np.ndarray:
+def read_stack_window(infos: Sequence[RasterInfo], col: int, row: int, width: int, height: int, fill: float = 0) -> np.ndarray:
     """(bands, h, w) from every raster of the stack; pixels beyond the raster edge are ``fill``."""
     import rasterio
     from rasterio.windows import Window
@@ -116,11 +116,14 @@ def read_stack_window(infos: Sequence[RasterInfo], col: int, row: int, width: in
             # A boundless read goes through a VRT and is several times slower: only when the window leaves
             # the raster (patches at the edge).
             try:
-                parts.append(ds.read(indexes, window=window) if inside else
-                             ds.read(indexes, window=window, boundless=True, fill_value=fill))
+                parts.append(
+                    ds.read(indexes, window=window) if inside else ds.read(indexes, window=window, boundless=True, fill_value=fill)
+                )
             except rasterio.errors.RasterioIOError as exc:
-                raise GeoDLError(f"Cannot read the raster '{info.path}' ({str(exc).splitlines()[0]}). Check that "
-                                 "the file and any file it refers to are complete and readable.") from exc
+                raise GeoDLError(
+                    f"Cannot read the raster '{info.path}' ({str(exc).splitlines()[0]}). Check that "
+                    "the file and any file it refers to are complete and readable."
+                ) from exc
     return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
 
 
@@ -149,8 +152,10 @@ def extract_samples(  # noqa: PLR0915 - one streaming pass with its estimates an
         raise GeoDLError(f"Patch size must be odd and at least 1 (got {patch_size}); try {max(1, patch_size | 1)}.")
     infos = stack_info(rasters, band_names)
     if patch_size > min(infos[0].width, infos[0].height):
-        raise GeoDLError(f"The patch size {patch_size} is larger than the raster ({infos[0].width}×{infos[0].height} "
-                         "pixels); every patch would hang over its edge. Choose a smaller patch size.")
+        raise GeoDLError(
+            f"The patch size {patch_size} is larger than the raster ({infos[0].width}×{infos[0].height} "
+            "pixels); every patch would hang over its edge. Choose a smaller patch size."
+        )
     names = stacked_band_names(infos, band_names)
     info = infos[0]
     nodata_value = nodata if nodata is not None else info.nodata
@@ -209,8 +214,13 @@ def extract_samples(  # noqa: PLR0915 - one streaming pass with its estimates an
         if skipped_nodata:
             warnings.append(f"{skipped_nodata} sample(s) on nodata pixels were left out.")
         labelled = len(set(labels.class_ids[index].tolist()))  # classes among the points on the raster
-        check_two_classes(per_class, len(xy), skipped_nodata if labelled >= 2 else 0, skipped_outside if
-                          len(set(labels.class_ids.tolist())) >= 2 and labelled < 2 else 0, nodata_value)
+        check_two_classes(
+            per_class,
+            len(xy),
+            skipped_nodata if labelled >= 2 else 0,
+            skipped_outside if len(set(labels.class_ids.tolist())) >= 2 and labelled < 2 else 0,
+            nodata_value,
+        )
         for name, n in per_class.items():
             if n < MIN_SAMPLES_PER_CLASS:
                 warnings.append(f"Class '{name}' has only {n} samples; label more (at least {MIN_SAMPLES_PER_CLASS}).")
@@ -236,8 +246,9 @@ def extract_samples(  # noqa: PLR0915 - one streaming pass with its estimates an
     return ExtractReport(str(output), count, per_class, skipped_outside, skipped_nodata, warnings)
 
 
-def check_two_classes(per_class: dict[str, int], n_points: int, skipped_nodata: int, skipped_outside: int,
-                      nodata_value: Optional[float]) -> None:
+def check_two_classes(
+    per_class: dict[str, int], n_points: int, skipped_nodata: int, skipped_outside: int, nodata_value: Optional[float]
+) -> None:
     """A classifier needs two classes; when points were dropped, say how many and why (the real cause of an
     all-nodata input is the nodata, not too few labelled classes)."""
     present = [name for name, n in per_class.items() if n > 0]
@@ -245,21 +256,23 @@ def check_two_classes(per_class: dict[str, int], n_points: int, skipped_nodata: 
         return
     dropped = []
     if skipped_nodata:
-        dropped.append(f"{skipped_nodata} of {n_points} point(s) were dropped because they fall on nodata pixels "
-                       f"(nodata value {nodata_value:g})" if nodata_value is not None else
-                       f"{skipped_nodata} of {n_points} point(s) were dropped on nodata (non-finite) pixels")
+        dropped.append(
+            f"{skipped_nodata} of {n_points} point(s) were dropped because they fall on nodata pixels (nodata value {nodata_value:g})"
+            if nodata_value is not None
+            else f"{skipped_nodata} of {n_points} point(s) were dropped on nodata (non-finite) pixels"
+        )
     if skipped_outside:
         dropped.append(f"{skipped_outside} point(s) lie outside the raster")
     if dropped:
-        raise GeoDLError(f"Only {len(present)} class(es) kept samples ({', '.join(present) or 'none'}): "
-                         f"{'; '.join(dropped)}. Check the nodata value (the NODATA parameter) and that the labels "
-                         "lie on valid imagery.")
-    raise GeoDLError(f"Only one class has samples ({', '.join(present) or 'none'}); a classifier needs at least two. "
-                     "Label more classes.")
+        raise GeoDLError(
+            f"Only {len(present)} class(es) kept samples ({', '.join(present) or 'none'}): "
+            f"{'; '.join(dropped)}. Check the nodata value (the NODATA parameter) and that the labels "
+            "lie on valid imagery."
+        )
+    raise GeoDLError(f"Only one class has samples ({', '.join(present) or 'none'}); a classifier needs at least two. Label more classes.")
 
 
-def check_sample_resources(output: str | os.PathLike, n_points: int, patch_size: int, n_bands: int,
-                           info: RasterInfo) -> None:
+def check_sample_resources(output: str | os.PathLike, n_points: int, patch_size: int, n_bands: int, info: RasterInfo) -> None:
     """Before reading a pixel: refuse samples that cannot fit. Each sample holds patch² × bands float32
     values; the file needs about half of that at least (gzip gains little on sensor noise), and training later
     holds them all in memory at least twice (the samples and their float copy)."""
@@ -268,10 +281,11 @@ def check_sample_resources(output: str | os.PathLike, n_points: int, patch_size:
 
     per_sample = patch_size * patch_size * n_bands * 4 + 64
     total = n_points * per_sample
-    fix = (f"Use a smaller patch size (now {patch_size}) or fewer points (now {n_points}); {n_points} patches of "
-           f"{patch_size}×{patch_size}×{n_bands} bands are {total / 2**20:,.0f} MB of float32.")
-    check_memory(2 * total, f"Training on {n_points} samples of {patch_size}×{patch_size} pixels × {n_bands} bands",
-                 fix)
+    fix = (
+        f"Use a smaller patch size (now {patch_size}) or fewer points (now {n_points}); {n_points} patches of "
+        f"{patch_size}×{patch_size}×{n_bands} bands are {total / 2**20:,.0f} MB of float32."
+    )
+    check_memory(2 * total, f"Training on {n_points} samples of {patch_size}×{patch_size} pixels × {n_bands} bands", fix)
     check_free_space(output, total // 2, f"{n_points} samples of {patch_size}×{patch_size}×{n_bands}")
 
 
@@ -282,22 +296,21 @@ def read_sidecar(path: str | os.PathLike) -> dict:
     try:
         meta = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GeoDLError(f"The sidecar '{p}' is not valid JSON ({exc}). Restore it from the extraction, or delete "
-                         "it to read the samples as an Earth Engine export (class names and grid then unknown).") \
-            from exc
+        raise GeoDLError(
+            f"The sidecar '{p}' is not valid JSON ({exc}). Restore it from the extraction, or delete "
+            "it to read the samples as an Earth Engine export (class names and grid then unknown)."
+        ) from exc
     if not isinstance(meta, dict):
         raise GeoDLError(f"The sidecar '{p}' does not hold a JSON object. Restore it or delete it.")
     try:
         if "classes" in meta:
             ClassTable.from_json(meta["classes"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise GeoDLError(f"The class table in the sidecar '{p}' is malformed ({exc}). Restore it or delete it.") \
-            from exc
+        raise GeoDLError(f"The class table in the sidecar '{p}' is malformed ({exc}). Restore it or delete it.") from exc
     return meta
 
 
-def note_unknown_facts(samples: SampleSet, class_names: Optional[Sequence[str]] = None,
-                       pixel_size: Optional[float] = None) -> None:
+def note_unknown_facts(samples: SampleSet, class_names: Optional[Sequence[str]] = None, pixel_size: Optional[float] = None) -> None:
     """Fill what samples without a sidecar (an Earth Engine table export) cannot say, from the user: class
     names (in class-id order) and the source imagery's pixel size. What nobody gave stays unknown (absent),
     so no later check refuses imagery on a guess. Given facts never override a sidecar's."""
@@ -308,12 +321,13 @@ def note_unknown_facts(samples: SampleSet, class_names: Optional[Sequence[str]] 
         else:
             ids = samples.classes.ids
             if len(names) != len(ids):
-                raise GeoDLError(f"{len(names)} class names were given for the {len(ids)} classes in the samples "
-                                 f"(ids {ids}); give one name per class id, in id order.")
+                raise GeoDLError(
+                    f"{len(names)} class names were given for the {len(ids)} classes in the samples "
+                    f"(ids {ids}); give one name per class id, in id order."
+                )
             from .classes import ClassInfo, default_colour
 
-            samples.classes = ClassTable([ClassInfo(i, n, default_colour(n, k))
-                                          for k, (i, n) in enumerate(zip(ids, names))])
+            samples.classes = ClassTable([ClassInfo(i, n, default_colour(n, k)) for k, (i, n) in enumerate(zip(ids, names))])
             samples.meta = {**samples.meta, "classes": samples.classes.to_json()}
     if pixel_size is not None:
         if samples.meta.get("pixel_size"):
@@ -322,8 +336,9 @@ def note_unknown_facts(samples: SampleSet, class_names: Optional[Sequence[str]] 
             samples.meta = {**samples.meta, "pixel_size": [float(pixel_size), float(pixel_size)]}
 
 
-def open_sample_files(paths: str | os.PathLike | Iterable[str | os.PathLike], bands: Optional[Sequence[str]],
-                      what: str = "sample") -> tuple[list[Path], dict, list[str]]:
+def open_sample_files(
+    paths: str | os.PathLike | Iterable[str | os.PathLike], bands: Optional[Sequence[str]], what: str = "sample"
+) -> tuple[list[Path], dict, list[str]]:
     """(the files, the first file's sidecar, the band order: ``bands``, else the sidecar's) for a reader of
     sample or chip TFRecords."""
     if isinstance(paths, (str, os.PathLike)):
@@ -351,8 +366,9 @@ def load_samples(
         if not band_list:
             band_list = sorted(k for k in example if k not in (label, *COORDS))
         if label not in example:
-            raise GeoDLError(f"Sample {n} in {[str(p) for p in paths]} has no '{label}' property; "
-                             f"found {sorted(example)}. Name the label property.")
+            raise GeoDLError(
+                f"Sample {n} in {[str(p) for p in paths]} has no '{label}' property; found {sorted(example)}. Name the label property."
+            )
         missing = [b for b in band_list if b not in example]
         if missing:
             raise GeoDLError(f"Sample {n} lacks the band(s) {missing}; it has {sorted(example)}.")

@@ -30,8 +30,16 @@ from ..runtime.errors import GeoDLError
 # YYYYMMDD, YYYY-MM-DD or YYYY_MM_DD, not inside a longer run of digits.
 _DATE = re.compile(r"(?<!\d)((?:19|20)\d\d)[-_]?(0[1-9]|1[0-2])[-_]?(0[1-9]|[12]\d|3[01])(?!\d)")
 # GDAL metadata items that carry an acquisition date (GeoTIFF, Sentinel-2 and Landsat readers, EE downloads).
-_DATE_TAGS = ("ACQUISITION_DATE", "ACQUISITIONDATE", "DATE_ACQUIRED", "SENSING_TIME", "PRODUCT_START_TIME",
-              "system:time_start", "DATE", "TIFFTAG_DATETIME")
+_DATE_TAGS = (
+    "ACQUISITION_DATE",
+    "ACQUISITIONDATE",
+    "DATE_ACQUIRED",
+    "SENSING_TIME",
+    "PRODUCT_START_TIME",
+    "system:time_start",
+    "DATE",
+    "TIFFTAG_DATETIME",
+)
 ORDERS = ("date", "band")
 DOY = "doy"
 
@@ -153,8 +161,7 @@ class SeriesImage:
         out[np.broadcast_to(missing[:, None], out.shape)] = np.nan
         pad = ((0, 0), (0, 0), (r0 - row, row + height - r1), (c0 - col, col + width - c1))
         if any(p for pair in pad for p in pair):
-            out = np.pad(out, pad, mode="symmetric") if edge == "reflect" else \
-                np.pad(out, pad, mode="constant", constant_values=np.nan)
+            out = np.pad(out, pad, mode="symmetric") if edge == "reflect" else np.pad(out, pad, mode="constant", constant_values=np.nan)
         return out
 
 
@@ -169,8 +176,9 @@ def _check_grid(infos: Sequence[RasterInfo]) -> None:
                 f"{first.width}×{first.height}). Resample the dates onto one grid (e.g. gdal:warpreproject)."
             )
         if info.count != first.count:
-            raise GeoDLError(f"'{info.path}' has {info.count} bands and '{first.path}' {first.count}; every date "
-                             "of a series needs the same bands.")
+            raise GeoDLError(
+                f"'{info.path}' has {info.count} bands and '{first.path}' {first.count}; every date of a series needs the same bands."
+            )
 
 
 def _file_dates(infos: Sequence[RasterInfo], dates: Optional[Sequence]) -> list[dt.date]:
@@ -182,14 +190,17 @@ def _file_dates(infos: Sequence[RasterInfo], dates: Optional[Sequence]) -> list[
     for info in infos:
         date = parse_date(Path(info.path).name) or _date_from_metadata(info.path)
         if date is None:
-            raise GeoDLError(f"No date found for '{info.path}' (neither in its file name, e.g. "
-                             "'s2_20200518.tif', nor in its metadata). Give the dates explicitly.")
+            raise GeoDLError(
+                f"No date found for '{info.path}' (neither in its file name, e.g. "
+                "'s2_20200518.tif', nor in its metadata). Give the dates explicitly."
+            )
         found.append(date)
     return found
 
 
-def _stack_layout(info: RasterInfo, dates: Optional[Sequence], order: str,
-                  bands_per_date: Optional[int]) -> tuple[list[dt.date], list[tuple[int, ...]], int]:
+def _stack_layout(
+    info: RasterInfo, dates: Optional[Sequence], order: str, bands_per_date: Optional[int]
+) -> tuple[list[dt.date], list[tuple[int, ...]], int]:
     """(dates, per date its band indices, bands per date) of a band-per-date stack."""
     if order not in ORDERS:
         raise GeoDLError(f"Unknown band order '{order}'; choose 'date' (all bands of a date together) or 'band'.")
@@ -198,8 +209,9 @@ def _stack_layout(info: RasterInfo, dates: Optional[Sequence], order: str,
     else:  # from band descriptions such as "B2_20200518" or "20200518_B2"
         per_band = [parse_date(name) for name in info.band_names]
         if any(d is None for d in per_band):
-            raise GeoDLError(f"'{info.path}' is one raster: give the dates of its bands (its band descriptions "
-                             f"{list(info.band_names)[:4]}… carry none).")
+            raise GeoDLError(
+                f"'{info.path}' is one raster: give the dates of its bands (its band descriptions {list(info.band_names)[:4]}… carry none)."
+            )
         parsed = list(dict.fromkeys(d for d in per_band if d is not None))
     n = len(parsed)
     if info.count % n:
@@ -238,9 +250,11 @@ def open_series(
     _check_grid(infos)
     first = infos[0]
     nodata_value = nodata if nodata is not None else first.nodata
-    stacked = len(infos) == 1 and (order in ORDERS or
-                                   (not dates and len({parse_date(b) for b in first.band_names} - {None}) > 1) or
-                                   (dates is not None and len(dates) > 1))
+    stacked = len(infos) == 1 and (
+        order in ORDERS
+        or (not dates and len({parse_date(b) for b in first.band_names} - {None}) > 1)
+        or (dates is not None and len(dates) > 1)
+    )
     if stacked:
         parsed, index, b = _stack_layout(first, dates, order or "date", None)
         default_names = _strip_dates([first.band_names[i] for i in index[0]])
@@ -259,12 +273,15 @@ def open_series(
         names = [f"B{i + 1}" for i in range(b)]
     repeated = sorted({date_key(d) for d in parsed if parsed.count(d) > 1})
     if repeated:
-        raise GeoDLError(f"The date(s) {repeated} occur twice in the series; give each date once (merge or "
-                         "drop the duplicate).")
+        raise GeoDLError(f"The date(s) {repeated} occur twice in the series; give each date once (merge or drop the duplicate).")
     sort = sorted(range(len(parsed)), key=lambda t: parsed[t])
     return SeriesImage(
-        infos=tuple(infos), dates=tuple(parsed[t] for t in sort), bands=tuple(names), nodata=nodata_value,
-        order=order_used, band_index=tuple(band_index[t] for t in sort) if band_index else (),
+        infos=tuple(infos),
+        dates=tuple(parsed[t] for t in sort),
+        bands=tuple(names),
+        nodata=nodata_value,
+        order=order_used,
+        band_index=tuple(band_index[t] for t in sort) if band_index else (),
         file_index=tuple(file_index[t] for t in sort) if file_index else (),
     )
 

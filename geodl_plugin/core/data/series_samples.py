@@ -42,11 +42,22 @@ _INDEXED = re.compile(r"^d(\d+)_(.+)$")
 
 def _series_meta(series: SeriesImage, kind: str, k: int, classes: ClassTable, extra: dict) -> dict:
     info = series.info
-    return {"kind": kind, "bands": series.feature_names(), "label": LABEL, "patch_size": k,
-            "series": {"dates": [d.isoformat() for d in series.dates], "bands": list(series.bands)},
-            "ignore_value": IGNORE, "classes": classes.to_json(), "crs_wkt": info.crs_wkt,
-            "crs_units": info.crs_units, "pixel_size": list(info.res), "source_dtype": info.dtype,
-            "nodata": None, "rasters": [i.path for i in series.infos], **extra}
+    return {
+        "kind": kind,
+        "bands": series.feature_names(),
+        "label": LABEL,
+        "patch_size": k,
+        "series": {"dates": [d.isoformat() for d in series.dates], "bands": list(series.bands)},
+        "ignore_value": IGNORE,
+        "classes": classes.to_json(),
+        "crs_wkt": info.crs_wkt,
+        "crs_units": info.crs_units,
+        "pixel_size": list(info.res),
+        "source_dtype": info.dtype,
+        "nodata": None,
+        "rasters": [i.path for i in series.infos],
+        **extra,
+    }
 
 
 def _write(path: str | os.PathLike, records: Iterable[dict], meta: dict) -> int:
@@ -72,8 +83,9 @@ def _record(series: SeriesImage, patch: np.ndarray, label: np.ndarray | float, x
     return rec
 
 
-def extract_series_samples(series: SeriesImage, labels: LabelSet, output: str | os.PathLike,
-                           patch_size: int = 9, progress: Optional[Progress] = None) -> dict:
+def extract_series_samples(
+    series: SeriesImage, labels: LabelSet, output: str | os.PathLike, patch_size: int = 9, progress: Optional[Progress] = None
+) -> dict:
     """k×k patch sequences at the label points. Points outside the raster are skipped; a point whose centre
     pixel is observed on no date is left out; both are counted. Returns a small report (count, per class,
     skipped, warnings)."""
@@ -89,8 +101,9 @@ def extract_series_samples(series: SeriesImage, labels: LabelSet, output: str | 
     rows, cols = world_to_pixel(info.transform, xy[:, 0], xy[:, 1])
     inside = (rows >= 0) & (rows < info.height) & (cols >= 0) & (cols < info.width)
     if not inside.any():
-        raise GeoDLError(f"None of the {len(xy)} label points falls inside the series' rasters. Check that labels "
-                         "and imagery cover the same area.")
+        raise GeoDLError(
+            f"None of the {len(xy)} label points falls inside the series' rasters. Check that labels and imagery cover the same area."
+        )
     half = k // 2
     index = np.flatnonzero(inside)
     blocks = (rows[index] // _BLOCK) * (info.width // _BLOCK + 1) + cols[index] // _BLOCK
@@ -105,7 +118,7 @@ def extract_series_samples(series: SeriesImage, labels: LabelSet, output: str | 
         window = series.read(c0, r0, c1 - c0, r1 - r0, edge="missing")
         for i in members:
             rr, cc = int(rows[i]) - r0, int(cols[i]) - c0
-            patch = window[:, :, rr - half:rr + half + 1, cc - half:cc + half + 1]
+            patch = window[:, :, rr - half : rr + half + 1, cc - half : cc + half + 1]
             if not np.isfinite(patch[:, :, half, half]).all(axis=1).any():
                 never_observed += 1
                 continue
@@ -121,19 +134,35 @@ def extract_series_samples(series: SeriesImage, labels: LabelSet, output: str | 
         warnings.append(f"{never_observed} point(s) observed on no date (all cloudy or nodata) were left out.")
     if sum(1 for v in per_class.values() if v) < 2:
         raise GeoDLError("Fewer than two classes have samples; a classifier needs at least two. Label more classes.")
-    warnings += [f"Class '{name}' has only {v} samples; label more (at least {MIN_SAMPLES_PER_CLASS})."
-                 for name, v in per_class.items() if v < MIN_SAMPLES_PER_CLASS]
+    warnings += [
+        f"Class '{name}' has only {v} samples; label more (at least {MIN_SAMPLES_PER_CLASS})."
+        for name, v in per_class.items()
+        if v < MIN_SAMPLES_PER_CLASS
+    ]
     for w in warnings:
         log.warning(w)
     count = _write(output, records, _series_meta(series, SERIES_KIND, k, labels.classes, {}))
     progress.update(100, f"{count} patch sequences of {series.n_dates} dates written to {output}")
-    return {"path": str(output), "count": count, "per_class": per_class, "skipped_outside": int((~inside).sum()),
-            "skipped_unobserved": never_observed, "warnings": warnings}
+    return {
+        "path": str(output),
+        "count": count,
+        "per_class": per_class,
+        "skipped_outside": int((~inside).sum()),
+        "skipped_unobserved": never_observed,
+        "warnings": warnings,
+    }
 
 
-def chip_series(series: SeriesImage, mask: str | os.PathLike, output: str | os.PathLike, patch_size: int = 24,
-                stride: Optional[int] = None, min_labelled: int = 1, classes: Optional[ClassTable] = None,
-                progress: Optional[Progress] = None) -> dict:
+def chip_series(
+    series: SeriesImage,
+    mask: str | os.PathLike,
+    output: str | os.PathLike,
+    patch_size: int = 24,
+    stride: Optional[int] = None,
+    min_labelled: int = 1,
+    classes: Optional[ClassTable] = None,
+    progress: Optional[Progress] = None,
+) -> dict:
     """k×k chip sequences with their k×k mask every ``stride`` pixels (default k). A chip keeps its missing
     observations (NaN); chips with fewer than ``min_labelled`` labelled pixels are skipped."""
     import rasterio
@@ -148,8 +177,9 @@ def chip_series(series: SeriesImage, mask: str | os.PathLike, output: str | os.P
         raise GeoDLError(f"Chip size must be at least 2 and stride at least 1; got {k} and {stride}.")
     info, minfo = series.info, raster_info(mask)
     if (minfo.width, minfo.height) != (info.width, info.height):
-        raise GeoDLError(f"The mask '{mask}' is not on the grid of the series. Rasterise the labels onto one of "
-                         "its rasters (geodl:rasterizemask).")
+        raise GeoDLError(
+            f"The mask '{mask}' is not on the grid of the series. Rasterise the labels onto one of its rasters (geodl:rasterizemask)."
+        )
     if info.width < k or info.height < k:
         raise GeoDLError(f"The series ({info.width}×{info.height}) is smaller than one {k}×{k} chip.")
     classes = mask_classes(mask, classes)
@@ -163,12 +193,12 @@ def chip_series(series: SeriesImage, mask: str | os.PathLike, output: str | os.P
             strip = series.read(0, r, info.width, k)
             labels = mds.read(1, window=Window(0, r, info.width, k))
             for c in cols:
-                m = labels[:, c:c + k]
+                m = labels[:, c : c + k]
                 if int(np.count_nonzero(m != IGNORE)) < min_labelled:
                     skipped += 1
                     continue
                 x, y = pixel_centre(info.transform, np.array(r + k / 2 - 0.5), np.array(c + k / 2 - 0.5))
-                records.append(_record(series, strip[:, :, :, c:c + k], m.astype(np.float32).ravel(), float(x), float(y)))
+                records.append(_record(series, strip[:, :, :, c : c + k], m.astype(np.float32).ravel(), float(x), float(y)))
             progress.update(90.0 * (n + 1) / len(rows))
     if not records:
         raise GeoDLError(f"No {k}×{k} chip holds a labelled pixel. Label more areas or use a smaller stride.")
@@ -178,8 +208,9 @@ def chip_series(series: SeriesImage, mask: str | os.PathLike, output: str | os.P
     return {"path": str(output), "count": count, "skipped_unlabelled": skipped}
 
 
-def series_layout(names: Sequence[str], meta: Optional[dict] = None,
-                  example: Optional[dict] = None) -> tuple[list[dt.date], list[str], list[list[str]]]:
+def series_layout(
+    names: Sequence[str], meta: Optional[dict] = None, example: Optional[dict] = None
+) -> tuple[list[dt.date], list[str], list[list[str]]]:
     """(dates, bands of one date, per date the feature names of its bands) from a sample file's feature
     names: ``{band}_{YYYYMMDD}``, ``{YYYYMMDD}_{band}`` or ``d{t}_{band}`` (+ ``d{t}_doy``, or the sidecar's
     dates)."""
@@ -206,31 +237,34 @@ def series_layout(names: Sequence[str], meta: Optional[dict] = None,
         dates_meta = (meta.get("series") or {}).get("dates")
         if dates_meta and len(dates_meta) == len(steps):
             dates = [as_date(d) for d in dates_meta]
-        elif example is not None and all(f"d{t}_{DOY}" in indexed[t].values() or f"d{t}_{DOY}" in example
-                                         for t in steps):
+        elif example is not None and all(f"d{t}_{DOY}" in indexed[t].values() or f"d{t}_{DOY}" in example for t in steps):
             # a day of year without a year: dates in a nominal year, kept in the samples' order
-            dates = [dt.date(2001, 1, 1) + dt.timedelta(days=int(np.asarray(example[f"d{t}_{DOY}"]).ravel()[0]) - 1)
-                     for t in steps]
+            dates = [dt.date(2001, 1, 1) + dt.timedelta(days=int(np.asarray(example[f"d{t}_{DOY}"]).ravel()[0]) - 1) for t in steps]
         else:
-            raise GeoDLError("These samples name their bands d{t}_{band} but carry neither a d{t}_doy feature nor "
-                             "dates in a sidecar; give the dates.")
+            raise GeoDLError(
+                "These samples name their bands d{t}_{band} but carry neither a d{t}_doy feature nor dates in a sidecar; give the dates."
+            )
         per = [{b: n for b, n in indexed[t].items() if b != DOY} for t in steps]
     else:
         if not by_date:
-            raise GeoDLError(f"No band of these samples is named per date ({list(names)[:6]}…). Name them "
-                             "{band}_{YYYYMMDD} (e.g. B2_20200518) or d{t}_{band}.")
+            raise GeoDLError(
+                f"No band of these samples is named per date ({list(names)[:6]}…). Name them "
+                "{band}_{YYYYMMDD} (e.g. B2_20200518) or d{t}_{band}."
+            )
         dates = sorted(by_date)
         per = [by_date[d] for d in dates]
     bands = list((meta.get("series") or {}).get("bands") or per[0].keys())
     for d, group in zip(dates, per):
         if set(group) != set(bands):
-            raise GeoDLError(f"Date {d.isoformat()} has the bands {sorted(group)}, others {sorted(bands)}; every "
-                             "date needs the same bands.")
+            raise GeoDLError(
+                f"Date {d.isoformat()} has the bands {sorted(group)}, others {sorted(bands)}; every date needs the same bands."
+            )
     return list(dates), bands, [[group[b] for b in bands] for group in per]
 
 
-def load_series_samples(paths: str | os.PathLike | Iterable[str | os.PathLike],
-                        classes: Optional[ClassTable] = None, label: str = LABEL) -> ChipSet:
+def load_series_samples(
+    paths: str | os.PathLike | Iterable[str | os.PathLike], classes: Optional[ClassTable] = None, label: str = LABEL
+) -> ChipSet:
     """Patch or chip sequences as a ChipSet of network channels (n, k, k, dates·(bands+1)) with NaN where not
     observed; the mask has only the centre labelled for point samples. ``meta["series"]`` holds the dates
     and bands."""
@@ -259,7 +293,7 @@ def load_series_samples(paths: str | os.PathLike | Iterable[str | os.PathLike],
                     raise GeoDLError(f"Sample {n} lacks the feature '{name}'.")
                 image[:, :, t, b] = np.asarray(example[name], np.float32).reshape(k, k)
             image[:, :, t, len(bands)] = doy[t]
-        values = image[..., :len(bands)]
+        values = image[..., : len(bands)]
         bad = ~np.isfinite(values).all(axis=-1, keepdims=True)
         if nodata is not None:
             bad |= (values == np.float32(nodata)).any(axis=-1, keepdims=True)
@@ -269,8 +303,7 @@ def load_series_samples(paths: str | os.PathLike | Iterable[str | os.PathLike],
         if lab.size == 1:
             masks.append(centre_mask(lab.astype(np.int64), k)[0])
         elif lab.size == k * k:
-            masks.append(np.where(np.isfinite(lab) & (lab >= 0) & (lab < IGNORE), lab, IGNORE).astype(np.uint8)
-                         .reshape(k, k))
+            masks.append(np.where(np.isfinite(lab) & (lab >= 0) & (lab < IGNORE), lab, IGNORE).astype(np.uint8).reshape(k, k))
         else:
             raise GeoDLError(f"The label of sample {n} has {lab.size} values; expected 1 or {k * k}.")
         if all(c in example for c in COORDS):
@@ -306,15 +339,23 @@ def write_series_chips(path: str | os.PathLike, chips: ChipSet) -> str:
     def records() -> Iterable[dict]:
         for i in range(len(chips)):
             per_date = chips.x[i].reshape(k, k, len(dates), n_bands + 1)
-            rec: dict = {f"{b}_{date_key(d)}": per_date[:, :, t, j].ravel()
-                         for t, d in enumerate(dates) for j, b in enumerate(series["bands"])}
+            rec: dict = {
+                f"{b}_{date_key(d)}": per_date[:, :, t, j].ravel() for t, d in enumerate(dates) for j, b in enumerate(series["bands"])
+            }
             rec[LABEL] = float(chips.mask[i, k // 2, k // 2]) if points else chips.mask[i].astype(np.float32).ravel()
             if chips.xy is not None:
                 rec[COORDS[0]], rec[COORDS[1]] = float(chips.xy[i, 0]), float(chips.xy[i, 1])
             yield rec
 
-    meta = {**chips.meta, "kind": SERIES_KIND if points else CHIPS_KIND, "bands": chips.bands, "label": LABEL, "patch_size": k,
-            "ignore_value": IGNORE, "classes": chips.classes.to_json()}
+    meta = {
+        **chips.meta,
+        "kind": SERIES_KIND if points else CHIPS_KIND,
+        "bands": chips.bands,
+        "label": LABEL,
+        "patch_size": k,
+        "ignore_value": IGNORE,
+        "classes": chips.classes.to_json(),
+    }
     _write(path, records(), meta)
     return str(path)
 

@@ -35,8 +35,7 @@ def split_blocked(
     ``test_fraction`` of that class's samples are there."""
     _check_fraction(test_fraction)
     if xy is None:
-        raise GeoDLError("A spatially blocked split needs sample coordinates (x, y); these samples have none. "
-                         "Use a random split.")
+        raise GeoDLError("A spatially blocked split needs sample coordinates (x, y); these samples have none. Use a random split.")
     if block_size <= 0:
         raise GeoDLError("The block size of a blocked split must be positive.")
     rng = np.random.default_rng(seed)

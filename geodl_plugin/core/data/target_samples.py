@@ -53,8 +53,9 @@ class TargetSampleSet:
         return ClassTable([])
 
     def subset(self, index: np.ndarray) -> TargetSampleSet:
-        return TargetSampleSet(self.x[index], self.y[index], None if self.xy is None else self.xy[index],
-                               self.bands, self.target, self.meta)
+        return TargetSampleSet(
+            self.x[index], self.y[index], None if self.xy is None else self.xy[index], self.bands, self.target, self.meta
+        )
 
 
 @dataclass
@@ -99,8 +100,9 @@ def extract_target_samples(
     nodata_value = nodata if nodata is not None else info.nodata
     selector = PixelSelector(targets, info, all_touched)
     if targets.kind == "point" and selector.points is not None and not len(selector.points[0]):
-        raise GeoDLError(f"None of the {len(targets)} points falls inside the raster '{info.path}'. Check that "
-                         "labels and raster cover the same area.")
+        raise GeoDLError(
+            f"None of the {len(targets)} points falls inside the raster '{info.path}'. Check that labels and raster cover the same area."
+        )
     records: list[dict] = []
     values: list[float] = []
     skipped_nodata = 0
@@ -117,7 +119,7 @@ def extract_target_samples(
             pixels = data[:, rr, cc].astype(np.float32)
             for i in range(len(rr)):
                 value = float(targets.values[index[i]])
-                record: dict = {name: pixels[k, i:i + 1] for k, name in enumerate(names)}
+                record: dict = {name: pixels[k, i : i + 1] for k, name in enumerate(names)}
                 record[TARGET] = value
                 record[COORDS[0]], record[COORDS[1]] = float(x[i]), float(y[i])
                 records.append(record)
@@ -129,31 +131,45 @@ def extract_target_samples(
     if skipped_nodata:
         warnings.append(f"{skipped_nodata} sample(s) on nodata pixels were left out.")
     if len(records) < MIN_SAMPLES:
-        raise GeoDLError(f"Only {len(records)} sample(s) with a '{targets.name}' value fall on valid pixels; a "
-                         f"regression needs at least {MIN_SAMPLES}. Add points or polygons.")
+        raise GeoDLError(
+            f"Only {len(records)} sample(s) with a '{targets.name}' value fall on valid pixels; a "
+            f"regression needs at least {MIN_SAMPLES}. Add points or polygons."
+        )
     if len(set(values)) < 2:
-        raise GeoDLError(f"Every sample has the same '{targets.name}' ({values[0]}); nothing to learn. Label "
-                         "places with different values.")
+        raise GeoDLError(f"Every sample has the same '{targets.name}' ({values[0]}); nothing to learn. Label places with different values.")
     for w in warnings:
         log.warning(w)
     count = write_examples(output, records)
-    meta = {"task": REGRESSION, "target": targets.name, "bands": names, "label": TARGET, "patch_size": 1,
-            "crs_wkt": info.crs_wkt, "crs_units": info.crs_units, "pixel_size": list(info.res),
-            "source_dtype": info.dtype, "nodata": nodata_value, "rasters": [str(r) for r in rasters],
-            "count": count, "target_range": [min(values), max(values)]}
+    meta = {
+        "task": REGRESSION,
+        "target": targets.name,
+        "bands": names,
+        "label": TARGET,
+        "patch_size": 1,
+        "crs_wkt": info.crs_wkt,
+        "crs_units": info.crs_units,
+        "pixel_size": list(info.res),
+        "source_dtype": info.dtype,
+        "nodata": nodata_value,
+        "rasters": [str(r) for r in rasters],
+        "count": count,
+        "target_range": [min(values), max(values)],
+    }
     sidecar_path(output).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     progress.update(100.0, f"{count} regression samples written to {output}")
-    return TargetExtractReport(str(output), count, targets.name, min(values), max(values), selector.outside,
-                               skipped_nodata, warnings)
+    return TargetExtractReport(str(output), count, targets.name, min(values), max(values), selector.outside, skipped_nodata, warnings)
 
 
-def load_target_samples(paths: str | os.PathLike | Iterable[str | os.PathLike],
-                        bands: Optional[Sequence[str]] = None, label: Optional[str] = None) -> TargetSampleSet:
+def load_target_samples(
+    paths: str | os.PathLike | Iterable[str | os.PathLike], bands: Optional[Sequence[str]] = None, label: Optional[str] = None
+) -> TargetSampleSet:
     """Read regression samples (ours, or an Earth Engine table export with a numeric property ``label``)."""
     files, meta, band_list = open_sample_files(paths, bands)
     if meta and meta.get("task") != REGRESSION:
-        raise GeoDLError(f"The samples {[str(f) for f in files]} hold classes, not numeric targets. Extract "
-                         "regression samples from a numeric field (geodl:extractsamples with a target field).")
+        raise GeoDLError(
+            f"The samples {[str(f) for f in files]} hold classes, not numeric targets. Extract "
+            "regression samples from a numeric field (geodl:extractsamples with a target field)."
+        )
     label = label or str(meta.get("label", TARGET))
     columns: dict[str, list[float]] = {}
     targets: list[float] = []
@@ -169,8 +185,7 @@ def load_target_samples(paths: str | os.PathLike | Iterable[str | os.PathLike],
         for b in band_list:
             value = np.asarray(example[b], dtype=np.float32).ravel()
             if len(value) != 1:
-                raise GeoDLError(f"Band '{b}' has {len(value)} values per sample; regression samples are single "
-                                 "pixels (patch size 1).")
+                raise GeoDLError(f"Band '{b}' has {len(value)} values per sample; regression samples are single pixels (patch size 1).")
             columns.setdefault(b, []).append(float(value[0]))
         targets.append(float(np.asarray(example[label]).ravel()[0]))
         if all(c in example for c in COORDS):
@@ -187,14 +202,13 @@ def write_target_samples(path: str | os.PathLike, samples: TargetSampleSet) -> s
 
     def records():
         for i in range(len(samples)):
-            rec: dict = {b: samples.x[i, k:k + 1] for k, b in enumerate(samples.bands)}
+            rec: dict = {b: samples.x[i, k : k + 1] for k, b in enumerate(samples.bands)}
             rec[TARGET] = float(samples.y[i])
             if samples.xy is not None:
                 rec[COORDS[0]], rec[COORDS[1]] = float(samples.xy[i, 0]), float(samples.xy[i, 1])
             yield rec
 
     count = write_examples(path, records())
-    meta = {**samples.meta, "task": REGRESSION, "target": samples.target, "bands": samples.bands, "label": TARGET,
-            "count": count}
+    meta = {**samples.meta, "task": REGRESSION, "target": samples.target, "bands": samples.bands, "label": TARGET, "count": count}
     sidecar_path(path).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return str(path)

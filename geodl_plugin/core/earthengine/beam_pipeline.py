@@ -66,8 +66,7 @@ class FetchPatches(beam.DoFn):
         import ee
 
         if not ee.data.is_initialized():  # on a Dataflow worker; the DirectRunner shares this process's session
-            ee.Initialize(project=self.params.project or None,
-                          opt_url=HIGH_VOLUME_URL if self.params.high_volume else None)
+            ee.Initialize(project=self.params.project or None, opt_url=HIGH_VOLUME_URL if self.params.high_volume else None)
         self.image = ee.deserializer.fromJSON(self.params.expression)
 
     def process(self, element: tuple[Any, Iterable[Point]]) -> Iterator[bytes]:
@@ -77,16 +76,14 @@ class FetchPatches(beam.DoFn):
         points = list(group)
         params = self.params
         window = window_for(points, params)
-        request = {"expression": self.image, "fileFormat": "NPY", "bandIds": list(params.bands),
-                   "grid": window.grid(params)}
+        request = {"expression": self.image, "fileFormat": "NPY", "bandIds": list(params.bands), "grid": window.grid(params)}
 
         def call() -> bytes:
             _limiter(params.requests_per_second).acquire()
             self.requests.inc()
             return ee.data.computePixels(request)
 
-        data = with_retries(call, params, f"the pixels of {len(points)} point(s) near {points[0]}",
-                            on_retry=lambda exc: self.retries.inc())
+        data = with_retries(call, params, f"the pixels of {len(points)} point(s) near {points[0]}", on_retry=lambda exc: self.retries.inc())
         array = decode_npy(data, params.bands, window)
         for point, patch in zip(points, patches(array, window, points, params)):
             yield encode_example(example_record(patch, point, params.bands))
@@ -99,24 +96,34 @@ def build(pipeline: beam.Pipeline, points: beam.PCollection, params: ShardParams
         | "Cell" >> beam.Map(lambda p: (cell_key(p, params), p))
         | "Group" >> beam.GroupByKey()
         | "Fetch" >> beam.ParDo(FetchPatches(params))
-        | "Write" >> beam.io.WriteToTFRecord(params.output_prefix, file_name_suffix=".tfrecord.gz",
-                                             num_shards=params.num_shards,
-                                             compression_type=beam.io.filesystem.CompressionTypes.GZIP)
+        | "Write"
+        >> beam.io.WriteToTFRecord(
+            params.output_prefix,
+            file_name_suffix=".tfrecord.gz",
+            num_shards=params.num_shards,
+            compression_type=beam.io.filesystem.CompressionTypes.GZIP,
+        )
     )
 
 
 def sidecar(params: ShardParams, classes: Optional[list[dict]] = None) -> dict[str, Any]:
     """What geodl's sample reader reads beside the first shard (band order, patch size, grid)."""
-    meta: dict[str, Any] = {"bands": list(params.bands), "patch_size": params.patch_size, "crs": params.crs,
-                            "pixel_size": [params.scale, params.scale], "source_dtype": "float32",
-                            "source": "earthengine computePixels (geodl beam_pipeline)"}
+    meta: dict[str, Any] = {
+        "bands": list(params.bands),
+        "patch_size": params.patch_size,
+        "crs": params.crs,
+        "pixel_size": [params.scale, params.scale],
+        "source_dtype": "float32",
+        "source": "earthengine computePixels (geodl beam_pipeline)",
+    }
     if classes:
         meta["classes"] = classes
     return meta
 
 
-def run(points: Sequence[Point] | str, params: ShardParams, pipeline_args: Sequence[str] = (),
-        classes: Optional[list[dict]] = None) -> list[Path]:
+def run(
+    points: Sequence[Point] | str, params: ShardParams, pipeline_args: Sequence[str] = (), classes: Optional[list[dict]] = None
+) -> list[Path]:
     """Run the pipeline (``pipeline_args`` choose the runner; the DirectRunner by default) on a list of points
     or a CSV path/URI, and return the local shard paths (empty for a remote output)."""
     params.validate()
@@ -167,8 +174,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     with FileSystems.open(args.image) as fh:
         expression = fh.read().decode()
-    params = ShardParams(expression, args.bands.split(","), args.crs, args.scale, args.output, args.patch_size,
-                         args.cell_px, requests_per_second=args.requests_per_second, project=args.ee_project)
+    params = ShardParams(
+        expression,
+        args.bands.split(","),
+        args.crs,
+        args.scale,
+        args.output,
+        args.patch_size,
+        args.cell_px,
+        requests_per_second=args.requests_per_second,
+        project=args.ee_project,
+    )
     run(args.points, params, pipeline_args)
     return 0
 

@@ -49,8 +49,7 @@ class ClassifyParams:
             raise GeoDLError(f"Unknown output '{self.output}'; choose asset, gcs (Cloud Storage) or drive.")
         if self.output == "asset":
             if not _ASSET.match(self.asset_id or ""):
-                raise GeoDLError(f"'{self.asset_id}' is not an Earth Engine asset id; write it as "
-                                 "projects/<cloud project>/assets/<name>.")
+                raise GeoDLError(f"'{self.asset_id}' is not an Earth Engine asset id; write it as projects/<cloud project>/assets/<name>.")
         else:
             if self.destination is None:
                 raise GeoDLError("Give the bucket (Cloud Storage) or folder (Drive) for the GeoTIFF.")
@@ -69,8 +68,7 @@ class ClassifyParams:
         return int(math.ceil(width) * math.ceil(height))
 
 
-def compile_model(bundle: ModelBundle, composite_bands: Sequence[str],
-                  model: Optional[NativeModel] = None) -> NativeModel:
+def compile_model(bundle: ModelBundle, composite_bands: Sequence[str], model: Optional[NativeModel] = None) -> NativeModel:
     """The model in Earth Engine form (``model`` when already compiled, e.g. by
     :func:`.native.native_model_from_file`), after checking the composite is the one it was trained on."""
     check_composite_bands(bundle, composite_bands)
@@ -96,9 +94,14 @@ def _export_image(model: NativeModel, image: Any, probabilities: bool) -> tuple[
     return out, policy
 
 
-def start_classification(bundle: ModelBundle, composite: Any, composite_bands: Sequence[str],
-                         params: ClassifyParams, progress: Optional[Progress] = None,
-                         model: Optional[NativeModel] = None) -> StartedExport:
+def start_classification(
+    bundle: ModelBundle,
+    composite: Any,
+    composite_bands: Sequence[str],
+    params: ClassifyParams,
+    progress: Optional[Progress] = None,
+    model: Optional[NativeModel] = None,
+) -> StartedExport:
     """Start the batch task that classifies the whole region; watch it with ``monitor.wait_for_tasks``."""
     import ee
 
@@ -112,19 +115,18 @@ def start_classification(bundle: ModelBundle, composite: Any, composite_bands: S
         image = classified_image(model, composite, params.probabilities)
         out, policy = _export_image(model, image, params.probabilities)
         name = bundle.manifest.get("mlm:name", "model")
-        common = dict(region=region_geometry(params.region), scale=params.scale, crs=params.crs,
-                      maxPixels=int(params.max_pixels))
+        common = dict(region=region_geometry(params.region), scale=params.scale, crs=params.crs, maxPixels=int(params.max_pixels))
         if params.output == "asset":
             description = _description(f"geodl classify {name}")
-            task = ee.batch.Export.image.toAsset(out, description=description, assetId=params.asset_id,
-                                                 pyramidingPolicy=policy, **common)
+            task = ee.batch.Export.image.toAsset(out, description=description, assetId=params.asset_id, pyramidingPolicy=policy, **common)
             dest = Destination(kind="gcs", bucket="", prefix=params.asset_id)
             prefix = params.asset_id
         else:
             dest = params.destination  # type: ignore[assignment]
             description = _description(f"geodl classify {dest.prefix.rsplit('/', 1)[-1]}")
-            geotiff = dict(description=description, fileNamePrefix=dest.prefix, fileFormat="GeoTIFF",
-                           formatOptions={"cloudOptimized": True}, **common)
+            geotiff = dict(
+                description=description, fileNamePrefix=dest.prefix, fileFormat="GeoTIFF", formatOptions={"cloudOptimized": True}, **common
+            )
             if params.output == "gcs":
                 task = ee.batch.Export.image.toCloudStorage(out, bucket=dest.bucket, **geotiff)
             else:
@@ -140,8 +142,9 @@ def class_palette(bundle: ModelBundle) -> list[str]:
     return [c.color.lstrip("#") for c in bundle.classes]
 
 
-def classification_tile_url(bundle: ModelBundle, composite: Any, composite_bands: Sequence[str],
-                            model: Optional[NativeModel] = None) -> str:
+def classification_tile_url(
+    bundle: ModelBundle, composite: Any, composite_bands: Sequence[str], model: Optional[NativeModel] = None
+) -> str:
     """An XYZ URL of the classification in the class colours, for a QGIS layer: Earth Engine computes the
     tiles in view only, so this is free of any export."""
     from .composites import map_tile_url

@@ -121,9 +121,7 @@ class CompositeParams:
         valid = {"sentinel2": S2_BANDS, "landsat": L89_BANDS, "embedding": EMBEDDING_BANDS}[self.sensor]
         unknown = [b for b in self.band_list() if b not in valid]
         if unknown:
-            raise GeoDLError(
-                f"Band(s) {', '.join(unknown)} do not exist for {self.sensor}; choose from {', '.join(valid)}."
-            )
+            raise GeoDLError(f"Band(s) {', '.join(unknown)} do not exist for {self.sensor}; choose from {', '.join(valid)}.")
         bad = [i for i in self.indices if i not in INDICES]
         if self.sensor == "embedding" and self.indices:
             raise GeoDLError("Indices (NDVI, NDWI) are for Sentinel-2 and Landsat; Satellite Embeddings have none.")

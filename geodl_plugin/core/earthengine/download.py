@@ -91,9 +91,7 @@ def plan_tiles(
         for col in range(0, width, side):
             tiles.append(Tile(row, col, min(side, height - row), min(side, width - col)))
     for t in tiles:
-        assert (
-            request_bytes(t.width, t.height, bands, bytes_per_value) <= max_bytes and max(t.width, t.height) <= max_side
-        )
+        assert request_bytes(t.width, t.height, bands, bytes_per_value) <= max_bytes and max(t.width, t.height) <= max_side
     return tiles
 
 
@@ -111,8 +109,7 @@ class DownloadParams:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def for_region(cls, bands: Sequence[str], region: Sequence[float], scale: float, crs: str = "",
-                   **kwargs: Any) -> DownloadParams:
+    def for_region(cls, bands: Sequence[str], region: Sequence[float], scale: float, crs: str = "", **kwargs: Any) -> DownloadParams:
         """The default grid for a (west, south, east, north) region in degrees: its UTM zone at ``scale``
         metres, aligned to whole pixels (the grid the training export samples on)."""
         pixels = region_grid(region, scale, crs)
@@ -188,8 +185,7 @@ def _to_array(data: bytes, bands: Sequence[str], tile: Tile) -> np.ndarray:
         array = np.stack([structured[b].astype(np.float32) for b in bands])
     if array.shape[1:] != (tile.height, tile.width):
         raise GeoDLError(
-            f"Earth Engine sent a {array.shape[2]}×{array.shape[1]} tile for a {tile.width}×{tile.height} request; "
-            "retry the download."
+            f"Earth Engine sent a {array.shape[2]}×{array.shape[1]} tile for a {tile.width}×{tile.height} request; retry the download."
         )
     return array
 
@@ -247,9 +243,7 @@ def download_image(  # noqa: C901, PLR0915 - tiling, retries and the mosaic in o
             log.info("Discarding the finished tiles in %s: they belong to another download.", parts)
             shutil.rmtree(parts)
     parts.mkdir(parents=True, exist_ok=True)
-    plan_file.write_text(
-        json.dumps({"fingerprint": fingerprint, "width": width, "height": height, "tiles": [asdict(t) for t in tiles]})
-    )
+    plan_file.write_text(json.dumps({"fingerprint": fingerprint, "width": width, "height": height, "tiles": [asdict(t) for t in tiles]}))
 
     def part_path(tile: Tile) -> Path:
         return parts / f"{tile.key}.npy"
@@ -275,9 +269,7 @@ def download_image(  # noqa: C901, PLR0915 - tiling, retries and the mosaic in o
                         raise
                 if attempt == params.max_attempts:
                     status = http_status(exc)
-                    what = {429: "too many requests (HTTP 429)"}.get(
-                        status or 0, f"HTTP {status}" if status else str(exc)
-                    )
+                    what = {429: "too many requests (HTTP 429)"}.get(status or 0, f"HTTP {status}" if status else str(exc))
                     raise GeoDLError(
                         f"Earth Engine kept refusing tile {tile.key}: {what}, {params.max_attempts} attempts with "
                         f"backoff. Wait a few minutes or lower the parallel requests (now {params.workers}), then run "
@@ -347,8 +339,7 @@ def download_image(  # noqa: C901, PLR0915 - tiling, retries and the mosaic in o
     return out
 
 
-def download_composite(composite: Any, download: DownloadParams, out_path: str | os.PathLike,
-                       progress: Optional[Progress] = None) -> Path:
+def download_composite(composite: Any, download: DownloadParams, out_path: str | os.PathLike, progress: Optional[Progress] = None) -> Path:
     """Build the cloud-masked composite and fetch it over ``download``'s grid: what ``geodl:eedownload``
     and the dock's Imagery tab both run (Earth Engine must be connected)."""
     from .composites import build_composite

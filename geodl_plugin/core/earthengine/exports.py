@@ -113,18 +113,22 @@ def _description(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9 .,:;_-]", "_", text)[:100]
 
 
-def _start(task: Any, destination: Destination, prefix: str, kind: str = "table",
-           sidecar: Optional[dict] = None) -> StartedExport:
+def _start(task: Any, destination: Destination, prefix: str, kind: str = "table", sidecar: Optional[dict] = None) -> StartedExport:
     task.start()
-    return StartedExport(task.id, task.name or "", task.config.get("description", ""), destination, prefix, kind,
-                         dict(sidecar or {}))
+    return StartedExport(task.id, task.name or "", task.config.get("description", ""), destination, prefix, kind, dict(sidecar or {}))
 
 
 def sample_sidecar(bands: Sequence[str], patch_size: int, grid: PixelGrid) -> dict[str, Any]:
     """The local sample sidecar for an Earth Engine table export: band order, patch size, the grid (CRS,
     pixel size) and the nodata value masked pixels carry."""
-    meta = {"bands": list(bands), "label": LABEL, "patch_size": int(patch_size), "source_dtype": "float32",
-            "nodata": NODATA, "source": "earth_engine"}
+    meta = {
+        "bands": list(bands),
+        "label": LABEL,
+        "patch_size": int(patch_size),
+        "source_dtype": "float32",
+        "nodata": NODATA,
+        "source": "earth_engine",
+    }
     meta.update(grid.sidecar())
     return meta
 
@@ -170,10 +174,7 @@ def export_training_samples(
         started = []
         for index, chunk in enumerate(chunks):
             progress.check()
-            features = [
-                ee.Feature(ee.Geometry.Point([float(p.x), float(p.y)], params.crs), {LABEL: float(p.label)})
-                for p in chunk
-            ]
+            features = [ee.Feature(ee.Geometry.Point([float(p.x), float(p.y)], params.crs), {LABEL: float(p.label)}) for p in chunk]
             samples = image.sampleRegions(
                 collection=ee.FeatureCollection(features),
                 properties=[LABEL],
@@ -183,8 +184,7 @@ def export_training_samples(
             )
             prefix = dest.prefix if len(chunks) == 1 else f"{dest.prefix}-part{index:03d}"
             description = _description(f"geodl training {prefix.rsplit('/', 1)[-1]}")
-            common: dict[str, Any] = dict(description=description, fileNamePrefix=prefix, fileFormat="TFRecord",
-                                          selectors=selectors)
+            common: dict[str, Any] = dict(description=description, fileNamePrefix=prefix, fileFormat="TFRecord", selectors=selectors)
             if dest.kind == "gcs":
                 task = ee.batch.Export.table.toCloudStorage(samples, bucket=dest.bucket, **common)
             else:

@@ -62,8 +62,13 @@ class PixelGrid:
 
         crs = CRS.from_user_input(self.crs)
         units = crs.linear_units if crs.is_projected else "degree"  # as core.io.raster.raster_info names them
-        return {"crs": self.crs, "crs_wkt": crs.to_wkt(), "crs_units": str(units),
-                "pixel_size": [float(self.scale), float(self.scale)], "crs_transform": self.crs_transform}
+        return {
+            "crs": self.crs,
+            "crs_wkt": crs.to_wkt(),
+            "crs_units": str(units),
+            "pixel_size": [float(self.scale), float(self.scale)],
+            "crs_transform": self.crs_transform,
+        }
 
 
 def aligned_grid(crs: str, bounds: Sequence[float], scale: float) -> PixelGrid:
@@ -93,8 +98,7 @@ def region_grid(region: Sequence[float], scale: float, crs: str = "") -> PixelGr
     target = CRS.from_user_input(crs)
     if not target.is_projected:
         raise GeoDLError(
-            f"{crs} is in degrees; a pixel size in metres needs a projected CRS. Leave the CRS empty to use the "
-            "region's UTM zone."
+            f"{crs} is in degrees; a pixel size in metres needs a projected CRS. Leave the CRS empty to use the region's UTM zone."
         )
     bounds = transform_bounds(CRS.from_epsg(4326), target, west, south, east, north, densify_pts=21)
     return aligned_grid(crs, bounds, scale)

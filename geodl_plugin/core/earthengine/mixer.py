@@ -93,9 +93,7 @@ def find_export(folder: str | os.PathLike, prefix: Optional[str] = None) -> tupl
             "the mixer JSON) into one folder."
         )
     if len(mixers) > 1:
-        raise GeoDLError(
-            f"'{folder}' holds several exports ({', '.join(m.name for m in mixers)}); name the export prefix."
-        )
+        raise GeoDLError(f"'{folder}' holds several exports ({', '.join(m.name for m in mixers)}); name the export prefix.")
     mixer = mixers[0]
     stem = mixer.name[: -len("-mixer.json")]
     pattern = re.compile(re.escape(stem) + r"(-\d+)?\.tfrecord(\.gz)?$")
@@ -248,9 +246,7 @@ def write_upload_tfrecord(
     if array.ndim == 2:
         array = array[None]
     if array.shape[0] != len(band_names):
-        raise GeoDLError(
-            f"{array.shape[0]} prediction band(s) but {len(band_names)} band name(s); give one name per band."
-        )
+        raise GeoDLError(f"{array.shape[0]} prediction band(s) but {len(band_names)} band name(s); give one name per band.")
     if array.shape[1:] != (mixer.height, mixer.width):
         raise GeoDLError(
             f"The predictions are {array.shape[2]}×{array.shape[1]} pixels but the mixer's grid is "
@@ -259,12 +255,7 @@ def write_upload_tfrecord(
     with atomic_path(out_path) as tmp:
         with TFRecordWriter(tmp, compress=str(out_path).endswith(".gz")) as writer:
             for index, patch in enumerate(array_to_patches(array, mixer)):
-                writer.write(
-                    {
-                        name: np.ascontiguousarray(patch[i], dtype=np.float32).ravel()
-                        for i, name in enumerate(band_names)
-                    }
-                )
+                writer.write({name: np.ascontiguousarray(patch[i], dtype=np.float32).ravel() for i, name in enumerate(band_names)})
                 if index % 64 == 0:
                     progress.check()
                     progress.update(100.0 * (index + 1) / mixer.total_patches)

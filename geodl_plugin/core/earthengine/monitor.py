@@ -136,9 +136,7 @@ def wait_for_tasks(  # noqa: C901 - the task-state machine reads best whole
     result = [status[n] for n in names]
     failed = [s for s in result if s.state == "FAILED"]
     if failed and raise_on_failure:
-        details = "; ".join(
-            f"task {s.task_id}{f' ({s.description})' if s.description else ''}: {s.error}" for s in failed
-        )
+        details = "; ".join(f"task {s.task_id}{f' ({s.description})' if s.description else ''}: {s.error}" for s in failed)
         hint = ""
         if any("memory" in s.error.lower() for s in failed):
             hint = (
@@ -154,9 +152,7 @@ def export_file_pattern(prefix: str) -> re.Pattern[str]:
     ``PREFIX-00000.tfrecord.gz`` (image shards), ``PREFIX-00000-of-00002.tfrecord.gz``, ``PREFIX-mixer.json``,
     ``PREFIX.tif`` / ``PREFIX-0000000000-0000000000.tif``. A bare prefix match would also take
     ``PREFIX_old.tfrecord.gz`` or another export's ``PREFIX-part001…``."""
-    return re.compile(
-        re.escape(prefix) + r"(-\d+(-of-\d+)?|-\d+-\d+|-mixer)?\.(tfrecord(\.gz)?|json|tif|tiff|csv)"
-    )
+    return re.compile(re.escape(prefix) + r"(-\d+(-of-\d+)?|-\d+-\d+|-mixer)?\.(tfrecord(\.gz)?|json|tif|tiff|csv)")
 
 
 def download_gcs_prefix(
@@ -198,9 +194,7 @@ def download_gcs_prefix(
             try:
                 blob.download_to_filename(str(tmp))
             except Exception as exc:  # noqa: BLE001
-                raise GeoDLError(
-                    f"Downloading gs://{bucket}/{blob.name} failed ({exc}). Run the download again."
-                ) from exc
+                raise GeoDLError(f"Downloading gs://{bucket}/{blob.name} failed ({exc}). Run the download again.") from exc
         paths.append(target)
         progress.update(100.0 * (index + 1) / len(blobs), f"Downloaded {target.name}")
     return paths

@@ -106,8 +106,7 @@ class NativeModel:
             # Every leaf holds one class: the mean of the trees' one-hot leaves is each class's share of the
             # votes, so one ensemble (leaves = class positions) in RAW mode — the trees' votes as an array per
             # pixel — gives the same probabilities as the model with a K times smaller request.
-            votes = image.classify(ee.Classifier.decisionTreeEnsemble(self.vote_strings()).setOutputMode("RAW"),
-                                   "votes")
+            votes = image.classify(ee.Classifier.decisionTreeEnsemble(self.vote_strings()).setOutputMode("RAW"), "votes")
             for k in range(len(self.class_ids)):
                 bands.append(votes.eq(k).arrayReduce(ee.Reducer.mean(), [0]).arrayGet([0]).rename(f"p{k}"))
             return ee.Image.cat(bands).toArray()
@@ -133,16 +132,20 @@ def ee_classifier_for(bundle: ModelBundle) -> NativeModel:
         if not isinstance(forest, Forest):
             raise GeoDLError("The model file says 'rf' but holds no forest arrays.")
         if forest.max_depth > MAX_TREE_DEPTH:
-            raise GeoDLError(f"The forest's trees are {forest.max_depth} levels deep; Earth Engine's tree format "
-                             f"takes at most {MAX_TREE_DEPTH}. Retrain with a smaller maximum depth.")
+            raise GeoDLError(
+                f"The forest's trees are {forest.max_depth} levels deep; Earth Engine's tree format "
+                f"takes at most {MAX_TREE_DEPTH}. Retrain with a smaller maximum depth."
+            )
         return NativeModel(arch, bands, ids, forest=forest)
     if "vertex" in bundle.manifest:  # deployed: Earth Engine calls the endpoint (see .vertex)
         from .vertex import VertexModel
 
         return VertexModel.from_manifest(bundle.manifest)  # type: ignore[return-value]
-    raise GeoDLError(f"A '{arch}' model cannot be written as Earth Engine operations (only the pixel DNN and the "
-                     "random forest can). Export it as a SavedModel, deploy it on Vertex AI and record the endpoint "
-                     "(geodl:exportsavedmodel).")
+    raise GeoDLError(
+        f"A '{arch}' model cannot be written as Earth Engine operations (only the pixel DNN and the "
+        "random forest can). Export it as a SavedModel, deploy it on Vertex AI and record the endpoint "
+        "(geodl:exportsavedmodel)."
+    )
 
 
 def native_model_from_file(path: str, in_worker: bool = True) -> tuple[ModelBundle, NativeModel]:
@@ -162,9 +165,11 @@ def native_model_from_file(path: str, in_worker: bool = True) -> tuple[ModelBund
         raw = run_in_worker(dnn_weights_json, model=str(path))
     else:
         raw = dnn_weights_json(model=str(path))
-    weights = DnnWeights(np.asarray(raw["mean"]), np.asarray(raw["scale"]),
-                         [DenseLayer(np.asarray(la["kernel"], np.float32), np.asarray(la["bias"], np.float32),
-                                     la["activation"]) for la in raw["layers"]])
+    weights = DnnWeights(
+        np.asarray(raw["mean"]),
+        np.asarray(raw["scale"]),
+        [DenseLayer(np.asarray(la["kernel"], np.float32), np.asarray(la["bias"], np.float32), la["activation"]) for la in raw["layers"]],
+    )
     return shell, NativeModel(PIXEL_DNN, shell.bands, shell.classes.ids, dnn=weights)
 
 
@@ -173,12 +178,15 @@ def dnn_weights_json(model: str, progress: Any = None) -> dict[str, Any]:
     from ..models.model_file import load_model_file
 
     weights = dnn_weights(load_model_file(model).model)
-    return {"mean": weights.mean.tolist(), "scale": weights.scale.tolist(),
-            "layers": [{"kernel": la.kernel.tolist(), "bias": la.bias.tolist(), "activation": la.activation}
-                       for la in weights.layers]}
+    return {
+        "mean": weights.mean.tolist(),
+        "scale": weights.scale.tolist(),
+        "layers": [{"kernel": la.kernel.tolist(), "bias": la.bias.tolist(), "activation": la.activation} for la in weights.layers],
+    }
 
 
 # --- the DNN ---------------------------------------------------------------------------------------------
+
 
 def dnn_weights(model: Any) -> DnnWeights:
     """Read the pixel DNN's normalisation and dense layers; refuse any layer the compiler does not know."""
@@ -197,13 +205,17 @@ def dnn_weights(model: Any) -> DnnWeights:
         if kind == "Dense":
             activation = getattr(layer.activation, "__name__", str(layer.activation))
             if activation not in ("relu", "softmax", "linear"):
-                raise GeoDLError(f"Layer '{layer.name}' uses the activation '{activation}', which geodl does not "
-                                 "compile to Earth Engine (relu, softmax and linear only).")
+                raise GeoDLError(
+                    f"Layer '{layer.name}' uses the activation '{activation}', which geodl does not "
+                    "compile to Earth Engine (relu, softmax and linear only)."
+                )
             kernel, bias = (np.asarray(w) for w in layer.get_weights())
             layers.append(DenseLayer(kernel, bias, activation))
             continue
-        raise GeoDLError(f"The layer '{layer.name}' ({kind}) has no Earth Engine form; only Normalization, Dense "
-                         "and Dropout do. Serve this model on Vertex AI instead.")
+        raise GeoDLError(
+            f"The layer '{layer.name}' ({kind}) has no Earth Engine form; only Normalization, Dense "
+            "and Dropout do. Serve this model on Vertex AI instead."
+        )
     if not layers or layers[-1].activation != "softmax":
         raise GeoDLError("The pixel DNN must end in a softmax Dense layer to be compiled to Earth Engine.")
     n_in = layers[0].kernel.shape[0]
@@ -238,6 +250,7 @@ def _dnn_probabilities(image: Any, weights: DnnWeights) -> Any:
 
 # --- the forest ------------------------------------------------------------------------------------------
 
+
 def _number(value: float) -> str:
     """Shortest text that parses back to the same double (Python's repr), no exponent surprises for EE."""
     text = repr(float(value))
@@ -266,10 +279,8 @@ def _tree_string(forest: Forest, root: int, end: int, bands: Sequence[str], clas
         node, number, depth, split = stack.pop()
         leaf = forest.left[node] < 0
         # n and loss are informational in the format; inner nodes need a value too, only leaves' are output.
-        value = _number(float(forest.proba[node, class_index]) if class_index is not None
-                        else float(np.argmax(forest.proba[node])))
-        lines.append(f"{'  ' * depth}{number}) {split} {end - root if number == 1 else 1} 0 {value}"
-                     + (" *" if leaf else ""))
+        value = _number(float(forest.proba[node, class_index]) if class_index is not None else float(np.argmax(forest.proba[node])))
+        lines.append(f"{'  ' * depth}{number}) {split} {end - root if number == 1 else 1} 0 {value}" + (" *" if leaf else ""))
         if not leaf:
             band, threshold = bands[int(forest.feature[node])], _number(forest.threshold[node])
             stack.append((int(forest.right[node]), 2 * number + 1, depth + 1, f"{band}>{threshold}"))
@@ -289,9 +300,11 @@ def request_size(expression: Any) -> int:
 def check_request_size(expression: Any, what: str = "The model") -> int:
     size = request_size(expression)
     if size > MAX_REQUEST_BYTES:
-        raise GeoDLError(f"{what} is {size / 1e6:.1f} MB as an Earth Engine request; Earth Engine takes at most "
-                         f"{MAX_REQUEST_BYTES / 1e6:.0f} MB. Retrain with fewer or shallower trees (or fewer "
-                         "classes), or export it as a SavedModel and serve it on Vertex AI.")
+        raise GeoDLError(
+            f"{what} is {size / 1e6:.1f} MB as an Earth Engine request; Earth Engine takes at most "
+            f"{MAX_REQUEST_BYTES / 1e6:.0f} MB. Retrain with fewer or shallower trees (or fewer "
+            "classes), or export it as a SavedModel and serve it on Vertex AI."
+        )
     return size
 
 
@@ -302,8 +315,10 @@ def check_composite_bands(bundle: ModelBundle, composite_bands: Sequence[str], r
     if wanted != given:
         missing = [b for b in wanted if b not in given]
         detail = f"missing {missing}" if missing else "in another order or with extra bands"
-        raise GeoDLError(f"The model was trained on the bands {wanted}; the composite has {given} ({detail}). "
-                         "Build the composite with exactly the model's bands and indices.")
+        raise GeoDLError(
+            f"The model was trained on the bands {wanted}; the composite has {given} ({detail}). "
+            "Build the composite with exactly the model's bands and indices."
+        )
     if not reflectance:
         return
     raster = bundle.raster_meta
@@ -311,6 +326,8 @@ def check_composite_bands(bundle: ModelBundle, composite_bands: Sequence[str], r
     stats = bundle.manifest["mlm:input"][0].get("statistics") or []
     means = [abs(float(s.get("mean", 0.0))) for s in stats]
     if dtype.startswith(("uint", "int")) or (means and max(means) > 5.0):
-        raise GeoDLError(f"The model was trained on {dtype} pixel values (band means up to {max(means, default=0):.0f}), "
-                         "but Earth Engine composites hold reflectance from 0 to 1. Train the model on a download "
-                         "of the same Earth Engine composite, then classify in Earth Engine.")
+        raise GeoDLError(
+            f"The model was trained on {dtype} pixel values (band means up to {max(means, default=0):.0f}), "
+            "but Earth Engine composites hold reflectance from 0 to 1. Train the model on a download "
+            "of the same Earth Engine composite, then classify in Earth Engine."
+        )

@@ -62,8 +62,10 @@ class ShardParams:
             raise GeoDLError(f"The patch size must be odd (1, 3, 5 …), not {self.patch_size}.")
         side = self.cell_px + self.patch_size
         if side > MAX_REQUEST_PIXELS or side * side * len(self.bands) * 5 > MAX_REQUEST_BYTES:
-            raise GeoDLError(f"Cells of {self.cell_px} px with {len(self.bands)} bands make requests over Earth "
-                             "Engine's computePixels limit; use smaller cells.")
+            raise GeoDLError(
+                f"Cells of {self.cell_px} px with {len(self.bands)} bands make requests over Earth "
+                "Engine's computePixels limit; use smaller cells."
+            )
         if self.scale <= 0:
             raise GeoDLError("The pixel size must be positive.")
         return self
@@ -90,9 +92,14 @@ class Window:
     def grid(self, params: ShardParams) -> dict[str, Any]:
         return {
             "dimensions": {"width": self.width, "height": self.height},
-            "affineTransform": {"scaleX": params.scale, "shearX": 0.0, "translateX": self.col0 * params.scale,
-                                "shearY": 0.0, "scaleY": -params.scale,
-                                "translateY": (self.row_top + 1) * params.scale},
+            "affineTransform": {
+                "scaleX": params.scale,
+                "shearX": 0.0,
+                "translateX": self.col0 * params.scale,
+                "shearY": 0.0,
+                "scaleY": -params.scale,
+                "translateY": (self.row_top + 1) * params.scale,
+            },
             "crsCode": params.crs,
         }
 
@@ -101,8 +108,7 @@ def window_for(points: Sequence[Point], params: ShardParams) -> Window:
     h = params.patch_size // 2
     pixels = [pixel_of(p, params.scale) for p in points]
     cols, rows = [c for c, _ in pixels], [r for _, r in pixels]
-    return Window(min(cols) - h, max(rows) + h, max(cols) - min(cols) + params.patch_size,
-                  max(rows) - min(rows) + params.patch_size)
+    return Window(min(cols) - h, max(rows) + h, max(cols) - min(cols) + params.patch_size, max(rows) - min(rows) + params.patch_size)
 
 
 def patches(array: np.ndarray, window: Window, points: Sequence[Point], params: ShardParams) -> Iterator[np.ndarray]:
@@ -112,7 +118,7 @@ def patches(array: np.ndarray, window: Window, points: Sequence[Point], params: 
         col, row = pixel_of(p, params.scale)
         r = window.row_top - (row + h)
         c = col - h - window.col0
-        yield np.moveaxis(array[:, r:r + params.patch_size, c:c + params.patch_size], 0, -1)
+        yield np.moveaxis(array[:, r : r + params.patch_size, c : c + params.patch_size], 0, -1)
 
 
 def decode_npy(data: bytes, bands: Sequence[str], window: Window) -> np.ndarray:
@@ -168,8 +174,13 @@ class RateLimiter:
             self.sleep(wait)
 
 
-def with_retries(call: Callable[[], Any], params: ShardParams, what: str,
-                 sleep: Callable[[float], None] = time.sleep, on_retry: Optional[Callable[[Any], None]] = None) -> Any:
+def with_retries(
+    call: Callable[[], Any],
+    params: ShardParams,
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: Optional[Callable[[Any], None]] = None,
+) -> Any:
     """``call()`` again after HTTP 429/5xx and network errors, with exponential backoff and jitter."""
     from .session import http_status, is_retryable
 
@@ -179,8 +190,9 @@ def with_retries(call: Callable[[], Any], params: ShardParams, what: str,
         except Exception as exc:  # noqa: BLE001 - classified below
             if not is_retryable(exc) or attempt == params.max_attempts:
                 status = http_status(exc)
-                raise GeoDLError(f"Earth Engine refused {what} ({f'HTTP {status}' if status else exc}) after "
-                                 f"{attempt} attempt(s).") from exc
+                raise GeoDLError(
+                    f"Earth Engine refused {what} ({f'HTTP {status}' if status else exc}) after {attempt} attempt(s)."
+                ) from exc
             if on_retry is not None:
                 on_retry(exc)
             sleep(min(60.0, params.backoff_seconds * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))

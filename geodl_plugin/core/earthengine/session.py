@@ -213,9 +213,7 @@ def connect(
             _state = SessionState(False, project=project, account=account, message=str(exc))
             raise
         _credentials = credentials
-        _state = SessionState(
-            True, project=project, account=account, message=f"Connected to Earth Engine (project {project}, {account})."
-        )
+        _state = SessionState(True, project=project, account=account, message=f"Connected to Earth Engine (project {project}, {account}).")
     log.info("%s", _state.message)
     return _state
 

@@ -42,7 +42,11 @@ def asset_name(asset_id: str, project: str) -> str:
 
 
 def image_manifest(
-    name: str, uris: Sequence[str], bands: Sequence[str], pyramiding: str = "MODE", properties: Optional[dict] = None,
+    name: str,
+    uris: Sequence[str],
+    bands: Sequence[str],
+    pyramiding: str = "MODE",
+    properties: Optional[dict] = None,
     missing_data: Optional[float] = None,
 ) -> dict[str, Any]:
     if pyramiding not in PYRAMIDING:
@@ -170,8 +174,9 @@ def upload_geotiff(
     except rasterio.errors.RasterioIOError as exc:
         raise GeoDLError(f"Cannot read '{path}' ({exc}); choose a GeoTIFF to upload.") from exc
     if driver != "GTiff":
-        raise GeoDLError(f"'{path.name}' is a {driver} raster; Earth Engine ingests GeoTIFF. Save it as GeoTIFF "
-                         "first (Raster ▸ Conversion ▸ Translate).")
+        raise GeoDLError(
+            f"'{path.name}' is a {driver} raster; Earth Engine ingests GeoTIFF. Save it as GeoTIFF first (Raster ▸ Conversion ▸ Translate)."
+        )
     names = list(band_names) if band_names else band_ids(descriptions)
     if len(names) != count:
         raise GeoDLError(f"{len(names)} band name(s) given for the {count} band(s) of '{path.name}'.")

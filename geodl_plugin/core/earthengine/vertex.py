@@ -50,6 +50,7 @@ _DT_FLOAT = 1
 
 # --- TensorProto, by hand ---------------------------------------------------------------------------------
 
+
 def _varint(value: int) -> bytes:
     out = bytearray()
     while True:
@@ -103,13 +104,13 @@ def parse_tensor_proto(data: bytes) -> np.ndarray:
                 raise GeoDLError(f"The tensor has dtype {value}, not float32.")
         elif wire == 2:
             length, pos = _read_varint(data, pos)
-            chunk, pos = data[pos:pos + length], pos + length
+            chunk, pos = data[pos : pos + length], pos + length
             if number == 2:  # TensorShapeProto: repeated Dim (field 2) { size (field 1) }
                 p = 0
                 while p < len(chunk):
                     k, p = _read_varint(chunk, p)
                     n, p = _read_varint(chunk, p)
-                    dim, q = chunk[p:p + n], 0
+                    dim, q = chunk[p : p + n], 0
                     size = 0
                     while q < len(dim):
                         kk, q = _read_varint(dim, q)
@@ -125,7 +126,7 @@ def parse_tensor_proto(data: bytes) -> np.ndarray:
             elif number == 5:  # packed float_val
                 floats.extend(struct.unpack(f"<{len(chunk) // 4}f", chunk))
         elif wire == 5:
-            floats.append(struct.unpack("<f", data[pos:pos + 4])[0])
+            floats.append(struct.unpack("<f", data[pos : pos + 4])[0])
             pos += 4
         else:
             raise GeoDLError(f"Unexpected wire type {wire} in a TensorProto.")
@@ -158,6 +159,7 @@ def decode_predictions(response: Mapping[str, Any]) -> np.ndarray:
 
 # --- tiles ------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class TilePlan:
     tile: int  # inputTileSize (px a side, the core each request answers)
@@ -182,8 +184,7 @@ def response_bytes(side: int, n_classes: int) -> int:
     return len(json.dumps({"predictions": [""]})) + math.ceil(_proto_bytes(side, n_classes) / 3) * 4
 
 
-def plan_tiles(bands: Sequence[str], n_classes: int, margin: int, divisor: int,
-               max_payload: int = MAX_PAYLOAD_BYTES) -> TilePlan:
+def plan_tiles(bands: Sequence[str], n_classes: int, margin: int, divisor: int, max_payload: int = MAX_PAYLOAD_BYTES) -> TilePlan:
     """The largest tile (a multiple of ``divisor``) whose request and answer, overlap included, fit
     ``max_payload``; the overlap is ``margin`` rounded up to a multiple of ``divisor``."""
     overlap = int(math.ceil(margin / divisor) * divisor)
@@ -197,9 +198,11 @@ def plan_tiles(bands: Sequence[str], n_classes: int, margin: int, divisor: int,
         best = TilePlan(tile, overlap, req, resp, margin, divisor)
         tile += divisor
     if best is None:
-        raise GeoDLError(f"Even a {divisor}-pixel tile with its {overlap}-pixel margins is over "
-                         f"{max_payload / 1e6:.1f} MB for {len(bands)} bands and {n_classes} classes; use fewer "
-                         "bands, or a model with a smaller receptive field.")
+        raise GeoDLError(
+            f"Even a {divisor}-pixel tile with its {overlap}-pixel margins is over "
+            f"{max_payload / 1e6:.1f} MB for {len(bands)} bands and {n_classes} classes; use fewer "
+            "bands, or a model with a smaller receptive field."
+        )
     return best
 
 
@@ -230,6 +233,7 @@ def receptive_margin(model: Any, n_bands: int, seed: int = 0) -> int:
 
 # --- the SavedModel ---------------------------------------------------------------------------------------
 
+
 def export_savedmodel(model: str, output: str, progress: Any = None) -> dict[str, Any]:
     """Write the serving SavedModel for the model file ``model`` into the folder ``output`` (replaced
     atomically) and return its tile plan (as a dict, for the worker protocol) plus the local time per tile."""
@@ -241,8 +245,10 @@ def export_savedmodel(model: str, output: str, progress: Any = None) -> dict[str
 
     bundle = load_model_file(model)
     if bundle.patch_size == 1:  # a per-pixel family (its row in core/families.py says "pixels")
-        raise GeoDLError(f"A '{bundle.architecture}' model classifies single pixels: run it inside Earth Engine "
-                         "(geodl:eeclassify) instead of deploying it.")
+        raise GeoDLError(
+            f"A '{bundle.architecture}' model classifies single pixels: run it inside Earth Engine "
+            "(geodl:eeclassify) instead of deploying it."
+        )
     keras_model = bundle.model
     bands = bundle.bands
     n_classes = len(bundle.classes)
@@ -255,13 +261,15 @@ def export_savedmodel(model: str, output: str, progress: Any = None) -> dict[str
         @tf.function(input_signature=[{b: tf.TensorSpec([None], tf.string, name=b) for b in bands}])
         def serve(self, inputs: dict) -> dict:
             def parse(column: Any) -> Any:
-                return tf.map_fn(lambda s: tf.io.parse_tensor(tf.io.decode_base64(s), tf.float32), column,
-                                 fn_output_signature=tf.TensorSpec([None, None], tf.float32))
+                return tf.map_fn(
+                    lambda s: tf.io.parse_tensor(tf.io.decode_base64(s), tf.float32),
+                    column,
+                    fn_output_signature=tf.TensorSpec([None, None], tf.float32),
+                )
 
             image = tf.stack([parse(inputs[b]) for b in bands], axis=-1)  # (n, H, W, bands)
             probs = self.net(image, training=False)
-            encoded = tf.map_fn(lambda p: tf.io.encode_base64(tf.io.serialize_tensor(p)), probs,
-                                fn_output_signature=tf.string)
+            encoded = tf.map_fn(lambda p: tf.io.encode_base64(tf.io.serialize_tensor(p)), probs, fn_output_signature=tf.string)
             return {OUTPUT_KEY: encoded}
 
     module = Serving(keras_model)
@@ -285,14 +293,22 @@ def export_savedmodel(model: str, output: str, progress: Any = None) -> dict[str
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {**asdict(plan), "bands": bands, "classes": bundle.classes.ids, "seconds_per_tile": seconds_per_tile,
-            "path": str(out)}
+    return {**asdict(plan), "bands": bands, "classes": bundle.classes.ids, "seconds_per_tile": seconds_per_tile, "path": str(out)}
 
 
 # --- Earth Engine side ------------------------------------------------------------------------------------
 
-def vertex_image(endpoint: str, composite: Any, bands: Sequence[str], class_ids: Sequence[int], plan: TilePlan,
-                 crs: str, scale: float, probabilities: bool = False) -> Any:
+
+def vertex_image(
+    endpoint: str,
+    composite: Any,
+    bands: Sequence[str],
+    class_ids: Sequence[int],
+    plan: TilePlan,
+    crs: str,
+    scale: float,
+    probabilities: bool = False,
+) -> Any:
     """``class``/``confidence`` bands of the model hosted at ``endpoint`` applied to ``composite``."""
     import ee
 
@@ -328,24 +344,37 @@ class VertexModel:
     def from_manifest(cls, manifest: dict[str, Any]) -> VertexModel:
         v = manifest["vertex"]
         raster = manifest.get("raster", {})
-        plan = TilePlan(int(v["tile"]), int(v["overlap"]), int(v.get("request_bytes", 0)),
-                        int(v.get("response_bytes", 0)), int(v.get("margin", 0)), int(v.get("divisor", 1)))
+        plan = TilePlan(
+            int(v["tile"]),
+            int(v["overlap"]),
+            int(v.get("request_bytes", 0)),
+            int(v.get("response_bytes", 0)),
+            int(v.get("margin", 0)),
+            int(v.get("divisor", 1)),
+        )
         ids = [int(c["value"]) for c in manifest["mlm:output"][0]["classification:classes"]]
         scale = float((raster.get("pixel_size") or [10.0])[0])
-        return cls(v["endpoint"], list(manifest["mlm:input"][0]["bands"]), ids, plan, str(v.get("crs", "EPSG:3857")),
-                   float(v.get("scale", scale)), float(v.get("seconds_per_tile", 0.0)))
+        return cls(
+            v["endpoint"],
+            list(manifest["mlm:input"][0]["bands"]),
+            ids,
+            plan,
+            str(v.get("crs", "EPSG:3857")),
+            float(v.get("scale", scale)),
+            float(v.get("seconds_per_tile", 0.0)),
+        )
 
     def apply(self, composite: Any, probabilities: bool = False) -> Any:
-        return vertex_image(self.endpoint, composite, self.bands, self.class_ids, self.plan, self.crs, self.scale,
-                            probabilities)
+        return vertex_image(self.endpoint, composite, self.bands, self.class_ids, self.plan, self.crs, self.scale, probabilities)
 
 
 def endpoint_name(project: str, region: str, endpoint_id: str) -> str:
     return f"projects/{project}/locations/{region}/endpoints/{endpoint_id}"
 
 
-def deploy_commands(saved_model_dir: str, project: str, region: str, bucket: str, name: str,
-                    machine: str = DEFAULT_MACHINE, max_replicas: int = 4) -> list[str]:
+def deploy_commands(
+    saved_model_dir: str, project: str, region: str, bucket: str, name: str, machine: str = DEFAULT_MACHINE, max_replicas: int = 4
+) -> list[str]:
     """The ``gcloud`` commands that upload the SavedModel and deploy it to a new endpoint."""
     uri = f"gs://{bucket}/geodl/vertex/{name}"
     return [
@@ -365,8 +394,7 @@ def record_endpoint(model_path: str | os.PathLike, endpoint: str, plan: Optional
     from ..models.model_file import MANIFEST, read_manifest
 
     if not endpoint.startswith("projects/") or "/endpoints/" not in endpoint:
-        raise GeoDLError(f"'{endpoint}' is not a Vertex AI endpoint name "
-                         "(projects/<project>/locations/<region>/endpoints/<id>).")
+        raise GeoDLError(f"'{endpoint}' is not a Vertex AI endpoint name (projects/<project>/locations/<region>/endpoints/<id>).")
     manifest = read_manifest(model_path)
     manifest["vertex"] = {"endpoint": endpoint, "payload_format": PAYLOAD_FORMAT, **(plan or {})}
     with zipfile.ZipFile(model_path) as src, atomic_path(model_path) as tmp:
@@ -387,13 +415,16 @@ class Estimate:
     replicas: int
 
     def text(self) -> str:
-        return (f"{self.pixels:,} px in {self.tiles:,} tiles = {self.requests:,} requests; about "
-                f"{self.node_hours:,.1f} node-hours (≈ ${self.cost_usd:,.0f} at ${NODE_HOUR_USD}/node-hour, "
-                f"{DEFAULT_MACHINE}), {self.hours_wall:,.1f} h with {self.replicas} replicas.")
+        return (
+            f"{self.pixels:,} px in {self.tiles:,} tiles = {self.requests:,} requests; about "
+            f"{self.node_hours:,.1f} node-hours (≈ ${self.cost_usd:,.0f} at ${NODE_HOUR_USD}/node-hour, "
+            f"{DEFAULT_MACHINE}), {self.hours_wall:,.1f} h with {self.replicas} replicas."
+        )
 
 
-def estimate(region: Sequence[float], scale: float, plan: TilePlan, seconds_per_tile: float,
-             replicas: int = 4, price: float = NODE_HOUR_USD) -> Estimate:
+def estimate(
+    region: Sequence[float], scale: float, plan: TilePlan, seconds_per_tile: float, replicas: int = 4, price: float = NODE_HOUR_USD
+) -> Estimate:
     """Tiles, requests, node-hours and cost for a region (west, south, east, north in degrees) at ``scale``
     m, from the local time per tile (a serving node is about as fast as this CPU; replace it with a measured
     figure from the endpoint when there is one). Overlaps are computed again by each neighbour, which is in

@@ -17,8 +17,9 @@ from ..runtime.progress import Progress, ensure
 from .metrics import area_adjusted_estimates, classification_report, confusion_matrix
 
 
-def report_on_samples(bundle: ModelBundle, data: SampleSet, score: Callable[[ModelBundle, np.ndarray], np.ndarray],
-                      progress: Optional[Progress] = None) -> dict[str, Any]:
+def report_on_samples(
+    bundle: ModelBundle, data: SampleSet, score: Callable[[ModelBundle, np.ndarray], np.ndarray], progress: Optional[Progress] = None
+) -> dict[str, Any]:
     """Score ``data`` with ``score`` (the family's sample predictor: the raster path's, so the figures describe
     the maps it makes) against their labels."""
     progress = ensure(progress)
@@ -30,8 +31,7 @@ def report_on_samples(bundle: ModelBundle, data: SampleSet, score: Callable[[Mod
     return report
 
 
-def remap_to_model(y: np.ndarray, sample_classes: ClassTable, model_classes: ClassTable,
-                   named: bool) -> tuple[np.ndarray, str]:
+def remap_to_model(y: np.ndarray, sample_classes: ClassTable, model_classes: ClassTable, named: bool) -> tuple[np.ndarray, str]:
     """The samples' class ids rewritten as the model's ids for the same class NAME (samples cut from labels
     with another class set number their classes differently). Refuses when a class of the samples has no
     class of that name in the model. Samples without class names (an Earth Engine export without a sidecar)
@@ -42,9 +42,12 @@ def remap_to_model(y: np.ndarray, sample_classes: ClassTable, model_classes: Cla
             raise GeoDLError(
                 f"The samples carry no class names and their class ids {unknown} are not among the model's "
                 f"({', '.join(f'{c.id} {c.name}' for c in model_classes)}). Give samples with a sidecar (.json) "
-                "naming the classes, or samples labelled with the model's ids.")
-        return y, ("The samples carry no class names; their ids were taken to mean the model's classes "
-                   f"({', '.join(f'{c.id} = {c.name}' for c in model_classes)}).")
+                "naming the classes, or samples labelled with the model's ids."
+            )
+        return y, (
+            "The samples carry no class names; their ids were taken to mean the model's classes "
+            f"({', '.join(f'{c.id} = {c.name}' for c in model_classes)})."
+        )
     model_by_name = {c.name.strip().lower(): c.id for c in model_classes}
     present = sorted(set(y.tolist()))
     names = {c.id: c.name for c in sample_classes}
@@ -53,7 +56,8 @@ def remap_to_model(y: np.ndarray, sample_classes: ClassTable, model_classes: Cla
         raise GeoDLError(
             f"The samples' class(es) {', '.join(repr(m) for m in missing)} are not classes of the model "
             f"({', '.join(model_classes.names)}): accuracy cannot be scored for classes the model never learned. "
-            "Evaluate on samples labelled with the model's class names.")
+            "Evaluate on samples labelled with the model's class names."
+        )
     lookup = {i: model_by_name[names[i].strip().lower()] for i in present}
     return np.array([lookup[int(v)] for v in y], dtype=np.int64), ""
 
@@ -72,8 +76,9 @@ def map_class_table(path: str | os.PathLike) -> Optional[ClassTable]:
         return None
 
 
-def evaluate_map(classified: str | os.PathLike, reference: LabelSet, progress: Optional[Progress] = None,
-                 classes: Any = None) -> dict[str, Any]:
+def evaluate_map(
+    classified: str | os.PathLike, reference: LabelSet, progress: Optional[Progress] = None, classes: Any = None
+) -> dict[str, Any]:
     """Compare a class raster with reference points; add Olofsson et al. (2014) area-adjusted estimates
     (the map's classes are the strata)."""
     import rasterio
@@ -98,7 +103,6 @@ def evaluate_map(classified: str | os.PathLike, reference: LabelSet, progress: O
     truth = reference.class_ids[inside]
     report = classification_report(truth, mapped, classes)
     map_vs_ref = confusion_matrix(mapped, truth, classes.ids)
-    report["area_adjusted"] = area_adjusted_estimates(map_vs_ref, [int(counts[c]) for c in classes.ids],
-                                                      info.res[0] * info.res[1], classes)
+    report["area_adjusted"] = area_adjusted_estimates(map_vs_ref, [int(counts[c]) for c in classes.ids], info.res[0] * info.res[1], classes)
     report["skipped_outside"] = int((~inside).sum())
     return report

@@ -39,8 +39,13 @@ def report_from_confusion(cm: np.ndarray, classes: ClassTable) -> dict[str, Any]
         recall = tp / ref if ref else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         union = pred + ref - tp
-        per_class[c.name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-                             "iou": float(tp / union) if union else 0.0, "support": int(ref)}
+        per_class[c.name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "iou": float(tp / union) if union else 0.0,
+            "support": int(ref),
+        }
     return {
         "classes": classes.names,
         "class_ids": classes.ids,
@@ -87,8 +92,12 @@ def area_adjusted_estimates(
             "users_accuracy": float(users[i]),
             "producers_accuracy": float(producers[i]),
         }
-    return {"overall_accuracy": oa, "total_area": float(total_area), "per_class": out,
-            "reference": "Olofsson et al. (2014), Remote Sensing of Environment 148: 42-57"}
+    return {
+        "overall_accuracy": oa,
+        "total_area": float(total_area),
+        "per_class": out,
+        "reference": "Olofsson et al. (2014), Remote Sensing of Environment 148: 42-57",
+    }
 
 
 def save_report(report: dict[str, Any], json_path: str | os.PathLike, png_path: Optional[str | os.PathLike] = None) -> None:
@@ -122,8 +131,7 @@ def plot_confusion_matrix(report: dict[str, Any], png_path: str | os.PathLike) -
     ax.set_ylabel("Reference")
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
     ax.set_title(f"OA {report['overall_accuracy']:.3f}   kappa {report['kappa']:.3f}")
     fig.tight_layout()
     with atomic_path(png_path) as tmp:

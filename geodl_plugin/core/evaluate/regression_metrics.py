@@ -22,14 +22,19 @@ def regression_report(observed: np.ndarray, predicted: np.ndarray) -> dict[str, 
         raise GeoDLError("No held-out sample to score the regression on.")
     err = pred - obs
     ss_tot = float(((obs - obs.mean()) ** 2).sum())
-    r2 = 1.0 - float((err ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
-    return {"rmse": math.sqrt(float((err ** 2).mean())), "mae": float(np.abs(err).mean()), "r2": r2,
-            "bias": float(err.mean()), "n": int(len(obs)), "observed_mean": float(obs.mean()),
-            "observed_std": float(obs.std())}
+    r2 = 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan")
+    return {
+        "rmse": math.sqrt(float((err**2).mean())),
+        "mae": float(np.abs(err).mean()),
+        "r2": r2,
+        "bias": float(err.mean()),
+        "n": int(len(obs)),
+        "observed_mean": float(obs.mean()),
+        "observed_std": float(obs.std()),
+    }
 
 
-def plot_predicted_vs_observed(observed: np.ndarray, predicted: np.ndarray, png_path: str | os.PathLike,
-                               target: str = "target") -> None:
+def plot_predicted_vs_observed(observed: np.ndarray, predicted: np.ndarray, png_path: str | os.PathLike, target: str = "target") -> None:
     """Scatter of predicted against observed with the 1:1 line and the metrics in the title."""
     import matplotlib
 
@@ -45,16 +50,17 @@ def plot_predicted_vs_observed(observed: np.ndarray, predicted: np.ndarray, png_
     ax.plot([low, high], [low, high], color="#333333", linewidth=1, label="1:1")
     ax.set_xlabel(f"observed {target}")
     ax.set_ylabel(f"predicted {target}")
-    ax.set_title(f"RMSE {report['rmse']:.3g}, MAE {report['mae']:.3g}, R² {report['r2']:.3f}, "
-                 f"bias {report['bias']:+.3g} (n={report['n']})", fontsize=8)
+    ax.set_title(
+        f"RMSE {report['rmse']:.3g}, MAE {report['mae']:.3g}, R² {report['r2']:.3f}, bias {report['bias']:+.3g} (n={report['n']})",
+        fontsize=8,
+    )
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, format="png")
 
 
-def save_regression_report(report: dict[str, Any], json_path: str | os.PathLike,
-                           png_path: str | os.PathLike | None = None) -> None:
+def save_regression_report(report: dict[str, Any], json_path: str | os.PathLike, png_path: str | os.PathLike | None = None) -> None:
     """The report as JSON; the scatter plot from its per-sample ``observed``/``predicted`` lists if asked."""
     import json
 
@@ -62,5 +68,6 @@ def save_regression_report(report: dict[str, Any], json_path: str | os.PathLike,
         tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
     if png_path:
         samples = report.get("samples") or {}
-        plot_predicted_vs_observed(np.array(samples.get("observed", [])), np.array(samples.get("predicted", [])),
-                                   png_path, str(report.get("target", "target")))
+        plot_predicted_vs_observed(
+            np.array(samples.get("observed", [])), np.array(samples.get("predicted", [])), png_path, str(report.get("target", "target"))
+        )

@@ -100,10 +100,17 @@ def _band_report(m: _Moments, hist: np.ndarray, edges: np.ndarray, k: int) -> di
         return float(edges[min(i + 1, len(edges) - 1)])
 
     var = float(m.covariance[k, k]) if m.count > 1 else 0.0
-    return {"count": m.count, "min": float(m.low[k]) if m.count else None,
-            "max": float(m.high[k]) if m.count else None, "mean": float(m.mean[k]) if m.count else None,
-            "std": math.sqrt(max(var, 0.0)), "p02": pct(0.02), "p50": pct(0.5), "p98": pct(0.98),
-            "histogram": hist.astype(int).tolist()}
+    return {
+        "count": m.count,
+        "min": float(m.low[k]) if m.count else None,
+        "max": float(m.high[k]) if m.count else None,
+        "mean": float(m.mean[k]) if m.count else None,
+        "std": math.sqrt(max(var, 0.0)),
+        "p02": pct(0.02),
+        "p50": pct(0.5),
+        "p98": pct(0.98),
+        "histogram": hist.astype(int).tolist(),
+    }
 
 
 def summarize_bands(
@@ -147,15 +154,20 @@ def summarize_bands(
             progress.update(offset + share * (i + 1) / len(windows))
 
     overall, per_class = _moments(pixels(50, 0), len(names), class_ids)
-    edges = [np.linspace(overall.low[k], overall.high[k] if overall.high[k] > overall.low[k] else overall.low[k] + 1,
-                         bins + 1) for k in range(len(names))]
+    edges = [
+        np.linspace(overall.low[k], overall.high[k] if overall.high[k] > overall.low[k] else overall.low[k] + 1, bins + 1)
+        for k in range(len(names))
+    ]
     hist, class_hist = _histograms(pixels(45, 50), edges, class_ids)
 
     report: dict[str, Any] = {
-        "kind": "bands", "rasters": [str(r) for r in rasters], "bands": names, "nodata": nodata_value,
-        "pixels": overall.count, "bins": bins,
-        "band_stats": {n: {**_band_report(overall, hist[k], edges[k], k), "edges": edges[k].tolist()}
-                       for k, n in enumerate(names)},
+        "kind": "bands",
+        "rasters": [str(r) for r in rasters],
+        "bands": names,
+        "nodata": nodata_value,
+        "pixels": overall.count,
+        "bins": bins,
+        "band_stats": {n: {**_band_report(overall, hist[k], edges[k], k), "edges": edges[k].tolist()} for k, n in enumerate(names)},
     }
     warnings: list[str] = []
     if labels is not None:
@@ -200,13 +212,18 @@ def _histograms(blocks: Any, edges: list[np.ndarray], class_ids: list[int]) -> t
     return hist, class_hist
 
 
-def _class_reports(classes: ClassTable, per_class: dict[int, _Moments], class_hist: dict[int, np.ndarray],
-                   edges: list[np.ndarray], names: list[str]) -> dict[str, Any]:
+def _class_reports(
+    classes: ClassTable, per_class: dict[int, _Moments], class_hist: dict[int, np.ndarray], edges: list[np.ndarray], names: list[str]
+) -> dict[str, Any]:
     out = {}
     for c in classes:
         m = per_class[c.id]
-        out[c.name] = {"id": c.id, "color": c.color, "pixels": m.count,
-                       "bands": {n: _band_report(m, class_hist[c.id][k], edges[k], k) for k, n in enumerate(names)}}
+        out[c.name] = {
+            "id": c.id,
+            "color": c.color,
+            "pixels": m.count,
+            "bands": {n: _band_report(m, class_hist[c.id][k], edges[k], k) for k, n in enumerate(names)},
+        }
     return out
 
 
@@ -215,19 +232,24 @@ def _separability(classes: ClassTable, per_class: dict[int, _Moments]) -> tuple[
     warnings = []
     present = [c for c in classes if per_class[c.id].count > 1]
     for i, a in enumerate(present):
-        for b in present[i + 1:]:
+        for b in present[i + 1 :]:
             ma, mb = per_class[a.id], per_class[b.id]
             dist = bhattacharyya(ma.mean, ma.covariance, mb.mean, mb.covariance)
             jm = jeffries_matusita(dist)
             pairs.append({"a": a.name, "b": b.name, "bhattacharyya": dist, "jeffries_matusita": jm})
             if jm < JM_POOR:
-                warnings.append(f"Classes '{a.name}' and '{b.name}' overlap in these bands (Jeffries–Matusita "
-                                f"{jm:.2f} of 2); a classifier will confuse them. Add bands, or merge or relabel them.")
+                warnings.append(
+                    f"Classes '{a.name}' and '{b.name}' overlap in these bands (Jeffries–Matusita "
+                    f"{jm:.2f} of 2); a classifier will confuse them. Add bands, or merge or relabel them."
+                )
     missing = [c.name for c in classes if per_class[c.id].count <= 1]
     if missing:
         warnings.append(f"Class(es) {missing} have fewer than 2 valid pixels; no separability for them.")
-    measure = {"measure": "Jeffries-Matusita (0-2; >= 1.9 well separated, < 1.0 confused)", "pairs": pairs,
-               "min_jeffries_matusita": min((p["jeffries_matusita"] for p in pairs), default=None)}
+    measure = {
+        "measure": "Jeffries-Matusita (0-2; >= 1.9 well separated, < 1.0 confused)",
+        "pairs": pairs,
+        "min_jeffries_matusita": min((p["jeffries_matusita"] for p in pairs), default=None),
+    }
     return measure, warnings
 
 
@@ -267,8 +289,9 @@ def plot_band_summary(report: dict[str, Any], png_path: str | os.PathLike, class
         fig.axes[0].legend(fontsize=7)
         worst = min(report["separability"]["pairs"], key=lambda p: p["jeffries_matusita"], default=None)
         if worst is not None:
-            fig.suptitle(f"least separable: {worst['a']} / {worst['b']}, Jeffries–Matusita "
-                         f"{worst['jeffries_matusita']:.2f} of 2", fontsize=10)
+            fig.suptitle(
+                f"least separable: {worst['a']} / {worst['b']}, Jeffries–Matusita {worst['jeffries_matusita']:.2f} of 2", fontsize=10
+            )
     fig.tight_layout()
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, format="png")
@@ -286,7 +309,7 @@ def _pixel_areas_m2(info: Any, rows: np.ndarray) -> np.ndarray:
         return np.full(len(rows), abs(a * e - b * d) * metres * metres)
     lat_top = np.radians(f + e * rows)
     lat_bottom = np.radians(f + e * (rows + 1))
-    return _EARTH_RADIUS_M ** 2 * math.radians(abs(a)) * np.abs(np.sin(lat_top) - np.sin(lat_bottom))
+    return _EARTH_RADIUS_M**2 * math.radians(abs(a)) * np.abs(np.sin(lat_top) - np.sin(lat_bottom))
 
 
 def summarize_classified(
@@ -308,8 +331,9 @@ def summarize_classified(
 
     info = raster_info(raster)
     if np.dtype(info.dtype).kind not in "iu":
-        raise GeoDLError(f"'{raster}' is {info.dtype}; a classified map holds integer class ids. Pick the class "
-                         "raster, not the confidence.")
+        raise GeoDLError(
+            f"'{raster}' is {info.dtype}; a classified map holds integer class ids. Pick the class raster, not the confidence."
+        )
     nodata = info.nodata if info.nodata is not None else NODATA_CLASS
     counts: dict[int, int] = {}
     area: dict[int, float] = {}
@@ -338,10 +362,24 @@ def summarize_classified(
     for v in sorted(counts):
         c = known.get(v)
         colour = c.color if c else (_hex(colormap[v]) if v in colormap else "#999999")
-        items.append({"id": v, "name": c.name if c else f"class {v}", "color": colour, "pixels": counts[v],
-                      "area_ha": area[v] / 1e4, "percent": 100.0 * area[v] / total_area})
-    report = {"kind": "classified", "raster": str(raster), "nodata": nodata, "pixels": sum(counts.values()),
-              "area_ha": total_area / 1e4, "classes": items}
+        items.append(
+            {
+                "id": v,
+                "name": c.name if c else f"class {v}",
+                "color": colour,
+                "pixels": counts[v],
+                "area_ha": area[v] / 1e4,
+                "percent": 100.0 * area[v] / total_area,
+            }
+        )
+    report = {
+        "kind": "classified",
+        "raster": str(raster),
+        "nodata": nodata,
+        "pixels": sum(counts.values()),
+        "area_ha": total_area / 1e4,
+        "classes": items,
+    }
     _write_json(report, output)
     if plot:
         plot_class_areas(report, plot)
@@ -362,11 +400,9 @@ def plot_class_areas(report: dict[str, Any], png_path: str | os.PathLike) -> Non
     items = report["classes"]
     fig = Figure(figsize=(max(4.0, 0.8 * len(items) + 2), 3.4), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    bars = ax.bar([i["name"] for i in items], [i["area_ha"] for i in items], color=[i["color"] for i in items],
-                  edgecolor="#333333")
+    bars = ax.bar([i["name"] for i in items], [i["area_ha"] for i in items], color=[i["color"] for i in items], edgecolor="#333333")
     for bar, item in zip(bars, items):
-        ax.annotate(f"{item['percent']:.1f}%", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=8)
+        ax.annotate(f"{item['percent']:.1f}%", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("area (ha)")
     ax.set_title(f"{report['area_ha']:.1f} ha classified", fontsize=10)
     fig.tight_layout()

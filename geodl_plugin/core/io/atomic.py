@@ -20,8 +20,7 @@ from ..runtime.errors import GeoDLError
 
 MB = 1024 * 1024
 # Messages of GDAL/libtiff and friends that mean "no space left", raised as RuntimeError rather than OSError.
-_DISK_FULL_HINTS = ("no space left", "write error", "io error", "i/o error", "error writing", "disk full",
-                    "not enough space", "errno 28")
+_DISK_FULL_HINTS = ("no space left", "write error", "io error", "i/o error", "error writing", "disk full", "not enough space", "errno 28")
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -34,9 +33,7 @@ def check_writable(path: str | os.PathLike) -> Path:
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise GeoDLError(
-                f"Cannot create the folder '{parent}' for the output ({exc.strerror}). Choose another location."
-            ) from exc
+            raise GeoDLError(f"Cannot create the folder '{parent}' for the output ({exc.strerror}). Choose another location.") from exc
     if not os.access(parent, os.W_OK):
         raise GeoDLError(f"Cannot write to the folder '{parent}'. Choose a folder you can write to.")
     if target.exists() and not os.access(target, os.W_OK):
@@ -58,16 +55,20 @@ def free_bytes(path: str | os.PathLike) -> int:
 def disk_full_message(path: str | os.PathLike, needed: int | None = None) -> str:
     free = max(free_bytes(Path(path).parent), 0)
     need = f"{max(needed, MB) / MB:.0f} MB needed, " if needed else ""
-    return (f"The disk is full ({need}{free / MB:.0f} MB free) where '{path}' is written. Free some space or "
-            "choose another folder; nothing was written.")
+    return (
+        f"The disk is full ({need}{free / MB:.0f} MB free) where '{path}' is written. Free some space or "
+        "choose another folder; nothing was written."
+    )
 
 
 def check_free_space(path: str | os.PathLike, needed: int, what: str = "the output") -> None:
     """Refuse before any work when the file system of ``path`` has less than ``needed`` bytes free."""
     free = free_bytes(Path(path).parent if Path(path).parent != Path("") else Path("."))
     if 0 <= free < needed:
-        raise GeoDLError(f"The disk is full for {what} ({max(needed, MB) / MB:.0f} MB needed, {free / MB:.0f} MB "
-                         f"free where '{path}' is written). Free some space or choose another folder.")
+        raise GeoDLError(
+            f"The disk is full for {what} ({max(needed, MB) / MB:.0f} MB needed, {free / MB:.0f} MB "
+            f"free where '{path}' is written). Free some space or choose another folder."
+        )
 
 
 def looks_like_disk_full(exc: BaseException, path: str | os.PathLike) -> bool:
@@ -121,8 +122,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     gets the permissions the umask gives a new file (mkstemp's own are 0600)."""
     target = check_writable(path)
     remove_stale_parts(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part" + target.suffix,
-                               dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part" + target.suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     # GDAL writes what a GeoTIFF cannot hold (category names, statistics) to <file>.aux.xml beside the

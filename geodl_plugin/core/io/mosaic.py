@@ -109,17 +109,23 @@ def check_tiles(infos: Sequence[RasterInfo], reproject: bool) -> list[RasterInfo
     to_warp = []
     for info in infos[1:]:
         if info.count != ref.count:
-            raise GeoDLError(f"The tile '{info.path}' has {info.count} band(s), the first tile '{ref.path}' "
-                             f"{ref.count}. Mosaic tiles with the same bands.")
+            raise GeoDLError(
+                f"The tile '{info.path}' has {info.count} band(s), the first tile '{ref.path}' "
+                f"{ref.count}. Mosaic tiles with the same bands."
+            )
         if info.dtype != ref.dtype:
-            raise GeoDLError(f"The tile '{info.path}' is {info.dtype}, the first tile '{ref.path}' {ref.dtype}. "
-                             "Convert the tiles to one data type first (gdal:translate).")
+            raise GeoDLError(
+                f"The tile '{info.path}' is {info.dtype}, the first tile '{ref.path}' {ref.dtype}. "
+                "Convert the tiles to one data type first (gdal:translate)."
+            )
         why = _misfit(ref, info)
         if why is None:
             continue
         if not reproject:
-            raise GeoDLError(f"The tile '{info.path}' does not fit the mosaic: {why} (the first tile is "
-                             f"'{ref.path}'). Reproject it first, or ask the mosaic to reproject mismatching tiles.")
+            raise GeoDLError(
+                f"The tile '{info.path}' does not fit the mosaic: {why} (the first tile is "
+                f"'{ref.path}'). Reproject it first, or ask the mosaic to reproject mismatching tiles."
+            )
         to_warp.append(info)
     return to_warp
 
@@ -130,8 +136,10 @@ def _nodata(infos: Sequence[RasterInfo], nodata: Optional[float]) -> Optional[fl
     values = {i.nodata for i in infos}
     if len(values) > 1:
         odd = next(i for i in infos if i.nodata != infos[0].nodata)
-        raise GeoDLError(f"The tile '{odd.path}' has nodata {odd.nodata}, the first tile '{infos[0].path}' "
-                         f"{infos[0].nodata}. Give the nodata value the mosaic should use.")
+        raise GeoDLError(
+            f"The tile '{odd.path}' has nodata {odd.nodata}, the first tile '{infos[0].path}' "
+            f"{infos[0].nodata}. Give the nodata value the mosaic should use."
+        )
     return infos[0].nodata
 
 
@@ -190,17 +198,16 @@ def mosaic_rasters(
     warnings = [f"The tile '{i.path}' was reprojected onto the first tile's grid ({resampling})." for i in to_warp]
     for w in warnings:
         log.warning(w)
-    return MosaicReport(str(target), fmt, len(tiles), width, height, ref.count, value,
-                        [i.path for i in to_warp], warnings)
+    return MosaicReport(str(target), fmt, len(tiles), width, height, ref.count, value, [i.path for i in to_warp], warnings)
 
 
-def _write(sources: list[str], target: Path, fmt: str, value: Optional[float], resampling: str, ref: RasterInfo,
-           progress: Progress, gdal: Any) -> tuple[int, int]:
+def _write(
+    sources: list[str], target: Path, fmt: str, value: Optional[float], resampling: str, ref: RasterInfo, progress: Progress, gdal: Any
+) -> tuple[int, int]:
     """Build the VRT of ``sources`` (the output itself, or a step towards the GeoTIFF); atomically."""
     with atomic_path(target) as tmp:
         vrt_path = str(tmp) if fmt == VRT else f"/vsimem/{tmp.name}.vrt"
-        options = gdal.BuildVRTOptions(srcNodata=value, VRTNodata=value, resolution="highest",
-                                       resampleAlg=resampling)
+        options = gdal.BuildVRTOptions(srcNodata=value, VRTNodata=value, resolution="highest", resampleAlg=resampling)
         vrt = gdal.BuildVRT(vrt_path, sources, options=options)
         if vrt is None:
             raise GeoDLError(f"GDAL could not build a mosaic of {len(sources)} tiles: {gdal.GetLastErrorMsg()}")
@@ -223,11 +230,11 @@ def _translate(vrt: Any, path: str, fmt: str, width: int, height: int, progress:
         options = ["COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "OVERVIEWS=AUTO", "NUM_THREADS=2"]
         driver = "COG"
     else:
-        options = ["TILED=YES", "BLOCKXSIZE=512", "BLOCKYSIZE=512", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER",
-                   "NUM_THREADS=2"]
+        options = ["TILED=YES", "BLOCKXSIZE=512", "BLOCKYSIZE=512", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "NUM_THREADS=2"]
         driver = "GTiff"
-    done = gdal.Translate(path, vrt, options=gdal.TranslateOptions(
-        format=driver, creationOptions=options, callback=_callback(progress, 10, 99)))
+    done = gdal.Translate(
+        path, vrt, options=gdal.TranslateOptions(format=driver, creationOptions=options, callback=_callback(progress, 10, 99))
+    )
     if progress.cancelled():
         raise Cancelled("Mosaic cancelled; nothing was written.")
     if done is None:
@@ -235,8 +242,7 @@ def _translate(vrt: Any, path: str, fmt: str, width: int, height: int, progress:
     done = None  # noqa: F841 - closes the file
 
 
-def _warp(info: RasterInfo, ref: RasterInfo, nodata: Optional[float], resampling: str,
-          folder: Optional[Path], gdal: Any) -> str:
+def _warp(info: RasterInfo, ref: RasterInfo, nodata: Optional[float], resampling: str, folder: Optional[Path], gdal: Any) -> str:
     """A warped VRT of ``info`` on ``ref``'s CRS and pixel grid: in memory, or (for a VRT mosaic, which must
     point at files) in ``folder`` beside the mosaic."""
     rx, ry = ref.res
@@ -256,11 +262,26 @@ def _warp(info: RasterInfo, ref: RasterInfo, nodata: Optional[float], resampling
     ox, oy = ref.transform[2], ref.transform[5]
     import math
 
-    bounds = (ox + math.floor((x0 - ox) / rx) * rx, oy - math.ceil((oy - y0) / ry) * ry,
-              ox + math.ceil((x1 - ox) / rx) * rx, oy - math.floor((oy - y1) / ry) * ry)
-    out = gdal.Warp(path, info_ds, options=gdal.WarpOptions(
-        format="VRT", dstSRS=ref.crs_wkt, xRes=rx, yRes=ry, outputBounds=bounds, resampleAlg=resampling,
-        srcNodata=nodata, dstNodata=nodata))
+    bounds = (
+        ox + math.floor((x0 - ox) / rx) * rx,
+        oy - math.ceil((oy - y0) / ry) * ry,
+        ox + math.ceil((x1 - ox) / rx) * rx,
+        oy - math.floor((oy - y1) / ry) * ry,
+    )
+    out = gdal.Warp(
+        path,
+        info_ds,
+        options=gdal.WarpOptions(
+            format="VRT",
+            dstSRS=ref.crs_wkt,
+            xRes=rx,
+            yRes=ry,
+            outputBounds=bounds,
+            resampleAlg=resampling,
+            srcNodata=nodata,
+            dstNodata=nodata,
+        ),
+    )
     if out is None:
         raise GeoDLError(f"Could not reproject the tile '{info.path}': {gdal.GetLastErrorMsg()}")
     out = None  # noqa: F841 - flushes the VRT

@@ -28,8 +28,7 @@ import numpy as np
 from ..runtime.errors import GeoDLError
 from .tfrecord import TFRecordWriter, read_examples
 
-GROUPS = {"x10": ("B02", "B03", "B04", "B08"), "x20": ("B05", "B06", "B07", "B8A", "B11", "B12"),
-          "x60": ("B01", "B09", "B10")}
+GROUPS = {"x10": ("B02", "B03", "B04", "B08"), "x20": ("B05", "B06", "B07", "B8A", "B11", "B12"), "x60": ("B01", "B09", "B10")}
 SCALE = {"x10": 1, "x20": 2, "x60": 6}
 _FEATURES = ("x10", "x20", "x60", "labels")
 
@@ -52,8 +51,7 @@ class MTLCCTile:
 def _array(example: dict, name: str, path: str) -> np.ndarray:
     data, shape = example.get(f"{name}/data"), example.get(f"{name}/shape")
     if data is None or shape is None:
-        raise GeoDLError(f"{path}: not an MTLCC tile (no '{name}/data' or '{name}/shape'; it has "
-                         f"{sorted(example)[:8]}).")
+        raise GeoDLError(f"{path}: not an MTLCC tile (no '{name}/data' or '{name}/shape'; it has {sorted(example)[:8]}).")
     raw = data[0] if isinstance(data, list) else bytes(np.asarray(data))
     values = np.frombuffer(raw, dtype="<i8")
     shape_t = tuple(int(v) for v in np.asarray(shape).ravel())
@@ -129,8 +127,15 @@ class MTLCCConversion:
     georeferenced: bool
 
 
-def _write_tif(path: Path, bands_last: np.ndarray, transform: object, crs: Optional[str], names: tuple[str, ...],
-               dtype: str = "uint16", nodata: Optional[float] = None) -> None:
+def _write_tif(
+    path: Path,
+    bands_last: np.ndarray,
+    transform: object,
+    crs: Optional[str],
+    names: tuple[str, ...],
+    dtype: str = "uint16",
+    nodata: Optional[float] = None,
+) -> None:
     import rasterio
 
     from .atomic import atomic_path
@@ -138,14 +143,26 @@ def _write_tif(path: Path, bands_last: np.ndarray, transform: object, crs: Optio
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w, count = bands_last.shape
     with atomic_path(path) as tmp:
-        with rasterio.open(tmp, "w", driver="GTiff", width=w, height=h, count=count, dtype=dtype, crs=crs,
-                           transform=transform, nodata=nodata, compress="deflate") as ds:
+        with rasterio.open(
+            tmp,
+            "w",
+            driver="GTiff",
+            width=w,
+            height=h,
+            count=count,
+            dtype=dtype,
+            crs=crs,
+            transform=transform,
+            nodata=nodata,
+            compress="deflate",
+        ) as ds:
             ds.write(np.moveaxis(bands_last, -1, 0).astype(dtype))
             ds.descriptions = names
 
 
-def mtlcc_to_geotiff(tfrecord: str | os.PathLike, out_dir: str | os.PathLike,
-                     geotransforms: Optional[str | os.PathLike] = None) -> list[MTLCCConversion]:
+def mtlcc_to_geotiff(
+    tfrecord: str | os.PathLike, out_dir: str | os.PathLike, geotransforms: Optional[str | os.PathLike] = None
+) -> list[MTLCCConversion]:
     """Convert one MTLCC tile file to GeoTIFFs (see the module docstring). Without ``geotransforms`` (or
     without a row for the tile) the rasters are written on a unit grid at the origin, with no CRS, and
     ``georeferenced`` is False."""
@@ -162,23 +179,37 @@ def mtlcc_to_geotiff(tfrecord: str | os.PathLike, out_dir: str | os.PathLike,
         for name in ("x20", "x60"):
             arr = getattr(tile, name)
             if arr.shape[1] * SCALE[name] < h or arr.shape[2] * SCALE[name] < w:
-                raise GeoDLError(f"Tile {tile.tile_id}: {name} is {arr.shape[1]}×{arr.shape[2]}, too small for "
-                                 f"the {h}×{w} 10 m grid at {SCALE[name]}× its pixel size.")
+                raise GeoDLError(
+                    f"Tile {tile.tile_id}: {name} is {arr.shape[1]}×{arr.shape[2]}, too small for "
+                    f"the {h}×{w} 10 m grid at {SCALE[name]}× its pixel size."
+                )
         series = []
         for t, date in enumerate(tile.dates):
             key = f"{date:%Y%m%d}"
             for name, folder_name in (("x10", "10m"), ("x20", "20m"), ("x60", "60m")):
                 scale = SCALE[name]
-                _write_tif(folder / folder_name / f"{key}.tif", getattr(tile, name)[t],
-                           from_origin(xmin, ymax, res * scale, res * scale), crs, GROUPS[name])
-            up = [tile.x10[t]] + [np.repeat(np.repeat(getattr(tile, n)[t], SCALE[n], 0), SCALE[n], 1)[:h, :w]
-                                  for n in ("x20", "x60")]
+                _write_tif(
+                    folder / folder_name / f"{key}.tif",
+                    getattr(tile, name)[t],
+                    from_origin(xmin, ymax, res * scale, res * scale),
+                    crs,
+                    GROUPS[name],
+                )
+            up = [tile.x10[t]] + [np.repeat(np.repeat(getattr(tile, n)[t], SCALE[n], 0), SCALE[n], 1)[:h, :w] for n in ("x20", "x60")]
             path = folder / "series" / f"{key}.tif"
-            _write_tif(path, np.concatenate(up, axis=-1), from_origin(xmin, ymax, res, res), crs,
-                       GROUPS["x10"] + GROUPS["x20"] + GROUPS["x60"])
+            _write_tif(
+                path, np.concatenate(up, axis=-1), from_origin(xmin, ymax, res, res), crs, GROUPS["x10"] + GROUPS["x20"] + GROUPS["x60"]
+            )
             series.append(path)
         labels = folder / "labels.tif"
-        _write_tif(labels, tile.labels[0][..., None], from_origin(xmin, ymax, res, res), crs, ("labels",),
-                   dtype="uint8" if tile.labels.max(initial=0) < 255 else "uint16", nodata=0)
+        _write_tif(
+            labels,
+            tile.labels[0][..., None],
+            from_origin(xmin, ymax, res, res),
+            crs,
+            ("labels",),
+            dtype="uint8" if tile.labels.max(initial=0) < 255 else "uint16",
+            nodata=0,
+        )
         conversions.append(MTLCCConversion(tile.tile_id, folder, tile.dates, series, labels, g is not None))
     return conversions

@@ -31,7 +31,7 @@ def file_part(source: str) -> Optional[str]:
     if not text or text.upper() == "TEMPORARY_OUTPUT" or text.startswith(("memory:", "ogr:", "postgres:")):
         return None
     if "://" in text:
-        return text[len("file://"):] if text.startswith("file://") else None
+        return text[len("file://") :] if text.startswith("file://") else None
     text = text.split("|", 1)[0]  # "labels.gpkg|layername=points"
     if text.startswith("/vsi"):  # /vsizip/archive.zip/member → archive.zip
         parts = Path(text).parts[2:]
@@ -102,15 +102,16 @@ def check_outputs_against_inputs(inputs: Iterable[Optional[str]], outputs: Itera
             if key in by_key:
                 source, member = by_key[key]
                 how = "is" if (out_member == out and member == source) else "would overwrite"
-                what = "" if member == source and out_member == out else \
-                    f" ('{os.path.basename(out_member)}' is '{os.path.basename(member)}')"
+                what = (
+                    "" if member == source and out_member == out else f" ('{os.path.basename(out_member)}' is '{os.path.basename(member)}')"
+                )
                 raise GeoDLError(
                     f"The output '{out}' {how} the input '{source}'{what}; writing it would destroy the input. "
-                    "Choose another output file name.")
+                    "Choose another output file name."
+                )
     seen: dict[tuple, tuple[int, str]] = {}
     for i, out in enumerate(output_files):
         for key in _keys(out):
             if key in seen and seen[key][0] != i:
-                raise GeoDLError(f"The outputs '{seen[key][1]}' and '{out}' are the same file; give each output its "
-                                 "own file name.")
+                raise GeoDLError(f"The outputs '{seen[key][1]}' and '{out}' are the same file; give each output its own file name.")
             seen.setdefault(key, (i, out))

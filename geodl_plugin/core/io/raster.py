@@ -58,9 +58,16 @@ def raster_info(path: str | os.PathLike, band_names: Optional[Sequence[str]] = N
             if ds.driver == "VRT":
                 check_sources_exist(p, vrt_sources(p))
             return RasterInfo(
-                path=p, width=ds.width, height=ds.height, count=ds.count, dtype=ds.dtypes[0],
-                crs_wkt=ds.crs.to_wkt(), transform=tuple(ds.transform)[:6],  # type: ignore[arg-type]
-                nodata=ds.nodata, band_names=names, crs_is_geographic=bool(ds.crs.is_geographic),
+                path=p,
+                width=ds.width,
+                height=ds.height,
+                count=ds.count,
+                dtype=ds.dtypes[0],
+                crs_wkt=ds.crs.to_wkt(),
+                transform=tuple(ds.transform)[:6],  # type: ignore[arg-type]
+                nodata=ds.nodata,
+                band_names=names,
+                crs_is_geographic=bool(ds.crs.is_geographic),
                 crs_units=str(units),
             )
     except rasterio.errors.RasterioIOError as exc:
@@ -89,8 +96,10 @@ def check_sources_exist(path: str, files: Sequence[str]) -> None:
     read, deep inside a step: say so up front."""
     gone = [f for f in files if f != path and "://" not in f and not f.startswith("/vsi") and not Path(f).exists()]
     if gone:
-        raise GeoDLError(f"The raster '{path}' refers to file(s) that do not exist: {', '.join(gone)}. Restore "
-                         "them, or rebuild the virtual raster from files that exist.")
+        raise GeoDLError(
+            f"The raster '{path}' refers to file(s) that do not exist: {', '.join(gone)}. Restore "
+            "them, or rebuild the virtual raster from files that exist."
+        )
 
 
 def valid_mask(block: np.ndarray, nodata: Optional[float]) -> np.ndarray:

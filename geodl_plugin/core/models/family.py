@@ -99,16 +99,16 @@ class TilingParams:
     quarter tile) and blended, ``batch`` tiles a call."""
 
     size: int = field(default=256, metadata={"label": "Tile size (px)", "min": 16, "max": 4096})
-    overlap: int = field(default=0, metadata={"label": "Tile overlap (px; 0 = a quarter tile)", "min": 0,
-                                              "max": 2048})
+    overlap: int = field(default=0, metadata={"label": "Tile overlap (px; 0 = a quarter tile)", "min": 0, "max": 2048})
     batch: int = field(default=4, metadata={"label": "Tiles a batch", "min": 1, "max": 256})
 
     def validate(self) -> None:
         if self.size < 16 or self.batch < 1 or self.overlap < 0:
             raise GeoDLError("Tiles must be at least 16 px, the overlap ≥ 0 and the batch ≥ 1.")
         if self.overlap and 2 * self.overlap >= self.size:
-            raise GeoDLError(f"A tile overlap of {self.overlap} px leaves nothing of a {self.size} px tile; "
-                             "use less than half the tile size.")
+            raise GeoDLError(
+                f"A tile overlap of {self.overlap} px leaves nothing of a {self.size} px tile; use less than half the tile size."
+            )
 
 
 @dataclass
@@ -150,8 +150,7 @@ class TemporalParams:
     or ConvLSTM) and a convolutional softmax head; or ``stack``, the per-pixel baseline over all dates stacked.
     Trained on tiles of at most ``train_tile`` px; it predicts larger tiles (``TilingParams``)."""
 
-    encoder: str = field(default="gru", metadata={"label": "Encoder cell: gru, lstm, or stack (per-pixel "
-                                                            "baseline over the dates stacked)"})
+    encoder: str = field(default="gru", metadata={"label": "Encoder cell: gru, lstm, or stack (per-pixel baseline over the dates stacked)"})
     filters: int = field(default=16, metadata={"label": "Recurrent filters per direction", "min": 1, "max": 512})
     kernel_size: int = field(default=3, metadata={"label": "Recurrent kernel size (px)", "min": 1, "max": 9})
     layers: int = field(default=1, metadata={"label": "Recurrent layers", "min": 1, "max": 4})
@@ -159,8 +158,7 @@ class TemporalParams:
     head_kernel: int = field(default=3, metadata={"label": "Classifier kernel size (px)", "min": 1, "max": 7})
     hidden_units: tuple[int, ...] = field(default=(64,), metadata={"label": "Baseline hidden units, e.g. 64"})
     dropout: float = field(default=0.0, metadata={"label": "Dropout", "min": 0.0, "max": 0.9})
-    train_tile: int = field(default=24, metadata={"label": "Training tile size (px; larger patches are cropped)",
-                                                  "min": 1, "max": 512})
+    train_tile: int = field(default=24, metadata={"label": "Training tile size (px; larger patches are cropped)", "min": 1, "max": 512})
     augment: bool = field(default=True, metadata={"label": "Augment (flips, rotations)"})
 
     def __post_init__(self) -> None:
@@ -206,8 +204,7 @@ def options_for(family: ModelFamily, options: Any = None) -> Any:
         known = {f.name for f in fields(kind)}
         unknown = set(options) - known
         if unknown:
-            raise GeoDLError(f"The {family.value} model has no option(s) {sorted(unknown)}; "
-                             f"it takes {sorted(known)}.")
+            raise GeoDLError(f"The {family.value} model has no option(s) {sorted(unknown)}; it takes {sorted(known)}.")
         return kind(**options)
     raise GeoDLError(f"The {family.value} model takes {kind.__name__} options, not {type(options).__name__}.")
 

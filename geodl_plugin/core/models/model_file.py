@@ -73,38 +73,54 @@ def make_manifest(
         "mlm:tasks": [task],
         "mlm:framework": framework,
         "mlm:framework_version": version,
-        "mlm:input": [{
-            "name": "image",
-            "bands": list(bands),
-            "input": {"shape": shape, "dim_order": ["batch", "bands"] if len(shape) == 2 else
-                      ["batch", "height", "width", "bands"], "data_type": "float32"},
-            # Normalisation is applied inside the network (its first layer); recorded here for reference.
-            "norm_by_channel": True,
-            "norm_type": "z-score",
-            "statistics": [{"mean": float(m), "stddev": float(s)} for m, s in zip(mean, std)],
-            "pre_processing_function": None,
-        }],
-        "mlm:output": [{
-            "name": "value",
-            "tasks": [task],
-            "result": {"shape": [-1], "dim_order": ["batch"], "data_type": "float32"},
-            "classification:classes": [],
-        } if task == "regression" else {
-            "name": "classes",
-            "tasks": [task],
-            "result": {"shape": [-1, len(classes)], "dim_order": ["batch", "class"], "data_type": "float32"},
-            "classification:classes": classes.to_json(),
-        }],
+        "mlm:input": [
+            {
+                "name": "image",
+                "bands": list(bands),
+                "input": {
+                    "shape": shape,
+                    "dim_order": ["batch", "bands"] if len(shape) == 2 else ["batch", "height", "width", "bands"],
+                    "data_type": "float32",
+                },
+                # Normalisation is applied inside the network (its first layer); recorded here for reference.
+                "norm_by_channel": True,
+                "norm_type": "z-score",
+                "statistics": [{"mean": float(m), "stddev": float(s)} for m, s in zip(mean, std)],
+                "pre_processing_function": None,
+            }
+        ],
+        "mlm:output": [
+            {
+                "name": "value",
+                "tasks": [task],
+                "result": {"shape": [-1], "dim_order": ["batch"], "data_type": "float32"},
+                "classification:classes": [],
+            }
+            if task == "regression"
+            else {
+                "name": "classes",
+                "tasks": [task],
+                "result": {"shape": [-1, len(classes)], "dim_order": ["batch", "class"], "data_type": "float32"},
+                "classification:classes": classes.to_json(),
+            }
+        ],
         # None marks what is unknown (samples without a sidecar): prediction then checks nothing against it.
-        "raster": {"source_dtype": source_dtype, "nodata": nodata,
-                   "pixel_size": None if pixel_size is None else list(map(float, pixel_size)),
-                   "crs_wkt": crs_wkt, "crs_units": crs_units},
+        "raster": {
+            "source_dtype": source_dtype,
+            "nodata": nodata,
+            "pixel_size": None if pixel_size is None else list(map(float, pixel_size)),
+            "crs_wkt": crs_wkt,
+            "crs_units": crs_units,
+        },
         "patch_size": int(patch_size),
         "metrics": metrics or {},
         "training": training or {},
-        "provenance": {"plugin": "geodl", "plugin_version": plugin_version(),
-                       "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                       "data_source": data_source},
+        "provenance": {
+            "plugin": "geodl",
+            "plugin_version": plugin_version(),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "data_source": data_source,
+        },
     }
 
 
@@ -213,10 +229,9 @@ class _KerasPredictor:
     def _padded_batches(cls, x: np.ndarray):
         """(batch padded to a fixed size, rows that are real) for each slice of ``x``."""
         for i in range(0, max(len(x), 1), MAX_BATCH_PIXELS):
-            batch = x[i:i + MAX_BATCH_PIXELS]
+            batch = x[i : i + MAX_BATCH_PIXELS]
             n = len(batch)
-            size = MAX_BATCH_PIXELS if n == MAX_BATCH_PIXELS else \
-                min(MAX_BATCH_PIXELS, max(cls.SMALLEST, 1 << max(n - 1, 0).bit_length()))
+            size = MAX_BATCH_PIXELS if n == MAX_BATCH_PIXELS else min(MAX_BATCH_PIXELS, max(cls.SMALLEST, 1 << max(n - 1, 0).bit_length()))
             if size != n:
                 batch = np.concatenate([batch, np.zeros((size - n,) + batch.shape[1:], batch.dtype)])
             yield batch, n
@@ -224,8 +239,7 @@ class _KerasPredictor:
     def classify(self, x: np.ndarray, probabilities: bool) -> Classified:
         if x.ndim != 2:  # image patches (a U-Net): the class axis is the last one
             probs = self.probabilities(x)
-            return Classified(probs.argmax(axis=-1).astype(np.uint8), probs.max(axis=-1), probs if probabilities
-                              else None)
+            return Classified(probs.argmax(axis=-1).astype(np.uint8), probs.max(axis=-1), probs if probabilities else None)
         head = self._head(probabilities)
         parts = [[np.asarray(o)[:n] for o in self._run(head, batch)] for batch, n in self._padded_batches(x)]
         joined = [np.concatenate(p) if len(parts) > 1 else p[0] for p in zip(*parts)]
@@ -250,8 +264,9 @@ class _KerasPredictor:
             import keras
 
             step = 8  # patches a call
-            return np.concatenate([keras.ops.convert_to_numpy(self.model.predict_on_batch(x[i:i + step]))
-                                   for i in range(0, max(len(x), 1), step)])
+            return np.concatenate(
+                [keras.ops.convert_to_numpy(self.model.predict_on_batch(x[i : i + step])) for i in range(0, max(len(x), 1), step)]
+            )
         return self.classify(x, probabilities=True).probabilities  # type: ignore[return-value]
 
 
@@ -288,18 +303,17 @@ def _read_raw_manifest(path: str | os.PathLike) -> dict[str, Any]:
         with zipfile.ZipFile(path) as zf:
             manifest = json.loads(zf.read(MANIFEST))
     except FileNotFoundError as exc:
-        raise GeoDLError(f"The model file '{path}' does not exist. Check the path, or train a model with "
-                         "geodl:train.") from exc
+        raise GeoDLError(f"The model file '{path}' does not exist. Check the path, or train a model with geodl:train.") from exc
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
-        raise GeoDLError(f"'{path}' is not a geodl model file, or it is damaged ({exc}). Train a model with "
-                         "geodl:train, or copy the file again.") from exc
+        raise GeoDLError(
+            f"'{path}' is not a geodl model file, or it is damaged ({exc}). Train a model with geodl:train, or copy the file again."
+        ) from exc
     if not isinstance(manifest, dict):
         raise GeoDLError(f"'{path}' is not a geodl model file (its manifest is not a JSON object).")
     if manifest.get("format") != FORMAT:
         raise GeoDLError(f"'{path}' is not a geodl model file (format '{manifest.get('format')}').")
     if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise GeoDLError(f"'{path}' was written by a newer geodl (format {manifest['format_version']}); update "
-                         "the plugin.")
+        raise GeoDLError(f"'{path}' was written by a newer geodl (format {manifest['format_version']}); update the plugin.")
     return manifest
 
 
@@ -313,19 +327,23 @@ def check_manifest(path: str | os.PathLike, manifest: dict[str, Any]) -> None:
     except GeoDLError as exc:
         raise GeoDLError(f"The model file '{path}' has a damaged manifest: {exc}") from exc
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise GeoDLError(f"The model file '{path}' has a damaged manifest (no valid {exc}). Train the model again "
-                         "or copy the file again.") from exc
+        raise GeoDLError(
+            f"The model file '{path}' has a damaged manifest (no valid {exc}). Train the model again or copy the file again."
+        ) from exc
     if not bands or (len(classes) < 2 and not _is_regression(manifest)):
-        raise GeoDLError(f"The model file '{path}' has a damaged manifest ({len(bands)} band(s), {len(classes)} "
-                         "class(es)). Train the model again or copy the file again.")
+        raise GeoDLError(
+            f"The model file '{path}' has a damaged manifest ({len(bands)} band(s), {len(classes)} "
+            "class(es)). Train the model again or copy the file again."
+        )
 
 
 def _is_regression(manifest: dict[str, Any]) -> bool:
     return "regression" in (manifest.get("mlm:tasks") or [])
 
 
-def check_manifest_against_network(path: str | os.PathLike, manifest: dict[str, Any], n_inputs: Optional[int],
-                                   n_outputs: Optional[int], forest: bool = False) -> None:
+def check_manifest_against_network(
+    path: str | os.PathLike, manifest: dict[str, Any], n_inputs: Optional[int], n_outputs: Optional[int], forest: bool = False
+) -> None:
     """A manifest edited by hand (or a mixed-up file) whose band or class count disagrees with the network would
     silently shift every class; refuse it at load."""
     bands = len(manifest["mlm:input"][0]["bands"])
@@ -338,8 +356,10 @@ def check_manifest_against_network(path: str | os.PathLike, manifest: dict[str, 
     if n_outputs is not None and n_outputs != classes and not _is_regression(manifest):
         problems.append(f"{classes} class(es) in the manifest but the network gives {n_outputs}")
     if problems:
-        raise GeoDLError(f"The model file '{path}' is inconsistent: {'; '.join(problems)}. Its manifest was edited "
-                         "or mixed up with another model's; train the model again or use the original file.")
+        raise GeoDLError(
+            f"The model file '{path}' is inconsistent: {'; '.join(problems)}. Its manifest was edited "
+            "or mixed up with another model's; train the model again or use the original file."
+        )
 
 
 @dataclass(frozen=True)
@@ -357,13 +377,19 @@ class ModelInfo:
 
 def model_info(manifest: dict[str, Any], path: str = "") -> ModelInfo:
     try:
-        return ModelInfo(path, str(manifest["mlm:architecture"]), tuple(manifest["mlm:input"][0]["bands"]),
-                         ClassTable.from_json(manifest["mlm:output"][0]["classification:classes"]),
-                         int(manifest.get("patch_size", 1)), dict(manifest.get("raster", {})),
-                         dict(manifest.get("metrics", {})))
+        return ModelInfo(
+            path,
+            str(manifest["mlm:architecture"]),
+            tuple(manifest["mlm:input"][0]["bands"]),
+            ClassTable.from_json(manifest["mlm:output"][0]["classification:classes"]),
+            int(manifest.get("patch_size", 1)),
+            dict(manifest.get("raster", {})),
+            dict(manifest.get("metrics", {})),
+        )
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise GeoDLError(f"The model file '{path}' has a damaged manifest ({exc!r} is missing or wrong); "
-                         "retrain the model or use an untouched copy.") from exc
+        raise GeoDLError(
+            f"The model file '{path}' has a damaged manifest ({exc!r} is missing or wrong); retrain the model or use an untouched copy."
+        ) from exc
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:
@@ -382,8 +408,9 @@ def load_model_file(path: str | os.PathLike) -> ModelBundle:
                     arrays = np.load(io.BytesIO(fh.read()), allow_pickle=False)
                     forest = Forest.from_arrays(arrays)
             except (ValueError, KeyError, OSError, zipfile.BadZipFile, EOFError) as exc:
-                raise GeoDLError(f"The forest in the model file '{path}' is damaged ({exc}). Train the model again "
-                                 "or copy the file again.") from exc
+                raise GeoDLError(
+                    f"The forest in the model file '{path}' is damaged ({exc}). Train the model again or copy the file again."
+                ) from exc
             check_manifest(path, manifest)
             check_manifest_against_network(path, manifest, *_forest_shape(forest), forest=True)
             return ModelBundle(manifest, forest, str(path))
@@ -402,13 +429,13 @@ def load_model_file(path: str | os.PathLike) -> ModelBundle:
         with tempfile.TemporaryDirectory() as d:
             try:
                 zf.extract(KERAS_MEMBER, d)
-                model = keras.saving.load_model(Path(d) / KERAS_MEMBER, compile=False, safe_mode=True,
-                                                custom_objects=custom_objects())
+                model = keras.saving.load_model(Path(d) / KERAS_MEMBER, compile=False, safe_mode=True, custom_objects=custom_objects())
             except ValueError as exc:  # safe mode refuses code (lambda layers and the like)
                 raise GeoDLError(f"The model in '{path}' cannot be loaded safely ({exc}).") from exc
             except (OSError, KeyError, zipfile.BadZipFile, EOFError, TypeError) as exc:
-                raise GeoDLError(f"The network in the model file '{path}' is damaged ({exc}). Train the model "
-                                 "again or copy the file again.") from exc
+                raise GeoDLError(
+                    f"The network in the model file '{path}' is damaged ({exc}). Train the model again or copy the file again."
+                ) from exc
     check_manifest(path, manifest)
     check_manifest_against_network(path, manifest, _last_dim(model.input_shape), _last_dim(model.output_shape))
     return ModelBundle(manifest, model, str(path))

@@ -26,8 +26,7 @@ def build_pixel_dnn(
     import keras
 
     inputs = keras.Input((n_bands,), name="pixels")
-    x = keras.layers.Normalization(mean=list(map(float, mean)), variance=list(map(float, variance)),
-                                   name="normalize")(inputs)
+    x = keras.layers.Normalization(mean=list(map(float, mean)), variance=list(map(float, variance)), name="normalize")(inputs)
     for i, units in enumerate(hidden_units):
         x = keras.layers.Dense(int(units), activation="relu", name=f"dense_{i}")(x)
         if dropout > 0:
@@ -85,16 +84,23 @@ class Forest:
             counts.append(t.n_node_samples)
             impurities.append(t.impurity)
             state = t.__getstate__()["nodes"]
-            nan_left.append(state["missing_go_to_left"] if "missing_go_to_left" in state.dtype.names
-                            else np.zeros(n, np.uint8))
+            nan_left.append(state["missing_go_to_left"] if "missing_go_to_left" in state.dtype.names else np.zeros(n, np.uint8))
             roots.append(offset)
             depth = max(depth, int(t.max_depth))
             offset += n
-        return cls(np.concatenate(lefts).astype(np.int32), np.concatenate(rights).astype(np.int32),
-                   np.concatenate(feats).astype(np.int32), np.concatenate(thrs).astype(np.float64),
-                   np.concatenate(probas).astype(np.float32), np.array(roots, np.int32), depth,
-                   int(forest.n_features_in_), np.concatenate(counts).astype(np.int64),
-                   np.concatenate(impurities).astype(np.float64), np.concatenate(nan_left).astype(np.uint8))
+        return cls(
+            np.concatenate(lefts).astype(np.int32),
+            np.concatenate(rights).astype(np.int32),
+            np.concatenate(feats).astype(np.int32),
+            np.concatenate(thrs).astype(np.float64),
+            np.concatenate(probas).astype(np.float32),
+            np.array(roots, np.int32),
+            depth,
+            int(forest.n_features_in_),
+            np.concatenate(counts).astype(np.int64),
+            np.concatenate(impurities).astype(np.float64),
+            np.concatenate(nan_left).astype(np.uint8),
+        )
 
     @property
     def n_trees(self) -> int:
@@ -104,8 +110,7 @@ class Forest:
         """Class probabilities (n, classes), float32, through scikit-learn's compiled forest."""
         return self.classify(x, probabilities=True)[2]  # type: ignore[return-value]
 
-    def classify(self, x: np.ndarray, probabilities: bool = False) -> tuple[np.ndarray, np.ndarray,
-                                                                             Optional[np.ndarray]]:
+    def classify(self, x: np.ndarray, probabilities: bool = False) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """(most probable class index uint8, its probability float32, all probabilities or None). Through
         the bin-key table the first two are looked up, not recomputed from the probabilities."""
         x = np.asarray(x, dtype=np.float32)
@@ -122,7 +127,7 @@ class Forest:
             return memo.lookup(x, forest.predict_proba, probabilities)
         out = np.empty((len(x), n_classes), np.float32)
         for start in range(0, len(x), _FOREST_CHUNK):  # bounds sklearn's per-thread float64 accumulators
-            out[start:start + _FOREST_CHUNK] = forest.predict_proba(x[start:start + _FOREST_CHUNK])
+            out[start : start + _FOREST_CHUNK] = forest.predict_proba(x[start : start + _FOREST_CHUNK])
         return out.argmax(axis=1).astype(np.uint8), out.max(axis=1), out if probabilities else None
 
     def compiled(self, n_features: int = 0) -> Any:
@@ -157,8 +162,14 @@ class Forest:
             if self.missing_go_to_left is not None and "missing_go_to_left" in NODE_DTYPE.names:
                 nodes["missing_go_to_left"] = self.missing_go_to_left[a:b]
             tree = Tree(n_features, np.array([n_classes], dtype=np.intp), 1)
-            tree.__setstate__({"max_depth": int(self.max_depth), "node_count": int(b - a), "nodes": nodes,
-                               "values": np.ascontiguousarray(self.proba[a:b, None, :], np.float64)})
+            tree.__setstate__(
+                {
+                    "max_depth": int(self.max_depth),
+                    "node_count": int(b - a),
+                    "nodes": nodes,
+                    "values": np.ascontiguousarray(self.proba[a:b, None, :], np.float64),
+                }
+            )
             est = DecisionTreeClassifier()
             est.tree_, est.n_outputs_, est.n_classes_, est.classes_ = tree, 1, n_classes, classes
             est.n_features_in_, est.max_features_ = n_features, n_features
@@ -170,9 +181,16 @@ class Forest:
         return rf
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {"left": self.left, "right": self.right, "feature": self.feature, "threshold": self.threshold,
-                  "proba": self.proba, "roots": self.roots, "max_depth": np.array(self.max_depth),
-                  "n_features": np.array(self.n_features)}
+        arrays = {
+            "left": self.left,
+            "right": self.right,
+            "feature": self.feature,
+            "threshold": self.threshold,
+            "proba": self.proba,
+            "roots": self.roots,
+            "max_depth": np.array(self.max_depth),
+            "n_features": np.array(self.n_features),
+        }
         if self.n_node_samples is not None:
             arrays["n_node_samples"] = self.n_node_samples
         if self.impurity is not None:
@@ -184,11 +202,18 @@ class Forest:
     @classmethod
     def from_arrays(cls, arrays: Any) -> Forest:
         names = set(arrays.keys()) if hasattr(arrays, "keys") else set(arrays.files)
-        optional = {k: arrays[k] for k in ("n_node_samples", "impurity", "missing_go_to_left")
-                    if k in names}
-        return cls(arrays["left"], arrays["right"], arrays["feature"], arrays["threshold"], arrays["proba"],
-                   arrays["roots"], int(arrays["max_depth"]),
-                   int(arrays["n_features"]) if "n_features" in names else 0, **optional)
+        optional = {k: arrays[k] for k in ("n_node_samples", "impurity", "missing_go_to_left") if k in names}
+        return cls(
+            arrays["left"],
+            arrays["right"],
+            arrays["feature"],
+            arrays["threshold"],
+            arrays["proba"],
+            arrays["roots"],
+            int(arrays["max_depth"]),
+            int(arrays["n_features"]) if "n_features" in names else 0,
+            **optional,
+        )
 
 
 class _BinMemo:
@@ -256,8 +281,7 @@ class _BinMemo:
             self.luts[f] = (bins * int(self.strides[f])).astype(np.int32)
         return self.luts[f][whole]
 
-    def lookup(self, x: np.ndarray, predict: Any, probabilities: bool) -> tuple[np.ndarray, np.ndarray,
-                                                                                Optional[np.ndarray]]:
+    def lookup(self, x: np.ndarray, predict: Any, probabilities: bool) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         if np.isnan(x.ravel()).any():  # NaN follows each node's missing-value branch, not a bin: direct
             nan = np.isnan(x).any(axis=1)
             probs = np.empty((len(x), self.table.shape[1]), np.float32)
@@ -271,8 +295,8 @@ class _BinMemo:
                 new, first = np.unique(key[missing], return_index=True)
                 rows = np.flatnonzero(missing)[first]  # one pixel stands for each new key
                 for start in range(0, len(rows), _FOREST_CHUNK):
-                    cells = new[start:start + _FOREST_CHUNK]
-                    probs = predict(x[rows[start:start + _FOREST_CHUNK]])
+                    cells = new[start : start + _FOREST_CHUNK]
+                    probs = predict(x[rows[start : start + _FOREST_CHUNK]])
                     self.table[cells] = probs
                     self.best[cells] = probs.argmax(axis=1)
                     self.confidence[cells] = probs.max(axis=1)
@@ -280,14 +304,20 @@ class _BinMemo:
         return self.best[key], self.confidence[key], self.table[key] if probabilities else None
 
 
-def fit_random_forest(x: np.ndarray, y_index: np.ndarray, n_classes: int, n_trees: int = 200,
-                      max_depth: int = 20, seed: int = 0, class_weight: str | None = "balanced") -> Forest:
+def fit_random_forest(
+    x: np.ndarray,
+    y_index: np.ndarray,
+    n_classes: int,
+    n_trees: int = 200,
+    max_depth: int = 20,
+    seed: int = 0,
+    class_weight: str | None = "balanced",
+) -> Forest:
     """Fit scikit-learn's forest; its output columns are mapped onto class-table indices 0..n_classes-1,
     so a class missing from the training split still has a (zero) column."""
     from sklearn.ensemble import RandomForestClassifier
 
-    rf = RandomForestClassifier(n_estimators=n_trees, max_depth=max_depth, random_state=seed, n_jobs=-1,
-                                class_weight=class_weight)
+    rf = RandomForestClassifier(n_estimators=n_trees, max_depth=max_depth, random_state=seed, n_jobs=-1, class_weight=class_weight)
     rf.fit(x, y_index)
     forest = Forest.from_sklearn(rf)
     if forest.proba.shape[1] != n_classes:

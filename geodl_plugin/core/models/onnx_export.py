@@ -91,11 +91,15 @@ def exportable(bundle: ModelBundle) -> Optional[str]:
     """Why this model cannot be exported to ONNX, or None when it can."""
     import_shape = getattr(bundle.model, "input_shape", None)
     if import_shape is None:
-        return (f"The {bundle.architecture} model is not a neural network; only Keras models (pixel DNN, U-Net) "
-                "can be exported to ONNX. Train a pixel DNN or a U-Net for Deepness.")
+        return (
+            f"The {bundle.architecture} model is not a neural network; only Keras models (pixel DNN, U-Net) "
+            "can be exported to ONNX. Train a pixel DNN or a U-Net for Deepness."
+        )
     if len(import_shape) not in (2, 4):
-        return (f"The {bundle.architecture} model takes input of shape {import_shape}; Deepness feeds single "
-                "images, so only per-pixel and image models can be exported.")
+        return (
+            f"The {bundle.architecture} model takes input of shape {import_shape}; Deepness feeds single "
+            "images, so only per-pixel and image models can be exported."
+        )
     return None
 
 
@@ -154,8 +158,10 @@ def deepness_metadata(manifest: dict[str, Any], tile_size: int, tiles_overlap: i
     if size and str(raster.get("crs_units", "")).lower() in ("metre", "meter", "metres", "meters", "m"):
         meta["resolution"] = round(float(size) * 100.0, 6)  # Deepness works in cm per pixel
     elif size:
-        log.warning("The model's pixel size is in %s, not metres: Deepness' resolution (cm/px) is left unset; "
-                    "set it by hand in Deepness.", raster.get("crs_units") or "unknown units")
+        log.warning(
+            "The model's pixel size is in %s, not metres: Deepness' resolution (cm/px) is left unset; set it by hand in Deepness.",
+            raster.get("crs_units") or "unknown units",
+        )
     return {k: json.dumps(v) for k, v in meta.items()}
 
 
@@ -170,8 +176,7 @@ def _keras_route(graph: Any, signature: list, path: str) -> bool:
         log.info("Keras' ONNX export failed (%s); converting the frozen function instead.", exc)
         return False
     if len(inputs) != 1:
-        log.info("Keras' ONNX export left %d graph inputs (captured constants); converting the frozen function "
-                 "instead.", len(inputs))
+        log.info("Keras' ONNX export left %d graph inputs (captured constants); converting the frozen function instead.", len(inputs))
         return False
     return True
 
@@ -184,8 +189,8 @@ def _frozen_route(graph: Any, signature: list, path: str) -> None:
     function = tf.function(lambda x: graph(x, training=False)).get_concrete_function(signature[0])
     frozen = convert_variables_to_constants_v2(function)
     proto, _ = tf2onnx.convert.from_graph_def(
-        frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
-        output_names=[t.name for t in frozen.outputs], opset=OPSET)
+        frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs], output_names=[t.name for t in frozen.outputs], opset=OPSET
+    )
     Path(path).write_bytes(proto.SerializeToString())
 
 
@@ -238,8 +243,7 @@ def keras_tiles(bundle: ModelBundle, tiles: np.ndarray) -> np.ndarray:
     return np.transpose(probs, (0, 3, 1, 2))
 
 
-def export_onnx(params: OnnxExportParams, progress: Optional[Progress] = None,
-                bundle: Optional[ModelBundle] = None) -> OnnxExportResult:
+def export_onnx(params: OnnxExportParams, progress: Optional[Progress] = None, bundle: Optional[ModelBundle] = None) -> OnnxExportResult:
     """Write ``params.output`` (atomically) and, when asked, the STAC item describing it."""
     progress = ensure(progress)
     params.validate()
@@ -252,8 +256,10 @@ def export_onnx(params: OnnxExportParams, progress: Optional[Progress] = None,
         import onnxruntime  # noqa: F401
         import tf2onnx  # noqa: F401
     except ImportError as exc:
-        raise GeoDLError(f"ONNX export needs the Python packages onnx, onnxruntime and tf2onnx ({exc}). Install "
-                         "them with: python -m pip install onnx onnxruntime tf2onnx") from exc
+        raise GeoDLError(
+            f"ONNX export needs the Python packages onnx, onnxruntime and tf2onnx ({exc}). Install "
+            "them with: python -m pip install onnx onnxruntime tf2onnx"
+        ) from exc
     import onnx
     import tensorflow as tf
 
@@ -276,8 +282,10 @@ def export_onnx(params: OnnxExportParams, progress: Optional[Progress] = None,
         onnx.save(model, final)
         diff = _self_check(bundle, final, tile)
         if not diff <= TOLERANCE:
-            raise GeoDLError(f"The ONNX model's output differs from the Keras model's by {diff:.2g} (more than "
-                             f"{TOLERANCE:g}); the file was not written. Please report this.")
+            raise GeoDLError(
+                f"The ONNX model's output differs from the Keras model's by {diff:.2g} (more than "
+                f"{TOLERANCE:g}); the file was not written. Please report this."
+            )
         progress.check()
         with atomic_path(params.output) as tmp:
             Path(tmp).write_bytes(Path(final).read_bytes())
@@ -285,8 +293,7 @@ def export_onnx(params: OnnxExportParams, progress: Optional[Progress] = None,
     if params.stac_output:
         from .stac_item import write_stac_item
 
-        stac_path = str(write_stac_item(params.stac_output, bundle.manifest, params.output, params.model,
-                                         onnx_tile=tile))
+        stac_path = str(write_stac_item(params.stac_output, bundle.manifest, params.output, params.model, onnx_tile=tile))
     progress.update(100, f"ONNX model written to {params.output} (max |ONNX − Keras| = {diff:.1e})")
     return OnnxExportResult(params.output, route, tile, diff, metadata, stac_path)
 

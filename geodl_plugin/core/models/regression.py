@@ -48,9 +48,15 @@ class ForestRegressor:
             roots.append(offset)
             depth = max(depth, int(t.max_depth))
             offset += t.node_count
-        return cls(np.concatenate(lefts).astype(np.int32), np.concatenate(rights).astype(np.int32),
-                   np.concatenate(feats).astype(np.int32), np.concatenate(thrs).astype(np.float64),
-                   np.concatenate(values).astype(np.float64), np.array(roots, np.int32), depth)
+        return cls(
+            np.concatenate(lefts).astype(np.int32),
+            np.concatenate(rights).astype(np.int32),
+            np.concatenate(feats).astype(np.int32),
+            np.concatenate(thrs).astype(np.float64),
+            np.concatenate(values).astype(np.float64),
+            np.array(roots, np.int32),
+            depth,
+        )
 
     @property
     def n_trees(self) -> int:
@@ -62,7 +68,7 @@ class ForestRegressor:
         out = np.empty((len(x), self.n_trees), dtype=np.float64)
         rows = np.arange(len(x))[:, None]
         for start in range(0, self.n_trees, _TREE_GROUP):
-            roots = self.roots[start:start + _TREE_GROUP]
+            roots = self.roots[start : start + _TREE_GROUP]
             node = np.broadcast_to(roots, (len(x), len(roots))).copy()
             for _ in range(self.max_depth):
                 left = self.left[node]
@@ -71,7 +77,7 @@ class ForestRegressor:
                     break
                 go_left = x[rows, self.feature[node]] <= self.threshold[node]
                 node = np.where(active, np.where(go_left, left, self.right[node]), node)
-            out[:, start:start + len(roots)] = self.value[node]
+            out[:, start : start + len(roots)] = self.value[node]
         return out
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,23 +86,37 @@ class ForestRegressor:
         return trees.mean(axis=1).astype(np.float32), trees.std(axis=1).astype(np.float32)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"left": self.left, "right": self.right, "feature": self.feature, "threshold": self.threshold,
-                "value": self.value, "roots": self.roots, "max_depth": np.array(self.max_depth)}
+        return {
+            "left": self.left,
+            "right": self.right,
+            "feature": self.feature,
+            "threshold": self.threshold,
+            "value": self.value,
+            "roots": self.roots,
+            "max_depth": np.array(self.max_depth),
+        }
 
     @classmethod
     def from_arrays(cls, arrays: Any) -> ForestRegressor:
-        return cls(arrays["left"], arrays["right"], arrays["feature"], arrays["threshold"], arrays["value"],
-                   arrays["roots"], int(arrays["max_depth"]))
+        return cls(
+            arrays["left"],
+            arrays["right"],
+            arrays["feature"],
+            arrays["threshold"],
+            arrays["value"],
+            arrays["roots"],
+            int(arrays["max_depth"]),
+        )
 
 
-def fit_forest_regressor(x: np.ndarray, y: np.ndarray, n_trees: int = 200, max_depth: int = 20,
-                         min_samples_leaf: int = 1, seed: int = 0) -> ForestRegressor:
+def fit_forest_regressor(
+    x: np.ndarray, y: np.ndarray, n_trees: int = 200, max_depth: int = 20, min_samples_leaf: int = 1, seed: int = 0
+) -> ForestRegressor:
     from sklearn.ensemble import RandomForestRegressor
 
     if len(x) < 2:
         raise GeoDLError(f"A regression needs at least 2 samples (got {len(x)}).")
-    rf = RandomForestRegressor(n_estimators=n_trees, max_depth=max_depth, min_samples_leaf=min_samples_leaf,
-                               random_state=seed, n_jobs=-1)
+    rf = RandomForestRegressor(n_estimators=n_trees, max_depth=max_depth, min_samples_leaf=min_samples_leaf, random_state=seed, n_jobs=-1)
     rf.fit(x, y)
     return ForestRegressor.from_sklearn(rf)
 
@@ -116,8 +136,7 @@ def build_dnn_regressor(
     import keras
 
     inputs = keras.Input((n_bands,), name="pixels")
-    x = keras.layers.Normalization(mean=list(map(float, mean)), variance=list(map(float, variance)),
-                                   name="normalize")(inputs)
+    x = keras.layers.Normalization(mean=list(map(float, mean)), variance=list(map(float, variance)), name="normalize")(inputs)
     for i, units in enumerate(hidden_units):
         x = keras.layers.Dense(int(units), activation="relu", name=f"dense_{i}")(x)
         if dropout > 0:
@@ -132,8 +151,7 @@ def predict_keras_regressor(model: Any, x: np.ndarray, batch: int = 262_144) -> 
     import keras
 
     x = np.asarray(x, dtype=np.float32)
-    parts = [keras.ops.convert_to_numpy(model.predict_on_batch(x[i:i + batch])).reshape(-1)
-             for i in range(0, max(len(x), 1), batch)]
+    parts = [keras.ops.convert_to_numpy(model.predict_on_batch(x[i : i + batch])).reshape(-1) for i in range(0, max(len(x), 1), batch)]
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
 
 

@@ -53,13 +53,12 @@ def _input(manifest: dict[str, Any], onnx_tile: Optional[int]) -> dict[str, Any]
         "bands": bands,
         "input": {"shape": shape, "dim_order": dims, "data_type": "float32"},
         "description": "Raw pixel values of the bands, in this order; the network normalises them itself "
-                       "(z-score with the statistics below)." if not onnx_tile else
-                       "Raw pixel values divided by 255 (as Deepness feeds them); the graph multiplies by 255 "
-                       "and applies the z-score below itself.",
+        "(z-score with the statistics below)."
+        if not onnx_tile
+        else "Raw pixel values divided by 255 (as Deepness feeds them); the graph multiplies by 255 and applies the z-score below itself.",
         # Applied inside the network (its first layer), so consumers must NOT apply it again; listed because
         # it documents what the model expects.
-        "value_scaling": [{"type": "z-score", "mean": float(s["mean"]), "stddev": float(s["stddev"])}
-                          for s in stats] or None,
+        "value_scaling": [{"type": "z-score", "mean": float(s["mean"]), "stddev": float(s["stddev"])} for s in stats] or None,
         "resize_type": None,
         "pre_processing_function": None,
     }
@@ -83,9 +82,14 @@ def _output(manifest: dict[str, Any], onnx_tile: Optional[int]) -> dict[str, Any
         "description": "Probability of each class; the map takes the most probable.",
         "result": {"shape": shape, "dim_order": dims, "data_type": "float32"},
         "classification:classes": [
-            {"value": int(c["value"]), "name": _class_name(str(c["name"])), "description": str(c["name"]),
-             "color_hint": str(c.get("color_hint", "999999")).lstrip("#").upper()}
-            for c in classes],
+            {
+                "value": int(c["value"]),
+                "name": _class_name(str(c["name"])),
+                "description": str(c["name"]),
+                "color_hint": str(c.get("color_hint", "999999")).lstrip("#").upper(),
+            }
+            for c in classes
+        ],
         "post_processing_function": None,
     }
 
@@ -97,8 +101,9 @@ def _class_name(name: str) -> str:
     return cleaned or "class"
 
 
-def stac_item(manifest: dict[str, Any], model_href: str, onnx_href: Optional[str] = None,
-              onnx_tile: Optional[int] = None) -> dict[str, Any]:
+def stac_item(
+    manifest: dict[str, Any], model_href: str, onnx_href: Optional[str] = None, onnx_tile: Optional[int] = None
+) -> dict[str, Any]:
     """The STAC Item (a plain dict) for a model file at ``model_href`` and, optionally, its ONNX export.
 
     With an ONNX export the item describes the ONNX graph's input (NCHW tiles); without, the geodl model's."""
@@ -123,8 +128,7 @@ def stac_item(manifest: dict[str, Any], model_href: str, onnx_href: Optional[str
         "mlm:output": [_output(manifest, onnx_tile)],
         "bands": [{"name": b} for b in bands],
     }
-    hyper = {k: v for k, v in (manifest.get("training") or {}).items()
-             if isinstance(v, (int, float, str, bool)) and k not in ("samples",)}
+    hyper = {k: v for k, v in (manifest.get("training") or {}).items() if isinstance(v, (int, float, str, bool)) and k not in ("samples",)}
     if hyper:
         properties["mlm:hyperparameters"] = hyper
     metrics = manifest.get("metrics") or {}
@@ -172,8 +176,13 @@ def _utc(stamp: str) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_stac_item(path: str | os.PathLike, manifest: dict[str, Any], onnx_path: Optional[str | os.PathLike] = None,
-                    model_path: Optional[str | os.PathLike] = None, onnx_tile: Optional[int] = None) -> Path:
+def write_stac_item(
+    path: str | os.PathLike,
+    manifest: dict[str, Any],
+    onnx_path: Optional[str | os.PathLike] = None,
+    model_path: Optional[str | os.PathLike] = None,
+    onnx_tile: Optional[int] = None,
+) -> Path:
     """Write the item as JSON next to the artifacts; hrefs are relative to the item when they share a folder."""
     target = check_writable(path)
 

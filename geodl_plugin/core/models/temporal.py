@@ -88,8 +88,15 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
         missing date is skipped per pixel. Returns the last state (b, h, w, F) or, with
         ``return_sequences``, every date's state (b, T, h, w, F) in date order."""
 
-        def __init__(self, filters: int, kernel_size: int = 3, cell: str = "gru", reverse: bool = False,
-                     return_sequences: bool = False, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            filters: int,
+            kernel_size: int = 3,
+            cell: str = "gru",
+            reverse: bool = False,
+            return_sequences: bool = False,
+            **kwargs: Any,
+        ) -> None:
             super().__init__(**kwargs)
             if cell not in ("gru", "lstm"):
                 raise ValueError(f"cell must be gru or lstm, not {cell}")
@@ -100,15 +107,12 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
         def build(self, input_shape: Any) -> None:
             channels = int(input_shape[0][-1])
             k, f = self.kernel_size, self.filters
-            self.input_kernel = self.add_weight(name="input_kernel", shape=(k, k, channels, self.gates * f),
-                                                initializer="glorot_uniform")
-            self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=(k, k, f, self.gates * f),
-                                                    initializer="orthogonal")
+            self.input_kernel = self.add_weight(name="input_kernel", shape=(k, k, channels, self.gates * f), initializer="glorot_uniform")
+            self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=(k, k, f, self.gates * f), initializer="orthogonal")
             bias = np.zeros(self.gates * f, np.float32)
             if self.cell == "lstm":
-                bias[f:2 * f] = 1.0  # forget gate open at the start: the usual LSTM initialisation
-            self.bias = self.add_weight(name="bias", shape=(self.gates * f,),
-                                        initializer=keras.initializers.Constant(bias))
+                bias[f : 2 * f] = 1.0  # forget gate open at the start: the usual LSTM initialisation
+            self.bias = self.add_weight(name="bias", shape=(self.gates * f,), initializer=keras.initializers.Constant(bias))
 
         def call(self, inputs: Any) -> Any:
             x, observed = inputs
@@ -123,8 +127,7 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
             # A symbolic loop (``ops.scan``: a while loop on TensorFlow), not a Python one: the traced graph
             # stays one step long whatever the number of dates (unrolled, tracing took a minute for 18 dates).
             steps = (ops.transpose(xg, (1, 0, 2, 3, 4)), ops.transpose(observed, (1, 0, 2, 3, 4)))
-            (last, _), (sequence, _) = ops.scan(self._step, (state, state), steps, length=n_dates,
-                                                reverse=self.reverse)
+            (last, _), (sequence, _) = ops.scan(self._step, (state, state), steps, length=n_dates, reverse=self.reverse)
             if self.return_sequences:
                 return ops.transpose(sequence, (1, 0, 2, 3, 4))
             return last
@@ -136,13 +139,13 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
             hg = ops.conv(state, self.recurrent_kernel, padding="same")
             if self.cell == "gru":
                 z = ops.sigmoid(gx[..., :f] + hg[..., :f])
-                r = ops.sigmoid(gx[..., f:2 * f] + hg[..., f:2 * f])
-                n = ops.tanh(gx[..., 2 * f:] + r * hg[..., 2 * f:])
+                r = ops.sigmoid(gx[..., f : 2 * f] + hg[..., f : 2 * f])
+                n = ops.tanh(gx[..., 2 * f :] + r * hg[..., 2 * f :])
                 new = (1.0 - z) * n + z * state
             else:
                 g = gx + hg
-                i, fg = ops.sigmoid(g[..., :f]), ops.sigmoid(g[..., f:2 * f])
-                o, cand = ops.sigmoid(g[..., 2 * f:3 * f]), ops.tanh(g[..., 3 * f:])
+                i, fg = ops.sigmoid(g[..., :f]), ops.sigmoid(g[..., f : 2 * f])
+                o, cand = ops.sigmoid(g[..., 2 * f : 3 * f]), ops.tanh(g[..., 3 * f :])
                 new_cell = fg * cell + i * cand
                 cell = m * new_cell + (1.0 - m) * cell  # an unobserved date keeps the cell too
                 new = o * ops.tanh(new_cell)
@@ -157,8 +160,14 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
             return (s[0], s[2], s[3], self.filters)
 
         def get_config(self) -> dict:
-            return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
-                    "cell": self.cell, "reverse": self.reverse, "return_sequences": self.return_sequences}
+            return {
+                **super().get_config(),
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "cell": self.cell,
+                "reverse": self.reverse,
+                "return_sequences": self.return_sequences,
+            }
 
     @keras.saving.register_keras_serializable(package=_PACKAGE)
     class StackDates(keras.layers.Layer):
@@ -215,11 +224,15 @@ def build_temporal_model(
         x = features
         for level in range(layers):
             last = level == layers - 1
-            parts = [objects["ConvRecurrent2D"](filters, kernel_size, encoder, False, not last,
-                                                name=f"{encoder}{level}_forward")([x, observed])]
+            parts = [
+                objects["ConvRecurrent2D"](filters, kernel_size, encoder, False, not last, name=f"{encoder}{level}_forward")([x, observed])
+            ]
             if bidirectional:
-                parts.append(objects["ConvRecurrent2D"](filters, kernel_size, encoder, True, not last,
-                                                        name=f"{encoder}{level}_backward")([x, observed]))
+                parts.append(
+                    objects["ConvRecurrent2D"](filters, kernel_size, encoder, True, not last, name=f"{encoder}{level}_backward")(
+                        [x, observed]
+                    )
+                )
             x = kl.Concatenate(name=f"{encoder}{level}_states")(parts) if len(parts) > 1 else parts[0]
         if dropout > 0:
             x = kl.Dropout(float(dropout), name="dropout")(x)
@@ -235,16 +248,32 @@ def rebuild_for_dates(model: Any, settings: dict, n_dates: int) -> Any:
         raise ValueError("the stacked-dates baseline is bound to its number of dates")
     layer = model.get_layer("series_input")
     n_classes = int(model.output_shape[-1])
-    clone = build_temporal_model(n_dates, len(layer.mean), n_classes, layer.mean, layer.variance,
-                                 **{k: settings[k] for k in ("encoder", "filters", "kernel_size", "layers",
-                                                             "bidirectional", "head_kernel") if k in settings})
+    clone = build_temporal_model(
+        n_dates,
+        len(layer.mean),
+        n_classes,
+        layer.mean,
+        layer.variance,
+        **{k: settings[k] for k in ("encoder", "filters", "kernel_size", "layers", "bidirectional", "head_kernel") if k in settings},
+    )
     clone.set_weights(model.get_weights())
     return clone
 
 
-def temporal_flops(height: int, width: int, n_dates: int, n_bands: int, n_classes: int, encoder: str = "gru",
-                   filters: int = 32, kernel_size: int = 3, layers: int = 1, bidirectional: bool = True,
-                   head_kernel: int = 3, hidden_units: Sequence[int] = (64,)) -> float:
+def temporal_flops(
+    height: int,
+    width: int,
+    n_dates: int,
+    n_bands: int,
+    n_classes: int,
+    encoder: str = "gru",
+    filters: int = 32,
+    kernel_size: int = 3,
+    layers: int = 1,
+    bidirectional: bool = True,
+    head_kernel: int = 3,
+    hidden_units: Sequence[int] = (64,),
+) -> float:
     """Multiply-adds × 2 of one forward pass on an ``height``×``width`` tile: the convolutions (input and
     recurrent, every date, both directions) and the head; gate nonlinearities are a few per value and left
     out."""
@@ -273,11 +302,26 @@ def receptive_radius(n_dates: int, kernel_size: int, layers: int) -> int:
     return int(layers * (n_dates + 1) * (kernel_size // 2))
 
 
-def encoder_settings(encoder: str, filters: int, kernel_size: int, layers: int, bidirectional: bool,
-                     head_kernel: int, hidden_units: Sequence[int], dropout: float,
-                     n_dates: Optional[int] = None) -> dict:
+def encoder_settings(
+    encoder: str,
+    filters: int,
+    kernel_size: int,
+    layers: int,
+    bidirectional: bool,
+    head_kernel: int,
+    hidden_units: Sequence[int],
+    dropout: float,
+    n_dates: Optional[int] = None,
+) -> dict:
     """The network's settings as stored in the model file's manifest (enough to rebuild it)."""
-    return {"encoder": encoder, "filters": int(filters), "kernel_size": int(kernel_size), "layers": int(layers),
-            "bidirectional": bool(bidirectional), "head_kernel": int(head_kernel),
-            "hidden_units": [int(u) for u in hidden_units], "dropout": float(dropout),
-            **({"n_dates": int(n_dates)} if n_dates is not None else {})}
+    return {
+        "encoder": encoder,
+        "filters": int(filters),
+        "kernel_size": int(kernel_size),
+        "layers": int(layers),
+        "bidirectional": bool(bidirectional),
+        "head_kernel": int(head_kernel),
+        "hidden_units": [int(u) for u in hidden_units],
+        "dropout": float(dropout),
+        **({"n_dates": int(n_dates)} if n_dates is not None else {}),
+    }

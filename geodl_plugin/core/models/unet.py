@@ -46,8 +46,7 @@ def build_unet(
         return x
 
     inputs = keras.Input((None, None, n_bands), name="image")
-    x = layers.Normalization(mean=list(map(float, mean)), variance=list(map(float, variance)),
-                             name="normalize")(inputs)
+    x = layers.Normalization(mean=list(map(float, mean)), variance=list(map(float, variance)), name="normalize")(inputs)
     skips = []
     for level in range(depth):
         x = block(x, base_filters * 2**level, f"enc{level}")
@@ -211,8 +210,9 @@ def translation_size(k: int, multiple: int) -> int:
     return k - multiple if k - multiple >= multiple else k
 
 
-def translate_batch(x: np.ndarray, y: np.ndarray, multiple: int, rng: np.random.Generator,
-                    size: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+def translate_batch(
+    x: np.ndarray, y: np.ndarray, multiple: int, rng: np.random.Generator, size: Optional[int] = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Random translations that put each chip's labelled pixels at every phase of the pooling grid.
 
     Point patches carry one labelled pixel, always at the centre (flips keep it there), so without this the
@@ -236,13 +236,12 @@ def translate_batch(x: np.ndarray, y: np.ndarray, multiple: int, rng: np.random.
     xo = np.empty((n, size, size) + x.shape[3:], x.dtype)
     yo = np.empty((n, size, size), y.dtype)
     for i, (r, c) in enumerate(offsets):
-        xo[i] = x[i, r:r + size, c:c + size]
-        yo[i] = y[i, r:r + size, c:c + size]
+        xo[i] = x[i, r : r + size, c : c + size]
+        yo[i] = y[i, r : r + size, c : c + size]
     return xo, yo
 
 
-def chip_batches(x: np.ndarray, y: np.ndarray, batch_size: int, augment: bool, seed: int, shuffle: bool = True,
-                 multiple: int = 1) -> Any:
+def chip_batches(x: np.ndarray, y: np.ndarray, batch_size: int, augment: bool, seed: int, shuffle: bool = True, multiple: int = 1) -> Any:
     """A ``keras.utils.PyDataset`` of (image, mask) batches, reshuffled and re-augmented every epoch (NumPy,
     so the pipeline is the same on every backend).
 
@@ -264,7 +263,7 @@ def chip_batches(x: np.ndarray, y: np.ndarray, batch_size: int, augment: bool, s
             return max(1, int(np.ceil(len(x) / batch_size)))
 
         def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-            idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
+            idx = np.sort(self.order[i * batch_size : (i + 1) * batch_size])
             xb, yb = x[idx], y[idx]
             if translate:
                 xb, yb = translate_batch(xb, yb, multiple, self.rng)

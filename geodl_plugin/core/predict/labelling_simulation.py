@@ -46,10 +46,19 @@ def forest_fit_predict(x_all: np.ndarray, n_classes: int, n_trees: int = 20, max
     return fit_predict
 
 
-def simulate_labelling(image: np.ndarray, truth_index: np.ndarray, strategy: str, fit_predict: FitPredict,
-                       budget: int = 120, batch: int = 8, initial: int = 8, seed: int = 0,
-                       measure: str = "margin", min_distance_px: float = 3.0, class_share: float = 0.5
-                       ) -> LearningCurve:
+def simulate_labelling(
+    image: np.ndarray,
+    truth_index: np.ndarray,
+    strategy: str,
+    fit_predict: FitPredict,
+    budget: int = 120,
+    batch: int = 8,
+    initial: int = 8,
+    seed: int = 0,
+    measure: str = "margin",
+    min_distance_px: float = 3.0,
+    class_share: float = 0.5,
+) -> LearningCurve:
     """One session. ``image`` (bands, h, w); ``truth_index`` (h, w) class positions 0..C-1 (the oracle)."""
     if strategy not in (RANDOM, UNCERTAINTY):
         raise GeoDLError(f"Unknown strategy '{strategy}'.")
@@ -75,16 +84,16 @@ def simulate_labelling(image: np.ndarray, truth_index: np.ndarray, strategy: str
             valid = np.ones((h, w), bool)
             valid.ravel()[labelled] = False
             done = np.array([(i // w, i % w) for i in labelled])
-            rc = select_points(score, probs.argmax(axis=1).reshape(h, w), valid, n, min_distance_px, class_share,
-                               done, seed + len(labelled))
+            rc = select_points(
+                score, probs.argmax(axis=1).reshape(h, w), valid, n, min_distance_px, class_share, done, seed + len(labelled)
+            )
             new = list(rc[:, 0] * w + rc[:, 1])
         labelled += [int(i) for i in new]
 
 
 def mean_curve(curves: list[LearningCurve]) -> LearningCurve:
     """The average of sessions with the same label counts (different seeds)."""
-    return LearningCurve(curves[0].strategy, list(curves[0].labels),
-                         [float(v) for v in np.mean([c.accuracy for c in curves], axis=0)])
+    return LearningCurve(curves[0].strategy, list(curves[0].labels), [float(v) for v in np.mean([c.accuracy for c in curves], axis=0)])
 
 
 def labels_to_reach(curve: LearningCurve, target: float) -> Optional[float]:

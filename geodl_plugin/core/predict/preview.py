@@ -17,8 +17,7 @@ from ..runtime.errors import GeoDLError
 from .raster_prediction import PredictParams
 
 
-def canvas_vrts(rasters: Sequence[str], extent: Sequence[float], width: int, height: int,
-                out_dir: str | os.PathLike) -> list[str]:
+def canvas_vrts(rasters: Sequence[str], extent: Sequence[float], width: int, height: int, out_dir: str | os.PathLike) -> list[str]:
     """One VRT per raster covering ``extent`` (raster CRS, clipped to the raster) with at most
     ``width``×``height`` pixels; all on one grid, as the prediction stack needs."""
     from osgeo import gdal
@@ -39,8 +38,7 @@ def canvas_vrts(rasters: Sequence[str], extent: Sequence[float], width: int, hei
     paths = []
     for n, raster in enumerate(rasters):
         path = str(Path(out_dir) / f"view_{n}.vrt")
-        ds = gdal.Translate(path, str(raster), format="VRT", projWin=[cxmin, cymax, cxmax, cymin], width=w, height=h,
-                            resampleAlg="near")
+        ds = gdal.Translate(path, str(raster), format="VRT", projWin=[cxmin, cymax, cxmax, cymin], width=w, height=h, resampleAlg="near")
         if ds is None:
             raise GeoDLError(f"Cannot view '{raster}' on the canvas grid.")
         ds = None  # noqa: F841 - writes the VRT
@@ -48,16 +46,28 @@ def canvas_vrts(rasters: Sequence[str], extent: Sequence[float], width: int, hei
     return paths
 
 
-def preview_params(rasters: Sequence[str], model: str, extent: Sequence[float], width: int, height: int,
-                   out_dir: str | os.PathLike, measures: Sequence[str] = ()) -> PredictParams:
+def preview_params(
+    rasters: Sequence[str],
+    model: str,
+    extent: Sequence[float],
+    width: int,
+    height: int,
+    out_dir: str | os.PathLike,
+    measures: Sequence[str] = (),
+) -> PredictParams:
     """The prediction of the canvas view into ``out_dir/preview.tif`` (no overviews: it is thrown away);
     also ``entropy.tif`` and/or ``margin.tif`` for the uncertainty ``measures`` named (for Suggest points)."""
     if not rasters:
         raise GeoDLError("No raster chosen. Tick the imagery in the Imagery tab.")
     vrts = canvas_vrts(rasters, extent, width, height, out_dir)
-    params = PredictParams(rasters=vrts, model=model, output=str(Path(out_dir) / "preview.tif"),
-                           block_size=1024, overviews=False,
-                           entropy_output=str(Path(out_dir) / "entropy.tif") if "entropy" in measures else None,
-                           margin_output=str(Path(out_dir) / "margin.tif") if "margin" in measures else None)
+    params = PredictParams(
+        rasters=vrts,
+        model=model,
+        output=str(Path(out_dir) / "preview.tif"),
+        block_size=1024,
+        overviews=False,
+        entropy_output=str(Path(out_dir) / "entropy.tif") if "entropy" in measures else None,
+        margin_output=str(Path(out_dir) / "margin.tif") if "margin" in measures else None,
+    )
     params.validate()
     return params

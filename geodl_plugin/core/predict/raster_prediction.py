@@ -63,8 +63,9 @@ class PredictParams:
             raise GeoDLError("No raster given. Choose the imagery to classify.")
         if not self.model:
             raise GeoDLError("No model file given. Train a model first (geodl:train).")
-        outputs = [p for p in (self.output, self.confidence_output, self.probabilities_output,
-                               self.entropy_output, self.margin_output) if p]
+        outputs = [
+            p for p in (self.output, self.confidence_output, self.probabilities_output, self.entropy_output, self.margin_output) if p
+        ]
         if len(set(map(str, outputs))) != len(outputs):
             raise GeoDLError("Two outputs have the same file name; give each output its own file.")
         check_outputs_against_inputs([*self.rasters, self.model], outputs)
@@ -102,8 +103,9 @@ def _default_names(n: int) -> list[str]:
     return [f"B{i}" for i in range(1, n + 1)]
 
 
-def align_bands(infos: Sequence[RasterInfo], bundle: ModelBundle,
-                band_order: Optional[Sequence[str]] = None) -> tuple[list[RasterInfo], list[str]]:
+def align_bands(
+    infos: Sequence[RasterInfo], bundle: ModelBundle, band_order: Optional[Sequence[str]] = None
+) -> tuple[list[RasterInfo], list[str]]:
     """Match the raster's bands to the model's by NAME: the band descriptions (or ``band_order``, the names
     the user gives the raster's bands in their order) against the model's band names. Returns the stack to
     read, in the model's band order, and notes saying what was done.
@@ -126,8 +128,10 @@ def align_bands(infos: Sequence[RasterInfo], bundle: ModelBundle,
     if band_order:
         names = [str(b).strip() for b in band_order]
         if len(names) != total:
-            raise GeoDLError(f"{len(names)} band names were given for the raster's band order, but the raster has "
-                             f"{total} band(s). Name every band, in the raster's order.")
+            raise GeoDLError(
+                f"{len(names)} band names were given for the raster's band order, but the raster has "
+                f"{total} band(s). Name every band, in the raster's order."
+            )
         described = True
     else:
         described = False
@@ -142,21 +146,23 @@ def align_bands(infos: Sequence[RasterInfo], bundle: ModelBundle,
         if total != len(want):
             return list(infos), []  # the band-count check says what is wrong
         why = "the raster's bands carry no names" if not described else "the model's bands carry no names"
-        return list(infos), [f"Band order not checked: {why}. They were taken as the model's bands in its order "
-                             f"({', '.join(want)}); if the raster's bands are in another order, give the band "
-                             "order (BAND_ORDER)."]
+        return list(infos), [
+            f"Band order not checked: {why}. They were taken as the model's bands in its order "
+            f"({', '.join(want)}); if the raster's bands are in another order, give the band "
+            "order (BAND_ORDER)."
+        ]
     position: dict[str, int] = {}
     for k, n in enumerate(names):
         position.setdefault(_norm(n), k)
     if len(position) != len(names):
-        raise GeoDLError(f"The raster's band names repeat ({', '.join(names)}); give the band order (BAND_ORDER) "
-                         "with one name per band.")
+        raise GeoDLError(f"The raster's band names repeat ({', '.join(names)}); give the band order (BAND_ORDER) with one name per band.")
     absent = [b for b in want if _norm(b) not in position]
     if absent:
         raise GeoDLError(
             f"The raster's bands are named {', '.join(names)} but the model was trained on {', '.join(want)} "
             f"({', '.join(absent)} not found). Choose imagery with the model's bands; if the band names are "
-            "wrong, give the band order (BAND_ORDER).")
+            "wrong, give the band order (BAND_ORDER)."
+        )
     chosen = [pieces[position[_norm(b)]] for b in want]
     merged: list[RasterInfo] = []
     run: list[int] = []
@@ -164,12 +170,14 @@ def align_bands(infos: Sequence[RasterInfo], bundle: ModelBundle,
         run.append(band)
         if k + 1 == len(chosen) or chosen[k + 1][0] is not info:
             picked = tuple(run)
-            merged.append(dataclasses.replace(info, indexes=picked, count=len(picked),
-                                              band_names=tuple(info.band_names[b - 1] for b in picked)))
+            merged.append(
+                dataclasses.replace(info, indexes=picked, count=len(picked), band_names=tuple(info.band_names[b - 1] for b in picked))
+            )
             run = []
     what = "reordered" if total == len(want) else f"the {len(want)} it needs were selected"
-    return merged, [f"The raster's bands are {', '.join(names)}; the model's are {', '.join(want)}: the bands "
-                    f"were {what} to the model's order."]
+    return merged, [
+        f"The raster's bands are {', '.join(names)}; the model's are {', '.join(want)}: the bands were {what} to the model's order."
+    ]
 
 
 def check_raster_against_model(infos: Sequence[RasterInfo], bundle: ModelBundle) -> list[str]:
@@ -196,19 +204,27 @@ def check_raster_against_model(infos: Sequence[RasterInfo], bundle: ModelBundle)
     warnings = []
     units = meta.get("crs_units")
     if units and first.crs_units and units != first.crs_units:
-        raise GeoDLError(f"The raster's CRS is in {first.crs_units} but the model was trained on a grid in {units}. "
-                         "Reproject the raster to a CRS like the training one.")
+        raise GeoDLError(
+            f"The raster's CRS is in {first.crs_units} but the model was trained on a grid in {units}. "
+            "Reproject the raster to a CRS like the training one."
+        )
     size = meta.get("pixel_size") or [0, 0]  # None or 0: unknown (samples without a sidecar)
     if size[0] and first.res[0] and not 0.5 <= first.res[0] / float(size[0]) <= 2.0:
-        warnings.append(f"The raster's pixels are {first.res[0]:g} {first.crs_units} but the model was trained on "
-                        f"{float(size[0]):g}: expect lower accuracy.")
+        warnings.append(
+            f"The raster's pixels are {first.res[0]:g} {first.crs_units} but the model was trained on "
+            f"{float(size[0]):g}: expect lower accuracy."
+        )
     elif size[0] and abs(first.res[0] / float(size[0]) - 1.0) > 0.01:
-        warnings.append(f"The raster's pixels are {first.res[0]:g} {first.crs_units}, not the {float(size[0]):g} of "
-                        "the training grid: resample onto the training grid for the model's accuracy.")
+        warnings.append(
+            f"The raster's pixels are {first.res[0]:g} {first.crs_units}, not the {float(size[0]):g} of "
+            "the training grid: resample onto the training grid for the model's accuracy."
+        )
     trained_crs = str(meta.get("crs_wkt") or "")
     if trained_crs and first.crs_wkt and not _same_crs(trained_crs, first.crs_wkt):
-        warnings.append("The raster's CRS is not the one the model's samples were taken in; pixels of another "
-                        "projection have another shape on the ground. Reproject the raster onto the training grid.")
+        warnings.append(
+            "The raster's CRS is not the one the model's samples were taken in; pixels of another "
+            "projection have another shape on the ground. Reproject the raster onto the training grid."
+        )
     return warnings
 
 
@@ -245,8 +261,16 @@ def _creation_options(width: int, height: int, dtype: str) -> list[str]:
     prediction."""
     block = 256 if min(width, height) >= 256 else 16 * max(1, min(width, height) // 16)
     block = max(16, block)
-    return ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE", "ZLEVEL=1",
-            f"PREDICTOR={3 if dtype.startswith('float') else 2}", "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER"]
+    return [
+        "TILED=YES",
+        f"BLOCKXSIZE={block}",
+        f"BLOCKYSIZE={block}",
+        "COMPRESS=DEFLATE",
+        "ZLEVEL=1",
+        f"PREDICTOR={3 if dtype.startswith('float') else 2}",
+        "NUM_THREADS=ALL_CPUS",
+        "BIGTIFF=IF_SAFER",
+    ]
 
 
 def _blocks_ahead(infos: Sequence[RasterInfo], origin: tuple[int, int], windows: list, depth: int = 2):
@@ -294,9 +318,17 @@ class PredictionOutputs:
     the compression would wait for the close, after the last block. The files are written through GDAL's own
     API because rasterio has neither a flush nor access to overview levels."""
 
-    def __init__(self, stack: contextlib.ExitStack, params: PredictParams, info: RasterInfo, width: int,
-                 height: int, transform: Any, classes: Any,
-                 layout: Optional[dict[str, tuple[Optional[str], int, str, float]]] = None) -> None:
+    def __init__(
+        self,
+        stack: contextlib.ExitStack,
+        params: PredictParams,
+        info: RasterInfo,
+        width: int,
+        height: int,
+        transform: Any,
+        classes: Any,
+        layout: Optional[dict[str, tuple[Optional[str], int, str, float]]] = None,
+    ) -> None:
         """``layout`` (key → target path, bands, dtype, nodata) replaces the classifier's outputs, e.g. a
         regression's float value and spread; a key other than "class" gets mean overviews."""
         import queue
@@ -313,7 +345,8 @@ class PredictionOutputs:
             "confidence": (params.confidence_output, 1, "float32", CONFIDENCE_NODATA),
             "probabilities": (params.probabilities_output, len(classes), "float32", CONFIDENCE_NODATA),
             "entropy": (getattr(params, "entropy_output", None), 1, "float32", CONFIDENCE_NODATA),
-            "margin": (getattr(params, "margin_output", None), 1, "float32", CONFIDENCE_NODATA)}
+            "margin": (getattr(params, "margin_output", None), 1, "float32", CONFIDENCE_NODATA),
+        }
         self.nodata = {key: t[3] for key, t in targets.items()}
         types = {"uint8": gdal.GDT_Byte, "float32": gdal.GDT_Float32}
         geotransform = (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e)
@@ -324,8 +357,9 @@ class PredictionOutputs:
                 continue
             self.paths[key] = path = stack.enter_context(atomic_path(target))
             try:
-                ds = gdal.GetDriverByName("GTiff").Create(str(path), width, height, count, types[dtype],
-                                                          _creation_options(width, height, dtype))
+                ds = gdal.GetDriverByName("GTiff").Create(
+                    str(path), width, height, count, types[dtype], _creation_options(width, height, dtype)
+                )
             except RuntimeError as exc:
                 raise GeoDLError(f"Cannot create the output '{target}': {exc}") from exc
             ds.SetGeoTransform(geotransform)
@@ -374,8 +408,11 @@ class PredictionOutputs:
         h, w = block.shape[1:]
         row_done = col + w == ds.RasterXSize
         for b, band_block in enumerate(block, start=1):
-            levels = mode_levels(band_block, self.factors, NODATA_CLASS) if key == "class" else \
-                mean_levels(band_block, self.factors, self.nodata[key])
+            levels = (
+                mode_levels(band_block, self.factors, NODATA_CLASS)
+                if key == "class"
+                else mean_levels(band_block, self.factors, self.nodata[key])
+            )
             band = ds.GetRasterBand(b)
             for i, (factor, level) in enumerate(zip(self.factors, levels)):
                 overview = band.GetOverview(i)
@@ -401,8 +438,7 @@ class PredictionOutputs:
         self._raise_writer_error()
         col, row = int(window.col_off), int(window.row_off)
         self.progressive = self.progressive and aligned(col, row, self.factors)
-        blocks: dict[str, Any] = {"class": classes[None], "confidence": confidence[None],
-                                  "probabilities": probabilities}
+        blocks: dict[str, Any] = {"class": classes[None], "confidence": confidence[None], "probabilities": probabilities}
         if self.wants_uncertainty:
             blocks["uncertainty"] = (probabilities, classes != NODATA_CLASS)
         self._queue.put((col, row, blocks, bool(self.factors) and self.progressive))
@@ -474,17 +510,23 @@ class PredictContext:
         params, classes = self.params, self.bundle.classes
         seconds = time.perf_counter() - self.started
         width, height = self.region[2:]
-        result = PredictResult(params.output, params.confidence_output, params.probabilities_output, n_pixels,
-                               seconds, {c.name: int(counts[i]) for i, c in enumerate(classes)}, self.warnings,
-                               width * height, entropy_output=getattr(params, "entropy_output", None),
-                               margin_output=getattr(params, "margin_output", None))
-        self.progress.update(100, f"{verb} {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s "
-                                  f"({result.megapixels_per_second:.2f} Mpx/s)")
+        result = PredictResult(
+            params.output,
+            params.confidence_output,
+            params.probabilities_output,
+            n_pixels,
+            seconds,
+            {c.name: int(counts[i]) for i, c in enumerate(classes)},
+            self.warnings,
+            width * height,
+            entropy_output=getattr(params, "entropy_output", None),
+            margin_output=getattr(params, "margin_output", None),
+        )
+        self.progress.update(100, f"{verb} {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s ({result.megapixels_per_second:.2f} Mpx/s)")
         return result
 
 
-def prepare_prediction(params: PredictParams, progress: Optional[Progress] = None,
-                       bundle: Optional[ModelBundle] = None) -> PredictContext:
+def prepare_prediction(params: PredictParams, progress: Optional[Progress] = None, bundle: Optional[ModelBundle] = None) -> PredictContext:
     import rasterio
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
@@ -498,12 +540,10 @@ def prepare_prediction(params: PredictParams, progress: Optional[Progress] = Non
     for w in warnings:
         log.warning(w)
     info = infos[0]
-    nodata = params.nodata if params.nodata is not None else (
-        info.nodata if info.nodata is not None else bundle.raster_meta.get("nodata"))
+    nodata = params.nodata if params.nodata is not None else (info.nodata if info.nodata is not None else bundle.raster_meta.get("nodata"))
     col0, row0, width, height = _window_of_extent(info, params.extent)
     transform = window_transform(Window(col0, row0, width, height), rasterio.Affine(*info.transform))
-    return PredictContext(params, bundle, infos, (col0, row0, width, height), transform, nodata, warnings, progress,
-                          started)
+    return PredictContext(params, bundle, infos, (col0, row0, width, height), transform, nodata, warnings, progress, started)
 
 
 def predict_pixels(ctx: PredictContext) -> PredictResult:
@@ -526,8 +566,11 @@ def predict_pixels(ctx: PredictContext) -> PredictResult:
             pixels = np.ascontiguousarray(flat if ok.all() else flat[ok], dtype=np.float32)
             class_block = np.full(h * w, NODATA_CLASS, dtype=np.uint8)
             conf_block = np.full(h * w, CONFIDENCE_NODATA, dtype=np.float32)
-            prob_block = np.full((len(classes), h * w), CONFIDENCE_NODATA, dtype=np.float32) \
-                if outputs.needs_probabilities else np.empty((0, 0), np.float32)
+            prob_block = (
+                np.full((len(classes), h * w), CONFIDENCE_NODATA, dtype=np.float32)
+                if outputs.needs_probabilities
+                else np.empty((0, 0), np.float32)
+            )
             if len(pixels):
                 classified = bundle.classify(pixels, probabilities=outputs.needs_probabilities)
                 class_block[ok] = ids[classified.index]
@@ -536,8 +579,7 @@ def predict_pixels(ctx: PredictContext) -> PredictResult:
                 if classified.probabilities is not None:
                     prob_block[:, ok] = classified.probabilities.T
                 n_pixels += len(pixels)
-            outputs.write(Window(c, r, w, h), class_block.reshape(h, w), conf_block.reshape(h, w),
-                          prob_block.reshape(-1, h, w))
+            outputs.write(Window(c, r, w, h), class_block.reshape(h, w), conf_block.reshape(h, w), prob_block.reshape(-1, h, w))
             progress.update(95.0 * (n + 1) / len(windows), "")
         outputs.finish(progress)
     return ctx.result(n_pixels, counts)
@@ -549,7 +591,7 @@ def _describe(outputs: dict, classes: Any) -> None:
 
     table = gdal.ColorTable()
     for c in classes:
-        table.SetColorEntry(int(c.id), tuple(int(c.color[i:i + 2], 16) for i in (1, 3, 5)) + (255,))
+        table.SetColorEntry(int(c.id), tuple(int(c.color[i : i + 2], 16) for i in (1, 3, 5)) + (255,))
     band = outputs["class"].GetRasterBand(1)
     band.SetRasterColorTable(table)
     band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)

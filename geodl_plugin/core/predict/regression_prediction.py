@@ -42,10 +42,14 @@ def predict_regression(ctx: PredictContext) -> PredictResult:
     if params.probabilities_output:
         warnings.append("A regression has no class probabilities; that output is not written.")
     if params.confidence_output and not spread_path:
-        warnings.append("A pixel DNN regressor has no spread; only the value raster is written. Train a "
-                        "random-forest regressor for an uncertainty raster.")
+        warnings.append(
+            "A pixel DNN regressor has no spread; only the value raster is written. Train a "
+            "random-forest regressor for an uncertainty raster."
+        )
     layout: dict[str, tuple[Optional[str], int, str, float]] = {
-        "value": (params.output, 1, "float32", VALUE_NODATA), "spread": (spread_path, 1, "float32", VALUE_NODATA)}
+        "value": (params.output, 1, "float32", VALUE_NODATA),
+        "spread": (spread_path, 1, "float32", VALUE_NODATA),
+    }
     n_pixels = 0
     low, high, total = np.inf, -np.inf, 0.0
     with contextlib.ExitStack() as stack:
@@ -64,10 +68,12 @@ def predict_regression(ctx: PredictContext) -> PredictResult:
                 if spread is not None:
                     spread_block[ok] = spread
                 n_pixels += len(pixels)
-                low, high, total = min(low, float(values.min())), max(high, float(values.max())), total + float(
-                    values.astype(np.float64).sum())
-            outputs.write_blocks(Window(c, r, w, h), {"value": value_block.reshape(1, h, w),
-                                                      "spread": spread_block.reshape(1, h, w)})
+                low, high, total = (
+                    min(low, float(values.min())),
+                    max(high, float(values.max())),
+                    total + float(values.astype(np.float64).sum()),
+                )
+            outputs.write_blocks(Window(c, r, w, h), {"value": value_block.reshape(1, h, w), "spread": spread_block.reshape(1, h, w)})
             progress.update(95.0 * (n + 1) / len(windows), "")
         outputs.finish(progress)
     seconds = time.perf_counter() - started
@@ -75,6 +81,7 @@ def predict_regression(ctx: PredictContext) -> PredictResult:
         log.warning(w)
     result = PredictResult(params.output, spread_path, None, n_pixels, seconds, {}, warnings, width * height)
     if n_pixels:
-        progress.update(100, f"predicted {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s: values {low:.4g} to "
-                             f"{high:.4g}, mean {total / n_pixels:.4g}")
+        progress.update(
+            100, f"predicted {n_pixels / 1e6:.2f} Mpx in {seconds:.1f} s: values {low:.4g} to {high:.4g}, mean {total / n_pixels:.4g}"
+        )
     return result

@@ -59,8 +59,9 @@ class SuggestParams:
         if not 0.0 <= self.class_share <= 1.0:
             raise GeoDLError("The per-class share must lie between 0 and 1.")
         if not self.classes_raster or not self.uncertainty_raster:
-            raise GeoDLError("Give the class raster and the entropy or margin raster of one prediction "
-                             "(geodl:predict with the uncertainty outputs).")
+            raise GeoDLError(
+                "Give the class raster and the entropy or margin raster of one prediction (geodl:predict with the uncertainty outputs)."
+            )
         if self.output:
             check_writable(self.output)
 
@@ -90,8 +91,16 @@ def uncertainty_score(values: np.ndarray, measure: str) -> np.ndarray:
     return values if measure == ENTROPY else 1.0 - values
 
 
-def select_points(score: np.ndarray, predicted: np.ndarray, valid: np.ndarray, count: int, min_distance_px: float,
-                  class_share: float = 0.5, existing_rc: Optional[np.ndarray] = None, seed: int = 0) -> np.ndarray:
+def select_points(
+    score: np.ndarray,
+    predicted: np.ndarray,
+    valid: np.ndarray,
+    count: int,
+    min_distance_px: float,
+    class_share: float = 0.5,
+    existing_rc: Optional[np.ndarray] = None,
+    seed: int = 0,
+) -> np.ndarray:
     """Row/column pairs (k, 2), k ≤ ``count``, of the chosen pixels in rank order (least sure first).
 
     ``score`` (h, w): higher = less sure; ``predicted`` (h, w) class ids; ``valid`` (h, w) candidates. Greedy:
@@ -139,7 +148,7 @@ def select_points(score: np.ndarray, predicted: np.ndarray, valid: np.ndarray, c
             take(top, quota)
     remaining = count - len(taken)
     if remaining > 0:
-        order = np.argsort(-s)[:cap + len(taken)]
+        order = np.argsort(-s)[: cap + len(taken)]
         chosen = set(taken)
         take(np.array([i for i in order if i not in chosen], np.int64), remaining)
     picked = np.array(taken, np.int64)
@@ -175,8 +184,9 @@ def _region_mask(region_wkt: str, shape: tuple[int, int], transform: Any) -> np.
     return ~geometry_mask([json.loads(geom.ExportToJson())], shape, transform, all_touched=False)
 
 
-def suggest_points(params: SuggestParams, progress: Optional[Progress] = None,
-                   class_names: Optional[dict[int, str]] = None) -> SuggestResult:
+def suggest_points(
+    params: SuggestParams, progress: Optional[Progress] = None, class_names: Optional[dict[int, str]] = None
+) -> SuggestResult:
     """Read the two rasters, choose the points, and (with ``output``) write them as a GeoPackage layer."""
     progress = ensure(progress)
     params.validate()
@@ -184,8 +194,7 @@ def suggest_points(params: SuggestParams, progress: Optional[Progress] = None,
     shape = (int(uncertainty.shape[0]), int(uncertainty.shape[1]))
     classes, c_transform, _, _ = _read(params.classes_raster, shape)
     if not np.allclose(tuple(transform)[:6], tuple(c_transform)[:6], rtol=0, atol=1e-6 * abs(transform.a) + 1e-9):
-        raise GeoDLError("The class raster and the uncertainty raster are not on the same grid; give the two "
-                         "outputs of one prediction.")
+        raise GeoDLError("The class raster and the uncertainty raster are not on the same grid; give the two outputs of one prediction.")
     progress.update(20, "choosing points")
     valid = (classes != NODATA_CLASS) & np.isfinite(uncertainty) & (uncertainty >= 0)
     if u_nodata is not None:
@@ -195,8 +204,7 @@ def suggest_points(params: SuggestParams, progress: Optional[Progress] = None,
     n_valid = int(valid.sum())
     warnings: list[str] = []
     if n_valid == 0:
-        raise GeoDLError("No classified pixel lies inside the region: classify the region first, or draw the "
-                         "region over the map.")
+        raise GeoDLError("No classified pixel lies inside the region: classify the region first, or draw the region over the map.")
     pixel = abs(transform.a)
     min_distance = params.min_distance or 0.5 * pixel * math.sqrt(n_valid / params.count)
     existing = None
@@ -205,16 +213,15 @@ def suggest_points(params: SuggestParams, progress: Optional[Progress] = None,
         existing = np.array([inv * (x, y) for x, y in params.existing_xy], np.float64)[:, ::-1]  # (row, col)
     progress.check()
     score = uncertainty_score(uncertainty.astype(np.float64), params.measure)
-    rc = select_points(score, classes, valid, int(params.count), min_distance / pixel, params.class_share,
-                       existing, params.seed)
+    rc = select_points(score, classes, valid, int(params.count), min_distance / pixel, params.class_share, existing, params.seed)
     if len(rc) < params.count:
-        warnings.append(f"Only {len(rc)} of {params.count} points fit at least {min_distance:g} map units apart; "
-                        "lower the minimum distance for more.")
+        warnings.append(
+            f"Only {len(rc)} of {params.count} points fit at least {min_distance:g} map units apart; lower the minimum distance for more."
+        )
     suggestions = []
     for rank, (r, c) in enumerate(rc, start=1):
         x, y = transform * (c + 0.5, r + 0.5)
-        suggestions.append(Suggestion(float(x), float(y), int(r), int(c), float(score[r, c]), int(classes[r, c]),
-                                      rank))
+        suggestions.append(Suggestion(float(x), float(y), int(r), int(c), float(score[r, c]), int(classes[r, c]), rank))
     result = SuggestResult(suggestions, float(min_distance), n_valid, None, warnings)
     if params.output:
         progress.check()
@@ -223,8 +230,7 @@ def suggest_points(params: SuggestParams, progress: Optional[Progress] = None,
     return result
 
 
-def write_suggestions(path: str, suggestions: Sequence[Suggestion], crs_wkt: str,
-                      class_names: dict[int, str]) -> str:
+def write_suggestions(path: str, suggestions: Sequence[Suggestion], crs_wkt: str, class_names: dict[int, str]) -> str:
     """A GeoPackage point layer ``to_label`` with rank, uncertainty, predicted class and a status field."""
     from osgeo import ogr, osr
 
@@ -237,8 +243,13 @@ def write_suggestions(path: str, suggestions: Sequence[Suggestion], crs_wkt: str
             srs.ImportFromWkt(crs_wkt)
             srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
         layer = ds.CreateLayer("to_label", srs if crs_wkt else None, ogr.wkbPoint)
-        for name, kind in (("rank", ogr.OFTInteger), ("uncertainty", ogr.OFTReal), ("predicted_id", ogr.OFTInteger),
-                           ("predicted", ogr.OFTString), ("status", ogr.OFTString)):
+        for name, kind in (
+            ("rank", ogr.OFTInteger),
+            ("uncertainty", ogr.OFTReal),
+            ("predicted_id", ogr.OFTInteger),
+            ("predicted", ogr.OFTString),
+            ("status", ogr.OFTString),
+        ):
             layer.CreateField(ogr.FieldDefn(name, kind))
         layer.StartTransaction()
         for s in suggestions:

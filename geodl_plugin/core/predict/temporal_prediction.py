@@ -46,16 +46,21 @@ def model_for_series(bundle: ModelBundle, series: SeriesImage, warnings: list[st
     settings = temporal_settings(bundle)
     bands = list(series_of_model(bundle).get("bands") or [])
     if bands and len(bands) != series.n_bands:
-        raise GeoDLError(f"The model was trained on {len(bands)} bands per date ({', '.join(bands)}); this series "
-                         f"has {series.n_bands} ({', '.join(series.bands)}). Use the same bands.")
+        raise GeoDLError(
+            f"The model was trained on {len(bands)} bands per date ({', '.join(bands)}); this series "
+            f"has {series.n_bands} ({', '.join(series.bands)}). Use the same bands."
+        )
     n_dates = int(settings.get("n_dates", series.n_dates))
     if n_dates == series.n_dates:
         return bundle.model
     if settings.get("encoder") == "stack":
-        raise GeoDLError(f"This stacked-dates model needs exactly {n_dates} dates; the series has {series.n_dates}. "
-                         "Give the same dates, or train a recurrent (gru/lstm) model, which takes any number.")
-    warnings.append(f"The model was trained on {n_dates} dates; this series has {series.n_dates} (the recurrent "
-                    "network takes them all, in date order).")
+        raise GeoDLError(
+            f"This stacked-dates model needs exactly {n_dates} dates; the series has {series.n_dates}. "
+            "Give the same dates, or train a recurrent (gru/lstm) model, which takes any number."
+        )
+    warnings.append(
+        f"The model was trained on {n_dates} dates; this series has {series.n_dates} (the recurrent network takes them all, in date order)."
+    )
     return rebuild_for_dates(bundle.model, settings, series.n_dates)
 
 
@@ -75,8 +80,10 @@ def xla_predictor(model: Any) -> Any:
         except Exception as exc:  # noqa: BLE001 - XLA's errors have no common type
             if not model.jit_compile:
                 raise
-            log.warning("XLA could not compile the temporal model (%s); predicting without it.",
-                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            log.warning(
+                "XLA could not compile the temporal model (%s); predicting without it.",
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
             model.jit_compile = False
             model.predict_function = None
             return keras.ops.convert_to_numpy(model.predict_on_batch(x))
@@ -126,19 +133,30 @@ def predict_temporal(ctx: PredictContext) -> PredictResult:
     n_pixels = 0
     with contextlib.ExitStack() as stack:
         outputs = PredictionOutputs(stack, params, series.info, width, height, ctx.transform, classes)
-        progress.message(f"{series.n_dates} dates, tiles of {tile}×{tile} px, overlap {overlap}, "
-                         f"batches of {tiling.batch}")
-        for r, probs, raw in blend_strips(read, predict, width, height, n_classes, tile, overlap, margin,
-                                          tiling.batch, check=progress.check,
-                                          report=lambda p: progress.update(0.95 * p)):
+        progress.message(f"{series.n_dates} dates, tiles of {tile}×{tile} px, overlap {overlap}, batches of {tiling.batch}")
+        for r, probs, raw in blend_strips(
+            read,
+            predict,
+            width,
+            height,
+            n_classes,
+            tile,
+            overlap,
+            margin,
+            tiling.batch,
+            check=progress.check,
+            report=lambda p: progress.update(0.95 * p),
+        ):
             per_date = raw.reshape(series.n_dates, n_bands + 1, *raw.shape[1:])[:, :n_bands]
             ok = np.isfinite(per_date).all(axis=1).any(axis=0)  # observed on at least one date
             best = probs.argmax(axis=0)
             conf = np.take_along_axis(probs, best[None], axis=0)[0]
-            outputs.write(Window(0, r, width, probs.shape[1]), np.where(ok, ids[best], NODATA_CLASS).astype(np.uint8),
-                          np.where(ok, conf, CONFIDENCE_NODATA).astype(np.float32),
-                          np.where(ok[None], probs, CONFIDENCE_NODATA).astype(np.float32)
-                          if outputs.needs_probabilities else probs)
+            outputs.write(
+                Window(0, r, width, probs.shape[1]),
+                np.where(ok, ids[best], NODATA_CLASS).astype(np.uint8),
+                np.where(ok, conf, CONFIDENCE_NODATA).astype(np.float32),
+                np.where(ok[None], probs, CONFIDENCE_NODATA).astype(np.float32) if outputs.needs_probabilities else probs,
+            )
             counts += np.bincount(best[ok], minlength=n_classes)[:n_classes]
             n_pixels += int(ok.sum())
         outputs.finish(progress)
@@ -162,14 +180,17 @@ def predict_series_samples(bundle: ModelBundle, x: np.ndarray, batch: int = 16) 
         channels = x.astype(np.float32)  # already network channels (bands and day of year per date)
     elif n_bands and x.shape[-1] == len(doy) * n_bands:
         per_date = x.astype(np.float32).reshape(n, k, k, len(doy), n_bands)
-        channels = np.concatenate([per_date, np.broadcast_to(doy.reshape(1, 1, 1, -1, 1), (n, k, k, len(doy), 1))],
-                                  axis=-1).reshape(n, k, k, -1)
+        channels = np.concatenate([per_date, np.broadcast_to(doy.reshape(1, 1, 1, -1, 1), (n, k, k, len(doy), 1))], axis=-1).reshape(
+            n, k, k, -1
+        )
     else:
-        raise GeoDLError(f"These samples have {x.shape[-1]} features; the model reads {len(doy)} dates × {n_bands} "
-                         "bands. Extract them from the same series.")
+        raise GeoDLError(
+            f"These samples have {x.shape[-1]} features; the model reads {len(doy)} dates × {n_bands} "
+            "bands. Extract them from the same series."
+        )
     ids = np.array(bundle.classes.ids)
     out = np.empty(n, dtype=np.int64)
     for start in range(0, n, batch):
-        probs = keras.ops.convert_to_numpy(bundle.model.predict_on_batch(channels[start:start + batch]))
-        out[start:start + batch] = ids[probs[:, k // 2, k // 2, :].argmax(axis=-1)]
+        probs = keras.ops.convert_to_numpy(bundle.model.predict_on_batch(channels[start : start + batch]))
+        out[start : start + batch] = ids[probs[:, k // 2, k // 2, :].argmax(axis=-1)]
     return out

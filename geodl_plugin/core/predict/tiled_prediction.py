@@ -46,7 +46,7 @@ def ramp_window(tile: int, overlap: int, margin: int) -> np.ndarray:
         t = np.clip((j - margin + 0.5) / ramp_len, 0.0, 1.0)
         r = np.sin(0.5 * np.pi * t) ** 2
         w[:overlap] = r
-        w[tile - overlap:] = r[::-1]
+        w[tile - overlap :] = r[::-1]
     return w
 
 
@@ -103,14 +103,14 @@ def blend_strips(
         top = -overlap + i * stride
         image = read(-overlap, top, span, tile)  # (bands, tile, span)
         source = prepare(image) if prepare is not None else image
-        tiles = np.stack([source[:, :, j * stride:j * stride + tile] for j in range(nx)])
+        tiles = np.stack([source[:, :, j * stride : j * stride + tile] for j in range(nx)])
         tiles = np.ascontiguousarray(np.moveaxis(tiles, 1, -1), np.float32)  # (nx, tile, tile, bands)
         for b, size in batch_spans(nx, batch):
-            probs = predict(tiles[b:b + size])
+            probs = predict(tiles[b : b + size])
             for n, p in enumerate(probs):
                 j = (b + n) * stride
-                acc[:, :, j:j + tile] += np.moveaxis(p, -1, 0) * window
-                weight[:, j:j + tile] += window
+                acc[:, :, j : j + tile] += np.moveaxis(p, -1, 0) * window
+                weight[:, j : j + tile] += window
         last = i == ny - 1
         done = tile if last else stride  # rows before the next strip's top get no more tiles
         r0, r1 = max(top, 0), min(top + done, height)
@@ -199,17 +199,30 @@ def predict_tiled(ctx: PredictContext) -> PredictResult:
     with contextlib.ExitStack() as stack:
         outputs = PredictionOutputs(stack, params, infos[0], width, height, ctx.transform, classes)
         progress.message(f"U-Net tiles of {tile}×{tile} px, overlap {overlap}, batches of {batch}")
-        for r, probs, raw in blend_strips(read, predict, width, height, n_classes, tile, overlap, margin, batch,
-                                          check=progress.check, report=lambda p: progress.update(0.95 * p),
-                                          prepare=prepare):
+        for r, probs, raw in blend_strips(
+            read,
+            predict,
+            width,
+            height,
+            n_classes,
+            tile,
+            overlap,
+            margin,
+            batch,
+            check=progress.check,
+            report=lambda p: progress.update(0.95 * p),
+            prepare=prepare,
+        ):
             ok = valid_mask(raw, nodata)
             best = probs.argmax(axis=0)
             class_block = np.where(ok, ids[best], NODATA_CLASS).astype(np.uint8)
             conf = np.take_along_axis(probs, best[None], axis=0)[0]
-            outputs.write(Window(0, r, width, probs.shape[1]), class_block,
-                          np.where(ok, conf, CONFIDENCE_NODATA).astype(np.float32),
-                          np.where(ok[None], probs, CONFIDENCE_NODATA).astype(np.float32)
-                          if outputs.needs_probabilities else probs)
+            outputs.write(
+                Window(0, r, width, probs.shape[1]),
+                class_block,
+                np.where(ok, conf, CONFIDENCE_NODATA).astype(np.float32),
+                np.where(ok[None], probs, CONFIDENCE_NODATA).astype(np.float32) if outputs.needs_probabilities else probs,
+            )
             counts += np.bincount(best[ok], minlength=n_classes)[:n_classes]
             n_pixels += int(ok.sum())
         outputs.finish(progress)
@@ -234,6 +247,6 @@ def predict_patch_centres(bundle: Any, x: np.ndarray, batch: int = 32) -> np.nda
     ids = np.array(bundle.classes.ids)
     out = np.empty(len(x), dtype=np.int64)
     for start in range(0, len(x), batch):
-        probs = keras.ops.convert_to_numpy(bundle.model.predict_on_batch(patches[start:start + batch]))
-        out[start:start + batch] = ids[probs[:, centre, centre, :].argmax(axis=-1)]
+        probs = keras.ops.convert_to_numpy(bundle.model.predict_on_batch(patches[start : start + batch]))
+        out[start : start + batch] = ids[probs[:, centre, centre, :].argmax(axis=-1)]
     return out

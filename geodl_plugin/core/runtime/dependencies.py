@@ -67,8 +67,7 @@ WORKER_FEATURES = ("deep_learning", "classic_ml")
 
 def _runtime_version(dep: Dependency, packages: dict[str, str], backend: str) -> Optional[str]:
     if dep.module == "tensorflow":  # "a Keras backend": torch stands in for TensorFlow in a torch runtime
-        return packages.get("torch") if backend == "torch" else (packages.get("tensorflow")
-                                                                 or packages.get("tensorflow-cpu"))
+        return packages.get("torch") if backend == "torch" else (packages.get("tensorflow") or packages.get("tensorflow-cpu"))
     return packages.get(dep.package) or packages.get(dep.module)
 
 
@@ -127,9 +126,11 @@ def missing_message(statuses: Iterable[DependencyStatus]) -> Optional[str]:
         return None
     what = "; ".join(f"{d.package} (needed for {d.needed_for})" for d in absent)
     if any(d.feature in WORKER_FEATURES for d in absent):
-        return (f"geodl: missing Python package(s): {what}. The rest of geodl works. Press \"Set up the ML "
-                f"runtime\" in the GeoDL dock's Status tab (or run geodl:setupruntime): it installs them into "
-                f"geodl's own environment and leaves QGIS's Python as it is.")
+        return (
+            f'geodl: missing Python package(s): {what}. The rest of geodl works. Press "Set up the ML '
+            f"runtime\" in the GeoDL dock's Status tab (or run geodl:setupruntime): it installs them into "
+            f"geodl's own environment and leaves QGIS's Python as it is."
+        )
     return (
         f"geodl: missing Python package(s): {what}. The rest of geodl works. To install, run: "
         f"{install_command(d.package for d in absent)} — then restart QGIS."
@@ -151,8 +152,7 @@ def describe_training_device() -> str:
                 details = tf.config.experimental.get_device_details(gpu)
                 names.append(details.get("device_name", gpu.name))
             return f"GPU: {', '.join(names)} (TensorFlow {tf.__version__})"
-        return (f"CPU (TensorFlow {tf.__version__} sees no GPU; to use one, set up the GPU runtime in the "
-                f"Status tab)")
+        return f"CPU (TensorFlow {tf.__version__} sees no GPU; to use one, set up the GPU runtime in the Status tab)"
     if backend == "torch":
         import torch  # noqa: PLC0415
 

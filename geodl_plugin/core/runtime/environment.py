@@ -48,8 +48,7 @@ REQUIREMENTS_DIR = Path(__file__).resolve().parent / "requirements"
 BRIDGE_MODULE = "geodl_osgeo_bridge"
 # What the worker imports; checked in the new venv before it replaces the old one.
 CHECK_IMPORTS = ("numpy", "keras", "sklearn", "rasterio", "matplotlib")
-PACKAGES_REPORTED = ("keras", "tensorflow", "tensorflow-cpu", "torch", "numpy", "scikit-learn", "rasterio",
-                     "matplotlib")
+PACKAGES_REPORTED = ("keras", "tensorflow", "tensorflow-cpu", "torch", "numpy", "scikit-learn", "rasterio", "matplotlib")
 PIP_TIMEOUT_S = 3600.0
 
 
@@ -71,8 +70,9 @@ def detect_gpu(nvidia_smi: Optional[str] = None) -> Optional[GpuInfo]:
     smi = nvidia_smi or shutil.which("nvidia-smi")
     if smi:
         try:
-            done = subprocess.run([smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                                  capture_output=True, text=True, timeout=15)
+            done = subprocess.run(
+                [smi, "--query-gpu=name,driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=15
+            )
         except (OSError, subprocess.SubprocessError):
             done = None
         if done is not None and done.returncode == 0:
@@ -103,13 +103,16 @@ class RuntimeSpec:
         if self.device not in DEVICES:
             raise GeoDLError(f"Unknown device '{self.device}'; choose cpu or cuda.")
         if self.backend == "tensorflow" and self.device == "cuda" and not sys.platform.startswith("linux"):
-            raise GeoDLError("TensorFlow has no GPU build for this system (only Linux has one). Choose the torch "
-                             "backend for the GPU, or the CPU.")
+            raise GeoDLError(
+                "TensorFlow has no GPU build for this system (only Linux has one). Choose the torch backend for the GPU, or the CPU."
+            )
         if self.device == "cuda" and sys.platform == "darwin":
             raise GeoDLError("There is no CUDA on macOS; choose the CPU.")
         if self.wheel_dir and not Path(self.wheel_dir).is_dir():
-            raise GeoDLError(f"The wheel folder '{self.wheel_dir}' does not exist. Give the folder holding the "
-                             f"downloaded .whl files (pip download -r <requirements> -d <folder>).")
+            raise GeoDLError(
+                f"The wheel folder '{self.wheel_dir}' does not exist. Give the folder holding the "
+                f"downloaded .whl files (pip download -r <requirements> -d <folder>)."
+            )
 
     def requirements_file(self) -> Path:
         name = f"{self.backend}-{self.device}"
@@ -161,8 +164,11 @@ def qgis_python_executable() -> str:
         return sys.executable  # a virtual environment (made with --system-site-packages, as the tests do)
     base = Path(sys.base_exec_prefix)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    candidates = [base / "python.exe"] if sys.platform == "win32" else \
-        [base / "bin" / f"python{version}", base / "bin" / f"python{sys.version_info.major}"]
+    candidates = (
+        [base / "python.exe"]
+        if sys.platform == "win32"
+        else [base / "bin" / f"python{version}", base / "bin" / f"python{sys.version_info.major}"]
+    )
     for candidate in candidates:
         if candidate.exists():
             return str(candidate)
@@ -188,8 +194,13 @@ def read_runtime(root: Path | str) -> Optional[RuntimeInfo]:
 
 
 def _site_packages(root: Path, python: Path) -> Path:
-    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                         capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    out = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
     path = Path(out)
     if not path.is_dir() or root.resolve() not in path.resolve().parents:
         raise GeoDLError(f"The new environment's site-packages ({out}) is not inside {root}.")
@@ -198,11 +209,13 @@ def _site_packages(root: Path, python: Path) -> Path:
 
 def _host_facts(base_python: str) -> dict[str, Any]:
     """From the Python QGIS runs: its version, where its ``osgeo`` lives and its numpy version."""
-    code = ("import json, os, sys\nout = {'version': '%d.%d.%d' % sys.version_info[:3]}\n"
-            "try:\n import osgeo\n out['osgeo'] = os.path.dirname(os.path.dirname(osgeo.__file__))\n"
-            "except Exception:\n pass\n"
-            "try:\n import numpy\n out['numpy'] = numpy.__version__\nexcept Exception:\n pass\n"
-            "print(json.dumps(out))")
+    code = (
+        "import json, os, sys\nout = {'version': '%d.%d.%d' % sys.version_info[:3]}\n"
+        "try:\n import osgeo\n out['osgeo'] = os.path.dirname(os.path.dirname(osgeo.__file__))\n"
+        "except Exception:\n pass\n"
+        "try:\n import numpy\n out['numpy'] = numpy.__version__\nexcept Exception:\n pass\n"
+        "print(json.dumps(out))"
+    )
     try:
         done = subprocess.run([base_python, "-c", code], capture_output=True, text=True, timeout=120)
     except OSError as exc:
@@ -258,8 +271,7 @@ class PipProgress:
         if line.startswith("Collecting ") or line.startswith("Processing "):
             self.collected += 1
             share = 1.0 - 1.0 / (1.0 + self.collected / max(self.expected / 2, 1))  # → 1 as packages arrive
-            self.progress.update(self.start + (self.middle - self.start) * share,
-                                 f"collecting {line.split()[1]}")
+            self.progress.update(self.start + (self.middle - self.start) * share, f"collecting {line.split()[1]}")
         elif line.startswith(("Downloading ", "Using cached ")):
             self.progress.message(line)
         elif line.startswith("Installing collected packages:"):
@@ -278,8 +290,9 @@ def _run_pip(args: list[str], progress: Progress, watcher: PipProgress, env: dic
         kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
     else:
         kwargs["start_new_session"] = True
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
-                            errors="replace", env=env, **kwargs)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace", env=env, **kwargs
+    )
     lines: list[Optional[str]] = []
     lock = threading.Lock()
 
@@ -317,8 +330,10 @@ def _run_pip(args: list[str], progress: Progress, watcher: PipProgress, env: dic
         reader.join(timeout=5)
     if proc.returncode != 0:
         tail = "\n".join(watcher.lines[-15:])
-        raise GeoDLError(f"Installing the ML runtime failed (pip exit code {proc.returncode}). Check the network "
-                         f"(or the wheel folder) and press Repair. pip said:\n{tail}")
+        raise GeoDLError(
+            f"Installing the ML runtime failed (pip exit code {proc.returncode}). Check the network "
+            f"(or the wheel folder) and press Repair. pip said:\n{tail}"
+        )
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -366,8 +381,9 @@ def _remove_tree(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def create_runtime(root: Path | str, spec: RuntimeSpec, base_python: Optional[str] = None,
-                   progress: Optional[Progress] = None) -> RuntimeInfo:
+def create_runtime(
+    root: Path | str, spec: RuntimeSpec, base_python: Optional[str] = None, progress: Optional[Progress] = None
+) -> RuntimeInfo:
     """Make (or remake: this is also "repair") the runtime at ``root`` from ``base_python`` (default: the
     Python QGIS runs). Built in a temporary folder beside ``root``; ``root`` is replaced only when everything
     succeeded, so a cancel or failure leaves the previous runtime as it was and no half-made folder."""
@@ -387,8 +403,10 @@ def create_runtime(root: Path | str, spec: RuntimeSpec, base_python: Optional[st
         made = subprocess.run([base, "-m", "venv", str(build)], capture_output=True, text=True, timeout=600)
         python = venv_python(build)
         if made.returncode != 0 or not python.exists():
-            raise GeoDLError(f"Cannot create a Python environment with '{base}': {made.stderr.strip()[-500:]} "
-                             f"(on Debian/Ubuntu: sudo apt install python3-venv).")
+            raise GeoDLError(
+                f"Cannot create a Python environment with '{base}': {made.stderr.strip()[-500:]} "
+                f"(on Debian/Ubuntu: sudo apt install python3-venv)."
+            )
         progress.check()
         site = _site_packages(build, python)
         numpy_pin = None
@@ -399,15 +417,34 @@ def create_runtime(root: Path | str, spec: RuntimeSpec, base_python: Optional[st
                 numpy_pin = f"numpy>={major},<{major + 1}"  # gdal_array's ABI: QGIS's numpy major
         constraints = build / "geodl-constraints.txt"
         constraints.write_text((numpy_pin or "") + "\n", encoding="utf-8")
-        args = [str(python), "-m", "pip", "install", "--progress-bar", "off", "--no-input",
-                "-r", str(spec.requirements_file()), "-c", str(constraints), *_index_args(spec)]
+        args = [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--progress-bar",
+            "off",
+            "--no-input",
+            "-r",
+            str(spec.requirements_file()),
+            "-c",
+            str(constraints),
+            *_index_args(spec),
+        ]
         watcher = PipProgress(progress, 3, 75, 92)
         _run_pip(args, progress, watcher, _pip_env())
         progress.check()
         progress.update(93, "checking the new environment")
-        info = RuntimeInfo(spec.backend, spec.device, host["version"], _check(python, spec, bool(host.get("osgeo"))),
-                           host.get("osgeo"), numpy_pin, time.time(),
-                           f"wheels:{spec.wheel_dir}" if spec.wheel_dir else ("mirror" if spec.index_url else "index"))
+        info = RuntimeInfo(
+            spec.backend,
+            spec.device,
+            host["version"],
+            _check(python, spec, bool(host.get("osgeo"))),
+            host.get("osgeo"),
+            numpy_pin,
+            time.time(),
+            f"wheels:{spec.wheel_dir}" if spec.wheel_dir else ("mirror" if spec.index_url else "index"),
+        )
         (build / MANIFEST).write_text(json.dumps(asdict(info), indent=1), encoding="utf-8")
         progress.check()
         _swap_in(build, root)
@@ -421,12 +458,14 @@ def create_runtime(root: Path | str, spec: RuntimeSpec, base_python: Optional[st
 def _check(python: Path, spec: RuntimeSpec, with_osgeo: bool) -> dict[str, str]:
     """Import what the worker needs in the new environment, with its backend; return package versions."""
     imports = list(CHECK_IMPORTS) + (["osgeo.gdal", "osgeo.gdal_array", "osgeo.ogr"] if with_osgeo else [])
-    code = ("import json, importlib, importlib.metadata as m\n"
-            f"for name in {imports!r}:\n importlib.import_module(name)\n"
-            "out = {}\n"
-            f"for dist in {list(PACKAGES_REPORTED)!r}:\n"
-            " try:\n  out[dist] = m.version(dist)\n except m.PackageNotFoundError:\n  pass\n"
-            "print(json.dumps(out))")
+    code = (
+        "import json, importlib, importlib.metadata as m\n"
+        f"for name in {imports!r}:\n importlib.import_module(name)\n"
+        "out = {}\n"
+        f"for dist in {list(PACKAGES_REPORTED)!r}:\n"
+        " try:\n  out[dist] = m.version(dist)\n except m.PackageNotFoundError:\n  pass\n"
+        "print(json.dumps(out))"
+    )
     env = _pip_env()
     env["KERAS_BACKEND"] = spec.backend
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -477,8 +516,10 @@ def describe_runtime(root: Path | str) -> str:
     if info is None:
         return "No geodl ML runtime is set up; the worker uses QGIS's Python."
     main = info.packages.get("tensorflow") or info.packages.get("tensorflow-cpu") or info.packages.get("torch", "?")
-    return (f"geodl ML runtime: Keras {info.packages.get('keras', '?')} on {info.backend} {main} "
-            f"({'CUDA' if info.device == 'cuda' else 'CPU'} build), Python {info.python_version}, in {root}")
+    return (
+        f"geodl ML runtime: Keras {info.packages.get('keras', '?')} on {info.backend} {main} "
+        f"({'CUDA' if info.device == 'cuda' else 'CPU'} build), Python {info.python_version}, in {root}"
+    )
 
 
 _active: dict[str, Optional[str]] = {"root": None}

@@ -29,5 +29,4 @@ def check_memory(needed: int, what: str, fix: str) -> None:
     """Refuse when ``needed`` bytes exceed the memory available now."""
     available = available_memory()
     if available is not None and needed > available:
-        raise GeoDLError(f"{what} needs about {needed / MB:,.0f} MB of memory but only {available / MB:,.0f} MB "
-                         f"is available. {fix}")
+        raise GeoDLError(f"{what} needs about {needed / MB:,.0f} MB of memory but only {available / MB:,.0f} MB is available. {fix}")

@@ -116,9 +116,15 @@ class Worker:
         python = worker_python()
         env = worker_environment(python)
         self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
-        self._proc = subprocess.Popen([python, "-m", JOBS_MODULE], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=self._stderr, env=env, text=True,
-                                      encoding="utf-8")
+        self._proc = subprocess.Popen(
+            [python, "-m", JOBS_MODULE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            text=True,
+            encoding="utf-8",
+        )
         lines: queue.Queue = queue.Queue()
         stdout = self._proc.stdout
 
@@ -139,15 +145,15 @@ class Worker:
         except OSError:
             pass
 
-    def call(self, function: Callable[..., Any], params: Any = None, progress: Optional[Progress] = None,
-             **kwargs: Any) -> Any:
+    def call(self, function: Callable[..., Any], params: Any = None, progress: Optional[Progress] = None, **kwargs: Any) -> Any:
         """Run ``function(params, progress)`` (or ``function(progress=…, **kwargs)``) in the worker; mirror its
         progress, metrics and messages onto ``progress``; raise its GeoDLError / Cancelled here; return its
         result, rebuilt as the function's return annotation says."""
         progress = ensure(progress)
         payload = to_jsonable(params) if params is not None else to_jsonable(kwargs)
-        request = json.dumps({"job": job_name(function), "params": payload, "keywords": params is None},
-                             )
+        request = json.dumps(
+            {"job": job_name(function), "params": payload, "keywords": params is None},
+        )
         with self._lock:
             if not self.alive:
                 self._start()
@@ -190,8 +196,10 @@ class Worker:
                 self.close()
                 if cancel_sent_at is not None:
                     return {"cancelled": True}
-                return {"error": f"The geodl worker process ended without an answer (exit code {code}). "
-                                 f"Its last output:\n{tail}", "user": False}
+                return {
+                    "error": f"The geodl worker process ended without an answer (exit code {code}). Its last output:\n{tail}",
+                    "user": False,
+                }
             try:
                 message = json.loads(line)
             except json.JSONDecodeError:
@@ -275,8 +283,9 @@ def shutdown_shared_worker() -> None:
         worker.close()
 
 
-def run_in_worker(function: Callable[..., Any], params: Any = None, progress: Optional[Progress] = None,
-                  persistent: bool = False, **kwargs: Any) -> Any:
+def run_in_worker(
+    function: Callable[..., Any], params: Any = None, progress: Optional[Progress] = None, persistent: bool = False, **kwargs: Any
+) -> Any:
     """Run ``function`` (one of ``core/jobs.py``'s allow-list) in a worker process: a fresh one (the default:
     training and full predictions, whose memory goes back to the system afterwards), or the persistent shared
     one (``persistent=True``: quick repeated jobs such as the preview, with TensorFlow and the model kept
@@ -342,8 +351,12 @@ def serve(jobs: Mapping[str, Callable[..., Any]]) -> int:
             last[0] = p
             emit({"progress": p})
 
-    progress = Progress(on_progress=on_progress, on_message=lambda m: emit({"message": m}),
-                        is_cancelled=cancel.is_set, on_metrics=lambda m: emit({"metrics": m}))
+    progress = Progress(
+        on_progress=on_progress,
+        on_message=lambda m: emit({"message": m}),
+        is_cancelled=cancel.is_set,
+        on_metrics=lambda m: emit({"metrics": m}),
+    )
     while True:
         request = requests.get()
         if request is None:

@@ -25,8 +25,10 @@ class PixelTrainer(FamilyTrainer):
         samples = load_samples(params.samples, bands=params.bands)
         note_unknown_facts(samples, params.class_names, params.source_pixel_size)
         if samples.patch_size != 1:
-            raise GeoDLError(f"These samples are {samples.patch_size}×{samples.patch_size} patches; the "
-                             f"{params.family.value} model classifies single pixels. Extract with patch size 1.")
+            raise GeoDLError(
+                f"These samples are {samples.patch_size}×{samples.patch_size} patches; the "
+                f"{params.family.value} model classifies single pixels. Extract with patch size 1."
+            )
         return samples
 
     @staticmethod
@@ -67,13 +69,11 @@ class DNNTrainer(PixelTrainer):
         keras.utils.set_random_seed(params.seed)
         fit_idx, val_idx = validation_split(y, params)
         model = build_pixel_dnn(train.x.shape[1], n_classes, mean, std**2, options.hidden_units, options.dropout)
-        model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         weights = class_weight_vector(counts)[y].astype(np.float32) if params.class_weights else None
         x = train.x.astype(np.float32)
         validation = (x[val_idx], y[val_idx]) if len(val_idx) else None
-        data = _dataset(x[fit_idx], y[fit_idx], params.batch_size, params.seed,
-                        None if weights is None else weights[fit_idx])
+        data = _dataset(x[fit_idx], y[fit_idx], params.batch_size, params.seed, None if weights is None else weights[fit_idx])
         if data is None:  # not the TensorFlow backend: Keras batches and shuffles the arrays itself
             data = (x[fit_idx], y[fit_idx]) if weights is None else (x[fit_idx], y[fit_idx], weights[fit_idx])
         history = fit_keras(model, data, validation, params, progress)
@@ -88,8 +88,15 @@ class ForestTrainer(PixelTrainer):
         self.warn_missing(train, np.bincount(y, minlength=n_classes), warnings)
         mean, std = self.statistics(train)
         progress.update(10, f"fitting a random forest of {options.n_trees} trees on {len(train)} samples")
-        forest = fit_random_forest(train.x, y, n_classes, n_trees=options.n_trees, max_depth=options.max_depth,
-                                   seed=params.seed, class_weight="balanced" if params.class_weights else None)
+        forest = fit_random_forest(
+            train.x,
+            y,
+            n_classes,
+            n_trees=options.n_trees,
+            max_depth=options.max_depth,
+            seed=params.seed,
+            class_weight="balanced" if params.class_weights else None,
+        )
         return Fitted(forest, mean, std, n_fit=len(train))
 
 

@@ -44,8 +44,10 @@ class RegressionTrainer(FamilyTrainer):
             raise GeoDLError(f"Every sample has the same '{data.target}'; label places with different values.")
 
     def describe(self, metrics: dict[str, Any], n_test: int) -> str:
-        return (f"held-out R² {metrics['r2']:.3f}, RMSE {metrics['rmse']:.4g}, MAE {metrics['mae']:.4g}, "
-                f"bias {metrics['bias']:+.3g} on {metrics['n']} samples")
+        return (
+            f"held-out R² {metrics['r2']:.3f}, RMSE {metrics['rmse']:.4g}, MAE {metrics['mae']:.4g}, "
+            f"bias {metrics['bias']:+.3g} on {metrics['n']} samples"
+        )
 
     @staticmethod
     def statistics(train: TargetSampleSet) -> tuple[np.ndarray, np.ndarray]:
@@ -69,8 +71,14 @@ class ForestRegressionTrainer(RegressionTrainer):
         options: ForestRegressionParams = params.options
         mean, std = self.statistics(train)
         progress.update(10, f"fitting a random-forest regressor of {options.n_trees} trees on {len(train)} samples")
-        forest = fit_forest_regressor(train.x, train.y, n_trees=options.n_trees, max_depth=options.max_depth,
-                                      min_samples_leaf=options.min_samples_leaf, seed=params.seed)
+        forest = fit_forest_regressor(
+            train.x,
+            train.y,
+            n_trees=options.n_trees,
+            max_depth=options.max_depth,
+            min_samples_leaf=options.min_samples_leaf,
+            seed=params.seed,
+        )
         return Fitted(forest, mean, std, n_fit=len(train), details=self.details(train))
 
 
@@ -84,12 +92,14 @@ class DNNRegressionTrainer(RegressionTrainer):
         fit_idx, val_idx = validation_split(self.split_labels(train), params, minimum=MIN_SAMPLES)
         x, y = train.x.astype(np.float32), train.y.astype(np.float32)
         mean, std = self.statistics(train.subset(fit_idx))
-        model = build_dnn_regressor(x.shape[1], mean, std ** 2, float(y[fit_idx].mean()),
-                                    float(y[fit_idx].std()) or 1.0, options.hidden_units, options.dropout)
-        model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="mse",
-                      metrics=[keras.metrics.RootMeanSquaredError(name="rmse"),
-                               keras.metrics.MeanAbsoluteError(name="mae")])
+        model = build_dnn_regressor(
+            x.shape[1], mean, std**2, float(y[fit_idx].mean()), float(y[fit_idx].std()) or 1.0, options.hidden_units, options.dropout
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(params.learning_rate),
+            loss="mse",
+            metrics=[keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")],
+        )
         validation = (x[val_idx], y[val_idx]) if len(val_idx) else None
         history = fit_keras(model, (x[fit_idx], y[fit_idx]), validation, params, progress)
-        return Fitted(model, mean, std, history, n_fit=len(fit_idx), n_validation=len(val_idx),
-                      details=self.details(train))
+        return Fitted(model, mean, std, history, n_fit=len(fit_idx), n_validation=len(val_idx), details=self.details(train))

@@ -32,8 +32,10 @@ def series_shape(chips: ChipSet) -> tuple[int, int]:
     series = chips.meta.get("series") or {}
     n_dates, n_bands = len(series.get("dates", [])), len(series.get("bands", []))
     if not n_dates or chips.x.shape[-1] != n_dates * (n_bands + 1):
-        raise GeoDLError("These samples are not a time series (bands per date). Extract them from a series "
-                         "(dates given, or in the file names) or name their bands {band}_{YYYYMMDD}.")
+        raise GeoDLError(
+            "These samples are not a time series (bands per date). Extract them from a series "
+            "(dates given, or in the file names) or name their bands {band}_{YYYYMMDD}."
+        )
     return n_dates, n_bands
 
 
@@ -59,18 +61,29 @@ def series_entry(chips: ChipSet) -> dict:
 
     series = chips.meta["series"]
     dates = [as_date(d) for d in series["dates"]]
-    return {"dates": [d.isoformat() for d in dates], "bands": list(series["bands"]),
-            "doy": [int(v) for v in day_of_year(dates)]}
+    return {"dates": [d.isoformat() for d in dates], "bands": list(series["bands"]), "doy": [int(v) for v in day_of_year(dates)]}
 
 
 def settings_of(options: TemporalParams, n_dates: int, train_tile: int) -> dict:
-    return {**encoder_settings(options.encoder, options.filters, options.kernel_size, options.layers,
-                               options.bidirectional, options.head_kernel, options.hidden_units, options.dropout,
-                               n_dates), "train_tile": int(train_tile)}
+    return {
+        **encoder_settings(
+            options.encoder,
+            options.filters,
+            options.kernel_size,
+            options.layers,
+            options.bidirectional,
+            options.head_kernel,
+            options.hidden_units,
+            options.dropout,
+            n_dates,
+        ),
+        "train_tile": int(train_tile),
+    }
 
 
-def fit_temporal(chips: ChipSet, options: TemporalParams, params: TrainParams,
-                 progress: Optional[Progress] = None) -> tuple[Any, np.ndarray, np.ndarray, dict, int, int]:
+def fit_temporal(
+    chips: ChipSet, options: TemporalParams, params: TrainParams, progress: Optional[Progress] = None
+) -> tuple[Any, np.ndarray, np.ndarray, dict, int, int]:
     """(uncompiled model, band mean, band std, history, n fit, n validation). The validation split (from
     ``chips``) drives early stopping and the best epoch's weights are kept; a cancel raises Cancelled."""
     import keras
@@ -92,16 +105,31 @@ def fit_temporal(chips: ChipSet, options: TemporalParams, params: TrainParams,
     keras.utils.set_random_seed(params.seed)
 
     def build() -> Any:
-        return build_temporal_model(n_dates, n_bands, n_classes, mean, std**2, options.encoder, options.filters,
-                                    options.kernel_size, options.layers, options.bidirectional, options.head_kernel,
-                                    options.hidden_units, options.dropout)
+        return build_temporal_model(
+            n_dates,
+            n_bands,
+            n_classes,
+            mean,
+            std**2,
+            options.encoder,
+            options.filters,
+            options.kernel_size,
+            options.layers,
+            options.bidirectional,
+            options.head_kernel,
+            options.hidden_units,
+            options.dropout,
+        )
 
     model = build()
     model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss=make_loss(weights, dice_weight=0.0))
     validation = (chips.x[val_idx].astype(np.float32), y[val_idx].astype(np.int32)) if len(val_idx) else None
     batches = chip_batches(x_fit, y[fit_idx], params.batch_size, options.augment, params.seed)
-    progress.update(0, f"training a temporal {options.encoder} model ({n_dates} dates × {n_bands} bands) on "
-                       f"{len(fit_idx)} samples of {chips.patch_size}×{chips.patch_size} px")
+    progress.update(
+        0,
+        f"training a temporal {options.encoder} model ({n_dates} dates × {n_bands} bands) on "
+        f"{len(fit_idx)} samples of {chips.patch_size}×{chips.patch_size} px",
+    )
     history = fit_keras(model, batches, validation, params, progress)
     clean = build()  # uncompiled copy: no loss function travels in the model file
     clean.set_weights(model.get_weights())
@@ -113,8 +141,7 @@ def predict_labelled(model: Any, chips: ChipSet, batch: int = 16) -> np.ndarray:
     import keras
 
     x = chips.x.astype(np.float32)
-    return np.concatenate([keras.ops.convert_to_numpy(model.predict_on_batch(x[i:i + batch]))
-                           for i in range(0, len(x), batch)])
+    return np.concatenate([keras.ops.convert_to_numpy(model.predict_on_batch(x[i : i + batch])) for i in range(0, len(x), batch)])
 
 
 def score_temporal(model: Any, chips: ChipSet) -> dict[str, Any]:
@@ -130,8 +157,9 @@ def score_temporal(model: Any, chips: ChipSet) -> dict[str, Any]:
     report = report_from_confusion(cm, chips.classes)
     report["unit"] = "labelled pixels of the held-out samples"
     confidence = flat.max(axis=-1)
-    report["mean_confidence"] = {c.name: float(confidence[keep & (pred == i)].mean()) if (keep & (pred == i)).any()
-                                 else None for i, c in enumerate(chips.classes)}
+    report["mean_confidence"] = {
+        c.name: float(confidence[keep & (pred == i)].mean()) if (keep & (pred == i)).any() else None for i, c in enumerate(chips.classes)
+    }
     return report
 
 
@@ -162,8 +190,7 @@ class TemporalTrainer(FamilyTrainer):
         model, mean, std, history, n_fit, n_val = fit_temporal(train, options, params, progress)
         n_dates, _ = series_shape(train)
         details = {"temporal": settings_of(options, n_dates, train.patch_size), "series": series_entry(train)}
-        return Fitted(model, mean, std, history, n_fit=n_fit, n_validation=n_val, patch_size=train.patch_size,
-                      details=details)
+        return Fitted(model, mean, std, history, n_fit=n_fit, n_validation=n_val, patch_size=train.patch_size, details=details)
 
     def score(self, model: Any, test: ChipSet) -> dict[str, Any]:
         return score_temporal(model, test)

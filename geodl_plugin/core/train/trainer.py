@@ -134,8 +134,10 @@ class FamilyTrainer:
 
     def describe(self, metrics: dict[str, Any], n_test: int) -> str:
         """The held-out scores in one line, for the log."""
-        return (f"held-out accuracy {metrics['overall_accuracy']:.3f}, kappa {metrics['kappa']:.3f} "
-                f"on {metrics.get('n_samples', n_test)} samples")
+        return (
+            f"held-out accuracy {metrics['overall_accuracy']:.3f}, kappa {metrics['kappa']:.3f} "
+            f"on {metrics.get('n_samples', n_test)} samples"
+        )
 
     def split_labels(self, data: Any) -> np.ndarray:
         """One class id per sample, for stratified (and blocked) splits."""
@@ -171,8 +173,7 @@ def run_training(params: TrainParams, trainer: FamilyTrainer, progress: Optional
     train_idx, test_idx = split_samples(labels, data, params, trainer.block_pixels(data, params))
     train_idx = trainer.after_split(data, train_idx, test_idx, warnings)
     if not len(train_idx):
-        raise GeoDLError("No sample is left to train on after the held-out split; label more or lower the "
-                         "held-out fraction.")
+        raise GeoDLError("No sample is left to train on after the held-out split; label more or lower the held-out fraction.")
     progress.check()
     fitted = trainer.fit(data.subset(train_idx), params, progress.sub(5, 90), warnings)
     progress.check()
@@ -183,27 +184,41 @@ def run_training(params: TrainParams, trainer: FamilyTrainer, progress: Optional
         metrics["split"] = params.split
         progress.message(trainer.describe(metrics, len(test)))
     else:
-        warnings.append("No held-out samples (held-out fraction 0 or too few blocks); the model file carries no "
-                        "accuracy.")
+        warnings.append("No held-out samples (held-out fraction 0 or too few blocks); the model file carries no accuracy.")
     training = training_record(params)
-    training.update({"history": fitted.history, "n_train": fitted.n_fit, "n_validation": fitted.n_validation,
-                     "n_test": len(test), "class_counts": {c.name: int(np.sum(labels == c.id)) for c in classes},
-                     **fitted.details})
-    manifest = manifest_from_samples(params, data.meta, trainer.task, data.bands, classes, fitted.mean, fitted.std,
-                                     fitted.patch_size, metrics, training, fitted.model)
+    training.update(
+        {
+            "history": fitted.history,
+            "n_train": fitted.n_fit,
+            "n_validation": fitted.n_validation,
+            "n_test": len(test),
+            "class_counts": {c.name: int(np.sum(labels == c.id)) for c in classes},
+            **fitted.details,
+        }
+    )
+    manifest = manifest_from_samples(
+        params, data.meta, trainer.task, data.bands, classes, fitted.mean, fitted.std, fitted.patch_size, metrics, training, fitted.model
+    )
     progress.check()  # the last cancel point: after it, the file is written whole
     save_model_file(params.output, fitted.model, manifest)
-    test_path = trainer.write_test(params.test_samples_output, test) if params.test_samples_output and len(test) \
-        else None
+    test_path = trainer.write_test(params.test_samples_output, test) if params.test_samples_output and len(test) else None
     for w in warnings:
         log.warning(w)
     progress.update(100, f"model written to {params.output}")
-    return TrainResult(params.output, metrics, fitted.history, fitted.n_fit, fitted.n_validation, len(test),
-                       time.perf_counter() - started, warnings, test_path)
+    return TrainResult(
+        params.output,
+        metrics,
+        fitted.history,
+        fitted.n_fit,
+        fitted.n_validation,
+        len(test),
+        time.perf_counter() - started,
+        warnings,
+        test_path,
+    )
 
 
-def split_samples(labels: np.ndarray, data: Any, params: TrainParams, block_pixels: int) -> tuple[np.ndarray,
-                                                                                                      np.ndarray]:
+def split_samples(labels: np.ndarray, data: Any, params: TrainParams, block_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     if params.split == "blocked" and data.xy is not None:
         pixel = float(data.meta.get("pixel_size", [1.0])[0] or 1.0)
         return split_blocked(labels, data.xy, block_pixels * pixel, params.test_fraction, params.seed)
@@ -233,18 +248,40 @@ def training_record(params: TrainParams) -> dict[str, Any]:
     return json.loads(json.dumps(record, default=str))
 
 
-def manifest_from_samples(params: TrainParams, meta: dict, task: str, bands: Sequence[str], classes: Any,
-                          mean: Any, std: Any, patch_size: int, metrics: dict, training: dict,
-                          model: Any = None) -> dict[str, Any]:
+def manifest_from_samples(
+    params: TrainParams,
+    meta: dict,
+    task: str,
+    bands: Sequence[str],
+    classes: Any,
+    mean: Any,
+    std: Any,
+    patch_size: int,
+    metrics: dict,
+    training: dict,
+    model: Any = None,
+) -> dict[str, Any]:
     """The model file's manifest, with the grid facts (dtype, nodata, pixel size, CRS) the samples carry."""
     return make_manifest(
-        name=Path(params.output).stem, architecture=params.family.value, task=task, bands=bands, classes=classes,
-        mean=mean, std=std, source_dtype=meta.get("source_dtype"), nodata=meta.get("nodata"),
+        name=Path(params.output).stem,
+        architecture=params.family.value,
+        task=task,
+        bands=bands,
+        classes=classes,
+        mean=mean,
+        std=std,
+        source_dtype=meta.get("source_dtype"),
+        nodata=meta.get("nodata"),
         # Unknown stays unknown (None): samples without a sidecar say nothing of the imagery, and a guess
         # recorded here would later refuse the very imagery the samples came from.
-        pixel_size=meta.get("pixel_size"), crs_wkt=str(meta.get("crs_wkt") or ""),
-        crs_units=str(meta.get("crs_units", "")), patch_size=patch_size, metrics=metrics, training=training,
-        data_source=", ".join(meta.get("rasters", [])) or ", ".join(params.samples), model=model,
+        pixel_size=meta.get("pixel_size"),
+        crs_wkt=str(meta.get("crs_wkt") or ""),
+        crs_units=str(meta.get("crs_units", "")),
+        patch_size=patch_size,
+        metrics=metrics,
+        training=training,
+        data_source=", ".join(meta.get("rasters", [])) or ", ".join(params.samples),
+        model=model,
     )
 
 
@@ -268,9 +305,10 @@ class KerasProgress:
                 values = {k: float(v) for k, v in (logs or {}).items()}
                 values["epoch"] = epoch + 1
                 progress.metrics(values)
-                progress.update(100.0 * (epoch + 1) / epochs,
-                                f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()
-                                                                          if k != "epoch"))
+                progress.update(
+                    100.0 * (epoch + 1) / epochs,
+                    f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items() if k != "epoch"),
+                )
 
         return Callback()
 
@@ -284,12 +322,20 @@ def fit_keras(model: Any, train: Any, validation: Any, params: TrainParams, prog
     callback = KerasProgress(progress, params.epochs)
     callbacks: list[Any] = [callback]
     if validation is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.patience,
-                                                       restore_best_weights=True))
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.patience, restore_best_weights=True))
     if isinstance(train, tuple):
         x, y, *w = train
-        hist = model.fit(x, y, sample_weight=w[0] if w else None, batch_size=params.batch_size, epochs=params.epochs,
-                         validation_data=validation, callbacks=callbacks, verbose=0, shuffle=True)
+        hist = model.fit(
+            x,
+            y,
+            sample_weight=w[0] if w else None,
+            batch_size=params.batch_size,
+            epochs=params.epochs,
+            validation_data=validation,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=True,
+        )
     else:
         hist = model.fit(train, epochs=params.epochs, validation_data=validation, callbacks=callbacks, verbose=0)
     if callback.cancelled:

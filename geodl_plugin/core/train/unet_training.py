@@ -23,8 +23,10 @@ log = logging.getLogger("geodl")
 DEFAULT_DEPTH = 3
 
 
-_NEEDS_PATCHES = ("A U-Net needs image patches, not single pixels. Extract samples with a patch size of at least 9 "
-                  "(e.g. 17 or 33), or chip the raster with a mask (geodl:chip).")
+_NEEDS_PATCHES = (
+    "A U-Net needs image patches, not single pixels. Extract samples with a patch size of at least 9 "
+    "(e.g. 17 or 33), or chip the raster with a mask (geodl:chip)."
+)
 
 
 def chips_from_samples(samples: SampleSet) -> ChipSet:
@@ -32,8 +34,9 @@ def chips_from_samples(samples: SampleSet) -> ChipSet:
     if samples.patch_size < 2 or samples.x.ndim != 4:
         raise GeoDLError(_NEEDS_PATCHES)
     k = samples.patch_size
-    return ChipSet(samples.x.astype(np.float32, copy=False), centre_mask(samples.y, k), samples.xy, samples.bands,
-                   samples.classes, samples.meta)
+    return ChipSet(
+        samples.x.astype(np.float32, copy=False), centre_mask(samples.y, k), samples.xy, samples.bands, samples.classes, samples.meta
+    )
 
 
 def choose_depth(k: int, depth: Optional[int]) -> tuple[int, int]:
@@ -86,8 +89,7 @@ class UNetTrainer(FamilyTrainer):
         depth, size = choose_depth(chips.patch_size, unet_depth(options))
         self.depth = depth
         if size != chips.patch_size:
-            progress.message(f"patches of {chips.patch_size}×{chips.patch_size} cropped to {size}×{size} for a U-Net "
-                             f"of depth {depth}")
+            progress.message(f"patches of {chips.patch_size}×{chips.patch_size} cropped to {size}×{size} for a U-Net of depth {depth}")
             chips = chips.crop(size)
         if len(set(np.unique(chips.mask).tolist()) - {IGNORE}) < 2:
             raise GeoDLError("The chips hold one labelled class only; segmentation needs at least two.")
@@ -100,8 +102,7 @@ class UNetTrainer(FamilyTrainer):
         # blocks at least a chip wide, so overlapping chips stay on one side
         return max(params.block_size_pixels, data.patch_size)
 
-    def after_split(self, data: ChipSet, train_idx: np.ndarray, test_idx: np.ndarray,
-                    warnings: list[str]) -> np.ndarray:
+    def after_split(self, data: ChipSet, train_idx: np.ndarray, test_idx: np.ndarray, warnings: list[str]) -> np.ndarray:
         if not len(test_idx) or data.xy is None or data.meta.get("kind") != "chips":
             return train_idx
         # overlapping chips (stride < size) on both sides of a block edge share labelled pixels: drop those
@@ -124,8 +125,7 @@ class UNetTrainer(FamilyTrainer):
         y_all = class_index_masks(train.mask, classes.ids)
         fit_idx, val_idx = validation_split(train.majority(), params, minimum=10)
         if not len(fit_idx):
-            raise GeoDLError("No chip is left to train on after the test split; label more or lower the test "
-                             "fraction.")
+            raise GeoDLError("No chip is left to train on after the test split; label more or lower the test fraction.")
         x_fit = train.x[fit_idx].astype(np.float32, copy=False)
         pixels = x_fit.reshape(-1, x_fit.shape[-1]).astype(np.float64)
         mean, std = pixels.mean(axis=0), pixels.std(axis=0)
@@ -140,22 +140,32 @@ class UNetTrainer(FamilyTrainer):
         keras.utils.set_random_seed(params.seed)
         depth, size = self.depth, train.patch_size
         model = build_unet(x_fit.shape[-1], n_classes, mean, std**2, depth, options.base_filters, options.dropout)
-        model.compile(optimizer=keras.optimizers.Adam(params.learning_rate),
-                      loss=make_loss(weights, options.dice_weight), metrics=[masked_iou, masked_f1])
+        model.compile(
+            optimizer=keras.optimizers.Adam(params.learning_rate),
+            loss=make_loss(weights, options.dice_weight),
+            metrics=[masked_iou, masked_f1],
+        )
         validation = (train.x[val_idx].astype(np.float32), y_all[val_idx].astype(np.int32)) if len(val_idx) else None
-        batches = chip_batches(x_fit, y_all[fit_idx], params.batch_size, options.augment, params.seed,
-                               multiple=2**depth)
-        progress.update(0, f"training a U-Net (depth {depth}, {options.base_filters} filters) on {len(fit_idx)} "
-                           f"chips of {size}×{size}, {int(counts.sum())} labelled pixels")
+        batches = chip_batches(x_fit, y_all[fit_idx], params.batch_size, options.augment, params.seed, multiple=2**depth)
+        progress.update(
+            0,
+            f"training a U-Net (depth {depth}, {options.base_filters} filters) on {len(fit_idx)} "
+            f"chips of {size}×{size}, {int(counts.sum())} labelled pixels",
+        )
         history = fit_keras(model, batches, validation, params, progress)
         # The saved network is a fresh, uncompiled copy: no loss or metric functions travel in the file.
         clean = build_unet(x_fit.shape[-1], n_classes, mean, std**2, depth, options.base_filters, options.dropout)
         clean.set_weights(model.get_weights())
-        details = {"network": {"depth": depth, "base_filters": options.base_filters,
-                            "dice_weight": options.dice_weight, "augment": options.augment},
-                   "class_pixels": {c.name: int(counts[i]) for i, c in enumerate(classes)}}
-        return Fitted(clean, mean, std, history, n_fit=len(fit_idx), n_validation=len(val_idx), patch_size=size,
-                      details=details)
+        details = {
+            "network": {
+                "depth": depth,
+                "base_filters": options.base_filters,
+                "dice_weight": options.dice_weight,
+                "augment": options.augment,
+            },
+            "class_pixels": {c.name: int(counts[i]) for i, c in enumerate(classes)},
+        }
+        return Fitted(clean, mean, std, history, n_fit=len(fit_idx), n_validation=len(val_idx), patch_size=size, details=details)
 
     def score(self, model: Any, test: ChipSet) -> dict[str, Any]:
         import keras

@@ -40,23 +40,31 @@ class EEClassifyAlgorithm(GeoDLAlgorithm):
         "of requests, node-hours and cost first."
     )
     MODEL, SCALE, CRS, OUTPUT, ASSET_ID, PROBABILITIES, WAIT, LOAD = (
-        "MODEL", "SCALE", "CRS", "OUTPUT", "ASSET_ID", "PROBABILITIES", "WAIT", "LOAD")
+        "MODEL",
+        "SCALE",
+        "CRS",
+        "OUTPUT",
+        "ASSET_ID",
+        "PROBABILITIES",
+        "WAIT",
+        "LOAD",
+    )
     TASK_ID, TILE_URL = "TASK_ID", "TILE_URL"
 
     def initAlgorithm(self, config=None):
-        self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model file (.geodl: pixel DNN or random forest)",
-                                                     extension="geodl"))
+        self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model file (.geodl: pixel DNN or random forest)", extension="geodl"))
         add_connection_parameters(self)
         add_composite_parameters(self, "Region to classify (any size)")
-        self.addParameter(QgsProcessingParameterNumber(self.SCALE, "Pixel size (m)",
-                                                       QgsProcessingParameterNumber.Type.Double, 10.0, minValue=0.01))
+        self.addParameter(
+            QgsProcessingParameterNumber(self.SCALE, "Pixel size (m)", QgsProcessingParameterNumber.Type.Double, 10.0, minValue=0.01)
+        )
         self.addParameter(QgsProcessingParameterCrs(self.CRS, "Output CRS", "EPSG:4326"))
         self.addParameter(QgsProcessingParameterEnum(self.OUTPUT, "Output", options=OUTPUT_LABELS, defaultValue=0))
-        self.addParameter(QgsProcessingParameterString(self.ASSET_ID, "Asset id (projects/<project>/assets/<name>)",
-                                                       defaultValue="", optional=True))
+        self.addParameter(
+            QgsProcessingParameterString(self.ASSET_ID, "Asset id (projects/<project>/assets/<name>)", defaultValue="", optional=True)
+        )
         add_destination_parameters(self, "geodl/classification")
-        probabilities = QgsProcessingParameterBoolean(self.PROBABILITIES, "Also per-class probabilities (asset only)",
-                                                      False)
+        probabilities = QgsProcessingParameterBoolean(self.PROBABILITIES, "Also per-class probabilities (asset only)", False)
         probabilities.setFlags(probabilities.flags() | probabilities.Flag.FlagAdvanced)
         self.addParameter(probabilities)
         self.addParameter(QgsProcessingParameterBoolean(self.WAIT, "Wait until the Earth Engine task ends", False))
@@ -89,8 +97,7 @@ class EEClassifyAlgorithm(GeoDLAlgorithm):
             bundle, model = native_model_from_file(model_path)  # the DNN's weights come from the worker
             progress.update(10, f"About {params.pixels():,} pixels at {params.scale:g} m")
             if isinstance(model, VertexModel):  # a deployed model: what it will cost, before it starts
-                progress.message("Vertex AI: " + estimate(params.region, params.scale, model.plan,
-                                                          model.seconds_per_tile).text())
+                progress.message("Vertex AI: " + estimate(params.region, params.scale, model.plan, model.seconds_per_tile).text())
             connect(self, parameters, context)
             image = composites.build_composite(comp)
             bands = comp.output_bands()

@@ -34,8 +34,11 @@ EXTENT, SENSOR, START, END, CLOUD_MASK, CS_THRESHOLD, MAX_SCENE_CLOUD, BANDS, IN
     "BANDS",
     "INDICES",
 )
-SENSOR_LABELS = ["Sentinel-2 SR harmonized", "Landsat 8/9 Collection 2 L2",
-                 "Satellite Embedding V1 annual (64 bands A00-A63, 10 m; CC-BY 4.0, Google and Google DeepMind)"]
+SENSOR_LABELS = [
+    "Sentinel-2 SR harmonized",
+    "Landsat 8/9 Collection 2 L2",
+    "Satellite Embedding V1 annual (64 bands A00-A63, 10 m; CC-BY 4.0, Google and Google DeepMind)",
+]
 YEAR = "YEAR"
 MASK_LABELS = ["Cloud Score+ (Sentinel-2)", "SCL classes (Sentinel-2)"]
 
@@ -51,9 +54,7 @@ def _setting(key: str) -> str:
 
 def add_connection_parameters(alg: GeoDLAlgorithm) -> None:
     alg.addParameter(
-        QgsProcessingParameterString(
-            PROJECT, "Google Cloud project (empty: the one set in the GeoDL dock)", defaultValue="", optional=True
-        )
+        QgsProcessingParameterString(PROJECT, "Google Cloud project (empty: the one set in the GeoDL dock)", defaultValue="", optional=True)
     )
     alg.addParameter(
         QgsProcessingParameterFile(
@@ -78,15 +79,20 @@ def connect(alg: GeoDLAlgorithm, parameters, context):
 def add_composite_parameters(alg: GeoDLAlgorithm, extent_label: str = "Region") -> None:
     alg.addParameter(QgsProcessingParameterExtent(EXTENT, extent_label))
     alg.addParameter(QgsProcessingParameterEnum(SENSOR, "Imagery source", options=SENSOR_LABELS, defaultValue=0))
-    alg.addParameter(QgsProcessingParameterNumber(
-        YEAR, "Year (Satellite Embedding; 0: the start date's year)", QgsProcessingParameterNumber.Type.Integer,
-        0, minValue=0, maxValue=2100))
+    alg.addParameter(
+        QgsProcessingParameterNumber(
+            YEAR,
+            "Year (Satellite Embedding; 0: the start date's year)",
+            QgsProcessingParameterNumber.Type.Integer,
+            0,
+            minValue=0,
+            maxValue=2100,
+        )
+    )
     alg.addParameter(QgsProcessingParameterString(START, "Start date (YYYY-MM-DD)", defaultValue="2023-05-01"))
     alg.addParameter(QgsProcessingParameterString(END, "End date (YYYY-MM-DD, exclusive)", defaultValue="2023-09-01"))
     alg.addParameter(
-        QgsProcessingParameterEnum(
-            CLOUD_MASK, "Cloud mask (Landsat always uses QA_PIXEL)", options=MASK_LABELS, defaultValue=0
-        )
+        QgsProcessingParameterEnum(CLOUD_MASK, "Cloud mask (Landsat always uses QA_PIXEL)", options=MASK_LABELS, defaultValue=0)
     )
     alg.addParameter(
         QgsProcessingParameterNumber(
@@ -110,14 +116,11 @@ def add_composite_parameters(alg: GeoDLAlgorithm, extent_label: str = "Region") 
     )
     alg.addParameter(
         QgsProcessingParameterString(
-            BANDS, "Bands, comma-separated (empty: B2,B3,B4,B8,B11,B12, SR_B2…SR_B7 or A00…A63)", defaultValue="",
-            optional=True
+            BANDS, "Bands, comma-separated (empty: B2,B3,B4,B8,B11,B12, SR_B2…SR_B7 or A00…A63)", defaultValue="", optional=True
         )
     )
     alg.addParameter(
-        QgsProcessingParameterEnum(
-            INDICES_P, "Add indices", options=list(INDICES), allowMultiple=True, defaultValue=[], optional=True
-        )
+        QgsProcessingParameterEnum(INDICES_P, "Add indices", options=list(INDICES), allowMultiple=True, defaultValue=[], optional=True)
     )
 
 

@@ -36,8 +36,9 @@ class EEDownloadAlgorithm(GeoDLAlgorithm):
     def initAlgorithm(self, config=None):
         add_connection_parameters(self)
         add_composite_parameters(self, "Region to download")
-        self.addParameter(QgsProcessingParameterCrs(
-            self.CRS, "Output CRS (empty: the region's UTM zone; projected, metres)", optional=True))
+        self.addParameter(
+            QgsProcessingParameterCrs(self.CRS, "Output CRS (empty: the region's UTM zone; projected, metres)", optional=True)
+        )
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.SCALE,
@@ -57,9 +58,7 @@ class EEDownloadAlgorithm(GeoDLAlgorithm):
                 maxValue=40,
             )
         )
-        self.addParameter(
-            QgsProcessingParameterBoolean(self.RESUME, "Keep the downloaded tiles after the mosaic", False)
-        )
+        self.addParameter(QgsProcessingParameterBoolean(self.RESUME, "Keep the downloaded tiles after the mosaic", False))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Downloaded composite"))
 
     def processAlgorithm(self, parameters, context, feedback):
@@ -69,17 +68,23 @@ class EEDownloadAlgorithm(GeoDLAlgorithm):
         crs = self.parameterAsCrs(parameters, self.CRS, context)
         if crs.isValid() and crs.isGeographic():
             raise QgsProcessingException(
-                f"{crs.authid()} is in degrees; choose a projected CRS or leave it empty for the region's UTM zone.")
+                f"{crs.authid()} is in degrees; choose a projected CRS or leave it empty for the region's UTM zone."
+            )
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        options = dict(workers=self.parameterAsInt(parameters, self.WORKERS, context),
-                       keep_parts=self.parameterAsBool(parameters, self.RESUME, context))
+        options = dict(
+            workers=self.parameterAsInt(parameters, self.WORKERS, context),
+            keep_parts=self.parameterAsBool(parameters, self.RESUME, context),
+        )
         scale = self.parameterAsDouble(parameters, self.SCALE, context)
         if crs.isValid():
             extent = self.parameterAsExtent(parameters, EXTENT, context, crs)
             download = DownloadParams(
-                bands=params.output_bands(), crs=crs.authid(),
+                bands=params.output_bands(),
+                crs=crs.authid(),
                 bounds=(extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()),
-                scale=scale, **options)  # snapped to whole pixels by the core
+                scale=scale,
+                **options,
+            )  # snapped to whole pixels by the core
         else:
             download = DownloadParams.for_region(params.output_bands(), params.region, scale, **options)
 

@@ -42,17 +42,14 @@ class EEExportImageAlgorithm(GeoDLAlgorithm):
     def initAlgorithm(self, config=None):
         add_connection_parameters(self)
         add_composite_parameters(self, "Region to export")
-        self.addParameter(QgsProcessingParameterCrs(
-            self.CRS, "Output CRS (empty: the region's UTM zone, the grid training samples use)", optional=True))
         self.addParameter(
-            QgsProcessingParameterNumber(
-                self.SCALE, "Pixel size (m)", QgsProcessingParameterNumber.Type.Double, 10.0, minValue=0.01
-            )
+            QgsProcessingParameterCrs(self.CRS, "Output CRS (empty: the region's UTM zone, the grid training samples use)", optional=True)
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
-                self.PATCH, "Patch size (px)", QgsProcessingParameterNumber.Type.Integer, 256, minValue=1
-            )
+            QgsProcessingParameterNumber(self.SCALE, "Pixel size (m)", QgsProcessingParameterNumber.Type.Double, 10.0, minValue=0.01)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(self.PATCH, "Patch size (px)", QgsProcessingParameterNumber.Type.Integer, 256, minValue=1)
         )
         self.addParameter(
             QgsProcessingParameterNumber(
@@ -70,9 +67,7 @@ class EEExportImageAlgorithm(GeoDLAlgorithm):
             )
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
-                self.MAX_PIXELS, "Maximum pixels", QgsProcessingParameterNumber.Type.Double, 1e10, minValue=1
-            )
+            QgsProcessingParameterNumber(self.MAX_PIXELS, "Maximum pixels", QgsProcessingParameterNumber.Type.Double, 1e10, minValue=1)
         )
         add_destination_parameters(self, "geodl/image")
         add_download_parameter(self)

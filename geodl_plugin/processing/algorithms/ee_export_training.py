@@ -31,9 +31,14 @@ def add_destination_parameters(alg: GeoDLAlgorithm, default_prefix: str) -> None
 
 
 def add_download_parameter(alg: GeoDLAlgorithm) -> None:
-    alg.addParameter(QgsProcessingParameterFolderDestination(
-        "DOWNLOAD_FOLDER", "Wait for the export and download it here (Cloud Storage; empty: only start it)",
-        optional=True, createByDefault=False))
+    alg.addParameter(
+        QgsProcessingParameterFolderDestination(
+            "DOWNLOAD_FOLDER",
+            "Wait for the export and download it here (Cloud Storage; empty: only start it)",
+            optional=True,
+            createByDefault=False,
+        )
+    )
 
 
 def wait_and_download_exports(alg: GeoDLAlgorithm, parameters, context, feedback, started: list) -> list[str]:
@@ -78,11 +83,7 @@ class EEExportTrainingAlgorithm(GeoDLAlgorithm):
     INPUT, CLASS_FIELD, PATCH_SIZE, SCALE, TASK_IDS = "INPUT", "CLASS_FIELD", "PATCH_SIZE", "SCALE", "TASK_IDS"
 
     def initAlgorithm(self, config=None):
-        self.addParameter(
-            QgsProcessingParameterFeatureSource(
-                self.INPUT, "Labelled points", [QgsProcessing.SourceType.TypeVectorPoint]
-            )
-        )
+        self.addParameter(QgsProcessingParameterFeatureSource(self.INPUT, "Labelled points", [QgsProcessing.SourceType.TypeVectorPoint]))
         self.addParameter(
             QgsProcessingParameterField(
                 self.CLASS_FIELD,
@@ -103,9 +104,7 @@ class EEExportTrainingAlgorithm(GeoDLAlgorithm):
             )
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
-                self.SCALE, "Pixel size (m)", QgsProcessingParameterNumber.Type.Double, 10.0, minValue=0.01
-            )
+            QgsProcessingParameterNumber(self.SCALE, "Pixel size (m)", QgsProcessingParameterNumber.Type.Double, 10.0, minValue=0.01)
         )
         add_destination_parameters(self, "geodl/training")
         add_download_parameter(self)
@@ -152,8 +151,6 @@ class EEExportTrainingAlgorithm(GeoDLAlgorithm):
 
         started = self.run_core(feedback, work)
         for s in started:
-            feedback.pushInfo(
-                f"Started {s.task_id}: {s.destination.kind} {s.destination.bucket or s.destination.folder}/{s.prefix}"
-            )
+            feedback.pushInfo(f"Started {s.task_id}: {s.destination.kind} {s.destination.bucket or s.destination.folder}/{s.prefix}")
         wait_and_download_exports(self, parameters, context, feedback, started)
         return {self.TASK_IDS: ",".join(s.task_id for s in started)}

@@ -62,16 +62,13 @@ class EEUploadAlgorithm(GeoDLAlgorithm):
         add_connection_parameters(self)
         self.addParameter(QgsProcessingParameterString(self.ASSET, "Asset id (e.g. geodl/landcover_2023)"))
         self.addParameter(QgsProcessingParameterString(self.BUCKET, "Cloud Storage bucket for the upload"))
+        self.addParameter(QgsProcessingParameterString(self.PREFIX, "Folder in the bucket", defaultValue="geodl-upload"))
         self.addParameter(
-            QgsProcessingParameterString(self.PREFIX, "Folder in the bucket", defaultValue="geodl-upload")
+            QgsProcessingParameterString(
+                self.BAND_NAMES, "Band names, comma-separated (default: the band descriptions, or 'class')", defaultValue="", optional=True
+            )
         )
-        self.addParameter(
-            QgsProcessingParameterString(self.BAND_NAMES, "Band names, comma-separated (default: the band "
-                                         "descriptions, or 'class')", defaultValue="", optional=True)
-        )
-        self.addParameter(
-            QgsProcessingParameterEnum(self.POLICY, "Pyramiding policy", options=PYRAMIDING, defaultValue=0)
-        )
+        self.addParameter(QgsProcessingParameterEnum(self.POLICY, "Pyramiding policy", options=PYRAMIDING, defaultValue=0))
         self.addParameter(QgsProcessingParameterBoolean(self.OVERWRITE, "Overwrite an existing asset", False))
         self.addOutput(QgsProcessingOutputString(self.TASK_ID, "Earth Engine task id"))
 
@@ -83,9 +80,7 @@ class EEUploadAlgorithm(GeoDLAlgorithm):
             raise QgsProcessingException("The predictions raster cannot be read.")
         raster = layer.source()
         mixer_path = self.parameterAsFile(parameters, self.MIXER, context)
-        names = [
-            n.strip() for n in self.parameterAsString(parameters, self.BAND_NAMES, context).split(",") if n.strip()
-        ]
+        names = [n.strip() for n in self.parameterAsString(parameters, self.BAND_NAMES, context).split(",") if n.strip()]
         asset = self.parameterAsString(parameters, self.ASSET, context)
         bucket = self.parameterAsString(parameters, self.BUCKET, context).strip()
         prefix = self.parameterAsString(parameters, self.PREFIX, context).strip()
@@ -95,21 +90,25 @@ class EEUploadAlgorithm(GeoDLAlgorithm):
         def work(progress):
             connect(self, parameters, context)
             if not mixer_path:
-                return upload.upload_geotiff(raster, asset, bucket, prefix, names or None, policy, overwrite,
-                                             progress=progress)
+                return upload.upload_geotiff(raster, asset, bucket, prefix, names or None, policy, overwrite, progress=progress)
             with tempfile.TemporaryDirectory(prefix="geodl-upload-") as tmp:
-                stem = (
-                    Path(mixer_path).name[: -len("-mixer.json")]
-                    if mixer_path.endswith("-mixer.json")
-                    else "predictions"
-                )
+                stem = Path(mixer_path).name[: -len("-mixer.json")] if mixer_path.endswith("-mixer.json") else "predictions"
                 band_names = names or ["class"]
                 records = mixer.raster_to_upload_tfrecord(
                     raster, mixer_path, Path(tmp) / f"{stem}.tfrecord.gz", band_names, progress.sub(0, 40)
                 )
-                return upload.upload_predictions(records, mixer_path, asset, bucket, band_names, prefix, policy,
-                                                 overwrite, progress=progress.sub(40, 100),
-                                                 missing_data=mixer.upload_nodata(raster))
+                return upload.upload_predictions(
+                    records,
+                    mixer_path,
+                    asset,
+                    bucket,
+                    band_names,
+                    prefix,
+                    policy,
+                    overwrite,
+                    progress=progress.sub(40, 100),
+                    missing_data=mixer.upload_nodata(raster),
+                )
 
         task_id = self.run_core(feedback, work)
         feedback.pushInfo(f"Started ingestion task {task_id}.")

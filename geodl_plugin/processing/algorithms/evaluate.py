@@ -26,29 +26,36 @@ from ..base import GeoDLAlgorithm
 class EvaluateAlgorithm(GeoDLAlgorithm):
     NAME = "evaluate"
     DISPLAY = "Evaluate accuracy"
-    HELP = ("Scores a model on labelled samples (e.g. the held-out samples saved by 'Train a model'): confusion "
-            "matrix, overall accuracy, kappa, per-class precision, recall, F1 and IoU, as JSON and a PNG plot. "
-            "Given a classified map and reference points instead (or as well), it scores the map and adds the "
-            "area-adjusted estimates of Olofsson et al. (2014): estimated area per class with a 95% confidence "
-            "interval, user's and producer's accuracy. A regression model (a number per pixel) is scored on its "
-            "samples with RMSE, MAE, R² and bias, and the plot is predicted against observed.")
+    HELP = (
+        "Scores a model on labelled samples (e.g. the held-out samples saved by 'Train a model'): confusion "
+        "matrix, overall accuracy, kappa, per-class precision, recall, F1 and IoU, as JSON and a PNG plot. "
+        "Given a classified map and reference points instead (or as well), it scores the map and adds the "
+        "area-adjusted estimates of Olofsson et al. (2014): estimated area per class with a 95% confidence "
+        "interval, user's and producer's accuracy. A regression model (a number per pixel) is scored on its "
+        "samples with RMSE, MAE, R² and bias, and the plot is predicted against observed."
+    )
     MODEL, SAMPLES, CLASSIFIED, REFERENCE, REFERENCE_FIELD = "MODEL", "SAMPLES", "CLASSIFIED", "REFERENCE", "REFERENCE_FIELD"
     OUTPUT, OUTPUT_PLOT, OVERALL_ACCURACY, KAPPA = "OUTPUT", "OUTPUT_PLOT", "OVERALL_ACCURACY", "KAPPA"
     R2, RMSE = "R2", "RMSE"
 
     def initAlgorithm(self, config=None):
-        self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model file", fileFilter="GeoDL model (*.geodl)",
-                                                     optional=True))
-        self.addParameter(QgsProcessingParameterFile(self.SAMPLES, "Labelled samples (TFRecord)", optional=True,
-                                                     fileFilter="TFRecord (*.tfrecord.gz *.tfrecord *.gz)"))
+        self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model file", fileFilter="GeoDL model (*.geodl)", optional=True))
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.SAMPLES, "Labelled samples (TFRecord)", optional=True, fileFilter="TFRecord (*.tfrecord.gz *.tfrecord *.gz)"
+            )
+        )
         self.addParameter(QgsProcessingParameterRasterLayer(self.CLASSIFIED, "Classified map", optional=True))
-        self.addParameter(QgsProcessingParameterVectorLayer(
-            self.REFERENCE, "Reference points", [QgsProcessing.SourceType.TypeVectorPoint], optional=True))
-        self.addParameter(QgsProcessingParameterField(self.REFERENCE_FIELD, "Reference class field",
-                                                      parentLayerParameterName=self.REFERENCE, optional=True))
+        self.addParameter(
+            QgsProcessingParameterVectorLayer(self.REFERENCE, "Reference points", [QgsProcessing.SourceType.TypeVectorPoint], optional=True)
+        )
+        self.addParameter(
+            QgsProcessingParameterField(
+                self.REFERENCE_FIELD, "Reference class field", parentLayerParameterName=self.REFERENCE, optional=True
+            )
+        )
         self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT, "Report (JSON)", "JSON (*.json)"))
-        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_PLOT, "Confusion matrix (PNG)",
-                                                                "PNG (*.png)", optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_PLOT, "Confusion matrix (PNG)", "PNG (*.png)", optional=True))
         self.addOutput(QgsProcessingOutputNumber(self.OVERALL_ACCURACY, "Overall accuracy"))
         self.addOutput(QgsProcessingOutputNumber(self.KAPPA, "Kappa"))
         self.addOutput(QgsProcessingOutputNumber(self.R2, "R² (regression)"))
@@ -66,7 +73,8 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
         ref_path = ref_layer = field = ""
         if classified and reference:
             ref_path, ref_layer = self.parameterAsCompatibleSourceLayerPathAndLayerName(
-                parameters, self.REFERENCE, context, ["gpkg", "shp"], "gpkg", feedback)
+                parameters, self.REFERENCE, context, ["gpkg", "shp"], "gpkg", feedback
+            )
             field = self.parameterAsString(parameters, self.REFERENCE_FIELD, context)
             if not field:
                 raise GeoDLError("Choose the reference points' class field.")
@@ -86,8 +94,9 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
 
                 classes = classes or map_class_table(classified.source())
 
-                labels = read_labels(ref_path, field, layer=ref_layer or None,
-                                     target_crs_wkt=raster_info(classified.source()).crs_wkt, classes=classes)
+                labels = read_labels(
+                    ref_path, field, layer=ref_layer or None, target_crs_wkt=raster_info(classified.source()).crs_wkt, classes=classes
+                )
                 map_report = evaluate_map(classified.source(), labels, progress.sub(50, 100), classes)
                 report = {**map_report, "model_on_samples": report} if report else map_report
             save_report(report, output, plot)
@@ -97,10 +106,11 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
         for w in report.get("warnings", []) + report.get("model_on_samples", {}).get("warnings", []):
             self.warn(feedback, w)
         if report.get("task") == "regression":
-            feedback.pushInfo(f"R² {report['r2']:.3f}, RMSE {report['rmse']:.4g}, MAE {report['mae']:.4g}, "
-                              f"bias {report['bias']:+.3g} on {report['n']} samples")
-            return {self.OUTPUT: output, self.R2: report["r2"], self.RMSE: report["rmse"],
-                    self.OUTPUT_PLOT: plot}
+            feedback.pushInfo(
+                f"R² {report['r2']:.3f}, RMSE {report['rmse']:.4g}, MAE {report['mae']:.4g}, "
+                f"bias {report['bias']:+.3g} on {report['n']} samples"
+            )
+            return {self.OUTPUT: output, self.R2: report["r2"], self.RMSE: report["rmse"], self.OUTPUT_PLOT: plot}
         feedback.pushInfo(f"overall accuracy {report['overall_accuracy']:.3f}, kappa {report['kappa']:.3f}")
         out = {self.OUTPUT: output, self.OVERALL_ACCURACY: report["overall_accuracy"], self.KAPPA: report["kappa"]}
         if plot:

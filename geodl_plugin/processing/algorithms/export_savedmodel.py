@@ -31,7 +31,16 @@ class ExportSavedModelAlgorithm(GeoDLAlgorithm):
         "file: 'Earth Engine classify' then classifies through the endpoint (ee.Model.fromVertexAi)."
     )
     MODEL, OUTPUT, PROJECT, REGION, BUCKET, EXTENT, SCALE, CRS, ENDPOINT = (
-        "MODEL", "OUTPUT", "PROJECT", "REGION", "BUCKET", "EXTENT", "SCALE", "CRS", "ENDPOINT")
+        "MODEL",
+        "OUTPUT",
+        "PROJECT",
+        "REGION",
+        "BUCKET",
+        "EXTENT",
+        "SCALE",
+        "CRS",
+        "ENDPOINT",
+    )
     COMMANDS, ESTIMATE = "COMMANDS", "ESTIMATE"
 
     def initAlgorithm(self, config=None):
@@ -39,14 +48,15 @@ class ExportSavedModelAlgorithm(GeoDLAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "SavedModel folder"))
         self.addParameter(QgsProcessingParameterString(self.PROJECT, "Google Cloud project", defaultValue="my-project"))
         self.addParameter(QgsProcessingParameterString(self.REGION, "Vertex AI region", defaultValue="us-central1"))
-        self.addParameter(QgsProcessingParameterString(self.BUCKET, "Cloud Storage bucket for the model",
-                                                       defaultValue="my-bucket"))
+        self.addParameter(QgsProcessingParameterString(self.BUCKET, "Cloud Storage bucket for the model", defaultValue="my-bucket"))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Region to estimate for", optional=True))
-        self.addParameter(QgsProcessingParameterNumber(self.SCALE, "Pixel size (m)",
-                                                       QgsProcessingParameterNumber.Type.Double, 10.0, minValue=0.01))
+        self.addParameter(
+            QgsProcessingParameterNumber(self.SCALE, "Pixel size (m)", QgsProcessingParameterNumber.Type.Double, 10.0, minValue=0.01)
+        )
         self.addParameter(QgsProcessingParameterCrs(self.CRS, "Projection of the requests", "EPSG:3857"))
-        self.addParameter(QgsProcessingParameterString(
-            self.ENDPOINT, "Deployed endpoint to record (projects/…/locations/…/endpoints/…)", optional=True))
+        self.addParameter(
+            QgsProcessingParameterString(self.ENDPOINT, "Deployed endpoint to record (projects/…/locations/…/endpoints/…)", optional=True)
+        )
         self.addOutput(QgsProcessingOutputString(self.COMMANDS, "gcloud commands"))
         self.addOutput(QgsProcessingOutputString(self.ESTIMATE, "Estimate"))
 
@@ -65,13 +75,17 @@ class ExportSavedModelAlgorithm(GeoDLAlgorithm):
         extent = self.parameterAsExtent(parameters, self.EXTENT, context, QgsCoordinateReferenceSystem("EPSG:4326"))
 
         # TensorFlow runs in the worker process (it cannot load inside QGIS).
-        info = self.run_core(feedback, lambda progress: run_in_worker(vertex.export_savedmodel, progress=progress,
-                                                                      model=model, output=output))
-        plan = vertex.TilePlan(info["tile"], info["overlap"], info["request_bytes"], info["response_bytes"],
-                               info["margin"], info["divisor"])
-        feedback.pushInfo(f"SavedModel in {output}: tiles of {plan.tile} px + {plan.overlap} px overlap "
-                          f"(receptive field {plan.margin} px); requests {plan.request_bytes / 1e6:.2f} MB, "
-                          f"answers {plan.response_bytes / 1e6:.2f} MB; {info['seconds_per_tile']:.2f} s a tile here.")
+        info = self.run_core(
+            feedback, lambda progress: run_in_worker(vertex.export_savedmodel, progress=progress, model=model, output=output)
+        )
+        plan = vertex.TilePlan(
+            info["tile"], info["overlap"], info["request_bytes"], info["response_bytes"], info["margin"], info["divisor"]
+        )
+        feedback.pushInfo(
+            f"SavedModel in {output}: tiles of {plan.tile} px + {plan.overlap} px overlap "
+            f"(receptive field {plan.margin} px); requests {plan.request_bytes / 1e6:.2f} MB, "
+            f"answers {plan.response_bytes / 1e6:.2f} MB; {info['seconds_per_tile']:.2f} s a tile here."
+        )
         name = model.rsplit("/", 1)[-1].removesuffix(".geodl").replace(".", "_") or "geodl"
         commands = "\n".join(vertex.deploy_commands(output, project, region_name, bucket, name))
         feedback.pushInfo("Deploy with:\n" + commands)
@@ -81,9 +95,11 @@ class ExportSavedModelAlgorithm(GeoDLAlgorithm):
             text = vertex.estimate(region, scale, plan, info["seconds_per_tile"]).text()
             feedback.pushInfo("Estimate: " + text)
         if endpoint:
-            recorded = {**{k: info[k] for k in ("tile", "overlap", "request_bytes", "response_bytes", "margin",
-                                                  "divisor", "seconds_per_tile")},
-                        "crs": crs.authid() if crs.isValid() else "EPSG:3857", "scale": scale}
+            recorded = {
+                **{k: info[k] for k in ("tile", "overlap", "request_bytes", "response_bytes", "margin", "divisor", "seconds_per_tile")},
+                "crs": crs.authid() if crs.isValid() else "EPSG:3857",
+                "scale": scale,
+            }
             self.run_core(feedback, lambda progress: vertex.record_endpoint(model, endpoint, recorded))
             feedback.pushInfo(f"Recorded {endpoint} in {model}.")
         return {self.OUTPUT: output, self.COMMANDS: commands, self.ESTIMATE: text}

@@ -13,11 +13,13 @@ class ModelCardAlgorithm(GeoDLAlgorithm):
     NAME = "modelcard"
     DISPLAY = "Model card (STAC MLM item)"
     GROUP = "Models"
-    HELP = ("Writes the model file's description as a STAC item with the Machine Learning Model extension (v1.5): "
-            "name, architecture, tasks, framework, input bands with their normalisation, output classes with "
-            "their colours, training hyper-parameters and held-out accuracy, and the model file as an asset with "
-            "the role mlm:model. Catalogues and other tools (STAC browsers, pystac, stac-model) read it. Any "
-            "family, including the random forest; geodl:exportonnx writes one for the ONNX file too.")
+    HELP = (
+        "Writes the model file's description as a STAC item with the Machine Learning Model extension (v1.5): "
+        "name, architecture, tasks, framework, input bands with their normalisation, output classes with "
+        "their colours, training hyper-parameters and held-out accuracy, and the model file as an asset with "
+        "the role mlm:model. Catalogues and other tools (STAC browsers, pystac, stac-model) read it. Any "
+        "family, including the random forest; geodl:exportonnx writes one for the ONNX file too."
+    )
     MODEL, OUTPUT = "MODEL", "OUTPUT"
 
     def initAlgorithm(self, config=None):

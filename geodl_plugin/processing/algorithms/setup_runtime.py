@@ -34,32 +34,35 @@ class SetupRuntimeAlgorithm(GeoDLAlgorithm):
     NAME = "setupruntime"
     DISPLAY = "Set up the ML runtime"
     GROUP = "Setup"
-    HELP = ("Creates (or repairs) geodl's own Python environment for its worker process, in the QGIS profile: "
-            "TensorFlow or PyTorch (as Keras' backend), Keras, scikit-learn and rasterio, pinned and tested. "
-            "QGIS's own Python is never modified. Device 'auto' takes the CUDA build when an NVIDIA GPU is present "
-            "(nvidia-smi). An offline wheel folder serves air-gapped sites (fill it with pip download -r on a "
-            "connected machine). 'Remove' deletes the runtime. The result names the device the worker will "
-            "train on.")
+    HELP = (
+        "Creates (or repairs) geodl's own Python environment for its worker process, in the QGIS profile: "
+        "TensorFlow or PyTorch (as Keras' backend), Keras, scikit-learn and rasterio, pinned and tested. "
+        "QGIS's own Python is never modified. Device 'auto' takes the CUDA build when an NVIDIA GPU is present "
+        "(nvidia-smi). An offline wheel folder serves air-gapped sites (fill it with pip download -r on a "
+        "connected machine). 'Remove' deletes the runtime. The result names the device the worker will "
+        "train on."
+    )
     DEVICE, BACKEND, WHEELS, INDEX_URL, FOLDER, REMOVE = "DEVICE", "BACKEND", "WHEELS", "INDEX_URL", "FOLDER", "REMOVE"
     OUTPUT_DEVICE, OUTPUT_FOLDER = "TRAINING_DEVICE", "RUNTIME_FOLDER"
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", list(DEVICE_CHOICES), defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(self.BACKEND, "Keras backend", list(BACKEND_CHOICES),
-                                                     defaultValue=0))
-        self.addParameter(QgsProcessingParameterFile(
-            self.WHEELS, "Offline wheel folder (no network)", QgsProcessingParameterFile.Behavior.Folder,
-            optional=True))
+        self.addParameter(QgsProcessingParameterEnum(self.BACKEND, "Keras backend", list(BACKEND_CHOICES), defaultValue=0))
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.WHEELS, "Offline wheel folder (no network)", QgsProcessingParameterFile.Behavior.Folder, optional=True
+            )
+        )
         advanced = [
             QgsProcessingParameterString(self.INDEX_URL, "Package index URL (a mirror)", optional=True),
-            QgsProcessingParameterFile(self.FOLDER, "Runtime folder (default: in the QGIS profile)",
-                                       QgsProcessingParameterFile.Behavior.Folder, optional=True),
+            QgsProcessingParameterFile(
+                self.FOLDER, "Runtime folder (default: in the QGIS profile)", QgsProcessingParameterFile.Behavior.Folder, optional=True
+            ),
         ]
         for parameter in advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(parameter)
-        self.addParameter(QgsProcessingParameterBoolean(self.REMOVE, "Remove the runtime instead",
-                                                        defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(self.REMOVE, "Remove the runtime instead", defaultValue=False))
         self.addOutput(QgsProcessingOutputString(self.OUTPUT_DEVICE, "Training device"))
         self.addOutput(QgsProcessingOutputString(self.OUTPUT_FOLDER, "Runtime folder"))
 
@@ -76,10 +79,12 @@ class SetupRuntimeAlgorithm(GeoDLAlgorithm):
         gpu = detect_gpu()
         feedback.pushInfo(f"NVIDIA GPU: {gpu.describe()}" if gpu else "No NVIDIA GPU found.")
         recommended = recommended_spec(gpu if device != "cpu" else None)
-        spec = RuntimeSpec(backend=recommended.backend if backend == "auto" else backend,
-                           device=recommended.device if device == "auto" else device,
-                           wheel_dir=self.parameterAsFile(parameters, self.WHEELS, context) or None,
-                           index_url=self.parameterAsString(parameters, self.INDEX_URL, context) or None)
+        spec = RuntimeSpec(
+            backend=recommended.backend if backend == "auto" else backend,
+            device=recommended.device if device == "auto" else device,
+            wheel_dir=self.parameterAsFile(parameters, self.WHEELS, context) or None,
+            index_url=self.parameterAsString(parameters, self.INDEX_URL, context) or None,
+        )
         feedback.pushInfo(f"Installing Keras on {spec.backend} ({spec.device}) into {folder}.")
 
         def work(progress):

@@ -16,8 +16,10 @@ def signatures() -> dict[str, dict[str, bool]]:
     import ee
 
     data = json.loads((Path(ee.__file__).resolve().parent / "tests" / "algorithms.json").read_text())
-    return {a["name"].split("/", 1)[1]: {arg["argumentName"]: bool(arg.get("optional", False))
-                                         for arg in a.get("arguments", [])} for a in data["algorithms"]}
+    return {
+        a["name"].split("/", 1)[1]: {arg["argumentName"]: bool(arg.get("optional", False)) for arg in a.get("arguments", [])}
+        for a in data["algorithms"]
+    }
 
 
 def signature_errors(expression: Any) -> list[str]:

@@ -64,8 +64,18 @@ def test_direct_runner_builds_shards_the_sample_reader_trains_on(ee_session, tmp
 
     image = ee.Image("projects/test-project/assets/composite").select(BANDS)
     points = _points(300)
-    params = ShardParams(ee.serializer.toJSON(image), BANDS, "EPSG:32632", SCALE, str(tmp_path / "train"),
-                         patch_size=3, cell_px=64, num_shards=2, backoff_seconds=0.01, requests_per_second=0)
+    params = ShardParams(
+        ee.serializer.toJSON(image),
+        BANDS,
+        "EPSG:32632",
+        SCALE,
+        str(tmp_path / "train"),
+        patch_size=3,
+        cell_px=64,
+        num_shards=2,
+        backoff_seconds=0.01,
+        requests_per_second=0,
+    )
     ee_session.queue(":computePixels", 429)  # too many requests, then the service unavailable: both retried
     ee_session.queue(":computePixels", 503)
     shards = run(points, params, classes=[{"value": i, "name": f"c{i}", "color_hint": "336699"} for i in (1, 2, 3)])

@@ -9,8 +9,7 @@ from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsRectangle
 from qgis.PyQt.QtCore import QDate
 
 
-def test_dock_downloads_a_composite_for_the_region(ee_session, qgis_iface, qgis_new_project, qgis_canvas, qtbot,
-                                                   tmp_path):
+def test_dock_downloads_a_composite_for_the_region(ee_session, qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path):
     from geodl_plugin.core.earthengine.composites import DEFAULT_BANDS
     from geodl_plugin.gui.dock import GeoDLDock
 
@@ -21,8 +20,7 @@ def test_dock_downloads_a_composite_for_the_region(ee_session, qgis_iface, qgis_
     assert panel is not None
     assert panel.download() is None and "region" in dock.messageLabel.text()
 
-    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.0, 45.0, 10.01, 45.006)),
-                    QgsCoordinateReferenceSystem("EPSG:4326"))
+    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.0, 45.0, 10.01, 45.006)), QgsCoordinateReferenceSystem("EPSG:4326"))
     panel.startEdit.setDate(QDate(2023, 6, 1))
     panel.endEdit.setDate(QDate(2023, 8, 1))
     task = panel.download()
@@ -39,8 +37,9 @@ def test_dock_downloads_a_composite_for_the_region(ee_session, qgis_iface, qgis_
     dock.disconnect_project()
 
 
-def test_dock_sends_the_classified_map_to_earth_engine(ee_session, gcs, monkeypatch, qgis_iface, qgis_new_project,
-                                                       qgis_canvas, qtbot, tmp_path):
+def test_dock_sends_the_classified_map_to_earth_engine(
+    ee_session, gcs, monkeypatch, qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path
+):
     """The Map tab's upload: the last full classification goes to the bucket, one ingestion task starts, and
     the panel waits until Earth Engine says the asset exists. A cancel while waiting cancels the ingestion."""
     from google.cloud import storage
@@ -80,8 +79,7 @@ def test_dock_sends_the_classified_map_to_earth_engine(ee_session, gcs, monkeypa
     dock.disconnect_project()
 
 
-def test_dock_downloads_satellite_embeddings_for_a_year(ee_session, qgis_iface, qgis_new_project, qgis_canvas,
-                                                       qtbot, tmp_path):
+def test_dock_downloads_satellite_embeddings_for_a_year(ee_session, qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path):
     """The Imagery panel's Satellite Embedding source: a year and the region → 64 float bands on the region's
     UTM grid, pixels without an embedding as nodata (the stand-in serves the dataset's layout)."""
     import numpy as np
@@ -97,8 +95,7 @@ def test_dock_downloads_satellite_embeddings_for_a_year(ee_session, qgis_iface, 
     qtbot.addWidget(dock)
     dock.set_output_dir(str(tmp_path / "out"))
     panel = dock.ee_panel
-    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.1, 45.0, 10.106, 45.004)),
-                    QgsCoordinateReferenceSystem("EPSG:4326"))
+    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.1, 45.0, 10.106, 45.004)), QgsCoordinateReferenceSystem("EPSG:4326"))
     panel.sensorCombo.setCurrentIndex(2)
     assert panel.sensorCombo.currentData()[0] == "embedding"
     assert panel.yearSpin.isEnabled() and not panel.startEdit.isEnabled() and panel.scaleSpin.value() == 10.0

@@ -99,9 +99,7 @@ def test_429_then_success(ee_session, tmp_path):
     ee_session.queue("computePixels", 429)
     ee_session.queue("computePixels", 503)
     waits = []
-    out = download.download_image(
-        image(), params(ee_session, 20, 10, workers=1), tmp_path / "r.tif", sleep=waits.append
-    )
+    out = download.download_image(image(), params(ee_session, 20, 10, workers=1), tmp_path / "r.tif", sleep=waits.append)
     assert len(pixel_calls(ee_session)) == 3 and len(waits) == 2
     with rasterio.open(out) as src:
         np.testing.assert_array_equal(src.read(), expected(ee_session, 20, 10))
@@ -147,9 +145,7 @@ def test_429_storm_gives_clear_error_and_resume_skips_finished_tiles(ee_session,
 def test_cancel_keeps_nothing_half_written(ee_session, tmp_path):
     progress = Progress(is_cancelled=lambda: True)
     with pytest.raises(Cancelled):
-        download.download_image(
-            image(), params(ee_session, 64, 32, tile_size=32, workers=1), tmp_path / "c.tif", progress=progress
-        )
+        download.download_image(image(), params(ee_session, 64, 32, tile_size=32, workers=1), tmp_path / "c.tif", progress=progress)
     assert not (tmp_path / "c.tif").exists()
 
 

@@ -69,14 +69,16 @@ def test_embeddings_download_train_predict(ee_session, tmp_path, capsys):
     for _m, _u, body in calls:
         assert body["bandIds"] == BANDS and body["grid"]["crsCode"] == "EPSG:32632"
         assert ee_session.unmask_values(body["expression"]) == [NODATA]
-        assert download.request_bytes(body["grid"]["dimensions"]["width"], body["grid"]["dimensions"]["height"],
-                                       64) <= download.MAX_REQUEST_BYTES
+        assert (
+            download.request_bytes(body["grid"]["dimensions"]["width"], body["grid"]["dimensions"]["height"], 64)
+            <= download.MAX_REQUEST_BYTES
+        )
     with rasterio.open(tif) as src:
         assert (src.count, src.dtypes[0], src.nodata) == (64, "float32", NODATA)
         assert src.crs.to_epsg() == 32632 and (src.transform.c, src.transform.f) == (grid.x0, grid.y0)
         assert list(src.descriptions) == BANDS
         data = src.read()
-        xs, ys = rasterio.transform.xy(src.transform, *np.mgrid[0:src.height, 0:src.width], offset="center")
+        xs, ys = rasterio.transform.xy(src.transform, *np.mgrid[0 : src.height, 0 : src.width], offset="center")
     x, y = np.asarray(xs), np.asarray(ys)
     hole = standin.masked_at(x, y)
     assert hole.sum() == 96 and (data[:, hole] == NODATA).all()
@@ -99,8 +101,9 @@ def test_embeddings_download_train_predict(ee_session, tmp_path, capsys):
 
     t0 = time.perf_counter()
     model = tmp_path / "emb.geodl"
-    result = train_model(TrainParams(samples=[report.path], output=str(model), options={"hidden_units": (32,)}, epochs=20,
-                                     patience=20, seed=1))
+    result = train_model(
+        TrainParams(samples=[report.path], output=str(model), options={"hidden_units": (32,)}, epochs=20, patience=20, seed=1)
+    )
     t_train = time.perf_counter() - t0
     raster_meta = read_manifest(model)["raster"]
     assert rasterio.crs.CRS.from_wkt(raster_meta["crs_wkt"]).to_epsg() == 32632
@@ -118,11 +121,13 @@ def test_embeddings_download_train_predict(ee_session, tmp_path, capsys):
     truth = np.vectorize(lambda c: ids[CLASSES[c]])(standin.classes_at(x, y))
     accuracy = float((classified[~hole] == truth[~hole]).mean())
     with capsys.disabled():
-        print(f"\n[embeddings stand-in] {grid.width}x{grid.height} px x 64 bands, {len(calls)} computePixels "
-              f"requests; download {t_download:.1f}s, {report.count} samples ({report.skipped_nodata} on nodata "
-              f"skipped), train {t_train:.1f}s (test accuracy {result.metrics.get('overall_accuracy', 'n/a')}), "
-              f"predict {t_predict:.1f}s; map vs truth on {int((~hole).sum())} valid px: {accuracy:.3f}; "
-              f"{int(hole.sum())} masked px all nodata")
+        print(
+            f"\n[embeddings stand-in] {grid.width}x{grid.height} px x 64 bands, {len(calls)} computePixels "
+            f"requests; download {t_download:.1f}s, {report.count} samples ({report.skipped_nodata} on nodata "
+            f"skipped), train {t_train:.1f}s (test accuracy {result.metrics.get('overall_accuracy', 'n/a')}), "
+            f"predict {t_predict:.1f}s; map vs truth on {int((~hole).sum())} valid px: {accuracy:.3f}; "
+            f"{int(hole.sum())} masked px all nodata"
+        )
     assert accuracy > 0.9
 
     # checked at prediction: the same pixels labelled with another CRS are off the training grid

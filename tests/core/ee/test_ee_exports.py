@@ -27,9 +27,7 @@ def exports_of(fake, kind):
 
 def test_pixel_training_export_request(ee_session):
     image = composites.build_composite(s2(cloud_mask="scl", indices=("NDVI",)))
-    params = TrainingExportParams(
-        bands=["B4", "B8", "NDVI"], scale=10, destination=Destination("gcs", "my-bucket", prefix="geodl/train")
-    )
+    params = TrainingExportParams(bands=["B4", "B8", "NDVI"], scale=10, destination=Destination("gcs", "my-bucket", prefix="geodl/train"))
     started = exports.export_training_samples(image, points(10), params)
     assert len(started) == 1 and started[0].task_id
     ((method, uri, body),) = exports_of(ee_session, "table")

@@ -36,8 +36,11 @@ def test_the_transport_refuses_a_nan_the_real_client_sends(ee_session):
     like the server, refuses it — every EE test runs with this transport."""
     import ee
 
-    manifest = {"name": "projects/test-project/assets/x", "tilesets": [{"sources": [{"uris": ["gs://b/x.tif"]}]}],
-                "missingData": {"values": [float("nan")]}}
+    manifest = {
+        "name": "projects/test-project/assets/x",
+        "tilesets": [{"sources": [{"uris": ["gs://b/x.tif"]}]}],
+        "missingData": {"values": [float("nan")]},
+    }
     with pytest.raises(AssertionError, match="NaN in a request body"):  # NotStrictJSON (conftest's own copy)
         ee.data.startIngestion(ee.data.newTaskId()[0], manifest)
     assert ee_session.strict_errors and "image:import" in ee_session.strict_errors[0]
@@ -49,8 +52,18 @@ def test_nan_nodata_upload_sends_strict_json_and_a_finite_copy(ee_session, gcs, 
     "missingData": {"values": [NaN]}, which is not JSON. Now the bucket gets a copy with the sentinel."""
     path = tmp_path / "confidence.tif"
     data = np.array([[0.9, np.nan], [0.4, 0.7]], np.float32)
-    with rasterio.open(path, "w", driver="GTiff", width=2, height=2, count=1, dtype="float32", crs="EPSG:32632",
-                       transform=from_origin(600000, 5000000, 10, 10), nodata=float("nan")) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=2,
+        height=2,
+        count=1,
+        dtype="float32",
+        crs="EPSG:32632",
+        transform=from_origin(600000, 5000000, 10, 10),
+        nodata=float("nan"),
+    ) as ds:
         ds.write(data[None])
     before = path.read_bytes()
     upload.upload_geotiff(path, "geodl/conf", "bkt", "up", client=gcs, pyramiding="MEAN")
@@ -68,8 +81,10 @@ def test_nan_nodata_upload_sends_strict_json_and_a_finite_copy(ee_session, gcs, 
 
 def test_download_marks_masked_pixels_nodata_on_an_aligned_utm_grid(ee_session, tmp_path):
     # masked (cloudy in every scene) where column % 7 == 3: NPY has no mask, so without a fill they are 0.0
-    ee_session.masked = lambda grid: (np.indices((grid["dimensions"]["height"], grid["dimensions"]["width"]))[1]
-                                      + round(grid["affineTransform"]["translateX"] / 10)) % 7 == 3
+    ee_session.masked = lambda grid: (
+        (np.indices((grid["dimensions"]["height"], grid["dimensions"]["width"]))[1] + round(grid["affineTransform"]["translateX"] / 10)) % 7
+        == 3
+    )
     params = download.DownloadParams.for_region(["B4", "B8"], REGION, 10.0, tile_size=32, backoff_seconds=0)
     assert params.crs == "EPSG:32632"  # the region's UTM zone, not EPSG:3857 with "metres"
     out = download.download_composite(s2(), params, tmp_path / "s2.tif")
@@ -111,19 +126,26 @@ def test_training_export_samples_on_the_grid_and_nodata_reaches_the_model(ee_ses
     rng = np.random.default_rng(3)
     points = [LabelledPoint(10.001 + 0.018 * rng.random(), 45.001 + 0.008 * rng.random(), i % 2) for i in range(60)]
     image = composites.build_composite(s2())
-    patches = TrainingExportParams(bands=["B4", "B8"], scale=10, patch_size=3,
-                                   destination=Destination("gcs", "bkt", prefix="geodl/patches"))
+    patches = TrainingExportParams(
+        bands=["B4", "B8"], scale=10, patch_size=3, destination=Destination("gcs", "bkt", prefix="geodl/patches")
+    )
     exports.export_training_samples(image, points, patches)
-    params = TrainingExportParams(bands=["B4", "B8"], scale=10, destination=Destination("gcs", "bkt",
-                                                                                        prefix="geodl/train"))
+    params = TrainingExportParams(bands=["B4", "B8"], scale=10, destination=Destination("gcs", "bkt", prefix="geodl/train"))
     (started,) = exports.export_training_samples(image, points, params)
     patch_body, body = [r[2] for r in ee_session.requests if r[1].split("?")[0].endswith("table:export")]
     # patches: masked neighbours become the sentinel too (neighborhoodToArray's defaultValue), not 0
     assert "Image.neighborhoodToArray" in ee_session.function_names(patch_body["expression"])
     assert '"defaultValue": {"constantValue": -9999.0}' in json.dumps(patch_body["expression"])
     text = json.dumps(body["expression"])
-    expected = region_grid((min(p.x for p in points) - 0.001, min(p.y for p in points) - 0.001,
-                            max(p.x for p in points) + 0.001, max(p.y for p in points) + 0.001), 10)
+    expected = region_grid(
+        (
+            min(p.x for p in points) - 0.001,
+            min(p.y for p in points) - 0.001,
+            max(p.x for p in points) + 0.001,
+            max(p.y for p in points) + 0.001,
+        ),
+        10,
+    )
     assert '"crs": {"constantValue": "EPSG:32632"}' in text
     assert json.dumps(expected.crs_transform)[1:-1].replace(" ", "") in text.replace(" ", "")
     assert '"scale"' not in text  # no rescaled default grid
@@ -150,29 +172,26 @@ def test_training_export_samples_on_the_grid_and_nodata_reaches_the_model(ee_ses
     assert len(samples) == 54 and (samples.x != NODATA).all()  # the 6 masked ones are left out
 
     model = tmp_path / "m.geodl"
-    train_model(TrainParams(samples=[str(p) for p in paths], output=str(model), family="rf", options={"n_trees": 10},
-                            split="random"))
+    train_model(TrainParams(samples=[str(p) for p in paths], output=str(model), family="rf", options={"n_trees": 10}, split="random"))
     raster = read_manifest(model)["raster"]
     assert rasterio.crs.CRS.from_wkt(raster["crs_wkt"]).to_epsg() == 32632
     assert raster["pixel_size"] == [10.0, 10.0] and raster["nodata"] == NODATA
 
 
 def test_image_export_on_the_utm_grid_with_masked_pixels_filled(ee_session):
-    params = exports.ImageExportParams(bands=["B4"], region=REGION, scale=10,
-                                       destination=Destination("gcs", "bkt", prefix="img/x"))
+    params = exports.ImageExportParams(bands=["B4"], region=REGION, scale=10, destination=Destination("gcs", "bkt", prefix="img/x"))
     started = exports.export_image_patches(composites.build_composite(s2()), params)
     ((_m, _u, body),) = [r for r in ee_session.requests if r[1].split("?")[0].endswith("image:export")]
     text = json.dumps(body["expression"])
     grid = region_grid(REGION, 10)
-    assert grid.crs == "EPSG:32632" and "EPSG:32632" in text and "EPSG:4326\"}, \"transform" not in text
+    assert grid.crs == "EPSG:32632" and "EPSG:32632" in text and 'EPSG:4326"}, "transform' not in text
     assert json.dumps(grid.crs_transform)[1:-1].replace(" ", "") in text.replace(" ", "")
     assert ee_session.unmask_values(body["expression"]) == [NODATA]
     assert started.kind == "image" and started.sidecar["nodata"] == NODATA
 
 
 def test_landsat_masks_saturated_pixels(ee_session):
-    params = composites.CompositeParams(REGION, "2022-01-01", "2023-01-01", sensor="landsat",
-                                        bands=("SR_B4", "SR_B5"))
+    params = composites.CompositeParams(REGION, "2022-01-01", "2023-01-01", sensor="landsat", bands=("SR_B4", "SR_B5"))
     assert composites.radsat_mask_bits(params.band_list()) == (1 << 3) | (1 << 4) | (1 << 11)
     composites.map_tile_url(composites.build_composite(params), composites.default_vis(params))
     ((_m, _u, body),) = ee_session.calls("/maps")
@@ -186,12 +205,20 @@ def _service_account_key(path):
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "test-project", "private_key_id": "k1", "private_key": pem,
-        "client_email": "geodl@test-project.iam.gserviceaccount.com", "client_id": "1",
-        "token_uri": "https://oauth2.googleapis.com/token"}))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "test-project",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "geodl@test-project.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
     return path
 
 
@@ -227,14 +254,25 @@ def test_nan_confidence_on_an_export_grid_uploads_with_finite_missing_data(ee_se
     mixer_path.write_text(json.dumps(grid.to_json()))
     conf = tmp_path / "conf.tif"
     data = np.array([[0.5, np.nan, 0.9, 0.8], [0.6, 0.7, np.nan, 0.1]], np.float32)
-    with rasterio.open(conf, "w", driver="GTiff", width=4, height=2, count=1, dtype="float32", crs="EPSG:32632",
-                       transform=grid.transform(), nodata=float("nan")) as ds:
+    with rasterio.open(
+        conf,
+        "w",
+        driver="GTiff",
+        width=4,
+        height=2,
+        count=1,
+        dtype="float32",
+        crs="EPSG:32632",
+        transform=grid.transform(),
+        nodata=float("nan"),
+    ) as ds:
         ds.write(data[None])
     assert mx.upload_nodata(conf) == NODATA
     records = mx.raster_to_upload_tfrecord(conf, mixer_path, tmp_path / "exp.tfrecord.gz", ["confidence"])
     values = np.concatenate([e["confidence"] for e in read_examples(records)])
     assert np.isfinite(values).all() and (values == NODATA).sum() == 2
-    upload.upload_predictions(records, mixer_path, "geodl/conf", "bkt", ["confidence"], pyramiding="MEAN",
-                              client=gcs, missing_data=mx.upload_nodata(conf))
+    upload.upload_predictions(
+        records, mixer_path, "geodl/conf", "bkt", ["confidence"], pyramiding="MEAN", client=gcs, missing_data=mx.upload_nodata(conf)
+    )
     ((_m, _u, body),) = ee_session.calls("image:import")
     assert body["imageManifest"]["missingData"] == {"values": [NODATA]}

@@ -74,9 +74,7 @@ def test_round_trip_export_geotiff_prediction_upload(ee_session, gcs, tmp_path):
     with rasterio.open(pred_tif, "w", **profile) as dst:
         dst.write(prediction)
 
-    upload_file = mx.raster_to_upload_tfrecord(
-        pred_tif, export_dir / "exp-mixer.json", tmp_path / "preds.tfrecord", band_names=["class"]
-    )
+    upload_file = mx.raster_to_upload_tfrecord(pred_tif, export_dir / "exp-mixer.json", tmp_path / "preds.tfrecord", band_names=["class"])
     records = list(read_examples(upload_file))
     assert len(records) == TOTAL
     for index, rec in enumerate(records):

@@ -16,9 +16,7 @@ def no_sleep(_seconds):
 
 
 def started(op_id, prefix="exp"):
-    return StartedExport(
-        op_id, f"projects/test-project/operations/{op_id}", op_id, Destination("gcs", "bkt", prefix=prefix), prefix
-    )
+    return StartedExport(op_id, f"projects/test-project/operations/{op_id}", op_id, Destination("gcs", "bkt", prefix=prefix), prefix)
 
 
 def test_running_then_succeeded(ee_session):
@@ -64,8 +62,7 @@ def test_wait_and_download_from_cloud_storage(ee_session, gcs, tmp_path):
     gcs.objects[("bkt", "train-part001_old.tfrecord.gz")] = b"an unrelated file"
     gcs.objects[("bkt", "other.csv")] = b"x"
     paths = monitor.wait_and_download(
-        [started("OPE", "train-part000"), started("OPE", "train-part001")], tmp_path / "dl", client=gcs,
-        poll_seconds=0, sleep=no_sleep
+        [started("OPE", "train-part000"), started("OPE", "train-part001")], tmp_path / "dl", client=gcs, poll_seconds=0, sleep=no_sleep
     )
     assert sorted(p.name for p in paths) == ["train-part000.tfrecord.gz", "train-part001.tfrecord.gz"]
     assert (tmp_path / "dl" / "train-part001.tfrecord.gz").read_bytes() == b"defg"

@@ -34,9 +34,19 @@ def _bundle(tmp_path, model, arch: str, dtype: str = "float32"):
     from geodl_plugin.core.models.model_file import load_model_file, make_manifest, save_model_file
 
     classes = ClassTable.from_ids(IDS)
-    manifest = make_manifest(name=f"t-{arch}", architecture=arch, bands=BANDS, classes=classes, mean=MEAN,
-                             std=STD, source_dtype=dtype, nodata=None, pixel_size=[10, 10], crs_wkt="",
-                             crs_units="m")
+    manifest = make_manifest(
+        name=f"t-{arch}",
+        architecture=arch,
+        bands=BANDS,
+        classes=classes,
+        mean=MEAN,
+        std=STD,
+        source_dtype=dtype,
+        nodata=None,
+        pixel_size=[10, 10],
+        crs_wkt="",
+        crs_units="m",
+    )
     path = tmp_path / f"{arch}.geodl"
     save_model_file(path, model, manifest)
     return load_model_file(path)
@@ -87,8 +97,7 @@ def test_dnn_expression_equals_the_keras_model(ee_session, tmp_path, dnn_model):
     bundle = _bundle(tmp_path, dnn_model, "dnn")
     x = _samples(400, 9)
     encoded, out = _evaluate(bundle, x)
-    assert {"Image.matrixMultiply", "Image.toArray", "Image.exp", "Image.arrayArgmax", "Image.remap"} \
-        <= function_names(encoded)
+    assert {"Image.matrixMultiply", "Image.toArray", "Image.exp", "Image.arrayArgmax", "Image.remap"} <= function_names(encoded)
     probs = bundle.predict_proba(x)
     ee_probs = np.stack([out[f"p_{c}"] for c in IDS], axis=1)
     np.testing.assert_allclose(ee_probs, probs, atol=2e-6)
@@ -236,9 +245,19 @@ def _s2_forest_file(tmp_path, dtype="float32"):
     rng = np.random.default_rng(5)
     x = rng.random((200, len(S2))).astype(np.float32) * 0.4
     forest = fit_random_forest(x, (x[:, 3] > 0.2).astype(int), 2, n_trees=5, max_depth=4)
-    manifest = make_manifest(name="s2-rf", architecture="rf", bands=S2, classes=ClassTable.from_ids([3, 8]),
-                             mean=x.mean(0), std=x.std(0), source_dtype=dtype, nodata=None, pixel_size=[10, 10],
-                             crs_wkt="", crs_units="m")
+    manifest = make_manifest(
+        name="s2-rf",
+        architecture="rf",
+        bands=S2,
+        classes=ClassTable.from_ids([3, 8]),
+        mean=x.mean(0),
+        std=x.std(0),
+        source_dtype=dtype,
+        nodata=None,
+        pixel_size=[10, 10],
+        crs_wkt="",
+        crs_units="m",
+    )
     return str(save_model_file(tmp_path / "s2.geodl", forest, manifest))
 
 
@@ -248,14 +267,25 @@ def test_processing_algorithm_classifies_a_region_inside_earth_engine(ee_session
 
     from geodl_plugin.processing.algorithms.ee_classify import EEClassifyAlgorithm
 
-    params = {"MODEL": _s2_forest_file(tmp_path), "PROJECT": "test-project", "EXTENT": "-9.5,3.3,36.0,43.8 [EPSG:4326]",
-              "SENSOR": 0, "START": "2023-05-01", "END": "2023-09-01", "SCALE": 10, "CRS": "EPSG:3035", "OUTPUT": 0,
-              "ASSET_ID": "projects/test-project/assets/spain_rf", "WAIT": True, "LOAD": False}
+    params = {
+        "MODEL": _s2_forest_file(tmp_path),
+        "PROJECT": "test-project",
+        "EXTENT": "-9.5,3.3,36.0,43.8 [EPSG:4326]",
+        "SENSOR": 0,
+        "START": "2023-05-01",
+        "END": "2023-09-01",
+        "SCALE": 10,
+        "CRS": "EPSG:3035",
+        "OUTPUT": 0,
+        "ASSET_ID": "projects/test-project/assets/spain_rf",
+        "WAIT": True,
+        "LOAD": False,
+    }
     alg = EEClassifyAlgorithm()
     alg.initAlgorithm()
     result = processing.run(alg, params)
     assert result["TASK_ID"].startswith("OP") and "tiles" in result["TILE_URL"]
-    (_, _, body), = ee_session.calls("image:export")
+    ((_, _, body),) = ee_session.calls("image:export")
     assert signature_errors(body) == []
     names = function_names(body["expression"])
     assert {"Classifier.decisionTreeEnsemble", "ImageCollection.load", "Image.classify"} <= names
@@ -283,8 +313,7 @@ def test_dnn_weights_come_from_the_worker_exactly(tmp_path, dnn_model):
         assert got.activation == want.activation
 
 
-def test_dock_map_step_classifies_the_region_in_earth_engine(ee_session, qgis_iface, qgis_new_project, qgis_canvas,
-                                                             qtbot, tmp_path):
+def test_dock_map_step_classifies_the_region_in_earth_engine(ee_session, qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path):
     from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsRectangle
     from qgis.PyQt.QtCore import QDate
 
@@ -306,7 +335,7 @@ def test_dock_map_step_classifies_the_region_in_earth_engine(ee_session, qgis_if
     assert panel.classify() is not None
     qtbot.waitUntil(lambda: panel.task is None, timeout=60000)
     assert panel.task_id, panel.statusLabel.text()
-    (_, _, body), = ee_session.calls("image:export")
+    ((_, _, body),) = ee_session.calls("image:export")
     assert body["assetExportOptions"]["earthEngineDestination"]["name"] == "projects/test-project/assets/geodl/dock_rf"
     assert signature_errors(body) == []
     assert any(layer.name() == "EE classification" for layer in qgis_new_project.mapLayers().values())

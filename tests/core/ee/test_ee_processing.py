@@ -121,10 +121,24 @@ def test_export_training_waits_and_downloads(ee_session, run_alg, gcs, monkeypat
     gcs.objects[("my-bucket", "t/run.tfrecord.gz")] = b"records"
     layer = labelled_points(4)
     folder = tmp_path / "downloads"
-    run_alg(EEExportTrainingAlgorithm, {
-        "INPUT": layer, "CLASS_FIELD": "cls", "PROJECT": "test-project", "EXTENT": EXTENT_4326, "SENSOR": 0,
-        "START": "2023-06-01", "END": "2023-08-01", "PATCH_SIZE": 1, "SCALE": 10, "DESTINATION": 0,
-        "BUCKET": "my-bucket", "PREFIX": "t/run", "DOWNLOAD_FOLDER": str(folder)})
+    run_alg(
+        EEExportTrainingAlgorithm,
+        {
+            "INPUT": layer,
+            "CLASS_FIELD": "cls",
+            "PROJECT": "test-project",
+            "EXTENT": EXTENT_4326,
+            "SENSOR": 0,
+            "START": "2023-06-01",
+            "END": "2023-08-01",
+            "PATCH_SIZE": 1,
+            "SCALE": 10,
+            "DESTINATION": 0,
+            "BUCKET": "my-bucket",
+            "PREFIX": "t/run",
+            "DOWNLOAD_FOLDER": str(folder),
+        },
+    )
     assert (folder / "run.tfrecord.gz").read_bytes() == b"records"
     assert [r for r in ee_session.requests if "/operations/" in r[1] and r[0] == "GET"], "the export was polled"
 
@@ -137,9 +151,18 @@ def test_download_algorithm_defaults_to_the_utm_grid_and_embeddings(ee_session, 
 
     ee_session.masked = lambda grid: np.indices((grid["dimensions"]["height"], grid["dimensions"]["width"]))[0] == 0
     out = tmp_path / "emb.tif"
-    run_alg(EEDownloadAlgorithm, {
-        "PROJECT": "test-project", "EXTENT": "10.1,10.104,45.0,45.003 [EPSG:4326]", "SENSOR": 2, "YEAR": 2021,
-        "SCALE": 10, "BANDS": "A00,A05,A63", "OUTPUT": str(out)})
+    run_alg(
+        EEDownloadAlgorithm,
+        {
+            "PROJECT": "test-project",
+            "EXTENT": "10.1,10.104,45.0,45.003 [EPSG:4326]",
+            "SENSOR": 2,
+            "YEAR": 2021,
+            "SCALE": 10,
+            "BANDS": "A00,A05,A63",
+            "OUTPUT": str(out),
+        },
+    )
     with rasterio.open(out) as src:
         assert src.crs.to_epsg() == 32632 and src.count == 3 and src.nodata == NODATA
         assert src.transform.c % 10 == 0 and src.transform.f % 10 == 0

@@ -14,8 +14,18 @@ from geodl_plugin.core.runtime.errors import GeoDLError
 
 def class_map(path, driver="GTiff"):
     data = np.array([[0, 1, 2, 255]] * 4, np.uint8)
-    with rasterio.open(path, "w", driver=driver, width=4, height=4, count=1, dtype="uint8", crs="EPSG:32632",
-                       transform=from_origin(600000, 5000000, 10, 10), nodata=255) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver=driver,
+        width=4,
+        height=4,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32632",
+        transform=from_origin(600000, 5000000, 10, 10),
+        nodata=255,
+    ) as ds:
         ds.write(data[None])
         ds.set_band_description(1, "class")
     return path
@@ -50,7 +60,12 @@ def test_geotiff_upload_bad_input_fails_before_copying(ee_session, gcs, tmp_path
 
 def test_band_ids_from_descriptions():
     assert upload.band_ids(["class", "confidence (highest class probability)", "p(water)", None, "9x"]) == [
-        "class", "confidence", "p_water", "b4", "b5"]
+        "class",
+        "confidence",
+        "p_water",
+        "b4",
+        "b5",
+    ]
 
 
 def test_upload_algorithm_sends_a_geotiff_without_a_mixer(ee_session, gcs, monkeypatch, tmp_path, qgis_processing):
@@ -63,8 +78,9 @@ def test_upload_algorithm_sends_a_geotiff_without_a_mixer(ee_session, gcs, monke
     tif = class_map(tmp_path / "classified.tif")
     alg = EEUploadAlgorithm()
     alg.initAlgorithm()
-    out = processing.run(alg, {"INPUT": str(tif), "PROJECT": "test-project", "ASSET_ID": "geodl/from_processing",
-                               "BUCKET": "my-bucket", "PREFIX": "p"})
+    out = processing.run(
+        alg, {"INPUT": str(tif), "PROJECT": "test-project", "ASSET_ID": "geodl/from_processing", "BUCKET": "my-bucket", "PREFIX": "p"}
+    )
     assert out["TASK_ID"]
     assert ("my-bucket", "p/classified.tif") in gcs.objects
     ((_m, _u, body),) = ee_session.calls("image:import")

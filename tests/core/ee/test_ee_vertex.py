@@ -28,9 +28,20 @@ def unet_file(tmp_path_factory):
     keras.utils.set_random_seed(1)
     mean, std = np.array([0.05, 0.08, 0.1, 0.3]), np.array([0.02, 0.03, 0.04, 0.1])
     model = build_unet(len(BANDS), len(IDS), mean, std**2, depth=2, base_filters=4)
-    manifest = make_manifest(name="unet", architecture="unet", bands=BANDS, classes=ClassTable.from_ids(IDS),
-                             mean=mean, std=std, source_dtype="float32", nodata=None, pixel_size=[10, 10],
-                             crs_wkt="", crs_units="m", patch_size=64)
+    manifest = make_manifest(
+        name="unet",
+        architecture="unet",
+        bands=BANDS,
+        classes=ClassTable.from_ids(IDS),
+        mean=mean,
+        std=std,
+        source_dtype="float32",
+        nodata=None,
+        pixel_size=[10, 10],
+        crs_wkt="",
+        crs_units="m",
+        patch_size=64,
+    )
     path = tmp_path_factory.mktemp("vertex") / "unet.geodl"
     save_model_file(path, model, manifest)
     return path, model
@@ -108,9 +119,8 @@ def test_predict_image_request_validates_and_endpoint_is_recorded(ee_session, un
     endpoint = endpoint_name("test-project", "europe-west4", "123")
     image = vertex_image(endpoint, ee.Image("projects/test-project/assets/comp"), BANDS, IDS, plan, "EPSG:32632", 10)
     region = ee.Geometry.Rectangle([10, 45, 10.1, 45.1], "EPSG:4326", False)
-    ee.batch.Export.image.toAsset(image, assetId="projects/test-project/assets/unet_map", region=region,
-                                  scale=10, maxPixels=1e10).start()
-    (_, _, body), = ee_session.calls("image:export")
+    ee.batch.Export.image.toAsset(image, assetId="projects/test-project/assets/unet_map", region=region, scale=10, maxPixels=1e10).start()
+    ((_, _, body),) = ee_session.calls("image:export")
     assert signature_errors(body) == []
     text = json.dumps(body["expression"])
     assert "Model.fromVertexAi" in text and "Model.predictImage" in text and PAYLOAD_FORMAT in text
@@ -132,8 +142,7 @@ def test_predict_image_request_validates_and_endpoint_is_recorded(ee_session, un
 
 
 @pytest.mark.slow
-def test_processing_exports_records_and_classifies_through_the_endpoint(ee_session, unet_file, tmp_path,
-                                                                       qgis_processing):
+def test_processing_exports_records_and_classifies_through_the_endpoint(ee_session, unet_file, tmp_path, qgis_processing):
     import shutil
 
     import processing
@@ -147,9 +156,20 @@ def test_processing_exports_records_and_classifies_through_the_endpoint(ee_sessi
     endpoint = "projects/test-project/locations/europe-west4/endpoints/42"
     alg = ExportSavedModelAlgorithm()
     alg.initAlgorithm()
-    result = processing.run(alg, {"MODEL": str(model), "OUTPUT": str(tmp_path / "saved"), "PROJECT": "test-project",
-                                  "REGION": "europe-west4", "BUCKET": "bkt", "EXTENT": "5.9,45.8,10.5,47.8 [EPSG:4326]",
-                                  "SCALE": 10, "CRS": "EPSG:32632", "ENDPOINT": endpoint})
+    result = processing.run(
+        alg,
+        {
+            "MODEL": str(model),
+            "OUTPUT": str(tmp_path / "saved"),
+            "PROJECT": "test-project",
+            "REGION": "europe-west4",
+            "BUCKET": "bkt",
+            "EXTENT": "5.9,45.8,10.5,47.8 [EPSG:4326]",
+            "SCALE": 10,
+            "CRS": "EPSG:32632",
+            "ENDPOINT": endpoint,
+        },
+    )
     assert (tmp_path / "saved" / "saved_model.pb").exists()
     assert "gcloud ai models upload" in result["COMMANDS"] and "node-hours" in result["ESTIMATE"]
     recorded = read_manifest(model)["vertex"]
@@ -157,11 +177,24 @@ def test_processing_exports_records_and_classifies_through_the_endpoint(ee_sessi
 
     alg = EEClassifyAlgorithm()
     alg.initAlgorithm()
-    processing.run(alg, {"MODEL": str(model), "PROJECT": "test-project", "EXTENT": "5.9,45.8,10.5,47.8 [EPSG:4326]",
-                         "SENSOR": 0, "START": "2023-05-01", "END": "2023-09-01", "BANDS": ",".join(BANDS),
-                         "SCALE": 10, "CRS": "EPSG:32632", "OUTPUT": 0,
-                         "ASSET_ID": "projects/test-project/assets/swiss_unet", "LOAD": False})
-    (_, _, body), = ee_session.calls("image:export")
+    processing.run(
+        alg,
+        {
+            "MODEL": str(model),
+            "PROJECT": "test-project",
+            "EXTENT": "5.9,45.8,10.5,47.8 [EPSG:4326]",
+            "SENSOR": 0,
+            "START": "2023-05-01",
+            "END": "2023-09-01",
+            "BANDS": ",".join(BANDS),
+            "SCALE": 10,
+            "CRS": "EPSG:32632",
+            "OUTPUT": 0,
+            "ASSET_ID": "projects/test-project/assets/swiss_unet",
+            "LOAD": False,
+        },
+    )
+    ((_, _, body),) = ee_session.calls("image:export")
     assert signature_errors(body) == []
     text = json.dumps(body["expression"])
     assert "Model.fromVertexAi" in text and endpoint in text and f"[{recorded['tile']}, {recorded['tile']}]" in text

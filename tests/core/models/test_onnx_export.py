@@ -15,8 +15,7 @@ from geodl_plugin.core.models.model_file import load_model_file, make_manifest, 
 from geodl_plugin.core.runtime.errors import GeoDLError
 
 SCHEMAS = Path(__file__).parent / "mlm_schema"
-CLASSES = ClassTable([ClassInfo(1, "open water", "#1f78b4"), ClassInfo(2, "forest", "#33a02c"),
-                      ClassInfo(5, "built-up", "#e31a1c")])
+CLASSES = ClassTable([ClassInfo(1, "open water", "#1f78b4"), ClassInfo(2, "forest", "#33a02c"), ClassInfo(5, "built-up", "#e31a1c")])
 MEAN = np.array([900.0, 1400.0, 2600.0, 3100.0])  # uint16 digital numbers, far beyond 0..255
 STD = np.array([120.0, 250.0, 400.0, 600.0])
 TOLERANCE = 1e-4  # max |ONNX − Keras| probability accepted here (float32 graphs, observed ~1e-7)
@@ -24,10 +23,23 @@ TOLERANCE = 1e-4  # max |ONNX − Keras| probability accepted here (float32 grap
 
 def _manifest(architecture: str, patch: int = 1, units: str = "metre") -> dict:
     task = "semantic-segmentation" if architecture == "unet" else "classification"
-    return make_manifest(name="onnx test", architecture=architecture, task=task, bands=["B2", "B3", "B4", "B8"], classes=CLASSES,
-                         mean=MEAN, std=STD, source_dtype="uint16", nodata=0, pixel_size=[10.0, 10.0],
-                         crs_wkt="", crs_units=units, patch_size=patch,
-                         metrics={"overall_accuracy": 0.9, "kappa": 0.8}, training={"epochs": 3, "seed": 1})
+    return make_manifest(
+        name="onnx test",
+        architecture=architecture,
+        task=task,
+        bands=["B2", "B3", "B4", "B8"],
+        classes=CLASSES,
+        mean=MEAN,
+        std=STD,
+        source_dtype="uint16",
+        nodata=0,
+        pixel_size=[10.0, 10.0],
+        crs_wkt="",
+        crs_units=units,
+        patch_size=patch,
+        metrics={"overall_accuracy": 0.9, "kappa": 0.8},
+        training={"epochs": 3, "seed": 1},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,17 +131,18 @@ def _validator():
     import jsonschema
 
     store = {}
-    for name, url in [("mlm-v1.5.0.json", "https://stac-extensions.github.io/mlm/v1.5.0/schema.json"),
-                      ("classification-v1.1.0.json", "https://stac-extensions.github.io/classification/v1.1.0/schema.json"),
-                      ("raster-v1.1.0.json", "https://stac-extensions.github.io/raster/v1.1.0/schema.json"),
-                      ("processing-v1.1.0.json", "https://stac-extensions.github.io/processing/v1.1.0/schema.json")]:
+    for name, url in [
+        ("mlm-v1.5.0.json", "https://stac-extensions.github.io/mlm/v1.5.0/schema.json"),
+        ("classification-v1.1.0.json", "https://stac-extensions.github.io/classification/v1.1.0/schema.json"),
+        ("raster-v1.1.0.json", "https://stac-extensions.github.io/raster/v1.1.0/schema.json"),
+        ("processing-v1.1.0.json", "https://stac-extensions.github.io/processing/v1.1.0/schema.json"),
+    ]:
         store[url] = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
     mlm = store["https://stac-extensions.github.io/mlm/v1.5.0/schema.json"]
     resolver = jsonschema.RefResolver.from_schema(mlm, store=store)
     cls = jsonschema.validators.validator_for(mlm)
     cls.check_schema(mlm)
-    return cls(mlm, resolver=resolver), cls(store["https://stac-extensions.github.io/classification/v1.1.0/schema.json"],
-                                           resolver=resolver)
+    return cls(mlm, resolver=resolver), cls(store["https://stac-extensions.github.io/classification/v1.1.0/schema.json"], resolver=resolver)
 
 
 @pytest.mark.parametrize("architecture", ["dnn", "unet", "rf"])
@@ -139,9 +152,13 @@ def test_stac_item_validates_against_mlm_v150(architecture, tmp_path):
     mlm, classification = _validator()
     manifest = _manifest(architecture, patch=32 if architecture == "unet" else 1)
     manifest["mlm:framework"] = "scikit-learn" if architecture == "rf" else "keras"
-    path = write_stac_item(tmp_path / "item.json", manifest, model_path=tmp_path / "m.geodl",
-                           onnx_path=None if architecture == "rf" else tmp_path / "m.onnx",
-                           onnx_tile=None if architecture == "rf" else 64)
+    path = write_stac_item(
+        tmp_path / "item.json",
+        manifest,
+        model_path=tmp_path / "m.geodl",
+        onnx_path=None if architecture == "rf" else tmp_path / "m.onnx",
+        onnx_tile=None if architecture == "rf" else 64,
+    )
     item = json.loads(path.read_text())
     mlm.validate(item)
     classification.validate(item)

@@ -40,14 +40,18 @@ def test_uncertainty_sampling_needs_30_percent_fewer_labels(tmp_path):
     image = rasterio.open(scene.image).read()
     truth = scene.truth_array.astype(np.int64) - 1
     fit = forest_fit_predict(image.reshape(4, -1).T.astype(np.float32), 4)
-    curves = {s: mean_curve([simulate_labelling(image, truth, s, fit, BUDGET, BATCH, INITIAL, seed)
-                             for seed in SEEDS]) for s in (RANDOM, UNCERTAINTY)}
+    curves = {
+        s: mean_curve([simulate_labelling(image, truth, s, fit, BUDGET, BATCH, INITIAL, seed) for seed in SEEDS])
+        for s in (RANDOM, UNCERTAINTY)
+    }
     print("\nlabels  random  uncertainty (overall accuracy of the whole map, mean of 3 sessions)")
     for n, r, u in zip(curves[RANDOM].labels, curves[RANDOM].accuracy, curves[UNCERTAINTY].accuracy):
         print(f"{n:6d}  {r:.3f}   {u:.3f}")
     target = curves[RANDOM].accuracy[-1]
     needed = labels_to_reach(curves[UNCERTAINTY], target)
-    print(f"random sampling with {BUDGET} labels: {target:.3f}; uncertainty sampling reaches it with "
-          f"{needed if needed is None else round(needed, 1)} labels")
+    print(
+        f"random sampling with {BUDGET} labels: {target:.3f}; uncertainty sampling reaches it with "
+        f"{needed if needed is None else round(needed, 1)} labels"
+    )
     assert needed is not None and needed <= 0.7 * BUDGET
     assert curves[UNCERTAINTY].accuracy[-1] > target  # and ends higher with the same budget

@@ -15,8 +15,18 @@ ORIGIN, PIXEL = (500000.0, 6000000.0), 10.0
 
 
 def _write(path, data, dtype, nodata):
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1, dtype=dtype,
-                       crs="EPSG:32621", transform=from_origin(*ORIGIN, PIXEL, PIXEL), nodata=nodata) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[1],
+        height=data.shape[0],
+        count=1,
+        dtype=dtype,
+        crs="EPSG:32621",
+        transform=from_origin(*ORIGIN, PIXEL, PIXEL),
+        nodata=nodata,
+    ) as ds:
         ds.write(data.astype(dtype)[None])
     return str(path)
 
@@ -32,15 +42,17 @@ def maps(tmp_path):
     classes = np.where(cols < 50, 1, 2).astype(np.uint8)
     classes[40:50, 40:50] = 255
     entropy[40:50, 40:50] = -1  # the writer's nodata
-    return {"classes": _write(tmp_path / "c.tif", classes, "uint8", 255),
-            "entropy": _write(tmp_path / "e.tif", entropy, "float32", -1),
-            "margin": _write(tmp_path / "m.tif", np.where(entropy < 0, -1, 1 - entropy), "float32", -1),
-            "array": entropy, "class_array": classes}
+    return {
+        "classes": _write(tmp_path / "c.tif", classes, "uint8", 255),
+        "entropy": _write(tmp_path / "e.tif", entropy, "float32", -1),
+        "margin": _write(tmp_path / "m.tif", np.where(entropy < 0, -1, 1 - entropy), "float32", -1),
+        "array": entropy,
+        "class_array": classes,
+    }
 
 
 def test_least_sure_first_spread_out_off_nodata(maps, tmp_path):
-    params = SuggestParams(maps["classes"], maps["entropy"], count=12, min_distance=100.0, class_share=0.0,
-                           output=str(tmp_path / "s.gpkg"))
+    params = SuggestParams(maps["classes"], maps["entropy"], count=12, min_distance=100.0, class_share=0.0, output=str(tmp_path / "s.gpkg"))
     result = suggest_points(params)
     s = result.suggestions
     assert len(s) == 12 and [p.rank for p in s] == list(range(1, 13))
@@ -64,23 +76,22 @@ def test_least_sure_first_spread_out_off_nodata(maps, tmp_path):
 
 def test_margin_gives_the_same_points_as_entropy_here(maps):
     by_entropy = suggest_points(SuggestParams(maps["classes"], maps["entropy"], count=8, min_distance=50.0))
-    by_margin = suggest_points(SuggestParams(maps["classes"], maps["margin"], measure="margin", count=8,
-                                             min_distance=50.0))
+    by_margin = suggest_points(SuggestParams(maps["classes"], maps["margin"], measure="margin", count=8, min_distance=50.0))
     assert [(p.row, p.col) for p in by_entropy.suggestions] == [(p.row, p.col) for p in by_margin.suggestions]
 
 
 def test_class_share_reaches_the_rare_class_and_region_limits(maps, tmp_path):
     # without a share, class 2 (the right strip) gets only what the ramp gives it; with share 1.0 half the
     # points go to each predicted class
-    shared = suggest_points(SuggestParams(maps["classes"], maps["entropy"], count=10, min_distance=30.0,
-                                          class_share=1.0)).suggestions
+    shared = suggest_points(SuggestParams(maps["classes"], maps["entropy"], count=10, min_distance=30.0, class_share=1.0)).suggestions
     assert sum(p.predicted_id == 1 for p in shared) == 5 and sum(p.predicted_id == 2 for p in shared) == 5
     # inside the region only (the left third), and never near an existing label
     x0, y0 = ORIGIN
     region = f"POLYGON(({x0} {y0},{x0 + 200} {y0},{x0 + 200} {y0 - 600},{x0} {y0 - 600},{x0} {y0}))"
     hot = (x0 + 105.0, y0 - 105.0)
-    inside = suggest_points(SuggestParams(maps["classes"], maps["entropy"], count=6, min_distance=40.0,
-                                          region_wkt=region, existing_xy=[hot])).suggestions
+    inside = suggest_points(
+        SuggestParams(maps["classes"], maps["entropy"], count=6, min_distance=40.0, region_wkt=region, existing_xy=[hot])
+    ).suggestions
     assert len(inside) == 6 and all(p.col < 20 for p in inside)
     assert all(np.hypot(p.x - hot[0], p.y - hot[1]) >= 40.0 for p in inside)
 

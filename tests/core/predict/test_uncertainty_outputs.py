@@ -33,17 +33,29 @@ def _model(family: str, tmp_path):
         from geodl_plugin.core.models.networks import fit_random_forest
 
         rng = np.random.default_rng(0)
-        x = np.concatenate([rng.normal(1000, 300, (60, 3)), rng.normal(3000, 300, (60, 3)),
-                            rng.normal(2000, 300, (60, 3))])
+        x = np.concatenate([rng.normal(1000, 300, (60, 3)), rng.normal(3000, 300, (60, 3)), rng.normal(2000, 300, (60, 3))])
         model = fit_random_forest(x, np.repeat([0, 1, 2], 60), 3, n_trees=10, max_depth=4)
     else:
         from geodl_plugin.core.models.unet import build_unet
 
         model = build_unet(3, 3, MEAN, STD**2, depth=2, base_filters=4)
     task = "semantic-segmentation" if family == "unet" else "classification"
-    manifest = make_manifest(name=family, architecture=family, model=model, task=task, bands=["b1", "b2", "b3"],
-                             classes=CLASSES, mean=MEAN, std=STD, source_dtype="uint16", nodata=0, pixel_size=[30.0, 30.0], crs_wkt="",
-                             crs_units="metre", patch_size=16 if family == "unet" else 1)
+    manifest = make_manifest(
+        name=family,
+        architecture=family,
+        model=model,
+        task=task,
+        bands=["b1", "b2", "b3"],
+        classes=CLASSES,
+        mean=MEAN,
+        std=STD,
+        source_dtype="uint16",
+        nodata=0,
+        pixel_size=[30.0, 30.0],
+        crs_wkt="",
+        crs_units="metre",
+        patch_size=16 if family == "unet" else 1,
+    )
     if family == "unet":
         manifest["training"]["network"] = {"depth": 2}
     return save_model_file(tmp_path / f"{family}.geodl", model, manifest)
@@ -52,8 +64,9 @@ def _model(family: str, tmp_path):
 def test_uncertainty_formulas():
     p = np.array([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0], [0.7, 0.2, 0.1]], np.float32)
     entropy, margin = uncertainty_from_probabilities(p)
-    assert np.allclose(entropy, [0.0, 1.0, np.log(2) / np.log(3), -(0.7 * np.log(0.7) + 0.2 * np.log(0.2)
-                                                                      + 0.1 * np.log(0.1)) / np.log(3)], atol=1e-6)
+    assert np.allclose(
+        entropy, [0.0, 1.0, np.log(2) / np.log(3), -(0.7 * np.log(0.7) + 0.2 * np.log(0.2) + 0.1 * np.log(0.1)) / np.log(3)], atol=1e-6
+    )
     assert np.allclose(margin, [1.0, 0.0, 0.0, 0.5], atol=1e-6)
 
 
@@ -62,9 +75,16 @@ def test_entropy_and_margin_rasters_from_every_family(family, tmp_path):
     scene = two_class_scene(tmp_path / "scene.tif", size=40)
     model = _model(family, tmp_path)
     out = {k: str(tmp_path / f"{k}.tif") for k in ("classes", "confidence", "probabilities", "entropy", "margin")}
-    params = PredictParams(rasters=[str(scene)], model=str(model), output=out["classes"],
-                           confidence_output=out["confidence"], probabilities_output=out["probabilities"],
-                           entropy_output=out["entropy"], margin_output=out["margin"], block_size=16)
+    params = PredictParams(
+        rasters=[str(scene)],
+        model=str(model),
+        output=out["classes"],
+        confidence_output=out["confidence"],
+        probabilities_output=out["probabilities"],
+        entropy_output=out["entropy"],
+        margin_output=out["margin"],
+        block_size=16,
+    )
     result = predict_raster(params)
     assert result.entropy_output == out["entropy"] and result.margin_output == out["margin"]
     read = {k: rasterio.open(v).read() for k, v in out.items()}
@@ -81,7 +101,8 @@ def test_entropy_and_margin_rasters_from_every_family(family, tmp_path):
         with rasterio.open(out[key]) as ds:
             assert ds.nodata == CONFIDENCE_NODATA and key in ds.descriptions[0]
     # only the uncertainty outputs asked for: no probabilities file needed
-    only = PredictParams(rasters=[str(scene)], model=str(model), output=str(tmp_path / "c2.tif"),
-                         margin_output=str(tmp_path / "m2.tif"), block_size=16)
+    only = PredictParams(
+        rasters=[str(scene)], model=str(model), output=str(tmp_path / "c2.tif"), margin_output=str(tmp_path / "m2.tif"), block_size=16
+    )
     predict_raster(only)
     assert np.allclose(rasterio.open(tmp_path / "m2.tif").read(1), read["margin"][0], atol=1e-5)
