@@ -47,12 +47,11 @@ def _parse_units(text: str) -> tuple[int, ...]:
     return units
 
 
-@dataclass
-class DNNParams:
-    """A per-pixel dense network: z-score → Dense(relu) (+ dropout) per hidden layer → softmax."""
+class _DenseLayers:
+    """What the dense families share: hidden units typed as text ("64,32") in the faces, checked here."""
 
-    hidden_units: tuple[int, ...] = field(default=(64,), metadata={"label": "Hidden units per layer, e.g. 64,32"})
-    dropout: float = field(default=0.2, metadata={"label": "Dropout", "min": 0.0, "max": 0.9})
+    hidden_units: tuple[int, ...]
+    dropout: float
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden_units, str):
@@ -63,6 +62,14 @@ class DNNParams:
         if not self.hidden_units or any(u < 1 for u in self.hidden_units):
             raise GeoDLError("Give at least one hidden layer with at least one unit, e.g. 64.")
         _check_dropout(self.dropout)
+
+
+@dataclass
+class DNNParams(_DenseLayers):
+    """A per-pixel dense network: z-score → Dense(relu) (+ dropout) per hidden layer → softmax."""
+
+    hidden_units: tuple[int, ...] = field(default=(64,), metadata={"label": "Hidden units per layer, e.g. 64,32"})
+    dropout: float = field(default=0.2, metadata={"label": "Dropout", "min": 0.0, "max": 0.9})
 
 
 @dataclass
@@ -126,22 +133,12 @@ class ForestRegressionParams:
 
 
 @dataclass
-class DNNRegressionParams:
+class DNNRegressionParams(_DenseLayers):
     """A per-pixel dense network for a number: z-score → Dense(relu) per hidden layer → one linear unit in the
     target's units (its standardisation is undone inside the model)."""
 
     hidden_units: tuple[int, ...] = field(default=(64, 64), metadata={"label": "Hidden units per layer, e.g. 64,64"})
     dropout: float = field(default=0.0, metadata={"label": "Dropout", "min": 0.0, "max": 0.9})
-
-    def __post_init__(self) -> None:
-        if isinstance(self.hidden_units, str):
-            self.hidden_units = _parse_units(self.hidden_units)
-        self.hidden_units = tuple(int(u) for u in self.hidden_units)
-
-    def validate(self) -> None:
-        if not self.hidden_units or any(u < 1 for u in self.hidden_units):
-            raise GeoDLError("Give at least one hidden layer with at least one unit, e.g. 64.")
-        _check_dropout(self.dropout)
 
 
 @dataclass
