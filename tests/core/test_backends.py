@@ -1,7 +1,9 @@
 """Keras' torch backend as a second engine: the pure-Keras families (pixel DNN, U-Net) train and predict on
 TensorFlow and on torch (CPU) from the same samples, reach the same quality on a scene with a known truth map,
 and a model file written on one backend predicts on the other. Keras fixes its backend once per process, so
-each backend runs in its own subprocess (``KERAS_BACKEND``)."""
+each backend runs in its own subprocess (``KERAS_BACKEND``); the torch one cannot import TensorFlow, as in a
+runtime that has only torch. ``test_backend_families.py`` does the same for the temporal and regression
+families."""
 
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ import pytest
 from tests.conftest import REPO
 
 RUN = r"""
-import json, sys
+import json, os, sys
+if os.environ["KERAS_BACKEND"] == "torch":  # as a torch-only runtime: TensorFlow cannot be imported
+    from tests.core.no_tensorflow import block_tensorflow
+    block_tensorflow()
 import numpy as np, rasterio, keras
 from geodl_plugin.core.data.labels import read_labels
 from geodl_plugin.core.data.samples import extract_samples
