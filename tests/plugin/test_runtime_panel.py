@@ -11,7 +11,8 @@ from geodl_plugin.gui.dock import GeoDLDock
 
 
 @pytest.fixture
-def dock(qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path):
+def dock(qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEODL_UV", "off")  # pip's per-package log is what the cancel test waits for, uv or not
     before = settings.get("runtime_dir")
     settings.set_value("runtime_dir", str(tmp_path / "profile-geodl" / "runtime"))
     d = GeoDLDock(None, iface=qgis_iface, project=qgis_new_project, canvas=qgis_canvas)
