@@ -92,9 +92,11 @@ def install_command(uv: UvTool, python: Path, requirements: Path, constraints: O
 
 
 def uv_env(base: dict[str, str]) -> dict[str, str]:
-    """pip's clean environment, with uv's progress bars off (its output is read line by line)."""
+    """pip's clean environment, with uv's progress bars off (its output is read line by line) and no Python
+    downloads: the runtime is made from the Python QGIS runs, never from one uv would fetch."""
     env = {k: v for k, v in base.items() if k not in ("VIRTUAL_ENV", "UV_PYTHON", "UV_SYSTEM_PYTHON")}
     env["UV_NO_PROGRESS"] = "1"
+    env["UV_PYTHON_DOWNLOADS"] = "never"
     return env
 
 
