@@ -137,6 +137,33 @@ def _framework(model: Any) -> tuple[str, str]:
     return "keras", f"{keras.__version__} ({keras.backend.backend()})"
 
 
+# The manifest's vocabulary is read here and nowhere else: the rest of geodl asks these functions (or a bundle's
+# properties, or ModelInfo) for a model's family, name, bands, classes and normalisation statistics.
+def manifest_architecture(manifest: dict[str, Any]) -> str:
+    return str(manifest["mlm:architecture"])
+
+
+def manifest_name(manifest: dict[str, Any]) -> str:
+    return str(manifest.get("mlm:name") or "model")
+
+
+def manifest_bands(manifest: dict[str, Any]) -> list[str]:
+    return [str(b) for b in manifest["mlm:input"][0]["bands"]]
+
+
+def manifest_classes(manifest: dict[str, Any]) -> ClassTable:
+    return ClassTable.from_json(manifest["mlm:output"][0]["classification:classes"])
+
+
+def manifest_statistics(manifest: dict[str, Any]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """The per-band (mean, standard deviation) the model normalises its input with; None if the manifest
+    records none (or not one per band)."""
+    stats = manifest["mlm:input"][0].get("statistics") or []
+    if not stats or len(stats) != len(manifest_bands(manifest)):
+        return None
+    return np.array([s["mean"] for s in stats], np.float32), np.array([s["stddev"] for s in stats], np.float32)
+
+
 @dataclass
 class ModelBundle:
     """A loaded model file: its manifest and the predictor."""
@@ -148,15 +175,23 @@ class ModelBundle:
 
     @property
     def architecture(self) -> str:
-        return str(self.manifest["mlm:architecture"])
+        return manifest_architecture(self.manifest)
+
+    @property
+    def name(self) -> str:
+        return manifest_name(self.manifest)
 
     @property
     def bands(self) -> list[str]:
-        return list(self.manifest["mlm:input"][0]["bands"])
+        return manifest_bands(self.manifest)
 
     @property
     def classes(self) -> ClassTable:
-        return ClassTable.from_json(self.manifest["mlm:output"][0]["classification:classes"])
+        return manifest_classes(self.manifest)
+
+    @property
+    def statistics(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        return manifest_statistics(self.manifest)
 
     @property
     def patch_size(self) -> int:
@@ -408,20 +443,22 @@ class ModelInfo:
 
     path: str
     architecture: str  # the family's value (models/family.py); core/families.py maps it to its row
+    name: str
     bands: tuple[str, ...]
     classes: ClassTable
     patch_size: int
     raster: dict[str, Any]  # source dtype, nodata, pixel size, CRS and its units
-    metrics: dict[str, Any]
+    metrics: dict[str, Any]  # the held-out report as JSON (evaluate/reports.py reads it: report_from_dict)
 
 
 def model_info(manifest: dict[str, Any], path: str = "") -> ModelInfo:
     try:
         return ModelInfo(
             path,
-            str(manifest["mlm:architecture"]),
-            tuple(manifest["mlm:input"][0]["bands"]),
-            ClassTable.from_json(manifest["mlm:output"][0]["classification:classes"]),
+            manifest_architecture(manifest),
+            manifest_name(manifest),
+            tuple(manifest_bands(manifest)),
+            manifest_classes(manifest),
             int(manifest.get("patch_size", 1)),
             dict(manifest.get("raster", {})),
             dict(manifest.get("metrics", {})),
