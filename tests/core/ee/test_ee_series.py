@@ -403,3 +403,80 @@ def test_processing_export_waits_and_fetches_series_samples(ee_session, provider
     chips = load_series_samples(folder / "run.tfrecord.gz")
     assert chips.meta["series"] == {"dates": ["2023-04-16", "2023-05-16"], "bands": ["B4"]} and chips.meta["nodata"] == NODATA
     assert chips.x.shape == (2, 1, 1, 4)
+
+
+@pytest.mark.slow
+def test_downloaded_series_trains_and_predicts_through_processing(ee_session, provider, tmp_path):
+    """The downloaded stack goes into the temporal pipeline as it is: extractsamples (time series) → train
+    (temporal family) → predict. Served scene: 10-px vertical stripes of two classes with the same spectra on
+    every date, told apart only by the month their SR_B5 peaks (April or June); May has no scene."""
+    import processing
+    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+
+    from geodl_plugin.core.models.family import ModelFamily
+    from geodl_plugin.processing.algorithms.train import FAMILY_LIST
+
+    span, stripe = ("2023-04-01", "2023-08-01"), 300.0  # 10 px of 30 m
+
+    def served(method: str, uri: str, body: Any):
+        if not uri.split("?")[0].endswith("image:computePixels"):
+            return None
+        ((start, _end),) = date_ranges(tree(body["expression"])) - {span}
+        grid, month = body["grid"], int(start[5:7])
+        h, w, t = grid["dimensions"]["height"], grid["dimensions"]["width"], grid["affineTransform"]
+        x = t["translateX"] + (np.arange(w) + 0.5) * t["scaleX"]
+        late = np.broadcast_to((np.floor(x / stripe) % 2 == 1)[None, :], (h, w))
+        peak = np.where(late, month == 6, month == 4)
+        array = np.zeros((h, w), dtype=[("SR_B4", "<f4"), ("SR_B5", "<f4")])
+        array["SR_B4"] = 0.1
+        array["SR_B5"] = np.where(peak, 0.5, 0.2)
+        return 200, ee_session.npy_bytes(array)
+
+    answer_counts(ee_session, [2, 0, 1, 1])
+    ee_session.handlers.append(served)
+    common = {"PROJECT": "test-project", "EXTENT": EXTENT, "SENSOR": 1, "START": "2023-04-01", "END": "2023-08-01"}
+    stack = processing.run(
+        "geodl:eeseries", {**common, "BANDS": "SR_B4,SR_B5", "SCALE": 30, "LOAD": False, "OUTPUT": str(tmp_path / "ts")}
+    )["STACK"]
+
+    with rasterio.open(stack) as ds:
+        transform, width, height = ds.transform, ds.width, ds.height
+    layer = QgsVectorLayer("Point?crs=EPSG:32632&field=cls:integer", "pts", "memory")
+    rng = np.random.default_rng(0)
+    for row, col in zip(rng.integers(0, height, 120), rng.integers(0, width, 120)):
+        x, y = transform * (col + 0.5, row + 0.5)
+        feature = QgsFeature(layer.fields())
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(x, y)))
+        feature.setAttributes([1 + int(np.floor(x / stripe) % 2)])
+        layer.dataProvider().addFeatures([feature])
+    gpkg = tmp_path / "labels.gpkg"
+    processing.run("native:savefeatures", {"INPUT": layer, "OUTPUT": str(gpkg)})
+    samples = tmp_path / "s.tfrecord.gz"
+    processing.run(
+        "geodl:extractsamples",
+        {"INPUT": [stack], "LABELS": str(gpkg), "CLASS_FIELD": "cls", "PATCH_SIZE": 3, "SERIES": True, "OUTPUT": str(samples)},
+    )
+    assert load_series_samples(samples).meta["series"]["dates"] == ["2023-04-16", "2023-05-16", "2023-06-16", "2023-07-16"]
+    temporal = next(i for i, spec in enumerate(FAMILY_LIST) if spec.family == ModelFamily.TEMPORAL)
+    processing.run(
+        "geodl:train",
+        {
+            "SAMPLES": str(samples),
+            "MODEL_TYPE": temporal,
+            "EPOCHS": 40,
+            "BATCH_SIZE": 16,
+            "LEARNING_RATE": 3e-3,
+            "SPLIT": 1,
+            "TEMPORAL_FILTERS": 8,
+            "TEMPORAL_KERNEL_SIZE": 1,
+            "TEMPORAL_HEAD_KERNEL": 1,
+            "OUTPUT": str(tmp_path / "m.geodl"),
+        },
+    )
+    out = processing.run("geodl:predict", {"INPUT": stack, "MODEL": str(tmp_path / "m.geodl"), "OUTPUT": str(tmp_path / "c.tif")})
+    with rasterio.open(out["OUTPUT"]) as ds:
+        assert ds.transform == transform and (ds.width, ds.height) == (width, height)
+        classes = ds.read(1)
+    x = transform.c + (np.arange(width) + 0.5) * transform.a
+    truth = np.broadcast_to(1 + (np.floor(x / stripe) % 2)[None, :], classes.shape)
+    assert (classes == truth).mean() > 0.9
