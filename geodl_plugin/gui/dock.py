@@ -27,6 +27,7 @@ from .. import settings
 from ..core.data import labels as _labels  # noqa: F401
 from ..core.data import point_sampling as _sampling  # noqa: F401
 from ..core.data.classes import ClassTable
+from ..core.evaluate.reports import AccuracyReport, RegressionReport
 from ..core.families import FAMILIES
 from ..core.models.family import TilingParams
 from ..core.runtime.dependencies import DependencyStatus, check_dependencies, is_importable, missing_message
@@ -91,7 +92,7 @@ class GeoDLDock(
         self.last_result_layers: list[QgsRasterLayer] = []
         self.last_prediction: Any = None  # the last PredictResult (full map or preview)
         self.last_map_path = ""  # the last full classification (not a preview): what goes to Earth Engine
-        self.last_metrics: dict = {}
+        self.last_metrics: Optional[AccuracyReport | RegressionReport] = None
         self.last_preview_seconds: Optional[float] = None
         self._output_dir = ""
         self._checked_rasters: list[str] = []
@@ -378,7 +379,7 @@ class GeoDLDock(
         self.last_result_layers = []
         self.last_map_path = ""
         self._checked_rasters = []
-        self._show_accuracy({}, None)
+        self._show_accuracy(None, None)
         self.plot.clear()
         self.active_learning.reset()
         if running:

@@ -15,6 +15,7 @@ from qgis.PyQt.QtWidgets import QTableWidgetItem
 
 from .. import settings
 from ..core.data.classes import ClassTable
+from ..core.evaluate.reports import AccuracyReport, RegressionReport
 from ..core.families import FamilySpec, family_spec, sample_patch_size
 from ..core.models.family import ModelFamily
 from ..core.runtime.errors import GeoDLError
@@ -222,8 +223,7 @@ class TrainingStep:
         self._show_accuracy(result.metrics, png)
         for w in result.warnings:
             self._warn(w)
-        oa, r2 = result.metrics.get("overall_accuracy"), result.metrics.get("r2")
-        score = f" (held-out accuracy {oa:.3f})." if oa is not None else f" (held-out R² {r2:.3f})." if r2 is not None else "."
+        score = f" (held-out {result.metrics.summary()})." if result.metrics else "."
         self.show_message(f"Model written to {result.model_path}{score}", Qgis.MessageLevel.Success)
         self.modelTrained.emit(result)
 
@@ -239,30 +239,27 @@ class TrainingStep:
     def _model_file_changed(self, path: str) -> None:
         self.model_path = path
 
-    def _show_accuracy(self, metrics: dict, png: Optional[str]) -> None:
-        self.last_metrics = metrics or {}
+    def _show_accuracy(self, metrics: Optional[AccuracyReport | RegressionReport], png: Optional[str]) -> None:
+        self.last_metrics = metrics
         self.f1Table.setRowCount(0)
         self.confusionLabel.clear()
         if not metrics:
             self.accuracyLabel.setText("Train a model to see its accuracy.")
             return
-        if "r2" in metrics:  # a regression: its scores, and the predicted-vs-observed plot
+        if isinstance(metrics, RegressionReport):  # its scores, and the predicted-vs-observed plot
             self.accuracyLabel.setText(
-                f"R² {metrics['r2']:.3f} · RMSE {metrics['rmse']:.4g} · MAE {metrics['mae']:.4g}"
-                f" · bias {metrics['bias']:+.3g} · {metrics['n']} held-out samples"
-                f" ({metrics.get('split', '')} split)"
+                f"R² {metrics.r2:.3f} · RMSE {metrics.rmse:.4g} · MAE {metrics.mae:.4g}"
+                f" · bias {metrics.bias:+.3g} · {metrics.n} held-out samples ({metrics.split} split)"
             )
             self._show_plot(png)
             return
         self.accuracyLabel.setText(
-            f"Overall accuracy {metrics['overall_accuracy']:.3f} · kappa {metrics['kappa']:.3f}"
-            f" · {metrics.get('n_samples', 0)} held-out samples"
-            f" ({metrics.get('split', '')} split)"
+            f"Overall accuracy {metrics.overall_accuracy:.3f} · kappa {metrics.kappa:.3f}"
+            f" · {metrics.n_samples} held-out {metrics.unit} ({metrics.split} split)"
         )
-        per_class = metrics.get("per_class", {})
-        self.f1Table.setRowCount(len(per_class))
-        for r, (name, v) in enumerate(per_class.items()):
-            for c, text in enumerate((name, f"{v['f1']:.3f}", f"{v['precision']:.3f}", f"{v['recall']:.3f}")):
+        self.f1Table.setRowCount(len(metrics.per_class))
+        for r, (name, v) in enumerate(metrics.per_class.items()):
+            for c, text in enumerate((name, f"{v.f1:.3f}", f"{v.precision:.3f}", f"{v.recall:.3f}")):
                 self.f1Table.setItem(r, c, QTableWidgetItem(text))
         self.f1Table.resizeColumnsToContents()
         self._show_plot(png)

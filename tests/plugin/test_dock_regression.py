@@ -29,7 +29,7 @@ def test_regression_trains_and_maps_from_the_dock(dock, qgis_new_project, qtbot,
     dock.optionsForm.editors["n_trees"].setValue(40)
     task = dock.start_training()
     wait_done(qtbot, dock, task)
-    assert dock.last_metrics.get("r2", 0) >= 0.9, dock.messageLabel.text()
+    assert dock.last_metrics is not None and dock.last_metrics.r2 >= 0.9, dock.messageLabel.text()
     assert dock.accuracyLabel.text().startswith("R² ") and not dock.confusionLabel.pixmap().isNull()
 
     task = dock.predict(AREA_RASTER)
