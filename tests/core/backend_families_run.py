@@ -51,7 +51,8 @@ def main(samples: Path, out: Path, train_here: bool, other: str) -> dict:
         model = str(out / f"{backend}_{name}.geodl")
         start = time.perf_counter()
         result = train_model(TrainParams([str(samples / f"{scene}.tfrecord.gz")], model, family=family, options=options, seed=0, **train))
-        report[name] = {key: result.metrics.get(key) for key in ("overall_accuracy", "r2", "rmse") if key in result.metrics}
+        held_out = result.metrics.to_dict()
+        report[name] = {key: held_out[key] for key in ("overall_accuracy", "r2", "rmse") if key in held_out}
         predict_raster(_params(scenes[scene], model, out / f"{backend}_{name}"))
         report[name]["seconds"] = round(time.perf_counter() - start, 1)
         if other:  # the model file the other backend wrote, on this backend

@@ -52,7 +52,8 @@ print("REPORT " + json.dumps(report))
 
 
 def _run(backend: str, scene, out, other: str = "") -> dict:
-    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
+    # One OpenMP thread: torch's pool spin-waits on a busy machine (see test_backend_families.py's _env).
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
     done = subprocess.run(
         [sys.executable, "-c", RUN, str(scene.image), str(scene.points), str(out), other],
         env=env,
