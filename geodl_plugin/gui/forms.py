@@ -1,0 +1,18 @@
+"""Building a panel from its Qt Designer form in ``ui/``.
+
+``uic.loadUi`` puts each named child of the form on the widget as an attribute; the panel class declares
+those attributes with their types, so mypy and a reader see every widget a panel uses (``tests/plugin/
+test_panels.py`` checks the declarations against the forms).
+"""
+
+from __future__ import annotations
+
+from qgis.PyQt import uic
+from qgis.PyQt.QtWidgets import QWidget
+
+from ..paths import ui_file
+
+
+def load_form(widget: QWidget, name: str) -> None:
+    """Build ``ui/<name>`` into ``widget``."""
+    uic.loadUi(str(ui_file(name)), widget)
