@@ -5,6 +5,7 @@ every widget a panel uses is declared on its class and found, with that type, in
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 import typing
 from pathlib import Path
@@ -31,7 +32,7 @@ from .dock_support import raster_extent, setup_canvas, write_two_class_raster
 
 GUI = REPO / "geodl_plugin" / "gui"
 STEP_PANELS = ("region_panel", "labels_panel", "imagery_panel", "training_panel", "map_panel", "status_panel", "accuracy_panel")
-FORM_PANELS = (*STEP_PANELS, "ee_imagery", "ee_classify", "ee_upload")
+FORM_PANELS = (*STEP_PANELS, "ee_imagery", "ee_classify", "ee_upload", "runtime_panel", "active_learning_panel")
 
 
 class Harness:
@@ -152,6 +153,7 @@ def test_map_panel_alone(harness, tmp_path):
 def test_status_and_accuracy_panels_alone(harness):
     status = StatusPanel(harness.context)
     _check_declarations(status)
+    _check_declarations(status.runtime_panel)
     assert [t.description() for t in harness.tasks] == ["GeoDL: look for an NVIDIA GPU"]  # through the given runner
     devices = []
     status.deviceChanged.connect(devices.append)
@@ -188,6 +190,67 @@ def test_earth_engine_panels_alone(harness):
     assert harness.tasks == [] and added == [] and not classify.cancelButton.isEnabled() and upload.waitCheck.isChecked()
 
 
+def test_active_learning_panel_alone(harness, qgis_canvas):
+    from geodl_plugin.gui.active_learning_panel import ActiveLearningPanel, PanelHooks
+
+    asked: list[str] = []
+    hooks = PanelHooks(
+        retrain=lambda: asked.append("retrain"),
+        remap=lambda: asked.append("remap"),
+        ensure_labels_layer=lambda: None,
+        region_wkt=lambda _crs: None,
+        output_path=harness.context.unique,
+        show_uncertainty=lambda on: asked.append(f"show {on}"),
+    )
+    panel = ActiveLearningPanel(None, qgis_canvas, harness.project, harness._run, harness.context.message, harness.session, hooks)
+    _check_declarations(panel)
+    assert panel.suggest() is None and "Classify or preview first" in harness.last
+    panel.showUncertaintyCheck.setChecked(True)
+    assert panel.wanted_measures() == ("entropy", "margin") and asked == ["show True"]
+    panel.retrain()
+    assert asked[-1] == "retrain" and not panel.pending_retrain  # the hook started nothing: no round pending
+
+
+# Every key the dock wrote into projects before its steps were panels (geodl/dock_state, version 2).
+OLD_DOCK_STATE = {
+    "classes": [{"value": 1, "name": "water", "color_hint": "1f78b4"}, {"value": 2, "name": "field", "color_hint": "e6c229"}],
+    "active_class": 1,
+    "region_layer_id": "",
+    "labels_layer_id": "",
+    "raster_layer_ids": [],
+    "family": "unet",
+    "options": {"depth": 2, "base_filters": 8, "dice_weight": 0.5, "augment": False, "dropout": 0.2},
+    "tiling": {"size": 128, "overlap": 16, "batch": 4},
+    "epochs": 7,
+    "batch_size": 16,
+    "model_path": "/somewhere/model.geodl",
+    "output_dir": "",
+    "predict_area": "canvas",
+    "version": 2,
+}
+
+
+def test_a_project_saved_by_the_old_dock_is_restored_and_saved_with_the_same_keys(qgis_iface, tmp_path, qtbot):
+    import json
+
+    from geodl_plugin.gui import project_state
+    from geodl_plugin.gui.dock import GeoDLDock
+
+    project = QgsProject()
+    project.writeEntry(project_state.SCOPE, project_state.KEY, json.dumps(OLD_DOCK_STATE))
+    dock = GeoDLDock(None, iface=qgis_iface, run_task=lambda t: t, project=project, canvas=None)
+    qtbot.addWidget(dock)
+    assert [c.name for c in dock.palette] == ["water", "field"] and dock.labels.classList.currentRow() == 1
+    assert dock.training.modelTypeCombo.currentData() == "unet" and dock.training.optionsForm.values().base_filters == 8
+    assert (dock.training.epochsSpin.value(), dock.training.batchSpin.value()) == (7, 16)
+    assert dock.mapping.tilingForm.values().size == 128 and dock.mapping.area() == "canvas"
+    assert dock.shared.model_path == dock.mapping.modelFileWidget.filePath() == "/somewhere/model.geodl"
+    saved = dataclasses.asdict(dock.state())
+    assert saved.keys() == OLD_DOCK_STATE.keys()
+    assert {k: saved[k] for k in OLD_DOCK_STATE} == OLD_DOCK_STATE
+    dock.disconnect_project()
+
+
 # ------------------------------------------------------------------------------------------- the layout rules
 def _imports(path: Path) -> set[str]:
     found = set()
@@ -220,12 +283,12 @@ def test_every_widget_a_panel_uses_is_declared_and_in_its_form():
     """A name like ``self.trainButton`` in a panel is declared on its class (then the construction tests check
     it against the form) or made in the panel; never a widget of another form."""
     undeclared = []
-    for module in FORM_PANELS:
+    for module in (*FORM_PANELS, "dock"):
         path = GUI / f"{module}.py"
         tree = ast.parse(path.read_text(encoding="utf-8"))
         form = (REPO / "ui" / f"{module}.ui").read_text(encoding="utf-8")
         form_names = set(re.findall(r'name="(\w+)"', form))
-        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and _loads_a_form(n)):
             declared = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
             missing = declared - form_names
             assert not missing, f"{module}.{cls.name} declares {missing}, which ui/{module}.ui lacks"
@@ -242,6 +305,10 @@ def test_every_widget_a_panel_uses_is_declared_and_in_its_form():
                         continue
                     undeclared.append(f"{module}.{cls.name}: self.{name}")
     assert not undeclared, "declare these on the class (with their type):\n" + "\n".join(undeclared)
+
+
+def _loads_a_form(cls: ast.ClassDef) -> bool:
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "load_form" for n in ast.walk(cls))
 
 
 def _targets(node: ast.Assign | ast.AnnAssign) -> list[ast.Attribute]:
