@@ -1,8 +1,9 @@
 """Building a panel from its Qt Designer form in ``ui/``.
 
-``uic.loadUi`` puts each named child of the form on the widget as an attribute; the panel class declares
-those attributes with their types, so mypy and a reader see every widget a panel uses (``tests/plugin/
-test_panels.py`` checks the declarations against the forms).
+``uic.loadUi`` puts each named child of the form on the widget as an attribute. The panel class declares those
+attributes with their types, so a reader sees every widget a panel uses without opening the form.
+``tests/plugin/test_panels.py`` checks the declarations against the forms and that a panel uses no undeclared
+widget: mypy cannot, as qgis ships no type information (its Qt classes are ``Any`` to mypy).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The base of the dock's step panels (Region, Labels, Imagery, Train, Map, Status).
 
-A step panel is a QWidget that owns its widgets, loaded from its own ``ui/<module>.ui`` (``forms.load_form``)
-into attributes the class declares (so mypy and a reader see each widget's type), and that receives everything else in its
-constructor: the :class:`DockContext` (project, canvas, tasks, messages, files), the :class:`SharedState`
-and, for the labelling steps, the labelling session. The dock composes the panels; they never import one
-another. The hooks below are what the dock calls on every step.
+A step panel is a QWidget that owns its widgets, built from its own form ``ui/<module>.ui`` (``forms.load_form``)
+into attributes its class declares with their types, and that receives everything else in its constructor: the
+:class:`DockContext` (project, canvas, task runner, messages, output folder), the :class:`SharedState` and, for
+the labelling steps, the labelling session. The dock composes the panels; they never import one another. The
+hooks below are what the dock calls on every step.
 """
 
 from __future__ import annotations
