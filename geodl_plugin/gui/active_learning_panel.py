@@ -38,6 +38,7 @@ from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QKeyEvent
 from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QGroupBox, QLabel, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QWidget
 
+from ..core.evaluate.reports import AccuracyReport
 from ..core.runtime.errors import GeoDLError
 from ..tasks import GeoDLTask
 from .forms import load_form
@@ -185,7 +186,7 @@ class ActiveLearningPanel(QGroupBox):
 
     def model_trained(self, result: Any) -> None:
         """A training finished (the dock's ``modelTrained``): a new round; with Retrain, map again."""
-        oa = (result.metrics or {}).get("overall_accuracy")
+        oa = result.metrics.overall_accuracy if isinstance(result.metrics, AccuracyReport) else None
         self.rounds.append(Round(sum(self.session.counts().values()), oa))
         self._show_rounds()
         if self.pending_retrain and self.hooks.remap() is None:
@@ -446,7 +447,7 @@ class ActiveLearningPanel(QGroupBox):
         try:
             reference = read_labels(path, field, layer=name, target_crs_wkt=raster_info(class_raster).crs_wkt, classes=self.palette.table())
             # a few hundred points on one map: quick enough for the main thread
-            round_.reference = float(evaluate_map(class_raster, reference)["overall_accuracy"])
+            round_.reference = evaluate_map(class_raster, reference).overall_accuracy
         except GeoDLError as exc:
             self._message(f"Reference points: {exc}", Qgis.MessageLevel.Warning)
             return

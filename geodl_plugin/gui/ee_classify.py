@@ -167,14 +167,14 @@ def imagery_composite(panel: Any, model_path: Optional[str] = None) -> Any:
     """The Imagery tab's composite (its sensor and dates) over the region, as ``CompositeParams``, with the
     model's bands and indices when a model is given (whether they fit the sensor is checked when compiling)."""
     from ..core.earthengine.composites import INDICES, CompositeParams
-    from ..core.models.model_file import read_manifest
+    from ..core.models.model_file import read_model_info
 
     region = panel._region_degrees()
     sensor = panel.sensorCombo.currentData()[0]
     bands: tuple[str, ...] = ()
     indices: tuple[str, ...] = ()
     if model_path:
-        names = read_manifest(model_path)["mlm:input"][0]["bands"]
+        names = read_model_info(model_path).bands
         bands = tuple(b for b in names if b not in INDICES)
         indices = tuple(b for b in names if b in INDICES)
     return CompositeParams(

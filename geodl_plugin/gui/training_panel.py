@@ -36,7 +36,7 @@ from .training_plot import TrainingPlot
 
 class TrainingPanel(StepPanel):
     modelTrained = pyqtSignal(object)  # TrainResult, once the step shows it
-    accuracyChanged = pyqtSignal(object, str)  # held-out metrics and their plot (confusion or scatter; "" if none)
+    accuracyChanged = pyqtSignal(object, str)  # held-out report (or None) and its plot (confusion or scatter; "" if none)
 
     # ui/training_panel.ui
     trainLayout: QVBoxLayout
@@ -258,11 +258,10 @@ class TrainingPanel(StepPanel):
         self._training_ended()
         self.trainProgress.setValue(100)
         self.shared.set_model_path(result.model_path)
-        self.accuracyChanged.emit(result.metrics or {}, png or "")
+        self.accuracyChanged.emit(result.metrics, png or "")
         for w in result.warnings:
             self.context.warn(w)
-        oa, r2 = result.metrics.get("overall_accuracy"), result.metrics.get("r2")
-        score = f" (held-out accuracy {oa:.3f})." if oa is not None else f" (held-out R² {r2:.3f})." if r2 is not None else "."
+        score = f" (held-out {result.metrics.summary()})." if result.metrics else "."
         self.context.message(f"Model written to {result.model_path}{score}", Qgis.MessageLevel.Success)
         self.modelTrained.emit(result)
 

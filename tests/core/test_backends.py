@@ -38,7 +38,7 @@ unet = TrainParams([f"{out}/{backend}_p9.tfrecord.gz"], f"{out}/{backend}_unet.g
                    options=UNetParams(depth=1, base_filters=8), epochs=25, batch_size=16, seed=1)
 for name, params in (("dnn", dnn), ("unet", unet)):
     result = train_model(params)
-    report[name + "_accuracy"] = result.metrics["overall_accuracy"]
+    report[name + "_accuracy"] = result.metrics.overall_accuracy
     predict_raster(PredictParams([scene], params.output, f"{out}/{backend}_{name}.tif"))
     if other:  # the model file the other backend wrote
         predict_raster(PredictParams([scene], f"{out}/{other}_{name}.geodl", f"{out}/{backend}_from_{other}_{name}.tif"))

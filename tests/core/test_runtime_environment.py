@@ -191,7 +191,7 @@ def test_worker_trains_and_predicts_in_the_runtime_without_qgis_packages(geodl_r
         try:
             assert "CPU (TensorFlow 2.20.0" in worker.call(describe_training_device)
             result = worker.call(train_model, TrainParams([str(samples)], str(tmp_path / "m.geodl"), epochs=5))
-            assert result.metrics["overall_accuracy"] > 0.95
+            assert result.metrics.overall_accuracy > 0.95
             worker.call(predict_raster, PredictParams([str(raster)], str(tmp_path / "m.geodl"), str(tmp_path / "map.tif")))
         finally:
             worker.close()

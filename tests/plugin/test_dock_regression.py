@@ -29,7 +29,7 @@ def test_regression_trains_and_maps_from_the_dock(dock, qgis_new_project, qtbot,
     dock.training.optionsForm.editors["n_trees"].setValue(40)
     task = dock.training.start_training()
     wait_done(qtbot, dock, task)
-    assert dock.accuracy.metrics.get("r2", 0) >= 0.9, dock.messageLabel.text()
+    assert dock.accuracy.metrics is not None and dock.accuracy.metrics.r2 >= 0.9, dock.messageLabel.text()
     assert dock.accuracy.accuracyLabel.text().startswith("R² ") and not dock.accuracy.confusionLabel.pixmap().isNull()
 
     task = dock.mapping.predict(AREA_RASTER)

@@ -161,11 +161,14 @@ def test_status_and_accuracy_panels_alone(harness):
     assert status.deviceLabel.text() == "Training device: GPU (CUDA)" and devices == ["GPU (CUDA)"]
     accuracy = AccuracyPanel()
     _check_declarations(accuracy)
-    per_class = {"water": {"f1": 1.0, "precision": 1.0, "recall": 1.0}, "field": {"f1": 0.5, "precision": 0.4, "recall": 0.6}}
-    accuracy.show_accuracy({"overall_accuracy": 0.9, "kappa": 0.8, "n_samples": 10, "per_class": per_class}, "")
-    assert accuracy.f1Table.rowCount() == 2 and accuracy.accuracyLabel.text().startswith("Overall accuracy 0.900")
+    from geodl_plugin.core.evaluate.reports import AccuracyReport, ClassScores
+
+    per_class = {"water": ClassScores(1.0, 1.0, 1.0, 1.0, 5), "field": ClassScores(0.4, 0.6, 0.5, 0.3, 5)}
+    accuracy.show_accuracy(AccuracyReport(overall_accuracy=0.9, kappa=0.8, n_samples=10, per_class=per_class, split="random"), "")
+    assert accuracy.f1Table.rowCount() == 2 and accuracy.f1Table.item(1, 1).text() == "0.500"
+    assert accuracy.accuracyLabel.text() == "Overall accuracy 0.900 · kappa 0.800 · 10 held-out samples (random split)"
     accuracy.clear()
-    assert accuracy.metrics == {} and accuracy.f1Table.rowCount() == 0
+    assert accuracy.metrics is None and accuracy.f1Table.rowCount() == 0
 
 
 def test_earth_engine_panels_alone(harness):
