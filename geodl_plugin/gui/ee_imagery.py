@@ -10,7 +10,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import Callable, Optional
 
-from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRasterLayer
+from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QDate
 from qgis.PyQt.QtWidgets import (
@@ -28,6 +28,7 @@ from qgis.PyQt.QtWidgets import (
 
 from .. import settings
 from ..tasks import GeoDLTask
+from .forms import load_form
 
 SENSORS = (
     ("Sentinel-2 SR (Cloud Score+ mask)", "sentinel2", 10.0),
@@ -38,62 +39,51 @@ EMBEDDING_CREDIT = "The AlphaEarth Foundations Satellite Embedding dataset is pr
 
 
 class EECompositePanel(QGroupBox):
-    """Calls ``core.earthengine.download.download_composite`` in a GeoDLTask; adds the result as a layer."""
+    """Calls ``core.earthengine.download.download_composite`` in a GeoDLTask; adds the result as a layer.
+
+    ``region(crs)`` returns the dock's region in that CRS (or None); ``output_dir()`` the folder to write in;
+    ``on_layer`` receives the downloaded layer once it is in the project. Another download (a series, say) is
+    one more row group in ``ui/ee_imagery.ui`` and one more method like :meth:`download`."""
+
+    # ui/ee_imagery.ui
+    eeForm: QFormLayout
+    projectEdit: QLineEdit
+    keyFile: QgsFileWidget
+    sensorCombo: QComboBox
+    startEdit: QDateEdit
+    endEdit: QDateEdit
+    yearSpin: QSpinBox
+    scaleSpin: QDoubleSpinBox
+    downloadButton: QPushButton
+    statusLabel: QLabel
 
     def __init__(
         self,
-        parent: QWidget,
+        parent: Optional[QWidget],
         project: QgsProject,
-        region: Callable,
+        region: Callable[[QgsCoordinateReferenceSystem], Optional[QgsGeometry]],
         output_dir: Callable[[], str],
         run_task: Callable[[GeoDLTask], GeoDLTask],
         on_layer: Callable[[QgsRasterLayer], None],
         message: Callable[[str], None],
     ) -> None:
-        super().__init__("Earth Engine composite (needs an Earth Engine account)", parent)
-        self.setObjectName("eeCompositePanel")
+        super().__init__(parent)
+        load_form(self, "ee_imagery.ui")
         self.project, self._region, self._output_dir = project, region, output_dir
         self._run_task, self._on_layer, self._message = run_task, on_layer, message
         self.task: Optional[GeoDLTask] = None
-        form = QFormLayout(self)
-        self.projectEdit = QLineEdit(str(settings.get("ee_project")))
-        self.projectEdit.setPlaceholderText("Google Cloud project id")
-        self.projectEdit.setToolTip("Sign in once with `earthengine authenticate`; credentials never go into projects")
-        self.keyFile = QgsFileWidget()
-        self.keyFile.setFilter("Service-account key (*.json)")
+        self.projectEdit.setText(str(settings.get("ee_project")))
         self.keyFile.setFilePath(str(settings.get("ee_service_account_key")))
-        self.keyFile.setToolTip("Optional: a service-account JSON key instead of `earthengine authenticate`")
-        self.sensorCombo = QComboBox()
         for label, key, scale in SENSORS:
             self.sensorCombo.addItem(label, (key, scale))
         today = QDate.currentDate()
-        self.startEdit = QDateEdit(today.addMonths(-4))
-        self.endEdit = QDateEdit(today)
-        for edit in (self.startEdit, self.endEdit):
-            edit.setCalendarPopup(True)
-            edit.setDisplayFormat("yyyy-MM-dd")
-        self.scaleSpin = QDoubleSpinBox()
-        self.scaleSpin.setRange(1.0, 1000.0)
-        self.scaleSpin.setSuffix(" m")
-        self.scaleSpin.setValue(10.0)
-        self.yearSpin = QSpinBox()
+        self.startEdit.setDate(today.addMonths(-4))
+        self.endEdit.setDate(today)
         self.yearSpin.setRange(2017, today.year())
         self.yearSpin.setValue(today.year() - 1)  # the last complete year
         self.yearSpin.setToolTip("Satellite Embeddings: one image per year (2017 onwards). " + EMBEDDING_CREDIT)
         self.sensorCombo.currentIndexChanged.connect(self._sensor_changed)
-        self.downloadButton = QPushButton("Download composite for the region")
         self.downloadButton.clicked.connect(self.download)
-        self.statusLabel = QLabel("")
-        self.statusLabel.setWordWrap(True)
-        form.addRow("Cloud project", self.projectEdit)
-        form.addRow("Service-account key", self.keyFile)
-        form.addRow("Source", self.sensorCombo)
-        form.addRow("From", self.startEdit)
-        form.addRow("To (exclusive)", self.endEdit)
-        form.addRow("Year", self.yearSpin)
-        form.addRow("Pixel size", self.scaleSpin)
-        form.addRow(self.downloadButton)
-        form.addRow(self.statusLabel)
         self._sensor_changed()
 
     def _sensor_changed(self, _index: int = 0) -> None:
