@@ -18,8 +18,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
-from qgis.core import Qgis, QgsCoordinateReferenceSystem, QgsGeometry, QgsProject, QgsRasterLayer
-from qgis.gui import QgsFileWidget
+from qgis.core import Qgis, QgsCoordinateReferenceSystem, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtWidgets import QDockWidget, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 # The core modules a task uses in this process (sampling inside labelled polygons; training and prediction
@@ -297,26 +296,6 @@ class GeoDLDock(QDockWidget):
             step.read_state(state)
         if state.output_dir and Path(state.output_dir).is_dir():
             self.context.files.folder = state.output_dir
-
-    # ---------------------------------------------------------------- for tests/core/ee (outside this change)
-    # The Earth Engine dock tests reach these by their old names; new code uses the panels and the shared state.
-    def set_region(self, geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) -> None:
-        self.region.set_region(geometry, crs)
-
-    def selected_rasters(self) -> list[QgsRasterLayer]:
-        return self.shared.selected_rasters()
-
-    @property
-    def last_map_path(self) -> str:
-        return self.mapping.last_map_path
-
-    @last_map_path.setter
-    def last_map_path(self, path: str) -> None:
-        self.mapping.last_map_path = path
-
-    @property
-    def modelFileWidget(self) -> QgsFileWidget:  # noqa: N802
-        return self.mapping.modelFileWidget
 
     # ------------------------------------------------------------------------------------------- teardown
     def closeEvent(self, event: Any) -> None:  # noqa: N802

@@ -20,13 +20,13 @@ def test_dock_downloads_a_composite_for_the_region(ee_session, qgis_iface, qgis_
     assert panel is not None
     assert panel.download() is None and "region" in dock.messageLabel.text()
 
-    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.0, 45.0, 10.01, 45.006)), QgsCoordinateReferenceSystem("EPSG:4326"))
+    dock.region.set_region(QgsGeometry.fromRect(QgsRectangle(10.0, 45.0, 10.01, 45.006)), QgsCoordinateReferenceSystem("EPSG:4326"))
     panel.startEdit.setDate(QDate(2023, 6, 1))
     panel.endEdit.setDate(QDate(2023, 8, 1))
     task = panel.download()
     assert task is not None
     qtbot.waitUntil(lambda: panel.task is None, timeout=60000)
-    chosen = dock.selected_rasters()
+    chosen = dock.shared.selected_rasters()
     assert len(chosen) == 1, panel.statusLabel.text()
     assert chosen[0].bandCount() == len(DEFAULT_BANDS["sentinel2"])
     assert chosen[0].crs().authid() == "EPSG:32632"  # the region's UTM zone
@@ -54,7 +54,7 @@ def test_dock_sends_the_classified_map_to_earth_engine(
     assert panel is not None
     assert panel.upload() is None and "Classify" in dock.messageLabel.text()
 
-    dock.last_map_path = str(class_map(tmp_path / "classified.tif"))
+    dock.mapping.last_map_path = str(class_map(tmp_path / "classified.tif"))
     panel.projectEdit.setText("test-project")
     panel.assetEdit.setText("geodl/dock_map")
     panel.bucketEdit.setText("gs://my-bucket/")
@@ -95,7 +95,7 @@ def test_dock_downloads_satellite_embeddings_for_a_year(ee_session, qgis_iface, 
     qtbot.addWidget(dock)
     dock.set_output_dir(str(tmp_path / "out"))
     panel = dock.ee_panel
-    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.1, 45.0, 10.106, 45.004)), QgsCoordinateReferenceSystem("EPSG:4326"))
+    dock.region.set_region(QgsGeometry.fromRect(QgsRectangle(10.1, 45.0, 10.106, 45.004)), QgsCoordinateReferenceSystem("EPSG:4326"))
     panel.sensorCombo.setCurrentIndex(2)
     assert panel.sensorCombo.currentData()[0] == "embedding"
     assert panel.yearSpin.isEnabled() and not panel.startEdit.isEnabled() and panel.scaleSpin.value() == 10.0
@@ -103,7 +103,7 @@ def test_dock_downloads_satellite_embeddings_for_a_year(ee_session, qgis_iface, 
     panel.yearSpin.setValue(2022)
     assert panel.download() is not None
     qtbot.waitUntil(lambda: panel.task is None, timeout=60000)
-    (layer,) = dock.selected_rasters()
+    (layer,) = dock.shared.selected_rasters()
     assert layer.bandCount() == 64 and layer.crs().authid() == "EPSG:32632", panel.statusLabel.text()
     with rasterio.open(layer.source()) as src:
         assert src.nodata == NODATA and list(src.descriptions) == BANDS
