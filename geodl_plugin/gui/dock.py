@@ -159,6 +159,7 @@ class GeoDLDock(QDockWidget):
                 context.run_task,
                 self._ee_layer_added,
                 context.warn,
+                on_series=self._ee_series_added,
             )
             self.imagery.add_section(ee_panel)
             self.ee_upload_panel = EEUploadPanel(
@@ -204,6 +205,12 @@ class GeoDLDock(QDockWidget):
         """A downloaded composite becomes one of the chosen rasters."""
         self.shared.add_raster(layer.id())
         self.show_message(f"Earth Engine composite '{layer.name()}' added and chosen for training.", Qgis.MessageLevel.Success)
+
+    def _ee_series_added(self, layers: list[QgsRasterLayer]) -> None:
+        """A downloaded series becomes the chosen rasters, as the dates of one series (for the temporal family)."""
+        self.shared.set_raster_ids([layer.id() for layer in layers])
+        self.shared.set_series(True)
+        self.show_message(f"Earth Engine time series of {len(layers)} dates added and chosen for training.", Qgis.MessageLevel.Success)
 
     def _layers_changed(self, _layers: Any) -> None:
         self.imagery.refresh_rasters()

@@ -103,7 +103,7 @@ class SharedState(QObject):
     def check_series(self) -> list[str]:
         """The series' dates (ISO), one per chosen raster in their order, or GeoDLError naming the problem (no
         date in a file name, a repeated date…)."""
-        from ..core.data.series import as_date, parse_date
+        from ..core.data.series import as_date, raster_date
 
         layers = self.selected_rasters()
         if not layers:
@@ -111,10 +111,10 @@ class SharedState(QObject):
         given = self.typed_dates
         if given and len(given) != len(layers):
             raise GeoDLError(f"{len(given)} dates typed for {len(layers)} ticked rasters; give one date per raster.")
-        dates = [as_date(d) for d in given] if given else [parse_date(layer.source()) for layer in layers]
+        dates = [as_date(d) for d in given] if given else [raster_date(layer.source()) for layer in layers]
         missing = [layer.name() for layer, d in zip(layers, dates) if d is None]
         if missing:
-            raise GeoDLError(f"No date in the file name of {', '.join(missing)}; type the dates.")
+            raise GeoDLError(f"No date in the file name or metadata of {', '.join(missing)}; type the dates.")
         if len(set(dates)) != len(dates):
             raise GeoDLError("Two ticked rasters have the same date; tick each date once.")
         return [d.isoformat() for d in dates if d is not None]

@@ -122,7 +122,7 @@ def test_imagery_panel_alone(harness, tmp_path):
     panel.rasterTree.topLevelItem(0).setCheckState(0, Qt.CheckState.Checked)  # the user ticks it
     assert harness.shared.raster_ids == [raster.id()] and "1 raster(s), 3 band(s)" in panel.imageryLabel.text()
     harness.shared.set_series(True)  # e.g. the Train step chose a time-series family
-    assert panel.seriesCheck.isChecked() and "No date in the file name of scene" in panel.imageryLabel.text()
+    assert panel.seriesCheck.isChecked() and "No date in the file name or metadata of scene" in panel.imageryLabel.text()
     panel.seriesDatesEdit.setText("2020-05-18")
     assert harness.shared.check_series() == ["2020-05-18"]
 
