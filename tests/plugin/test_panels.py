@@ -32,7 +32,7 @@ from .dock_support import raster_extent, setup_canvas, write_two_class_raster
 
 GUI = REPO / "geodl_plugin" / "gui"
 STEP_PANELS = ("region_panel", "labels_panel", "imagery_panel", "training_panel", "map_panel", "status_panel", "accuracy_panel")
-FORM_PANELS = (*STEP_PANELS, "ee_imagery", "ee_classify", "ee_upload", "runtime_panel", "active_learning_panel")
+FORM_PANELS = (*STEP_PANELS, "ee_imagery", "ee_classify", "ee_upload", "runtime_panel", "active_learning_panel", "summary_panel")
 
 
 class Harness:
