@@ -338,6 +338,7 @@ def test_processing_download_gives_a_stack_for_the_temporal_pipeline(ee_session,
     import processing
     from qgis.core import QgsProcessingException, QgsProject
 
+    QgsProject.instance().removeAllMapLayers()  # what earlier tests left (a tile layer, say)
     answer_counts(ee_session, [2, 0, 1, 1])
     serve_by_window(ee_session)
     common = {"PROJECT": "test-project", "EXTENT": EXTENT, "SENSOR": 1, "START": "2023-04-01", "END": "2023-08-01", "BANDS": "SR_B4,SR_B5"}
