@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
         bundle = load_model_file(model_path)  # loaded once, as the dock's worker keeps it
         # the network alone, on the same tiles in the same batches
-        predict = keras_predictor(bundle.model)
+        predict = keras_predictor(bundle.model, 2**args.depth)
         x = np.random.default_rng(0).normal(1000, 300, (nx, tile, tile, bands)).astype(np.float32)
         spans = batch_spans(nx, args.batch)
 
