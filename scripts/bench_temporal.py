@@ -1,7 +1,8 @@
 """Temporal (ConvGRU) model speed on this machine: tiled prediction over a series and training throughput,
 each next to its compute bound.
 
-- **Achieved FLOP/s**: a large float32 matmul through ``keras.ops`` (the backend's BLAS), best of a few runs.
+- **Achieved FLOP/s**: a large float32 matmul through ``keras.ops`` (the backend's BLAS, same threads), timed
+  in rounds interleaved with the prediction and the training it bounds, best of each (``bench_timing.py``).
 - **Tiled prediction**: ``predict_series`` over a synthetic series (``make_synthetic_series.py``, 18 dates ×
   4 bands) with an untrained model file (speed does not depend on the weights). Compute bound = the
   network's FLOPs per tile (every date, both directions: ``temporal_flops``) × tiles run ÷ the matmul rate.
@@ -19,7 +20,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,25 +28,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def matmul_flops(n: int = 3072) -> float:
-    import keras
-
-    a = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n)).astype(np.float32))
-    b = keras.ops.convert_to_tensor(np.random.default_rng(1).standard_normal((n, n)).astype(np.float32))
-    keras.ops.convert_to_numpy(keras.ops.matmul(a, b))  # warm up
-    seconds = best_of(lambda: keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.matmul(a, b))), 5)
-    return 2.0 * n**3 / seconds
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear measurement script
@@ -60,10 +41,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
     parser.add_argument("--patch", type=int, default=24, help="training patch size")
     parser.add_argument("--samples", type=int, default=128, help="training samples")
     parser.add_argument("--train-batch", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each case's best counts)")
     parser.add_argument("--json", default=None, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
 
     import keras
+    from bench_timing import interleaved, load_average, matmul_case
     from make_synthetic_series import BANDS, CLASS_NAMES, make_series_scene
 
     from geodl_plugin.core.data.classes import ClassTable
@@ -77,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
     from geodl_plugin.core.predict.tiled_prediction import tile_layout
 
     figures: dict = {"backend": keras.backend.backend(), "cpu_count": os.cpu_count(), "encoder": args.encoder}
-    flops_per_s = matmul_flops()
-    figures["matmul_gflops"] = flops_per_s / 1e9
+    matmul, matmul_flops = matmul_case()
     n_bands, classes = len(BANDS), ClassTable.from_names(list(CLASS_NAMES))
     with tempfile.TemporaryDirectory() as tmp:
         scene = make_series_scene(Path(tmp), size=args.size, n_points=5, seed=0)
@@ -115,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
         n_side = max(1, -(-(args.size + 2 * overlap - tile) // stride) + 1)
         tiles_run = n_side * n_side
         tile_flops = temporal_flops(tile, tile, n_dates, n_bands, len(classes), args.encoder, args.filters)
-        bound = tile_flops * tiles_run / flops_per_s
         params = PredictParams(
             [str(r) for r in scene.rasters],
             str(path),
@@ -123,29 +104,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
             confidence_output=str(Path(tmp) / "conf.tif"),
             tiling=TilingParams(size=tile, overlap=overlap, batch=args.batch),
         )
-        predict_raster(params, bundle=bundle)  # warm up (traces the predict function)
-        seconds = best_of(lambda: predict_raster(params, bundle=bundle), 2)
         x = np.random.default_rng(0).normal(1500, 1000, (min(args.batch, n_side), tile, tile, n_dates * (n_bands + 1))).astype(np.float32)
         net_tiles = len(x)
-        bundle.model.predict_on_batch(x)
-        net_seconds = best_of(lambda: bundle.model.predict_on_batch(x), 3)
-        mpx = args.size * args.size / 1e6
-        figures.update(
-            {
-                "scene_px": args.size,
-                "dates": n_dates,
-                "bands": n_bands,
-                "tile": tile,
-                "overlap": overlap,
-                "tiles": tiles_run,
-                "gflop_per_tile": tile_flops / 1e9,
-                "bound_s": bound,
-                "predict_s": seconds,
-                "predict_mpx_s": mpx / seconds,
-                "predict_over_bound": seconds / bound,
-                "network_over_bound": net_seconds / (tile_flops * net_tiles / flops_per_s),
-            }
-        )
+        network = bundle.model.predict_on_batch  # after the first prediction: the same compiled function
 
         # --- training --------------------------------------------------------------------------------
         k = args.patch
@@ -159,9 +120,39 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
         batches = chip_batches(xs, ys, args.train_batch, True, 0)
         train = build_temporal_model(n_dates, n_bands, len(classes), mean, var, args.encoder, args.filters)
         train.compile(optimizer=keras.optimizers.Adam(1e-3), loss=make_loss(dice_weight=0.0))
-        train.fit(batches, epochs=1, verbose=0)  # warm up (traces the train function)
-        fit_s = best_of(lambda: train.fit(batches, epochs=1, verbose=0), 2)
         n = len(batches) * args.train_batch
+        best = interleaved(
+            {
+                "matmul": matmul,
+                "predict": lambda: predict_raster(params, bundle=bundle),  # (the first run traces it)
+                "network": lambda: network(x),
+                "fit": lambda: train.fit(batches, epochs=1, verbose=0),
+            },
+            args.rounds,
+        )
+        flops_per_s = matmul_flops / best["matmul"]
+        bound = tile_flops * tiles_run / flops_per_s
+        seconds, fit_s = best["predict"], best["fit"]
+        mpx = args.size * args.size / 1e6
+        figures.update(
+            {
+                "load_average": load_average(),
+                "matmul_gflops": flops_per_s / 1e9,
+                "scene_px": args.size,
+                "dates": n_dates,
+                "bands": n_bands,
+                "tile": tile,
+                "overlap": overlap,
+                "tiles": tiles_run,
+                "tile_px_over_scene_px": tiles_run * tile * tile / args.size**2,
+                "gflop_per_tile": tile_flops / 1e9,
+                "bound_s": bound,
+                "predict_s": seconds,
+                "predict_mpx_s": mpx / seconds,
+                "predict_over_bound": seconds / bound,
+                "network_over_bound": best["network"] / (tile_flops * net_tiles / flops_per_s),
+            }
+        )
         sample_flops = 3 * temporal_flops(k, k, n_dates, n_bands, len(classes), args.encoder, args.filters)
         train_bound = sample_flops * n / flops_per_s
         figures.update(
@@ -178,10 +169,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
     lines = [
         f"temporal {args.encoder} (bidirectional, {args.filters} filters, kernel 3), {f['dates']} dates × {f['bands']} "
         f"bands, {len(classes)} classes; backend {f['backend']}, {f['cpu_count']} CPU(s)",
-        f"{'machine matmul (float32, 3072²)':44s} {f['matmul_gflops']:10.1f} GFLOP/s",
+        f"{'machine matmul (float32, 3072²)':44s} {f['matmul_gflops']:10.1f} GFLOP/s  (best of {args.rounds} rounds interleaved "
+        f"with the rest; load average {f['load_average']:.1f})",
         f"{'tiled prediction over the series':44s} {f['predict_mpx_s']:10.3f} Mpx/s  ({args.size}² px, "
         f"{f['tiles']} tiles of {f['tile']}², overlap {f['overlap']})",
-        f"{'  FLOPs per tile × tiles':44s} {f['gflop_per_tile'] * f['tiles']:10.2f} GFLOP",
+        f"{'  FLOPs per tile × tiles':44s} {f['gflop_per_tile'] * f['tiles']:10.2f} GFLOP  (the tiles hold "
+        f"{f['tile_px_over_scene_px']:.2f}× the scene's pixels: overlaps and mirrored margins)",
         f"{'  compute bound (FLOPs ÷ matmul rate)':44s} {f['bound_s']:10.3f} s",
         f"{'  prediction time (I/O, blending included)':44s} {f['predict_s']:10.3f} s   = {f['predict_over_bound']:.2f}× the bound",
         f"{'  network alone (one batch of tiles)':44s} {'':10s}     = {f['network_over_bound']:.2f}× its bound",

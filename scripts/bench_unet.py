@@ -1,7 +1,9 @@
 """U-Net speed on this machine: tiled prediction against its compute bound, and training throughput with the
 input pipeline timed apart from the compute.
 
-- **Achieved FLOP/s**: a large float32 matmul through ``keras.ops`` (the backend's BLAS), best of a few runs.
+- **Achieved FLOP/s**: a large float32 matmul through ``keras.ops`` (the backend's BLAS, same threads), timed
+  in rounds interleaved with the work it bounds, best of each (``bench_timing.py``: a shared machine's load
+  then weighs on both sides of the ratio alike).
 - **Tiled prediction**: ``predict_raster`` on a synthetic scene (``make_synthetic_scene.py``) with an untrained
   U-Net model file (speed does not depend on the weights). Its compute bound is the U-Net's FLOPs per tile ×
   the tiles run ÷ the achieved FLOP/s; the table gives the measured time ÷ that bound, for the whole
@@ -9,8 +11,8 @@ input pipeline timed apart from the compute.
 - **Training**: samples/s of the input pipeline alone (batching + flips/rotations), of the train step alone
   on one cached batch, and of ``fit`` with both.
 
-Usage: ``python scripts/bench_unet.py [--size 768] [--tile 256] [--depth 3] [--filters 16] [--json OUT]``;
-about a minute on 2 CPU cores. ``make bench`` calls it.
+Usage: ``python scripts/bench_unet.py [--size 768] [--tile 256] [--depth 3] [--filters 16] [--rounds 5]
+[--json OUT]``; about two minutes on 2 CPU cores. ``make bench`` calls it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,25 +30,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def matmul_flops(n: int = 3072) -> float:
-    import keras
-
-    a = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n)).astype(np.float32))
-    b = keras.ops.convert_to_tensor(np.random.default_rng(1).standard_normal((n, n)).astype(np.float32))
-    keras.ops.convert_to_numpy(keras.ops.matmul(a, b))  # warm up
-    seconds = best_of(lambda: keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.matmul(a, b))), 5)
-    return 2.0 * n**3 / seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,10 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chip", type=int, default=64, help="training chip size")
     parser.add_argument("--chips", type=int, default=256, help="training chips")
     parser.add_argument("--train-batch", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (each case's best counts)")
     parser.add_argument("--json", default=None, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
 
     import keras
+    from bench_timing import interleaved, load_average, matmul_case
     from make_synthetic_scene import make_scene
 
     from geodl_plugin.core.data.classes import ClassTable
@@ -77,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from geodl_plugin.core.predict.tiled_prediction import batch_spans, keras_predictor, tile_layout
 
     figures: dict = {"backend": keras.backend.backend(), "cpu_count": os.cpu_count()}
-    flops_per_s = matmul_flops()
-    figures["matmul_gflops"] = flops_per_s / 1e9
+    matmul, matmul_flops = matmul_case()
 
     with tempfile.TemporaryDirectory() as tmp:
         scene = make_scene(tmp, size=args.size, points_per_class=10, seed=0)
@@ -112,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         ny = max(1, -(-(info.height + 2 * overlap - tile) // stride) + 1)
         tiles_run = nx * ny  # every tile the layout needs, none padded
         tile_flops = unet_flops(tile, tile, bands, len(classes), args.depth, args.filters)
-        bound = tile_flops * tiles_run / flops_per_s
         params = PredictParams(
             [str(scene.image)], str(model_path), str(Path(tmp) / "class.tif"), confidence_output=str(Path(tmp) / "conf.tif")
         )
@@ -120,10 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         from geodl_plugin.core.models.model_file import load_model_file
 
         bundle = load_model_file(model_path)  # loaded once, as the dock's worker keeps it
-        predict_raster(params, bundle=bundle)  # warm up (traces the predict function)
-        seconds = best_of(lambda: predict_raster(params, bundle=bundle), 3)
         # the network alone, on the same tiles in the same batches
-        predict = keras_predictor(bundle.model)
+        predict = keras_predictor(bundle.model, 2**args.depth)
         x = np.random.default_rng(0).normal(1000, 300, (nx, tile, tile, bands)).astype(np.float32)
         spans = batch_spans(nx, args.batch)
 
@@ -132,15 +112,21 @@ def main(argv: list[str] | None = None) -> int:
                 for start, size in spans:
                     predict(x[start : start + size])
 
-        network()
-        net_seconds = best_of(network, 3)
+        # matmul, prediction and network interleaved, best of each (the warm-up traces the predict function)
+        best = interleaved({"matmul": matmul, "predict": lambda: predict_raster(params, bundle=bundle), "network": network}, args.rounds)
+        flops_per_s = matmul_flops / best["matmul"]
+        bound = tile_flops * tiles_run / flops_per_s
+        seconds, net_seconds = best["predict"], best["network"]
         mpx = info.width * info.height / 1e6
         figures.update(
             {
+                "load_average": load_average(),
+                "matmul_gflops": flops_per_s / 1e9,
                 "scene_px": [info.width, info.height],
                 "tile": tile,
                 "overlap": overlap,
                 "tiles": tiles_run,
+                "tile_px_over_scene_px": tiles_run * tile * tile / (info.width * info.height),
                 "gflop_per_tile": tile_flops / 1e9,
                 "bound_s": bound,
                 "predict_s": seconds,
@@ -165,16 +151,21 @@ def main(argv: list[str] | None = None) -> int:
         ys = np.stack([scene.truth_array[a : a + k, b : b + k] - 1 for a, b in zip(r, c, strict=True)]).astype(np.uint8)
         ys[rng.random(ys.shape) < 0.9] = 255  # sparse labels, as in practice
         batches = chip_batches(xs, ys, args.train_batch, True, 0)
-        pipeline_s = best_of(lambda: [batches[i] for i in range(len(batches))], 3)
         train = build_unet(bands, len(classes), [1000.0] * bands, [300.0**2] * bands, args.depth, args.filters)
         train.compile(optimizer=keras.optimizers.Adam(1e-3), loss=make_loss())
         xb, yb = augment_batch(xs[: args.train_batch], ys[: args.train_batch], rng)
         xb, yb = keras.ops.convert_to_tensor(xb), keras.ops.convert_to_tensor(yb.astype(np.int32))
-        train.train_on_batch(xb, yb)  # warm up
         steps = len(batches)
-        step_s = best_of(lambda: [train.train_on_batch(xb, yb) for _ in range(steps)], 2)
-        train.fit(batches, epochs=1, verbose=0)  # warm up fit's own function
-        fit_s = best_of(lambda: train.fit(batches, epochs=1, verbose=0), 2)
+        best = interleaved(
+            {
+                "matmul": matmul,
+                "pipeline": lambda: [batches[i] for i in range(len(batches))],
+                "step": lambda: [train.train_on_batch(xb, yb) for _ in range(steps)],
+                "fit": lambda: train.fit(batches, epochs=1, verbose=0),
+            },
+            max(2, args.rounds // 2),
+        )
+        pipeline_s, step_s, fit_s = best["pipeline"], best["step"], best["fit"]
         n = steps * args.train_batch
         chip_flops = 3 * unet_flops(k, k, bands, len(classes), args.depth, args.filters)  # forward + backward ≈ 3×
         figures.update(
@@ -193,10 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"U-Net depth {args.depth}, {args.filters} filters, {bands} bands, {len(classes)} classes; "
         f"backend {f['backend']}, {f['cpu_count']} CPU(s)",
-        f"{'machine matmul (float32, 3072²)':44s} {f['matmul_gflops']:10.1f} GFLOP/s",
+        f"{'machine matmul (float32, 3072²)':44s} {f['matmul_gflops']:10.1f} GFLOP/s  (best of {args.rounds} rounds interleaved "
+        f"with the prediction; load average {f['load_average']:.1f})",
         f"{'tiled prediction':44s} {f['predict_mpx_s']:10.3f} Mpx/s  ({f['scene_px'][0]}×{f['scene_px'][1]} px, "
         f"{f['tiles']} tiles of {f['tile']}², overlap {f['overlap']})",
-        f"{'  FLOPs per tile × tiles':44s} {f['gflop_per_tile'] * f['tiles']:10.2f} GFLOP",
+        f"{'  FLOPs per tile × tiles':44s} {f['gflop_per_tile'] * f['tiles']:10.2f} GFLOP  (the tiles hold "
+        f"{f['tile_px_over_scene_px']:.2f}× the scene's pixels: overlaps and mirrored margins)",
         f"{'  compute bound (FLOPs ÷ matmul rate)':44s} {f['bound_s']:10.3f} s",
         f"{'  prediction time (I/O, blending included)':44s} {f['predict_s']:10.3f} s   = {f['predict_over_bound']:.2f}× the bound",
         f"{'  network alone, same tiles':44s} {f['network_s']:10.3f} s   = {f['network_over_bound']:.2f}× the bound "

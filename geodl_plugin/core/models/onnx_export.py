@@ -189,16 +189,9 @@ def _keras_route(graph: Any, signature: list, path: str) -> bool:
 
 
 def _frozen_route(graph: Any, signature: list, path: str) -> None:
-    import tensorflow as tf
-    import tf2onnx
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from .onnx_engine import frozen_onnx
 
-    function = tf.function(lambda x: graph(x, training=False)).get_concrete_function(signature[0])
-    frozen = convert_variables_to_constants_v2(function)
-    proto, _ = tf2onnx.convert.from_graph_def(
-        frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs], output_names=[t.name for t in frozen.outputs], opset=OPSET
-    )
-    Path(path).write_bytes(proto.SerializeToString())
+    Path(path).write_bytes(frozen_onnx(graph, signature).SerializeToString())
 
 
 def _finish(path: str, metadata: dict[str, str], manifest: dict[str, Any]) -> Any:

@@ -83,10 +83,17 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
     class ConvRecurrent2D(keras.layers.Layer):
         """A convolutional GRU or LSTM run over the date axis of (b, T, h, w, C), forwards or backwards.
 
-        The input-to-gate convolution runs once over all dates (one batched conv); only the state-to-gate
-        convolution is in the loop. Where ``observed`` is 0 the state (and an LSTM's cell) is kept, so a
-        missing date is skipped per pixel. Returns the last state (b, h, w, F) or, with
-        ``return_sequences``, every date's state (b, T, h, w, F) in date order."""
+        Every date costs one convolution, over the date's features and the state side by side ([x_t, h]),
+        with the input and recurrent kernels laid out as one (:meth:`step_kernel`): one large convolution per
+        date instead of two small ones, and no all-dates intermediate (T × gates × F channels per pixel) to
+        write and read back. Where ``observed`` is 0 the state (and an LSTM's cell) is kept, so a missing
+        date is skipped per pixel. Returns the last state (b, h, w, F) or, with ``return_sequences``, every
+        date's state (b, T, h, w, F) in date order.
+
+        The loop is ``keras.ops.scan``; on TensorFlow it keeps the state in tensor arrays, so XLA never
+        updates the state in place: an elementwise kernel whose output may overlap its input is not
+        vectorised, and an in-place state update ran the gate arithmetic scalar (a loop carrying the state
+        itself was as slow in its gates as in its convolutions)."""
 
         def __init__(
             self,
@@ -114,44 +121,58 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
                 bias[f : 2 * f] = 1.0  # forget gate open at the start: the usual LSTM initialisation
             self.bias = self.add_weight(name="bias", shape=(self.gates * f,), initializer=keras.initializers.Constant(bias))
 
+        def step_kernel(self) -> tuple[Any, Any]:
+            """(kernel over [x_t, h], bias) giving a date's pre-activations in one convolution: an LSTM's four
+            gates (input and recurrent parts summed); a GRU's update and reset gates summed, then its candidate's
+            input part and recurrent part apart (the reset gate scales only the recurrent part), so a GRU's
+            kernel has zero blocks: 4F outputs where 3F are needed, still faster than two convolutions."""
+            if self.cell == "lstm":
+                return ops.concatenate([self.input_kernel, self.recurrent_kernel], axis=2), self.bias
+            f, k = self.filters, self.kernel_size
+            wx, wh = self.input_kernel, self.recurrent_kernel
+            x_rows = ops.concatenate([wx, ops.zeros((k, k, int(wx.shape[2]), f), wx.dtype)], axis=-1)
+            h_rows = ops.concatenate([wh[..., : 2 * f], ops.zeros((k, k, f, f), wh.dtype), wh[..., 2 * f :]], axis=-1)
+            return ops.concatenate([x_rows, h_rows], axis=2), ops.concatenate([self.bias, ops.zeros((f,), self.bias.dtype)], axis=0)
+
+        def advance(self, g: Any, carry: tuple[Any, ...], m: Any) -> tuple[Any, ...]:
+            """The new carry from a date's pre-activations ``g`` (b, h, w, 4F, laid out as :meth:`step_kernel`
+            gives them) and the previous carry: ``(state,)`` for a GRU, ``(state, cell)`` for an LSTM (apart, not
+            side by side: one tensor holding both made XLA build it element by element), kept where ``m`` is 0."""
+            f = self.filters
+            state = carry[0]
+            if self.cell == "gru":
+                z = ops.sigmoid(g[..., :f])
+                r = ops.sigmoid(g[..., f : 2 * f])
+                n = ops.tanh(g[..., 2 * f : 3 * f] + r * g[..., 3 * f :])
+                return (state + m * (1.0 - z) * (n - state),)
+            cell = carry[1]
+            i, fg = ops.sigmoid(g[..., :f]), ops.sigmoid(g[..., f : 2 * f])
+            o, cand = ops.sigmoid(g[..., 2 * f : 3 * f]), ops.tanh(g[..., 3 * f :])
+            new_cell = fg * cell + i * cand
+            new = o * ops.tanh(new_cell)
+            return state + m * (new - state), cell + m * (new_cell - cell)  # an unobserved date keeps both
+
         def call(self, inputs: Any) -> Any:
             x, observed = inputs
             n_dates = int(x.shape[1])
-            shape = ops.shape(x)
-            b, h, w, c = shape[0], shape[2], shape[3], shape[4]
-            f = self.filters
-            flat = ops.reshape(x, (b * n_dates, h, w, c))
-            xg = ops.conv(flat, self.input_kernel, padding="same") + self.bias
-            xg = ops.reshape(xg, (b, n_dates, h, w, self.gates * f))
-            state = ops.zeros_like(xg[:, 0, :, :, :f])
-            # A symbolic loop (``ops.scan``: a while loop on TensorFlow), not a Python one: the traced graph
-            # stays one step long whatever the number of dates (unrolled, tracing took a minute for 18 dates).
-            steps = (ops.transpose(xg, (1, 0, 2, 3, 4)), ops.transpose(observed, (1, 0, 2, 3, 4)))
-            (last, _), (sequence, _) = ops.scan(self._step, (state, state), steps, length=n_dates, reverse=self.reverse)
-            if self.return_sequences:
-                return ops.transpose(sequence, (1, 0, 2, 3, 4))
-            return last
+            kernel, bias = self.step_kernel()
+            xs = ops.transpose(x, (1, 0, 2, 3, 4))  # dates first: a date is one slice
+            ms = ops.transpose(observed, (1, 0, 2, 3, 4))
+            zero = ops.repeat(ops.zeros_like(ms[0]), self.filters, axis=-1)  # (b, h, w, F)
+            init = (zero,) if self.cell == "gru" else (zero, zero)
 
-        def _step(self, carry: Any, inputs: Any) -> Any:
-            state, cell = carry
-            gx, m = inputs
-            f = self.filters
-            hg = ops.conv(state, self.recurrent_kernel, padding="same")
-            if self.cell == "gru":
-                z = ops.sigmoid(gx[..., :f] + hg[..., :f])
-                r = ops.sigmoid(gx[..., f : 2 * f] + hg[..., f : 2 * f])
-                n = ops.tanh(gx[..., 2 * f :] + r * hg[..., 2 * f :])
-                new = (1.0 - z) * n + z * state
-            else:
-                g = gx + hg
-                i, fg = ops.sigmoid(g[..., :f]), ops.sigmoid(g[..., f : 2 * f])
-                o, cand = ops.sigmoid(g[..., 2 * f : 3 * f]), ops.tanh(g[..., 3 * f :])
-                new_cell = fg * cell + i * cand
-                cell = m * new_cell + (1.0 - m) * cell  # an unobserved date keeps the cell too
-                new = o * ops.tanh(new_cell)
-            state = m * new + (1.0 - m) * state
-            # Keras' TensorFlow scan wants the per-step output shaped as the carry: both are returned.
-            return (state, cell), (state, cell)
+            def step(carry: tuple[Any, ...], inputs: Any) -> Any:
+                x_t, m = inputs
+                g = ops.conv(ops.concatenate([x_t, carry[0]], axis=-1), kernel, padding="same") + bias
+                carry = self.advance(g, carry, m)
+                return carry, carry  # Keras' TensorFlow scan wants the per-step output shaped as the carry
+
+            # A symbolic loop (a while loop on TensorFlow), not a Python one: the traced graph stays one step
+            # long whatever the number of dates (unrolled, tracing took a minute for 18 dates).
+            last, sequence = ops.scan(step, init, (xs, ms), length=n_dates, reverse=self.reverse)
+            if self.return_sequences:
+                return ops.transpose(sequence[0], (1, 0, 2, 3, 4))
+            return last[0]
 
         def compute_output_shape(self, input_shape: Any) -> Any:
             s = input_shape[0]
