@@ -121,7 +121,7 @@ def temporal_onnx(model: Any) -> Optional[Any]:
     spatial = g.op("Slice", shape, g.const(np.array([3], np.int64)), g.const(np.array([5], np.int64)))
     features, observed = _series_features(g, x, w, n_bands)
     sequence, channels = features, n_bands + 3
-    state = None
+    state = ""
     for level in w["layers"]:
         sequence, state, channels = _recurrent_layer(g, sequence, observed, level, channels, n_dates, batch_dates, spatial)
     k = int(w["head_kernel"].shape[0])
@@ -200,7 +200,7 @@ def _direction(g: _Graph, d: dict, gates: str, observed: str, n_dates: int, k: i
         hg = g.op("Conv", state, recurrent, pads=_pads(k)) if state is not None else None  # zero state: no term
         if cell_type == "gru":
             xz, xr, xn = g.op("Split", gx, g.const(np.array([f] * n_parts, np.int64)), axis=1, outputs=n_parts)
-            if hg is None:
+            if state is None or hg is None:
                 z, cand = g.op("Sigmoid", xz), g.op("Tanh", xn)
                 state = g.op("Mul", m, g.op("Mul", g.op("Sub", one, z), cand))
             else:
