@@ -250,13 +250,15 @@ def open_series(
     band_names: Optional[Sequence[str]] = None,
     order: Optional[str] = None,
     nodata: Optional[float] = None,
+    infos: Optional[Sequence[RasterInfo]] = None,
 ) -> SeriesImage:
     """Open a series. Several rasters: one per date (``order`` ignored). One raster: a single date if it has
     one, or a band-per-date stack when ``order`` (``"date"`` or ``"band"``) is given or its band descriptions
-    carry dates. ``band_names`` name the bands of one date (default: the first raster's, dates removed)."""
+    carry dates. ``band_names`` name the bands of one date (default: the first raster's, dates removed).
+    ``infos``: the rasters' facts when the caller already has them (one per raster, in order)."""
     if not rasters:
         raise GeoDLError("No raster given. Choose the dates of the series (one raster per date, or one stack).")
-    infos = [raster_info(r) for r in rasters]
+    infos = list(infos) if infos is not None and len(infos) == len(rasters) else [raster_info(r) for r in rasters]
     _check_grid(infos)
     first = infos[0]
     nodata_value = nodata if nodata is not None else first.nodata

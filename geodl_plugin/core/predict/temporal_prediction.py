@@ -74,7 +74,8 @@ def open_prediction_series(ctx: PredictContext) -> SeriesImage:
         per_date = len(series_of_model(ctx.bundle).get("bands") or [])
         if known and per_date and ctx.infos[0].count == len(known) * per_date:
             dates = known  # one stack laid out as the training series: its dates
-    return open_series(params.rasters, dates=dates, nodata=ctx.nodata)
+    same = [str(i.path) for i in ctx.infos] == [str(r) for r in params.rasters] and not any(i.indexes for i in ctx.infos)
+    return open_series(params.rasters, dates=dates, nodata=ctx.nodata, infos=ctx.infos if same else None)
 
 
 def predict_temporal(ctx: PredictContext) -> PredictResult:
