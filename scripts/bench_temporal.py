@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
     from geodl_plugin.core.models.temporal import build_temporal_model, encoder_settings, temporal_flops
     from geodl_plugin.core.models.unet import chip_batches, make_loss
     from geodl_plugin.core.predict.raster_prediction import PredictParams
-    from geodl_plugin.core.predict.tiled_prediction import tile_layout
+    from geodl_plugin.core.predict.tiled_prediction import keras_predictor, tile_layout
 
     figures: dict = {"backend": keras.backend.backend(), "cpu_count": os.cpu_count(), "encoder": args.encoder}
     matmul, matmul_flops = matmul_case()
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
         )
         x = np.random.default_rng(0).normal(1500, 1000, (min(args.batch, n_side), tile, tile, n_dates * (n_bands + 1))).astype(np.float32)
         net_tiles = len(x)
-        network = bundle.model.predict_on_batch  # after the first prediction: the same compiled function
+        network = keras_predictor(bundle.model, what="temporal model")  # the prediction's own (cached) predictor
 
         # --- training --------------------------------------------------------------------------------
         k = args.patch

@@ -15,12 +15,13 @@ The network input puts, for every date, its bands then its day of year (1-366) i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -128,15 +129,24 @@ class SeriesImage:
     def doy(self) -> np.ndarray:
         return day_of_year(self.dates)
 
+    def open(self, stack: contextlib.ExitStack) -> list[Any]:
+        """The series' rasters opened (rasterio datasets, one per ``infos``), closed with ``stack``: a
+        caller reading many windows (tiled prediction: every strip, every date) opens them once."""
+        import rasterio
+
+        return [stack.enter_context(rasterio.open(info.path)) for info in self.infos]
+
     def feature_names(self) -> list[str]:
         """``{band}_{YYYYMMDD}`` for every date and band, date-major: the sample features (one per band and
         date, as an Earth Engine export of a multi-date image names them)."""
         return [f"{b}_{date_key(d)}" for d in self.dates for b in self.bands]
 
-    def read(self, col: int, row: int, width: int, height: int, edge: str = "reflect") -> np.ndarray:
+    def read(
+        self, col: int, row: int, width: int, height: int, edge: str = "reflect", datasets: Optional[Sequence[Any]] = None
+    ) -> np.ndarray:
         """(dates, bands, h, w) float32; missing observations NaN. Outside the raster: mirrored
-        (``edge="reflect"``, as tiled prediction wants) or NaN (``edge="missing"``)."""
-        import rasterio
+        (``edge="reflect"``, as tiled prediction wants) or NaN (``edge="missing"``). ``datasets``: the
+        rasters already open (:meth:`open`), one per ``infos``; else each is opened for this read."""
         from rasterio.windows import Window
 
         info = self.info
@@ -146,15 +156,15 @@ class SeriesImage:
             raise GeoDLError(f"The window ({col}, {row}, {width}×{height}) lies outside the series' rasters.")
         window = Window(c0, r0, c1 - c0, r1 - r0)
         out = np.empty((self.n_dates, self.n_bands, r1 - r0, c1 - c0), np.float32)
-        if self.order == "files":
-            for t, i in enumerate(self.file_index):
-                with rasterio.open(self.infos[i].path) as ds:
-                    out[t] = ds.read(window=window)
-        else:
-            with rasterio.open(info.path) as ds:
-                block = ds.read(window=window)
-            for t, idx in enumerate(self.band_index):
-                out[t] = block[list(idx)]
+        with contextlib.ExitStack() as stack:
+            sources = list(datasets) if datasets is not None else self.open(stack)
+            if self.order == "files":
+                for t, i in enumerate(self.file_index):
+                    out[t] = sources[i].read(window=window)
+            else:
+                block = sources[0].read(window=window)
+                for t, idx in enumerate(self.band_index):
+                    out[t] = block[list(idx)]
         missing = ~np.isfinite(out).all(axis=1)
         if self.nodata is not None and np.isfinite(self.nodata):
             missing |= (out == np.float32(self.nodata)).any(axis=1)
@@ -247,13 +257,15 @@ def open_series(
     band_names: Optional[Sequence[str]] = None,
     order: Optional[str] = None,
     nodata: Optional[float] = None,
+    infos: Optional[Sequence[RasterInfo]] = None,
 ) -> SeriesImage:
     """Open a series. Several rasters: one per date (``order`` ignored). One raster: a single date if it has
     one, or a band-per-date stack when ``order`` (``"date"`` or ``"band"``) is given or its band descriptions
-    carry dates. ``band_names`` name the bands of one date (default: the first raster's, dates removed)."""
+    carry dates. ``band_names`` name the bands of one date (default: the first raster's, dates removed).
+    ``infos``: the rasters' facts when the caller already has them (one per raster, in order)."""
     if not rasters:
         raise GeoDLError("No raster given. Choose the dates of the series (one raster per date, or one stack).")
-    infos = [raster_info(r) for r in rasters]
+    infos = list(infos) if infos is not None and len(infos) == len(rasters) else [raster_info(r) for r in rasters]
     _check_grid(infos)
     first = infos[0]
     nodata_value = nodata if nodata is not None else first.nodata

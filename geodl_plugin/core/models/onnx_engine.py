@@ -1,12 +1,13 @@
-"""A Keras image network run by onnxruntime, for tiled prediction on the TensorFlow backend.
+"""Keras image networks run by onnxruntime for tiled prediction on a CPU.
 
-Why: on a CPU, onnxruntime's convolutions (MLAS, blocked layouts, direct kernels for few channels) run a
-U-Net's full-resolution layers (4 → 16, 16 → 16 channels) about twice as fast as XLA's or TensorFlow's, and
-the whole network near the machine's matmul rate (``scripts/bench_unet.py``). The model file is unchanged:
-the network's graph is frozen and converted in memory (tf2onnx, as the Deepness export does) the first time
-a loaded model predicts, then checked against Keras on a small random tile. If the packages are missing, the
-backend is not TensorFlow, the conversion fails or the check disagrees, the caller keeps Keras (same answer,
-slower); the reason is logged.
+Why: onnxruntime's convolutions (MLAS: blocked layouts, direct kernels for few channels) run a U-Net's
+full-resolution layers (4 → 16, 16 → 16 channels) about twice as fast as XLA's or TensorFlow's, and a
+temporal network's 1.2–3× as fast (``scripts/bench_unet.py``, ``bench_temporal.py``). The model file is
+unchanged: the first time a loaded model predicts, its network is converted in memory (a U-Net: its graph
+frozen and converted by tf2onnx, as the Deepness export does; a recurrent temporal network: written from its
+weights, ``temporal_onnx``) and checked against Keras on small random tiles. Where Keras runs on a GPU, the
+packages are missing, the conversion fails or the check disagrees, the caller keeps Keras (same answer;
+slower on a CPU); the reason is logged.
 
 The session is cached per Keras model object (a worker that keeps a model loaded converts it once).
 """
@@ -64,19 +65,45 @@ def onnx_predictor(model: Any, multiple: int = 1) -> Optional[Callable[[np.ndarr
     return predict
 
 
-def _convert(model: Any, multiple: int) -> Optional[Callable[[np.ndarray], np.ndarray]]:
+def _gpu() -> bool:
+    """Whether Keras' backend computes on a GPU here (then it, not onnxruntime on the CPU, should run tiles)."""
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        return None  # tf2onnx converts TensorFlow graphs; torch's own convolutions are fast on a CPU
-    import onnxruntime as ort
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    return True  # another backend: leave it to Keras
+
+
+def _onnx_model(model: Any) -> Optional[Any]:
+    """The network as an ``onnx.ModelProto`` (NHWC raw tiles in, NHWC probabilities out), or None."""
+    import keras
+
+    from .temporal_onnx import temporal_onnx
+
+    if any(type(layer).__name__ == "ConvRecurrent2D" for layer in model.layers):
+        return temporal_onnx(model)
+    if keras.backend.backend() != "tensorflow" or any(type(layer).__name__ == "StackDates" for layer in model.layers):
+        return None  # tf2onnx converts TensorFlow graphs (the stacked-dates baseline is 1×1 convolutions: XLA does)
     import tensorflow as tf
 
-    shape = tuple(model.input_shape)
-    if len(shape) != 4:
+    signature = [tf.TensorSpec((None, None, None, int(model.input_shape[-1])), tf.float32)]
+    return frozen_onnx(model, signature)
+
+
+def _convert(model: Any, multiple: int) -> Optional[Callable[[np.ndarray], np.ndarray]]:
+    if len(tuple(model.input_shape)) != 4 or _gpu():
         return None
-    signature = [tf.TensorSpec((None, None, None, int(shape[-1])), tf.float32)]
-    proto = frozen_onnx(model, signature)
+    import onnxruntime as ort
+
+    proto = _onnx_model(model)
+    if proto is None:
+        return None
     options = ort.SessionOptions()
     # Idle worker threads sleep instead of spinning: between batches this process reads, blends and writes
     # on the same cores (and a shared machine has neighbours).
@@ -88,26 +115,41 @@ def _convert(model: Any, multiple: int) -> Optional[Callable[[np.ndarray], np.nd
     def predict(x: np.ndarray) -> np.ndarray:
         return np.asarray(session.run(None, {name: np.ascontiguousarray(x, np.float32)})[0])
 
-    diff = _check(model, predict, int(shape[-1]), max(1, multiple))
+    diff = _check(model, predict, max(1, multiple))
     if not diff <= TOLERANCE:
-        log.warning("onnxruntime's conversion of the network differs from Keras by %.2g; tiles run through Keras.", diff)
+        log.warning("onnxruntime's version of the network differs from Keras by %.2g; tiles run through Keras.", diff)
         return None
     return predict
 
 
-def _check(model: Any, predict: Callable[[np.ndarray], np.ndarray], bands: int, multiple: int) -> float:
-    """Max |onnxruntime − Keras| on two random tiles of values around the network's normalisation statistics."""
+def _check_tiles(model: Any, multiple: int) -> np.ndarray:
+    """Two random tiles of raw values around the network's own normalisation statistics (a series: every
+    date's bands, some dates missing, and its day of year)."""
     import keras
 
-    mean, std = np.zeros(bands, np.float32), np.ones(bands, np.float32)
-    try:
-        norm = model.get_layer("normalize")
-        mean = np.asarray(keras.ops.convert_to_numpy(norm.mean), np.float32).reshape(-1)[:bands]
-        std = np.sqrt(np.asarray(keras.ops.convert_to_numpy(norm.variance), np.float32).reshape(-1)[:bands])
-    except (ValueError, AttributeError):
-        pass
+    bands = int(model.input_shape[-1])
     size = multiple * max(1, -(-16 // multiple))
     rng = np.random.default_rng(0)
-    x = (mean + std * rng.uniform(-3, 3, (2, size, size, bands))).astype(np.float32)
+    layers = {layer.name: layer for layer in model.layers}
+    if "series_input" in layers:
+        series = layers["series_input"]
+        mean, std = np.asarray(series.mean, np.float32), np.sqrt(np.maximum(np.asarray(series.variance, np.float32), 1e-12))
+        x = np.empty((2, size, size, series.n_dates, len(mean) + 1), np.float32)
+        x[..., :-1] = mean + std * rng.uniform(-3, 3, x[..., :-1].shape)
+        x[..., -1] = np.linspace(1, 365, series.n_dates, dtype=np.float32)
+        x[rng.random(x.shape[:4]) < 0.2, 0] = np.nan  # missing observations
+        return x.reshape(2, size, size, bands)
+    mean, std = np.zeros(bands, np.float32), np.ones(bands, np.float32)
+    if "normalize" in layers:
+        mean = np.asarray(keras.ops.convert_to_numpy(layers["normalize"].mean), np.float32).reshape(-1)[:bands]
+        std = np.sqrt(np.asarray(keras.ops.convert_to_numpy(layers["normalize"].variance), np.float32).reshape(-1)[:bands])
+    return (mean + std * rng.uniform(-3, 3, (2, size, size, bands))).astype(np.float32)
+
+
+def _check(model: Any, predict: Callable[[np.ndarray], np.ndarray], multiple: int) -> float:
+    """Max |onnxruntime − Keras| on :func:`_check_tiles`."""
+    import keras
+
+    x = _check_tiles(model, multiple)
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     return float(np.abs(predict(x) - expected).max())

@@ -25,7 +25,7 @@ from ..models.model_file import ModelBundle
 from ..models.temporal import rebuild_for_dates, receptive_radius
 from ..runtime.errors import GeoDLError
 from .raster_prediction import CONFIDENCE_NODATA, PredictContext, PredictionOutputs, PredictResult
-from .tiled_prediction import blend_strips, tile_layout
+from .tiled_prediction import blend_strips, keras_predictor, tile_layout
 
 log = logging.getLogger("geodl")
 
@@ -64,33 +64,6 @@ def model_for_series(bundle: ModelBundle, series: SeriesImage, warnings: list[st
     return rebuild_for_dates(bundle.model, settings, series.n_dates)
 
 
-def xla_predictor(model: Any) -> Any:
-    """(n, tile, tile, channels) → (n, tile, tile, classes), XLA-compiled on TensorFlow: it fuses each date's gate
-    arithmetic with its convolution (about a quarter faster here). If XLA cannot compile the network on this
-    machine, the same network runs without it (same answer) rather than failing the map."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow" and not model.jit_compile:
-        model.jit_compile = True
-        model.predict_function = None
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        try:
-            return keras.ops.convert_to_numpy(model.predict_on_batch(x))
-        except Exception as exc:  # noqa: BLE001 - XLA's errors have no common type
-            if not model.jit_compile:
-                raise
-            log.warning(
-                "XLA could not compile the temporal model (%s); predicting without it.",
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-            )
-            model.jit_compile = False
-            model.predict_function = None
-            return keras.ops.convert_to_numpy(model.predict_on_batch(x))
-
-    return predict
-
-
 def open_prediction_series(ctx: PredictContext) -> SeriesImage:
     """The context's rasters as a series: one per date (dates given, or in the file names), or one stack with
     a band per date (dates given or in its band descriptions), with the context's nodata."""
@@ -101,7 +74,8 @@ def open_prediction_series(ctx: PredictContext) -> SeriesImage:
         per_date = len(series_of_model(ctx.bundle).get("bands") or [])
         if known and per_date and ctx.infos[0].count == len(known) * per_date:
             dates = known  # one stack laid out as the training series: its dates
-    return open_series(params.rasters, dates=dates, nodata=ctx.nodata)
+    same = [str(i.path) for i in ctx.infos] == [str(r) for r in params.rasters] and not any(i.indexes for i in ctx.infos)
+    return open_series(params.rasters, dates=dates, nodata=ctx.nodata, infos=ctx.infos if same else None)
 
 
 def predict_temporal(ctx: PredictContext) -> PredictResult:
@@ -123,15 +97,17 @@ def predict_temporal(ctx: PredictContext) -> PredictResult:
     overlap_req = tiling.overlap or min(max(tile_req // 4, reach), tile_req // 2 - 1)
     tile, overlap, _ = tile_layout(width, height, tile_req, overlap_req, 1)
     margin = min(overlap // 4, max(0, (overlap - 1) // 2))
-    predict = xla_predictor(model)
+    predict = keras_predictor(model, what="temporal model")
     doy, n_bands = series.doy, series.n_bands
-
-    def read(c: int, r: int, w: int, h: int) -> np.ndarray:
-        return model_channels(series.read(col0 + c, row0 + r, w, h), doy)
 
     counts = np.zeros(n_classes, dtype=np.int64)
     n_pixels = 0
     with contextlib.ExitStack() as stack:
+        sources = series.open(stack)  # once, not once per strip and date
+
+        def read(c: int, r: int, w: int, h: int) -> np.ndarray:
+            return model_channels(series.read(col0 + c, row0 + r, w, h, datasets=sources), doy)
+
         outputs = PredictionOutputs(stack, params, series.info, width, height, ctx.transform, classes)
         progress.message(f"{series.n_dates} dates, tiles of {tile}×{tile} px, overlap {overlap}, batches of {tiling.batch}")
         for r, probs, raw in blend_strips(

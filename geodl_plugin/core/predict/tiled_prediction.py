@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
@@ -88,7 +89,10 @@ def blend_strips(
     """Yield ``(row, probabilities (C, h, width), image (bands, h, width))`` for consecutive finished row
     ranges of the region. ``read(col, row, w, h)`` returns (bands, h, w) in region coordinates (it may be
     asked for pixels outside the region); ``prepare`` turns it into network input (nodata filled, say);
-    ``predict`` maps (n, tile, tile, bands) to (n, tile, tile, C)."""
+    ``predict`` maps (n, tile, tile, bands) to (n, tile, tile, C).
+
+    The next strip is read (and cut into tiles) in a second thread while the network runs on this one:
+    reading then costs only the time the network leaves a core idle."""
     stride = tile - overlap
     nx = max(1, -(-(width + 2 * overlap - tile) // stride) + 1)
     ny = max(1, -(-(height + 2 * overlap - tile) // stride) + 1)
@@ -97,32 +101,42 @@ def blend_strips(
     window = np.outer(w1, w1).astype(np.float32)
     acc = np.zeros((n_classes, tile, span), np.float32)
     weight = np.zeros((tile, span), np.float32)
-    for i in range(ny):
-        if check:
-            check()
+
+    def strip(i: int) -> tuple[int, np.ndarray, np.ndarray]:
         top = -overlap + i * stride
         image = read(-overlap, top, span, tile)  # (bands, tile, span)
         source = prepare(image) if prepare is not None else image
-        tiles = np.stack([source[:, :, j * stride : j * stride + tile] for j in range(nx)])
-        tiles = np.ascontiguousarray(np.moveaxis(tiles, 1, -1), np.float32)  # (nx, tile, tile, bands)
-        for b, size in batch_spans(nx, batch):
-            probs = predict(tiles[b : b + size])
-            for n, p in enumerate(probs):
-                j = (b + n) * stride
-                acc[:, :, j : j + tile] += np.moveaxis(p, -1, 0) * window
-                weight[:, j : j + tile] += window
-        last = i == ny - 1
-        done = tile if last else stride  # rows before the next strip's top get no more tiles
-        r0, r1 = max(top, 0), min(top + done, height)
-        if r1 > r0:
-            rows = slice(r0 - top, r1 - top)
-            cols = slice(overlap, overlap + width)
-            probs = acc[:, rows, cols] / np.maximum(weight[rows, cols], 1e-12)
-            yield r0, probs, image[:, rows, cols]
-        acc = np.concatenate([acc[:, stride:], np.zeros((n_classes, stride, span), np.float32)], axis=1)
-        weight = np.concatenate([weight[stride:], np.zeros((stride, span), np.float32)], axis=0)
-        if report:
-            report(100.0 * (i + 1) / ny)
+        tiles = np.empty((nx, tile, tile, source.shape[0]), np.float32)  # one transposing copy per tile
+        for j in range(nx):
+            tiles[j] = np.moveaxis(source[:, :, j * stride : j * stride + tile], 0, -1)
+        return top, image, tiles
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geodl-tiles") as reader:
+        pending = reader.submit(strip, 0)
+        for i in range(ny):
+            if check:
+                check()
+            top, image, tiles = pending.result()
+            if i + 1 < ny:
+                pending = reader.submit(strip, i + 1)
+            for b, size in batch_spans(nx, batch):
+                probs = predict(tiles[b : b + size])
+                for n, p in enumerate(probs):
+                    j = (b + n) * stride
+                    acc[:, :, j : j + tile] += np.moveaxis(p, -1, 0) * window
+                    weight[:, j : j + tile] += window
+            last = i == ny - 1
+            done = tile if last else stride  # rows before the next strip's top get no more tiles
+            r0, r1 = max(top, 0), min(top + done, height)
+            if r1 > r0:
+                rows = slice(r0 - top, r1 - top)
+                cols = slice(overlap, overlap + width)
+                probs = acc[:, rows, cols] / np.maximum(weight[rows, cols], 1e-12)
+                yield r0, probs, image[:, rows, cols]
+            acc = np.concatenate([acc[:, stride:], np.zeros((n_classes, stride, span), np.float32)], axis=1)
+            weight = np.concatenate([weight[stride:], np.zeros((stride, span), np.float32)], axis=0)
+            if report:
+                report(100.0 * (i + 1) / ny)
 
 
 def batch_spans(n: int, batch: int) -> list[tuple[int, int]]:
@@ -137,14 +151,15 @@ def batch_spans(n: int, batch: int) -> list[tuple[int, int]]:
     return [(int(s), size) for s, size in zip(starts, sizes)]
 
 
-def keras_predictor(model: Any, multiple: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+def keras_predictor(model: Any, multiple: int = 1, what: str = "U-Net") -> Callable[[np.ndarray], np.ndarray]:
     """(n, tile, tile, bands) → (n, tile, tile, classes) for tiles whose sides are multiples of ``multiple``.
 
-    On TensorFlow the network runs in onnxruntime (``onnx_engine``: its convolutions run a U-Net about 1.4×
-    faster than XLA's on a CPU, bench_unet.py). Otherwise, or where that conversion is not possible, through
-    the model's compiled predict function, XLA-compiled on TensorFlow (Keras only does so itself with a GPU):
-    a tile batch has at most two shapes, so XLA compiles at most twice; if XLA cannot compile the model here,
-    it runs without (same answer, slower)."""
+    On a CPU the network runs in onnxruntime (``onnx_engine``: its convolutions run a U-Net ~1.4× and a
+    temporal network ~1.3× faster than XLA's, bench_unet.py / bench_temporal.py). Otherwise, or where that
+    is not possible, through the model's compiled predict function, XLA-compiled on TensorFlow (Keras only
+    does so itself with a GPU): a tile batch has at most two shapes, so XLA compiles at most twice; if XLA
+    cannot compile the model here, it runs without (same answer, slower). ``what`` names the network in the
+    log."""
     import keras
 
     from ..models.onnx_engine import onnx_predictor
@@ -162,7 +177,8 @@ def keras_predictor(model: Any, multiple: int = 1) -> Callable[[np.ndarray], np.
         except Exception as exc:  # noqa: BLE001 - XLA's errors have no common type
             if not model.jit_compile:
                 raise
-            log.warning("XLA could not compile the U-Net (%s); predicting without it.", str(exc).splitlines()[0])
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("XLA could not compile the %s (%s); predicting without it.", what, reason)
             model.jit_compile = False
             model.predict_function = None
             return keras.ops.convert_to_numpy(model.predict_on_batch(x))

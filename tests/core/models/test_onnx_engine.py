@@ -1,0 +1,68 @@
+"""Tiled prediction's onnxruntime engine: the U-Net (tf2onnx) and the recurrent temporal networks (written from
+their weights) give Keras' probabilities, missing dates included; what it cannot convert stays on Keras."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geodl_plugin.core.models.onnx_engine import onnx_predictor
+from geodl_plugin.core.models.temporal import build_temporal_model
+from geodl_plugin.core.models.unet import build_unet
+from geodl_plugin.core.predict.tiled_prediction import keras_predictor
+
+TOLERANCE = 1e-5  # max |onnxruntime − Keras| probability (float32; observed ~2e-7)
+
+
+def _series_tiles(n_dates: int, n_bands: int, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Raw series tiles (n, h, w, dates·(bands+1)): bands around 1000, a day of year per date, 20 % of the
+    observations missing (NaN in one band: the whole date is missing there) and one date missing everywhere."""
+    x = np.empty((2, *shape, n_dates, n_bands + 1), np.float32)
+    x[..., :n_bands] = rng.normal(1000, 300, x[..., :n_bands].shape)
+    x[..., n_bands] = np.linspace(20, 340, n_dates)
+    x[rng.random(x.shape[:4]) < 0.2, rng.integers(0, n_bands)] = np.nan
+    x[:, :, :, 1, :n_bands] = np.nan
+    return x.reshape(2, *shape, -1)
+
+
+@pytest.mark.parametrize(
+    ("encoder", "layers", "bidirectional"), [("gru", 1, True), ("lstm", 2, True), ("gru", 2, False), ("lstm", 1, False)]
+)
+def test_temporal_graph_gives_keras_probabilities(encoder, layers, bidirectional):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = build_temporal_model(5, 3, 4, [1000.0] * 3, [300.0**2] * 3, encoder, 6, layers=layers, bidirectional=bidirectional)
+    predict = onnx_predictor(model)
+    assert predict is not None, "the recurrent network should run in onnxruntime on a CPU"
+    x = _series_tiles(5, 3, (20, 13), np.random.default_rng(4))  # not square, not the check's own size
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    got = predict(x)
+    assert got.shape == expected.shape == (2, 20, 13, 4)
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE)
+
+
+def test_unet_runs_in_onnxruntime_with_keras_probabilities():
+    import keras
+
+    keras.utils.set_random_seed(5)
+    model = build_unet(4, 3, [1000.0] * 4, [300.0**2] * 4, depth=2, base_filters=4)
+    predict = onnx_predictor(model, 4)
+    if keras.backend.backend() != "tensorflow":  # tf2onnx converts TensorFlow graphs only
+        assert predict is None
+        return
+    assert predict is not None
+    x = np.random.default_rng(6).normal(1000, 300, (3, 24, 40, 4)).astype(np.float32)
+    np.testing.assert_allclose(predict(x), keras.ops.convert_to_numpy(model(x, training=False)), atol=TOLERANCE)
+    assert onnx_predictor(model, 4) is predict  # converted once per loaded model
+
+
+def test_stacked_dates_baseline_stays_on_keras():
+    import keras
+
+    model = build_temporal_model(3, 2, 3, [0.0, 0.0], [1.0, 1.0], "stack")
+    assert onnx_predictor(model) is None
+    x = _series_tiles(3, 2, (8, 8), np.random.default_rng(7))
+    np.testing.assert_allclose(
+        keras_predictor(model, what="temporal model")(x), keras.ops.convert_to_numpy(model(x, training=False)), atol=1e-5
+    )
