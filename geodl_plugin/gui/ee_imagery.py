@@ -168,6 +168,13 @@ class EECompositePanel(QGroupBox):
             )
             self._on_layer(layer)
 
+        what = "64 embedding bands" if sensor == "embedding" else ", ".join(download.bands)
+        self.statusLabel.setText(f"Downloading {what} at {download.scale:g} m …")
+        return self._start("GeoDL: Earth Engine composite", work, done, "finished tiles")
+
+    def _start(self, title: str, work: Callable, done: Callable, kept: str) -> Optional[GeoDLTask]:
+        """Run a download as a GeoDLTask; a failure or a cancel frees the panel and says what happened."""
+
         def failed(message: str) -> None:
             self.task = None
             self.statusLabel.setText(message)
@@ -175,11 +182,9 @@ class EECompositePanel(QGroupBox):
 
         def cancelled() -> None:
             self.task = None
-            self.statusLabel.setText("Download cancelled; finished tiles are kept to resume.")
+            self.statusLabel.setText(f"Download cancelled; {kept} are kept to resume.")
 
-        what = "64 embedding bands" if sensor == "embedding" else ", ".join(download.bands)
-        self.statusLabel.setText(f"Downloading {what} at {download.scale:g} m …")
-        self.task = self._run_task(GeoDLTask("GeoDL: Earth Engine composite", work, on_done=done, on_error=failed, on_cancelled=cancelled))
+        self.task = self._run_task(GeoDLTask(title, work, on_done=done, on_error=failed, on_cancelled=cancelled))
         return self.task
 
     def _sign_in(self) -> tuple[str, str]:
@@ -224,17 +229,5 @@ class EECompositePanel(QGroupBox):
             if self._on_series is not None:
                 self._on_series(layers)
 
-        def failed(message: str) -> None:
-            self.task = None
-            self.statusLabel.setText(message)
-            self._message(message)
-
-        def cancelled() -> None:
-            self.task = None
-            self.statusLabel.setText("Download cancelled; finished dates are kept to resume.")
-
         self.statusLabel.setText(f"Downloading a series of {len(params.series.window_list())} dates at {params.scale:g} m …")
-        self.task = self._run_task(
-            GeoDLTask("GeoDL: Earth Engine time series", work, on_done=done, on_error=failed, on_cancelled=cancelled)
-        )
-        return self.task
+        return self._start("GeoDL: Earth Engine time series", work, done, "finished dates")

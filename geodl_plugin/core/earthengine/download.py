@@ -153,6 +153,25 @@ class DownloadParams:
         pixels = self.pixel_grid()
         return Affine(self.scale, 0.0, pixels.x0, 0.0, -self.scale, pixels.y0)
 
+    def geotiff_profile(self, count: int) -> dict[str, Any]:
+        """The downloaded GeoTIFF's rasterio profile: float32 on this grid, −9999 nodata, tiled, deflated."""
+        width, height = self.grid()
+        return dict(
+            driver="GTiff",
+            width=width,
+            height=height,
+            count=count,
+            dtype="float32",
+            crs=self.crs,
+            transform=self.transform(),
+            nodata=NODATA,
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+            compress="deflate",
+            BIGTIFF="IF_SAFER",
+        )
+
 
 def _grid(params: DownloadParams, tile: Tile) -> dict:
     pixels = params.pixel_grid()
@@ -322,21 +341,7 @@ def download_image(  # noqa: C901, PLR0915 - tiling, retries and the mosaic in o
 
     progress.update(92, "Mosaicking the tiles")
     with atomic_path(out) as tmp:
-        profile = dict(
-            driver="GTiff",
-            width=width,
-            height=height,
-            count=len(bands),
-            dtype="float32",
-            crs=params.crs,
-            transform=params.transform(),
-            nodata=NODATA,
-            tiled=True,
-            blockxsize=256,
-            blockysize=256,
-            compress="deflate",
-            BIGTIFF="IF_SAFER",
-        )
+        profile = params.geotiff_profile(len(bands))
         with rasterio.open(tmp, "w", **profile) as dst:
             from rasterio.windows import Window
 

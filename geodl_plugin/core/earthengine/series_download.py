@@ -153,21 +153,7 @@ def _write_empty(path: Path, params: DownloadParams, tags: dict[str, str]) -> No
     import rasterio
 
     width, height = params.grid()
-    profile = dict(
-        driver="GTiff",
-        width=width,
-        height=height,
-        count=len(params.bands),
-        dtype="float32",
-        crs=params.crs,
-        transform=params.transform(),
-        nodata=NODATA,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="deflate",
-        BIGTIFF="IF_SAFER",
-    )
+    profile = params.geotiff_profile(len(params.bands))
     block = np.full((256, 256), NODATA, np.float32)
     with atomic_path(path) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:

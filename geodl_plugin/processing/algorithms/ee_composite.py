@@ -124,16 +124,20 @@ def add_composite_parameters(alg: GeoDLAlgorithm, extent_label: str = "Region") 
     )
 
 
-def composite_params(alg: GeoDLAlgorithm, parameters, context) -> CompositeParams:
+def composite_params(
+    alg: GeoDLAlgorithm, parameters, context, sensors: tuple[str, ...] = SENSORS, what: str = "composite"
+) -> CompositeParams:
+    """The core's CompositeParams from an Earth Engine algorithm's parameters; ``sensors`` is the algorithm's
+    SENSOR list (a series offers the optical ones only)."""
     extent = alg.parameterAsExtent(parameters, EXTENT, context, QgsCoordinateReferenceSystem("EPSG:4326"))
     if extent.isNull() or extent.isEmpty():
-        raise QgsProcessingException("Give a region (extent) for the composite.")
+        raise QgsProcessingException(f"Give a region (extent) for the {what}.")
     bands = tuple(b.strip() for b in alg.parameterAsString(parameters, BANDS, context).split(",") if b.strip())
     params = CompositeParams(
         region=(extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()),
         start=alg.parameterAsString(parameters, START, context).strip(),
         end=alg.parameterAsString(parameters, END, context).strip(),
-        sensor=SENSORS[alg.parameterAsEnum(parameters, SENSOR, context)],
+        sensor=sensors[alg.parameterAsEnum(parameters, SENSOR, context)],
         bands=bands,
         indices=tuple(INDICES[i] for i in alg.parameterAsEnums(parameters, INDICES_P, context)),
         cloud_mask=S2_MASKS[alg.parameterAsEnum(parameters, CLOUD_MASK, context)],

@@ -6,7 +6,6 @@ Also holds the series parameters ``geodl:eeseriesexport`` shares (region, sensor
 from __future__ import annotations
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessingException,
     QgsProcessingOutputFolder,
     QgsProcessingOutputMultipleLayers,
@@ -23,9 +22,9 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from ...core.earthengine.composites import INDICES, OPTICAL, S2_MASKS, CompositeParams
+from ...core.earthengine.composites import INDICES, OPTICAL
 from ..base import GeoDLAlgorithm
-from .ee_composite import EXTENT, add_connection_parameters, connect
+from .ee_composite import EXTENT, add_connection_parameters, composite_params, connect
 
 SENSOR, START, END, WINDOWS, MONTHS = "SENSOR", "START", "END", "WINDOWS", "MONTHS"
 BANDS, INDICES_P, CLOUD_MASK, CS_THRESHOLD, MAX_SCENE_CLOUD = "BANDS", "INDICES", "CLOUD_MASK", "CS_THRESHOLD", "MAX_SCENE_CLOUD"
@@ -106,21 +105,7 @@ def series_params(alg: GeoDLAlgorithm, parameters, context):
     """The core's SeriesParams from the algorithm's parameters."""
     from ...core.earthengine.series import SeriesParams, parse_windows
 
-    extent = alg.parameterAsExtent(parameters, EXTENT, context, QgsCoordinateReferenceSystem("EPSG:4326"))
-    if extent.isNull() or extent.isEmpty():
-        raise QgsProcessingException("Give a region (extent) for the series.")
-    bands = tuple(b.strip() for b in alg.parameterAsString(parameters, BANDS, context).split(",") if b.strip())
-    composite = CompositeParams(
-        region=(extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()),
-        start=alg.parameterAsString(parameters, START, context).strip(),
-        end=alg.parameterAsString(parameters, END, context).strip(),
-        sensor=OPTICAL[alg.parameterAsEnum(parameters, SENSOR, context)],
-        bands=bands,
-        indices=tuple(INDICES[i] for i in alg.parameterAsEnums(parameters, INDICES_P, context)),
-        cloud_mask=S2_MASKS[alg.parameterAsEnum(parameters, CLOUD_MASK, context)],
-        cs_threshold=alg.parameterAsDouble(parameters, CS_THRESHOLD, context),
-        max_scene_cloud=alg.parameterAsDouble(parameters, MAX_SCENE_CLOUD, context),
-    )
+    composite = composite_params(alg, parameters, context, sensors=OPTICAL, what="series")
     windows = tuple(parse_windows(alg.parameterAsString(parameters, WINDOWS, context)))
     return SeriesParams(composite, windows=windows, months_per_window=alg.parameterAsInt(parameters, MONTHS, context))
 
