@@ -83,6 +83,16 @@ class GeoDLTask(QgsTask):
                 self._on_error(self.error or "failed")
 
 
+def is_running(task: Optional[GeoDLTask]) -> bool:
+    """Whether ``task`` was started and has not ended (False for None, or once its C++ side is gone)."""
+    if task is None:
+        return False
+    try:
+        return task.status() not in (QgsTask.TaskStatus.Complete, QgsTask.TaskStatus.Terminated)
+    except RuntimeError:  # the C++ task is gone
+        return False
+
+
 class TaskKeeper:
     """Starts tasks and holds each one until it ends: QGIS's task manager does not own the Python object, so a
     task nobody references is collected mid-run. The plugin has one; a dock made without the plugin (tests,

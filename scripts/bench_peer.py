@@ -11,7 +11,8 @@ machine is shared; the least disturbed run of each is the fairest).
   rasters with overviews): the packaged plugin (``make package``) in a throw-away profile.
 - **geodl in process** (the model loaded, as in the dock's warm worker): ``predict_raster`` with the DNN,
   with the forest, and with the model replaced by a constant (the **I/O floor**: geodl's own reader and
-  writer, ``PredictionOutputs``, producing the same outputs).
+  writer, ``PredictionOutputs``, producing the same outputs), and the DNN alone on the raster's pixels held
+  in memory (its compute, no I/O): the DNN path can be no faster than the slower of those two.
 - **U-Net**: ``bench_unet.py`` (tiled prediction against its FLOP bound on this CPU).
 
 Ratios printed (goals): forest command ≥ 1.0× OTB's ImageClassifier speed; DNN prediction ≥ 0.8× the I/O
@@ -265,7 +266,22 @@ def in_process(vrt: Path, models: dict[str, Path], out: Path, n: int) -> dict[st
         params = PredictParams([str(vrt)], bundle.path, str(out / f"{name}_class.tif"), str(out / f"{name}_confidence.tif"))
         predict_raster(params, bundle=bundle)  # warm: traced function, file cache, forest's table
         seconds[name] = best_of(lambda params=params, bundle=bundle: predict_raster(params, bundle=bundle), n)
+    seconds["dnn_network"] = network_alone(vrt, models["dnn"], n)
     return seconds
+
+
+def network_alone(vrt: Path, model: Path, n: int) -> float:
+    """The DNN's own compute: ``classify`` over every pixel of the raster, already in memory (no read, no write).
+    With the I/O floor it bounds the DNN path from below: the path cannot beat the slower of the two."""
+    import rasterio
+
+    from geodl_plugin.core.models.model_file import load_model_file
+
+    with rasterio.open(vrt) as ds:
+        x = ds.read().reshape(ds.count, -1).T.astype(np.float32)
+    bundle = load_model_file(model)
+    bundle.classify(x[:65536])  # compile
+    return best_of(lambda: bundle.classify(x), n)
 
 
 def print_table(f: dict[str, Any], repeat: int) -> None:
@@ -294,6 +310,11 @@ def print_table(f: dict[str, Any], repeat: int) -> None:
     row("geodl in process: DNN", inproc["dnn"], f"{r['dnn_vs_io_floor']:.2f}× the I/O floor's speed (goal ≥ 0.8×)")
     row("geodl in process: forest", inproc["forest"], f"{r['forest_vs_io_floor']:.2f}× the I/O floor's speed")
     row("geodl in process: constant model (the I/O floor)", inproc["floor"])
+    row(
+        "  the DNN alone on the pixels in memory (no I/O)",
+        inproc["dnn_network"],
+        f"the DNN path runs at {r['dnn_vs_slower_bound']:.2f}× the slower of these two bounds",
+    )
     if f["unet"]:
         u = f["unet"]
         print(
@@ -356,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             "forest_command_vs_otb_defaults": otb["defaults_classify_s"] / command_s["forest"],
             "dnn_vs_io_floor": inproc_s["floor"] / inproc_s["dnn"],
             "forest_vs_io_floor": inproc_s["floor"] / inproc_s["forest"],
+            "dnn_vs_slower_bound": max(inproc_s["floor"], inproc_s["dnn_network"]) / inproc_s["dnn"],
             "unet_over_flop_bound": unet.get("predict_over_bound"),
         },
     }

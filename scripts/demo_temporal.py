@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from geodl_plugin.core.data.labels import read_labels
     from geodl_plugin.core.data.series import open_series
     from geodl_plugin.core.data.series_samples import extract_series_samples
+    from geodl_plugin.core.evaluate.reports import AccuracyReport
     from geodl_plugin.core.families import predict_raster, train_model
     from geodl_plugin.core.models.family import ModelFamily, TemporalParams
     from geodl_plugin.core.predict.raster_prediction import PredictParams
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             split="random",
         )
     )
-    oa = result.metrics.get("overall_accuracy")
+    oa = result.metrics.overall_accuracy if isinstance(result.metrics, AccuracyReport) else None
     print(f"trained a bidirectional ConvGRU: held-out accuracy {oa if oa is None else round(oa, 3)} ({result.n_test} points)")
 
     params = PredictParams(

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from geodl_plugin.core.runtime.environment import (  # noqa: E402
     BACKENDS,
     DEVICES,
+    INSTALLERS,
     RuntimeSpec,
     create_runtime,
     describe_runtime,
@@ -28,11 +29,14 @@ def main() -> int:
     parser.add_argument("--device", choices=DEVICES, help="default: cuda when an NVIDIA GPU is present")
     parser.add_argument("--wheels", help="install offline from this folder of wheels")
     parser.add_argument("--python", default=None, help="the Python QGIS runs (default: this one)")
+    parser.add_argument(
+        "--installer", choices=INSTALLERS, default="auto", help="auto: uv where found (GEODL_UV, else on PATH), else venv and pip"
+    )
     args = parser.parse_args()
     gpu = detect_gpu()
     print(f"NVIDIA GPU: {gpu.describe()}" if gpu else "No NVIDIA GPU found.")
     recommended = recommended_spec(gpu)
-    spec = RuntimeSpec(args.backend or recommended.backend, args.device or recommended.device, args.wheels)
+    spec = RuntimeSpec(args.backend or recommended.backend, args.device or recommended.device, args.wheels, installer=args.installer)
     root = args.profile / "geodl" / "runtime"
     print(f"Installing Keras on {spec.backend} ({spec.device}) into {root}")
     try:

@@ -63,7 +63,7 @@ def geodl_runtime(tmp_path_factory):
     started = time.perf_counter()
     info = create_runtime(
         root,
-        RuntimeSpec("tensorflow", "cpu"),
+        RuntimeSpec("tensorflow", "cpu", installer="pip"),  # pip's per-package progress is checked; uv has its own tests
         base_python=QGIS_PYTHON,
         progress=Progress(on_progress=trace["progress"].append, on_message=trace["messages"].append),
     )

@@ -20,8 +20,9 @@ import numpy as np
 
 from .data.samples import SampleSet, load_samples
 from .evaluate.accuracy import remap_to_model, report_on_samples
+from .evaluate.reports import AccuracyReport, RegressionReport
 from .models.family import FAMILY_OPTIONS, ModelFamily, TilingParams
-from .models.model_file import ModelBundle, load_model_file, read_manifest
+from .models.model_file import ModelBundle, load_model_file, manifest_architecture, read_manifest
 from .predict.raster_prediction import PredictContext, PredictParams, PredictResult, predict_pixels, predict_samples, prepare_prediction
 from .predict.regression_prediction import predict_regression, predict_sample_values
 from .predict.temporal_prediction import predict_series_samples, predict_temporal
@@ -136,12 +137,11 @@ def family_spec(family: ModelFamily | str) -> FamilySpec:
 def family_of_model(model: ModelBundle | str | os.PathLike) -> FamilySpec:
     """The row of a loaded model, or of a model file (only its manifest is read)."""
     manifest = model.manifest if isinstance(model, ModelBundle) else read_manifest(model)
+    architecture = manifest_architecture(manifest)
     try:
-        return FAMILIES[ModelFamily(manifest["mlm:architecture"])]
+        return FAMILIES[ModelFamily(architecture)]
     except (KeyError, ValueError):
-        raise GeoDLError(
-            f"The model's family '{manifest.get('mlm:architecture')}' is unknown to this geodl; update the plugin or retrain the model."
-        ) from None
+        raise GeoDLError(f"The model's family '{architecture}' is unknown to this geodl; update the plugin or retrain the model.") from None
 
 
 def train_model(params: TrainParams, progress: Optional[Progress] = None) -> TrainResult:
@@ -155,7 +155,7 @@ def predict_raster(params: PredictParams, progress: Optional[Progress] = None, b
     return family_of_model(ctx.bundle).predict(ctx)
 
 
-def evaluate_model(model: str, samples: list[str], progress: Optional[Progress] = None) -> dict[str, Any]:
+def evaluate_model(model: str, samples: list[str], progress: Optional[Progress] = None) -> AccuracyReport | RegressionReport:
     """Predict sample files with the model (the raster path's predictor) and score them against their labels."""
     progress = ensure(progress)
     bundle = load_model_file(model)
@@ -175,9 +175,9 @@ def evaluate_model(model: str, samples: list[str], progress: Optional[Progress] 
             f"{bundle.patch_size}×{bundle.patch_size}; extract them as the training samples were."
         )
     report = report_on_samples(bundle, data, spec.score_samples, progress)
-    report["model"] = str(model)
+    report.model = str(model)
     if note:
-        report.setdefault("warnings", []).append(note)
+        report.warnings.append(note)
     return report
 
 
@@ -195,21 +195,16 @@ def series_sample_set(paths: list[str], bundle: ModelBundle) -> SampleSet:
     return SampleSet(chips.x[keep], centre[keep], None if chips.xy is None else chips.xy[keep], chips.bands, chips.classes, k, chips.meta)
 
 
-def _evaluate_regression(bundle: ModelBundle, spec: FamilySpec, samples: list[str], model: str) -> dict[str, Any]:
+def _evaluate_regression(bundle: ModelBundle, spec: FamilySpec, samples: list[str], model: str) -> RegressionReport:
     from .data.target_samples import load_target_samples
     from .evaluate.regression_metrics import regression_report
 
     data = load_target_samples(list(samples), bands=bundle.bands)
     predicted = spec.score_samples(bundle, data.x)
-    report = regression_report(data.y, predicted)
-    report.update(
-        {
-            "task": "regression",
-            "target": data.target,
-            "model": model,
-            "samples": {"observed": data.y.tolist(), "predicted": predicted.astype(float).tolist()},
-        }
-    )
+    report = regression_report(data.y, predicted, target=data.target)
+    report.model = model
+    report.observed = np.asarray(data.y, dtype=float).tolist()
+    report.predicted = np.asarray(predicted, dtype=float).tolist()
     return report
 
 

@@ -11,6 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import numpy as np
+
+from .evaluate.reports import AccuracyReport, RegressionReport
 from .runtime.progress import Progress, ensure
 from .train.trainer import TrainParams, TrainResult
 
@@ -66,7 +69,7 @@ def train_from_labels(params: TrainFromLabelsParams, progress: Optional[Progress
         )
     train = dataclasses.replace(params.train, samples=[params.samples])
     result = train_model(train, progress.sub(10, 97))
-    if result.metrics and params.confusion_png:
+    if isinstance(result.metrics, AccuracyReport) and params.confusion_png:
         from .evaluate.metrics import plot_confusion_matrix
 
         plot_confusion_matrix(result.metrics, params.confusion_png)
@@ -107,7 +110,8 @@ def train_from_targets(params: TrainFromTargetsParams, progress: Optional[Progre
     result = train_model(train, progress.sub(10, 95))
     if result.test_samples_path and params.scatter_png:
         report = evaluate_model(result.model_path, [result.test_samples_path])
-        plot_predicted_vs_observed(report["samples"]["observed"], report["samples"]["predicted"], params.scatter_png, targets.name)
+        if isinstance(report, RegressionReport):
+            plot_predicted_vs_observed(np.array(report.observed), np.array(report.predicted), params.scatter_png, targets.name)
     if train.test_samples_output == held_out:
         from pathlib import Path
 

@@ -33,18 +33,16 @@ from qgis.core import (
     QgsRendererCategory,
     QgsVectorLayer,
 )
-from qgis.gui import QgsMapCanvas, QgsMapTool, QgsVertexMarker
-from qgis.PyQt import uic
+from qgis.gui import QgsFieldComboBox, QgsMapCanvas, QgsMapLayerComboBox, QgsMapTool, QgsVertexMarker
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QKeyEvent
-from qgis.PyQt.QtWidgets import QGroupBox, QTableWidgetItem, QWidget
+from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QGroupBox, QLabel, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QWidget
 
+from ..core.evaluate.reports import AccuracyReport
 from ..core.runtime.errors import GeoDLError
-from ..paths import ui_file
 from ..tasks import GeoDLTask
+from .forms import load_form
 from .labelling import CLASS_NAME_FIELD, LabelSession, layer_file_path
-
-_FORM, _ = uic.loadUiType(str(ui_file("active_learning_panel.ui")))
 
 TO_LABEL_LAYER_NAME = "GeoDL to label"
 SKIPPED = "skipped"
@@ -96,7 +94,22 @@ class Round:
     reference: Optional[float] = None
 
 
-class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
+class ActiveLearningPanel(QGroupBox):
+    # ui/active_learning_panel.ui
+    countSpin: QSpinBox
+    measureCombo: QComboBox
+    suggestButton: QPushButton
+    showUncertaintyCheck: QCheckBox
+    previousButton: QPushButton
+    skipButton: QPushButton
+    nextButton: QPushButton
+    walkButton: QPushButton
+    walkLabel: QLabel
+    referenceCombo: QgsMapLayerComboBox
+    referenceFieldCombo: QgsFieldComboBox
+    retrainButton: QPushButton
+    roundsTable: QTableWidget
+
     def __init__(
         self,
         parent: Optional[QWidget],
@@ -108,7 +121,7 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         hooks: PanelHooks,
     ) -> None:
         super().__init__(parent)
-        self.setupUi(self)
+        load_form(self, "active_learning_panel.ui")
         self.canvas, self.project, self._run, self._message = canvas, project, run_task, message
         self.session, self.palette, self.hooks = session, session.palette, hooks
         self.layer: Optional[QgsVectorLayer] = None  # the "to label" layer
@@ -173,7 +186,7 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
 
     def model_trained(self, result: Any) -> None:
         """A training finished (the dock's ``modelTrained``): a new round; with Retrain, map again."""
-        oa = (result.metrics or {}).get("overall_accuracy")
+        oa = result.metrics.overall_accuracy if isinstance(result.metrics, AccuracyReport) else None
         self.rounds.append(Round(sum(self.session.counts().values()), oa))
         self._show_rounds()
         if self.pending_retrain and self.hooks.remap() is None:
@@ -434,7 +447,7 @@ class ActiveLearningPanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         try:
             reference = read_labels(path, field, layer=name, target_crs_wkt=raster_info(class_raster).crs_wkt, classes=self.palette.table())
             # a few hundred points on one map: quick enough for the main thread
-            round_.reference = float(evaluate_map(class_raster, reference)["overall_accuracy"])
+            round_.reference = evaluate_map(class_raster, reference).overall_accuracy
         except GeoDLError as exc:
             self._message(f"Reference points: {exc}", Qgis.MessageLevel.Warning)
             return

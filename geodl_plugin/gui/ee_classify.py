@@ -12,7 +12,6 @@ from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFormLayout,
     QGroupBox,
     QLabel,
     QLineEdit,
@@ -22,6 +21,7 @@ from qgis.PyQt.QtWidgets import (
 
 from .. import settings
 from ..tasks import GeoDLTask
+from .forms import load_form
 
 
 class EEClassifyPanel(QGroupBox):
@@ -29,9 +29,20 @@ class EEClassifyPanel(QGroupBox):
     chosen model file; ``composite`` returns the Imagery tab's ``CompositeParams`` for the region (or raises
     GeoDLError saying what is missing)."""
 
+    # ui/ee_classify.ui
+    outputCombo: QComboBox
+    assetEdit: QLineEdit
+    bucketEdit: QLineEdit
+    prefixEdit: QLineEdit
+    scaleSpin: QDoubleSpinBox
+    waitCheck: QCheckBox
+    classifyButton: QPushButton
+    cancelButton: QPushButton
+    statusLabel: QLabel
+
     def __init__(
         self,
-        parent: QWidget,
+        parent: Optional[QWidget],
         model_path: Callable[[], Optional[str]],
         composite: Callable[[], Any],
         run_task: Callable[[GeoDLTask], GeoDLTask],
@@ -39,42 +50,18 @@ class EEClassifyPanel(QGroupBox):
         message: Callable[[str], None],
         success: Callable[[str], None],
     ) -> None:
-        super().__init__("Classify inside Earth Engine (pixel DNN or forest, any region size)", parent)
-        self.setObjectName("eeClassifyPanel")
+        super().__init__(parent)
+        load_form(self, "ee_classify.ui")
         self._model_path, self._composite = model_path, composite
         self._run_task, self._on_layer, self._message, self._success = run_task, on_layer, message, success
         self.task: Optional[GeoDLTask] = None
         self.task_id = ""
-        form = QFormLayout(self)
-        self.outputCombo = QComboBox()
         for label, kind in (("Earth Engine asset", "asset"), ("Cloud Storage GeoTIFF", "gcs"), ("Google Drive GeoTIFF", "drive")):
             self.outputCombo.addItem(label, kind)
-        self.assetEdit = QLineEdit(f"geodl/ee_landcover_{_dt.date.today():%Y%m%d}")
-        self.assetEdit.setToolTip("In your Cloud project's assets, or a full projects/…/assets/… name")
-        self.bucketEdit = QLineEdit(str(settings.get("ee_bucket")))
-        self.bucketEdit.setPlaceholderText("bucket (Cloud Storage) or folder (Drive)")
-        self.prefixEdit = QLineEdit("geodl/ee_classification")
-        self.scaleSpin = QDoubleSpinBox()
-        self.scaleSpin.setRange(0.5, 10000.0)
-        self.scaleSpin.setValue(10.0)
-        self.scaleSpin.setSuffix(" m")
-        self.waitCheck = QCheckBox("Wait until the Earth Engine task ends")
-        self.classifyButton = QPushButton("Classify the region in Earth Engine")
+        self.assetEdit.setText(f"geodl/ee_landcover_{_dt.date.today():%Y%m%d}")
+        self.bucketEdit.setText(str(settings.get("ee_bucket")))
         self.classifyButton.clicked.connect(self.classify)
-        self.cancelButton = QPushButton("Cancel")
-        self.cancelButton.setEnabled(False)
         self.cancelButton.clicked.connect(self.cancel)
-        self.statusLabel = QLabel("")
-        self.statusLabel.setWordWrap(True)
-        form.addRow("Output", self.outputCombo)
-        form.addRow("Asset id", self.assetEdit)
-        form.addRow("Bucket / folder", self.bucketEdit)
-        form.addRow("File prefix", self.prefixEdit)
-        form.addRow("Pixel size", self.scaleSpin)
-        form.addRow(self.waitCheck)
-        form.addRow(self.classifyButton)
-        form.addRow(self.cancelButton)
-        form.addRow(self.statusLabel)
 
     def classify(self) -> Optional[GeoDLTask]:
         from ..core.earthengine.classification import ClassifyParams
@@ -180,14 +167,14 @@ def imagery_composite(panel: Any, model_path: Optional[str] = None) -> Any:
     """The Imagery tab's composite (its sensor and dates) over the region, as ``CompositeParams``, with the
     model's bands and indices when a model is given (whether they fit the sensor is checked when compiling)."""
     from ..core.earthengine.composites import INDICES, CompositeParams
-    from ..core.models.model_file import read_manifest
+    from ..core.models.model_file import read_model_info
 
     region = panel._region_degrees()
     sensor = panel.sensorCombo.currentData()[0]
     bands: tuple[str, ...] = ()
     indices: tuple[str, ...] = ()
     if model_path:
-        names = read_manifest(model_path)["mlm:input"][0]["bands"]
+        names = read_model_info(model_path).bands
         bands = tuple(b for b in names if b not in INDICES)
         indices = tuple(b for b in names if b in INDICES)
     return CompositeParams(

@@ -11,59 +11,46 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Callable, Optional
 
-from qgis.PyQt.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QPushButton, QWidget
+from qgis.PyQt.QtWidgets import QCheckBox, QGroupBox, QLabel, QLineEdit, QPushButton, QWidget
 
 from .. import settings
 from ..tasks import GeoDLTask
+from .forms import load_form
 
 
 class EEUploadPanel(QGroupBox):
     """Calls ``core.earthengine.upload.upload_geotiff`` (and optionally ``monitor.wait_for_tasks``) in a
     GeoDLTask. ``current_map`` returns the path of the last classified map, or None."""
 
+    # ui/ee_upload.ui
+    projectEdit: QLineEdit
+    assetEdit: QLineEdit
+    bucketEdit: QLineEdit
+    prefixEdit: QLineEdit
+    waitCheck: QCheckBox
+    overwriteCheck: QCheckBox
+    uploadButton: QPushButton
+    cancelButton: QPushButton
+    statusLabel: QLabel
+
     def __init__(
         self,
-        parent: QWidget,
+        parent: Optional[QWidget],
         current_map: Callable[[], Optional[str]],
         run_task: Callable[[GeoDLTask], GeoDLTask],
         message: Callable[[str], None],
         success: Callable[[str], None],
     ) -> None:
-        super().__init__("Send the map to Earth Engine (needs an account and a Cloud Storage bucket)", parent)
-        self.setObjectName("eeUploadPanel")
+        super().__init__(parent)
+        load_form(self, "ee_upload.ui")
         self._current_map, self._run_task, self._message, self._success = current_map, run_task, message, success
         self.task: Optional[GeoDLTask] = None
         self.asset_name = ""
-        form = QFormLayout(self)
-        self.projectEdit = QLineEdit(str(settings.get("ee_project")))
-        self.projectEdit.setPlaceholderText("Google Cloud project id")
-        self.assetEdit = QLineEdit(f"geodl/landcover_{_dt.date.today():%Y%m%d}")
-        self.assetEdit.setToolTip("In your Cloud project's assets, e.g. geodl/landcover_2024; or a full projects/…/assets/… name")
-        self.bucketEdit = QLineEdit(str(settings.get("ee_bucket")))
-        self.bucketEdit.setPlaceholderText("bucket name (gs:// not needed)")
-        self.bucketEdit.setToolTip(
-            "Earth Engine ingests files from Cloud Storage. Needs google-cloud-storage and `gcloud auth application-default login`."
-        )
-        self.prefixEdit = QLineEdit("geodl-upload")
-        self.waitCheck = QCheckBox("Wait until the asset exists")
-        self.waitCheck.setChecked(True)
-        self.overwriteCheck = QCheckBox("Replace an existing asset")
-        self.uploadButton = QPushButton("Upload the classified map")
+        self.projectEdit.setText(str(settings.get("ee_project")))
+        self.assetEdit.setText(f"geodl/landcover_{_dt.date.today():%Y%m%d}")
+        self.bucketEdit.setText(str(settings.get("ee_bucket")))
         self.uploadButton.clicked.connect(self.upload)
-        self.cancelButton = QPushButton("Cancel upload")
-        self.cancelButton.setEnabled(False)
         self.cancelButton.clicked.connect(self.cancel)
-        self.statusLabel = QLabel("")
-        self.statusLabel.setWordWrap(True)
-        form.addRow("Cloud project", self.projectEdit)
-        form.addRow("Asset id", self.assetEdit)
-        form.addRow("Bucket", self.bucketEdit)
-        form.addRow("Folder in the bucket", self.prefixEdit)
-        form.addRow(self.waitCheck)
-        form.addRow(self.overwriteCheck)
-        form.addRow(self.uploadButton)
-        form.addRow(self.cancelButton)
-        form.addRow(self.statusLabel)
 
     def upload(self) -> Optional[GeoDLTask]:
         if self.task is not None:

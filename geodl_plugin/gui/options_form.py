@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from qgis.PyQt.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLineEdit, QSpinBox, QWidget
 
+from ..core.runtime.errors import GeoDLError
 from ..core.runtime.typed_json import to_jsonable
 
 
@@ -66,6 +67,13 @@ class OptionsForm(QGroupBox):
         options = self._type(**out)
         options.validate()
         return options
+
+    def saved_values(self) -> dict:
+        """The options as JSON for the project file; {} while they are not valid (the project keeps the defaults)."""
+        try:
+            return to_jsonable(self.values())
+        except GeoDLError:
+            return {}
 
 
 def _editor(kind: Any, field: dataclasses.Field) -> QWidget:

@@ -11,8 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from qgis.PyQt import sip, uic
-from qgis.PyQt.QtWidgets import QGroupBox, QWidget
+from qgis.PyQt import sip
+from qgis.PyQt.QtWidgets import QComboBox, QGroupBox, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QWidget
 
 from .. import settings
 from ..core.runtime.environment import (
@@ -27,12 +27,10 @@ from ..core.runtime.environment import (
     set_active_runtime,
 )
 from ..core.runtime.progress import Progress
-from ..paths import ui_file
 from ..tasks import GeoDLTask
+from .forms import load_form
 
 log = logging.getLogger("geodl")
-
-_FORM, _ = uic.loadUiType(str(ui_file("runtime_panel.ui")))
 
 
 def _new_device(progress: Progress) -> str:
@@ -44,9 +42,21 @@ def _new_device(progress: Progress) -> str:
     return str(run_in_worker(describe_training_device, None, progress, persistent=True))
 
 
-class RuntimePanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
+class RuntimePanel(QGroupBox):
     """``run_task`` starts and keeps a GeoDLTask; ``show_device`` receives the device line; ``message`` and
     ``warn`` report to the dock."""
+
+    # ui/runtime_panel.ui
+    runtimeStatusLabel: QLabel
+    gpuLabel: QLabel
+    runtimeDeviceCombo: QComboBox
+    runtimeBackendCombo: QComboBox
+    wheelDirEdit: QLineEdit
+    setupRuntimeButton: QPushButton
+    cancelRuntimeButton: QPushButton
+    removeRuntimeButton: QPushButton
+    runtimeProgress: QProgressBar
+    runtimeLog: QPlainTextEdit
 
     def __init__(
         self,
@@ -57,7 +67,7 @@ class RuntimePanel(QGroupBox, _FORM):  # type: ignore[valid-type, misc]
         warn: Callable[[str], None],
     ) -> None:
         super().__init__(parent)
-        self.setupUi(self)
+        load_form(self, "runtime_panel.ui")
         self.setObjectName("runtimePanel")
         self._run_task, self._show_device, self._message, self._warn = run_task, show_device, message, warn
         self.task: Optional[GeoDLTask] = None

@@ -11,6 +11,7 @@ from qgis.PyQt.QtGui import QPixmap
 from qgis.PyQt.QtWidgets import QGroupBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..tasks import GeoDLTask
+from .forms import load_form
 
 # (labels file, layer name or None, class field) or None when nothing is labelled yet.
 LabelsSource = Callable[[], Optional[tuple[str, Optional[str], str]]]
@@ -19,6 +20,12 @@ LabelsSource = Callable[[], Optional[tuple[str, Optional[str], str]]]
 class SummaryPanel(QGroupBox):
     """``labels`` and ``rasters`` say what to summarize when the button is pressed; ``output_path(stem, suffix)``
     names a new file; ``run_task`` starts a GeoDLTask; ``message`` shows a warning."""
+
+    # ui/summary_panel.ui
+    summaryLayout: QVBoxLayout
+    summarizeButton: QPushButton
+    statusLabel: QLabel
+    plotLabel: QLabel
 
     def __init__(
         self,
@@ -29,27 +36,13 @@ class SummaryPanel(QGroupBox):
         run_task: Callable[[GeoDLTask], GeoDLTask],
         message: Callable[[str], None],
     ) -> None:
-        super().__init__("Class separability (geodl:summarize)", parent)
-        self.setObjectName("summaryPanel")
+        super().__init__(parent)
+        load_form(self, "summary_panel.ui")
         self._labels, self._rasters, self._output_path = labels, rasters, output_path
         self._run_task, self._message = run_task, message
         self.task: Optional[GeoDLTask] = None
         self.report: dict[str, Any] = {}
-        layout = QVBoxLayout(self)
-        self.summarizeButton = QPushButton("Check how separable the classes are")
-        self.summarizeButton.setToolTip(
-            "Histograms of the chosen imagery's bands per class (the polygons above "
-            "if chosen, else the label points) and the Jeffries–Matusita distance of "
-            "each class pair: 2 = fully separable, below 1 = easily confused."
-        )
         self.summarizeButton.clicked.connect(self.summarize)
-        self.statusLabel = QLabel("")
-        self.statusLabel.setWordWrap(True)
-        self.plotLabel = QLabel()
-        self.plotLabel.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(self.summarizeButton)
-        layout.addWidget(self.statusLabel)
-        layout.addWidget(self.plotLabel)
 
     def summarize(self) -> None:
         if self.task is not None and self.task.status() not in (self.task.TaskStatus.Complete, self.task.TaskStatus.Terminated):

@@ -1,7 +1,9 @@
 """Keras' torch backend as a second engine: the pure-Keras families (pixel DNN, U-Net) train and predict on
 TensorFlow and on torch (CPU) from the same samples, reach the same quality on a scene with a known truth map,
 and a model file written on one backend predicts on the other. Keras fixes its backend once per process, so
-each backend runs in its own subprocess (``KERAS_BACKEND``)."""
+each backend runs in its own subprocess (``KERAS_BACKEND``); the torch one cannot import TensorFlow, as in a
+runtime that has only torch. ``test_backend_families.py`` does the same for the temporal and regression
+families."""
 
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ import pytest
 from tests.conftest import REPO
 
 RUN = r"""
-import json, sys
+import json, os, sys
+if os.environ["KERAS_BACKEND"] == "torch":  # as a torch-only runtime: TensorFlow cannot be imported
+    from tests.core.no_tensorflow import block_tensorflow
+    block_tensorflow()
 import numpy as np, rasterio, keras
 from geodl_plugin.core.data.labels import read_labels
 from geodl_plugin.core.data.samples import extract_samples
@@ -38,7 +43,7 @@ unet = TrainParams([f"{out}/{backend}_p9.tfrecord.gz"], f"{out}/{backend}_unet.g
                    options=UNetParams(depth=1, base_filters=8), epochs=25, batch_size=16, seed=1)
 for name, params in (("dnn", dnn), ("unet", unet)):
     result = train_model(params)
-    report[name + "_accuracy"] = result.metrics["overall_accuracy"]
+    report[name + "_accuracy"] = result.metrics.overall_accuracy
     predict_raster(PredictParams([scene], params.output, f"{out}/{backend}_{name}.tif"))
     if other:  # the model file the other backend wrote
         predict_raster(PredictParams([scene], f"{out}/{other}_{name}.geodl", f"{out}/{backend}_from_{other}_{name}.tif"))
@@ -47,7 +52,8 @@ print("REPORT " + json.dumps(report))
 
 
 def _run(backend: str, scene, out, other: str = "") -> dict:
-    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
+    # One OpenMP thread: torch's pool spin-waits on a busy machine (see test_backend_families.py's _env).
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
     done = subprocess.run(
         [sys.executable, "-c", RUN, str(scene.image), str(scene.points), str(out), other],
         env=env,

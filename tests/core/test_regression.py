@@ -26,8 +26,8 @@ def scene(tmp_path_factory):
 
 def test_regression_metrics_by_hand():
     r = regression_report(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 2.0, 3.0, 3.5]))
-    assert r["rmse"] == pytest.approx(np.sqrt(0.125)) and r["mae"] == pytest.approx(0.25)
-    assert r["bias"] == pytest.approx(0.0) and r["r2"] == pytest.approx(1 - 0.5 / 5.0)
+    assert r.rmse == pytest.approx(np.sqrt(0.125)) and r.mae == pytest.approx(0.25)
+    assert r.bias == pytest.approx(0.0) and r.r2 == pytest.approx(1 - 0.5 / 5.0)
 
 
 def test_forest_regressor_arrays_match_scikit_learn():
@@ -85,30 +85,28 @@ def test_both_families_reach_r2_095_and_map_the_scene(scene, tmp_path):
         )
     )
     print(
-        f"held-out n={rf.n_test}: forest R² {rf.metrics['r2']:.3f} RMSE {rf.metrics['rmse']:.2f}; "
-        f"DNN R² {dnn.metrics['r2']:.3f} RMSE {dnn.metrics['rmse']:.2f} ({len(dnn.history['loss'])} epochs)"
+        f"held-out n={rf.n_test}: forest R² {rf.metrics.r2:.3f} RMSE {rf.metrics.rmse:.2f}; "
+        f"DNN R² {dnn.metrics.r2:.3f} RMSE {dnn.metrics.rmse:.2f} ({len(dnn.history['loss'])} epochs)"
     )
     assert rf.n_test == dnn.n_test == 125
-    assert rf.metrics["r2"] >= 0.95 and dnn.metrics["r2"] >= 0.95
-    assert abs(rf.metrics["bias"]) < 1.0 and abs(dnn.metrics["bias"]) < 1.0
+    assert rf.metrics.r2 >= 0.95 and dnn.metrics.r2 >= 0.95
+    assert abs(rf.metrics.bias) < 1.0 and abs(dnn.metrics.bias) < 1.0
     manifest = read_manifest(tmp_path / "rf.geodl")
     assert manifest["mlm:tasks"] == ["regression"] and manifest["training"]["target"] == "roof_pct"
-    assert evaluate_model(str(tmp_path / "dnn.geodl"), [str(tmp_path / "t.tfrecord.gz")])["r2"] == pytest.approx(
-        dnn.metrics["r2"], abs=1e-6
-    )
+    assert evaluate_model(str(tmp_path / "dnn.geodl"), [str(tmp_path / "t.tfrecord.gz")]).r2 == pytest.approx(dnn.metrics.r2, abs=1e-6)
 
     predict_raster(PredictParams([str(image)], str(tmp_path / "rf.geodl"), str(tmp_path / "v.tif"), str(tmp_path / "s.tif"), block_size=32))
     with rasterio.open(tmp_path / "v.tif") as v, rasterio.open(tmp_path / "s.tif") as s, rasterio.open(truth) as t:
         values, spread, expected = v.read(1), s.read(1), t.read(1)
         assert v.nodata == VALUE_NODATA and v.dtypes[0] == "float32" and v.transform == t.transform
-    assert regression_report(expected.ravel(), values.ravel())["r2"] >= 0.95  # every pixel, not just samples
+    assert regression_report(expected.ravel(), values.ravel()).r2 >= 0.95  # every pixel, not just samples
     assert (spread > 0).mean() > 0.9
     result = predict_raster(
         PredictParams([str(image)], str(tmp_path / "dnn.geodl"), str(tmp_path / "d.tif"), str(tmp_path / "no_spread.tif"))
     )
     assert not (tmp_path / "no_spread.tif").exists() and any("no spread" in w for w in result.warnings)
     with rasterio.open(tmp_path / "d.tif") as d:
-        assert regression_report(expected.ravel(), d.read(1).ravel())["r2"] >= 0.95
+        assert regression_report(expected.ravel(), d.read(1).ravel()).r2 >= 0.95
     held_out = load_target_samples(tmp_path / "t.tfrecord.gz")
     plot_predicted_vs_observed(held_out.y, held_out.y + 0.5, tmp_path / "scatter.png", "roof_pct")
     assert (tmp_path / "scatter.png").read_bytes()[:4] == b"\x89PNG"

@@ -444,11 +444,11 @@ def test_unet_from_sparse_points_beats_pixel_dnn(scene, labels, tmp_path):
     )  # a 128² scene has too few blocks
     chips.options = UNetParams(depth=2, base_filters=8)
     result = train_model(chips)
-    assert result.n_test == 0 and result.metrics == {}
+    assert result.n_test == 0 and result.metrics is None
     points = TrainParams([patches], str(tmp_path / "patches.geodl"), family="unet", epochs=40, batch_size=16, seed=1)
     points.options = UNetParams(depth=2, base_filters=8)
     result = train_model(points)  # the train_model route: point patches → sparse centre-pixel masks
-    assert result.metrics["n_samples"] == result.n_test > 0  # held out: the centre pixels of test patches
+    assert result.metrics.n_samples == result.n_test > 0  # held out: the centre pixels of test patches
     ious = {}
     for name in ("dnn", "chips", "patches"):
         model = str(tmp_path / f"{name}.geodl")
@@ -472,8 +472,8 @@ def test_evaluate_scores_a_unet_on_patch_samples(scene, tmp_path):
     model = tmp_path / "unet.geodl"
     train_model(TrainParams(samples=[samples.path], output=str(model), family="unet", epochs=2, batch_size=8, split="random"))
     report = evaluate_model(model, [samples.path])
-    assert report["n_samples"] == samples.count and 0.0 <= report["overall_accuracy"] <= 1.0
-    assert set(report["per_class"]) == {c for c in ("crop", "forest", "urban", "water")}
+    assert report.n_samples == samples.count and 0.0 <= report.overall_accuracy <= 1.0
+    assert set(report.per_class) == {c for c in ("crop", "forest", "urban", "water")}
 
 
 def predict_untiled(model, image: np.ndarray, pad: int, multiple: int) -> np.ndarray:

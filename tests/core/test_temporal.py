@@ -223,4 +223,4 @@ def test_temporal_family_trains_saves_and_evaluates(tmp_path):
     assert manifest["mlm:architecture"] == "temporal" and manifest["training"]["temporal"]["layers"] == 2
     assert manifest["training"]["series"]["doy"] == [15, 46, 75, 106] and len(bundle.bands) == 4 * 4
     report = evaluate_model(result.model_path, [result.test_samples_path])
-    assert report["n_samples"] == result.n_test and report["overall_accuracy"] == pytest.approx(result.metrics["overall_accuracy"])
+    assert report.n_samples == result.n_test and report.overall_accuracy == pytest.approx(result.metrics.overall_accuracy)

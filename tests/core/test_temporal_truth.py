@@ -75,7 +75,7 @@ def test_recurrent_model_reads_timing_a_single_date_cannot(tmp_path, record_prop
         test_fraction=0.1,
     )
     result = train_model(train)
-    assert result.metrics["overall_accuracy"] >= 0.9  # held-out points of the training scene
+    assert result.metrics.overall_accuracy >= 0.9  # held-out points of the training scene
     # The whole second scene through the plugin's tiled, blended prediction (small tiles: several of them).
     params = PredictParams(
         rasters=[str(r) for r in test_scene.rasters],

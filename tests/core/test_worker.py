@@ -38,7 +38,7 @@ def test_training_in_a_worker_streams_metrics_and_returns_the_result(scene_and_s
         TrainParams(samples=[samples], output=str(tmp / "m.geodl"), epochs=4),
         Progress(on_metrics=lambda m: epochs.append(m["epoch"])),
     )
-    assert isinstance(result, TrainResult) and result.metrics["overall_accuracy"] > 0.9
+    assert isinstance(result, TrainResult) and result.metrics.overall_accuracy > 0.9
     assert epochs == [1, 2, 3, 4]
     with pytest.raises(GeoDLError, match="does not exist"):
         run_in_worker(train_model, TrainParams(samples=[str(tmp / "missing.tfrecord.gz")], output=str(tmp / "x.geodl")))

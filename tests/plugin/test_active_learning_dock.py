@@ -12,7 +12,9 @@ import pytest
 from qgis.core import QgsPointXY, QgsVectorLayer
 from qgis.PyQt.QtCore import Qt
 
-from geodl_plugin.gui.dock import AREA_RASTER, GeoDLDock
+from geodl_plugin.gui.dock import GeoDLDock
+from geodl_plugin.gui.map_panel import AREA_RASTER
+from geodl_plugin.tasks import is_running
 from tests.core.synthetic import write_points
 from tests.plugin.dock_support import ORIGIN, PIXEL, add_raster, raster_extent, setup_canvas, write_two_class_raster
 
@@ -27,13 +29,13 @@ def dock(qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path):
     d.set_output_dir(str(tmp_path / "out"))
     yield d
     d.cancel_all()
-    qtbot.waitUntil(lambda: not any(d._running(t) for t in (d.train_task, d.predict_task, d.sample_task)), timeout=60000)
+    qtbot.waitUntil(lambda: not d.running_tasks(), timeout=60000)
     d.disconnect_project()
 
 
 def _wait(qtbot, dock, task, timeout=180000):
     assert task is not None, dock.messageLabel.text()
-    qtbot.waitUntil(lambda: not dock._running(task), timeout=timeout)
+    qtbot.waitUntil(lambda: not is_running(task), timeout=timeout)
     qtbot.wait(50)
 
 
@@ -54,16 +56,16 @@ def _labelled_scene(dock, qgis_canvas, qgis_new_project, tmp_path) -> None:
     panel = dock.active_learning
     raster = add_raster(qgis_new_project, write_two_class_raster(tmp_path / "scene.tif", SIZE))
     setup_canvas(qgis_canvas, [raster], raster_extent(SIZE))
-    dock.set_rasters([raster])
+    dock.imagery.set_rasters([raster])
     for name in ("water", "field"):
-        dock.add_class(name)
-    dock.ensure_labels_layer()
+        dock.labels.add_class(name)
+    dock.labels.ensure_labels_layer()
     crs = raster.crs()
     for i in range(4):
         dock.session.add_point(QgsPointXY(ORIGIN[0] + 40 + 10 * i, ORIGIN[1] - 60 - 120 * i), 1, crs)
         dock.session.add_point(QgsPointXY(ORIGIN[0] + 560 - 10 * i, ORIGIN[1] - 60 - 120 * i), 2, crs)
-    dock.modelTypeCombo.setCurrentIndex(dock.modelTypeCombo.findData("rf"))
-    dock.predictAreaCombo.setCurrentIndex(dock.predictAreaCombo.findData(AREA_RASTER))
+    dock.training.modelTypeCombo.setCurrentIndex(dock.training.modelTypeCombo.findData("rf"))
+    dock.mapping.predictAreaCombo.setCurrentIndex(dock.mapping.predictAreaCombo.findData(AREA_RASTER))
     reference = _reference_points(tmp_path / "reference.gpkg")
     qgis_new_project.addMapLayer(reference)
     panel.referenceCombo.setLayer(reference)
@@ -77,9 +79,9 @@ def test_suggest_label_retrain_loop(dock, qgis_canvas, qgis_new_project, qtbot, 
 
     # round 1: train, map (the map writes the uncertainty rasters)
     assert panel.suggest() is None and "Classify or preview first" in dock.messageLabel.text()
-    _wait(qtbot, dock, dock.start_training())
+    _wait(qtbot, dock, dock.training.start_training())
     assert len(panel.rounds) == 1 and panel.rounds[0].labels == 8
-    _wait(qtbot, dock, dock.predict(AREA_RASTER))
+    _wait(qtbot, dock, dock.mapping.predict(AREA_RASTER))
     assert panel.last_map is not None and Path(panel.last_map.margin_output).exists()
     assert panel.rounds[0].reference is not None  # scored against the reference points once the map arrived
 

@@ -26,9 +26,9 @@ def test_plugin_loads_with_tensorflow_hidden(monkeypatch, qgis_iface, qgis_proce
     plugin = geodl_plugin.classFactory(qgis_iface)
     plugin.initGui()
     try:
-        text = plugin.dock.dependencyLabel.text()
+        text = plugin.dock.status.dependencyLabel.text()
         assert "tensorflow-cpu" in text and "Set up the ML runtime" in text
-        assert "TensorFlow" in plugin.dock.deviceLabel.text()
+        assert "TensorFlow" in plugin.dock.status.deviceLabel.text()
         provider = QgsApplication.processingRegistry().providerById("geodl")
         ok, why = provider.algorithm("predict").canExecute()
         assert ok  # gating happens per model type at run time; the algorithm stays listed

@@ -23,11 +23,11 @@ def poll():
     p = plugins.get("geodl")
     out["loaded"] = p is not None
     if p is not None and p.dock is not None:
-        out["device"] = p.dock.deviceLabel.text()
+        out["device"] = p.dock.status.deviceLabel.text()
         out["dock"] = p.dock.objectName()
         out["provider"] = p.provider is not None and p.provider.id()
-        out["runtime"] = p.dock.runtime_panel.runtimeStatusLabel.text()
-        out["packages"] = p.dock.dependencyLabel.text()
+        out["runtime"] = p.dock.status.runtime_panel.runtimeStatusLabel.text()
+        out["packages"] = p.dock.status.dependencyLabel.text()
     if (p is not None and "checking" not in out.get("device", "checking")) or time.time() - started > 120:
         open(RESULT, "w").write(json.dumps(out))
         iface.actionExit().trigger()

@@ -44,32 +44,32 @@ def test_palette_add_rename_recolour_reorder_remove():
 def test_clicks_add_and_remove_points_with_undo(dock, qgis_canvas, qgis_new_project, tmp_path):
     raster = add_raster(qgis_new_project, write_two_class_raster(tmp_path / "scene.tif"))
     setup_canvas(qgis_canvas, [raster], raster_extent())
-    dock.add_class("water")
-    dock.add_class("field")
-    dock.labelToolButton.setChecked(True)
-    assert qgis_canvas.mapTool() is dock.label_tool
+    dock.labels.add_class("water")
+    dock.labels.add_class("field")
+    dock.labels.labelToolButton.setChecked(True)
+    assert qgis_canvas.mapTool() is dock.labels.label_tool
     layer = dock.session.layer
     assert isinstance(layer, QgsVectorLayer) and layer.source().split("|")[0].endswith(".gpkg")
     assert qgis_new_project.mapLayer(layer.id()) is layer
 
     x0, y0 = ORIGIN
-    dock.select_class(0)
-    click(qgis_canvas, dock.label_tool, x0 + 100, y0 - 100)
-    click(qgis_canvas, dock.label_tool, x0 + 150, y0 - 300)
+    dock.labels.select_class(0)
+    click(qgis_canvas, dock.labels.label_tool, x0 + 100, y0 - 100)
+    click(qgis_canvas, dock.labels.label_tool, x0 + 150, y0 - 300)
     # number key 2 picks "field"
-    dock.label_tool.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_2, Qt.KeyboardModifier.NoModifier))
-    assert dock.active_class_id() == dock.palette.by_name("field").id
-    click(qgis_canvas, dock.label_tool, x0 + 500, y0 - 200)
+    dock.labels.label_tool.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_2, Qt.KeyboardModifier.NoModifier))
+    assert dock.labels.active_class_id() == dock.palette.by_name("field").id
+    click(qgis_canvas, dock.labels.label_tool, x0 + 500, y0 - 200)
     counts = dock.session.counts()
     assert counts == {1: 2, 2: 1}
-    assert "(2 points)" in dock.classList.item(0).text()  # live counts in the palette
+    assert "(2 points)" in dock.labels.classList.item(0).text()  # live counts in the palette
     names = sorted(f[CLASS_NAME_FIELD] for f in layer.getFeatures())
     assert names == ["field", "water", "water"]
 
     # right-click removes the nearest point (within a few pixels), not the others
-    click(qgis_canvas, dock.label_tool, x0 + 101, y0 - 101, Qt.MouseButton.RightButton)
+    click(qgis_canvas, dock.labels.label_tool, x0 + 101, y0 - 101, Qt.MouseButton.RightButton)
     assert dock.session.counts() == {1: 1, 2: 1}
-    click(qgis_canvas, dock.label_tool, x0 + 590, y0 - 590, Qt.MouseButton.RightButton)  # nothing near
+    click(qgis_canvas, dock.labels.label_tool, x0 + 590, y0 - 590, Qt.MouseButton.RightButton)  # nothing near
     assert layer.featureCount() == 2
 
     dock.session.undo_stack.undo()  # the removal
@@ -87,14 +87,14 @@ def test_clicks_add_and_remove_points_with_undo(dock, qgis_canvas, qgis_new_proj
     assert [c.label() for c in layer.renderer().categories()] == ["water", "field"]
 
     # renaming a class renames its points; removing a class with points is refused politely
-    dock.rename_class(1, "crop")
+    dock.labels.rename_class(1, "crop")
     assert sorted(f[CLASS_NAME_FIELD] for f in layer.getFeatures()) == ["crop", "water", "water"]
     dock.session.undo_stack.undo()  # the rename: the class and its points are 'field' again
     assert dock.palette.at(1).name == "field"
     assert sorted(f[CLASS_NAME_FIELD] for f in layer.getFeatures()) == ["field", "water", "water"]
     dock.session.undo_stack.redo()
     assert sorted(f[CLASS_NAME_FIELD] for f in layer.getFeatures()) == ["crop", "water", "water"]
-    dock.remove_class(1)
+    dock.labels.remove_class(1)
     assert len(dock.palette) == 2 and "still has 1 point" in dock.messageLabel.text()
 
 
@@ -102,14 +102,14 @@ def test_palette_edits_are_undone_and_redone_in_order(dock):
     def names():
         return [c.name for c in dock.palette]
 
-    dock.add_class("water")
-    dock.add_class("field")
+    dock.labels.add_class("water")
+    dock.labels.add_class("field")
     first_field_colour = dock.palette.at(1).color
-    dock.recolour_class(1, "#00ff00")
-    dock.move_class(1, -1)
-    dock.add_class("urban")
-    dock.remove_class(2)
-    dock.add_class("water")  # refused (the name is taken): nothing goes on the stack
+    dock.labels.recolour_class(1, "#00ff00")
+    dock.labels.move_class(1, -1)
+    dock.labels.add_class("urban")
+    dock.labels.remove_class(2)
+    dock.labels.add_class("water")  # refused (the name is taken): nothing goes on the stack
     assert names() == ["field", "water"] and "already" in dock.messageLabel.text()
     assert dock.session.undo_stack.count() == 6
     steps = []
@@ -130,8 +130,8 @@ def test_palette_edits_are_undone_and_redone_in_order(dock):
 
 
 def test_label_tool_needs_a_class(dock):
-    dock.labelToolButton.setChecked(True)
-    assert not dock.labelToolButton.isChecked()
+    dock.labels.labelToolButton.setChecked(True)
+    assert not dock.labels.labelToolButton.isChecked()
     assert "Add a class" in dock.messageLabel.text()
 
 
@@ -139,23 +139,23 @@ def test_region_tools_draw_cancel_and_finish(dock, qgis_canvas, qgis_new_project
     raster = add_raster(qgis_new_project, write_two_class_raster(tmp_path / "scene.tif"))
     setup_canvas(qgis_canvas, [raster], raster_extent())
     x0, y0 = ORIGIN
-    dock.drawPolygonButton.setChecked(True)
-    tool = dock.polygon_tool
+    dock.region.drawPolygonButton.setChecked(True)
+    tool = dock.region.polygon_tool
     assert qgis_canvas.mapTool() is tool
     for dx, dy in ((50, 50), (300, 50), (300, 300)):
         click(qgis_canvas, tool, x0 + dx, y0 - dy)
     tool.keyPressEvent(QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Escape, Qt.KeyboardModifier.NoModifier))
-    assert dock.region_layer is None and tool.points == []
+    assert dock.shared.region_layer is None and tool.points == []
     for dx, dy in ((50, 50), (300, 50), (300, 300)):
         click(qgis_canvas, tool, x0 + dx, y0 - dy)
     click(qgis_canvas, tool, x0 + 10, y0 - 300, Qt.MouseButton.RightButton)  # right-click finishes
-    region = dock.region_geometry(raster.crs())
+    region = dock.shared.region_geometry(raster.crs())
     assert region is not None and region.area() == pytest.approx(250 * 250 / 2, rel=0.2)
-    assert qgis_new_project.mapLayer(dock.region_layer.id()) is not None
-    assert not dock.drawPolygonButton.isChecked()
+    assert qgis_new_project.mapLayer(dock.shared.region_layer.id()) is not None
+    assert not dock.region.drawPolygonButton.isChecked()
 
-    dock.drawRectangleButton.setChecked(True)
-    rect_tool = dock.rectangle_tool
+    dock.region.drawRectangleButton.setChecked(True)
+    rect_tool = dock.region.rectangle_tool
     click_press_move_release = [(x0 + 100, y0 - 100), (x0 + 400, y0 - 300)]
 
     def event(kind, x, y):
@@ -173,6 +173,6 @@ def test_region_tools_draw_cancel_and_finish(dock, qgis_canvas, qgis_new_project
     rect_tool.canvasPressEvent(event(QEvent.Type.MouseButtonPress, ax, ay))
     rect_tool.canvasMoveEvent(event(QEvent.Type.MouseMove, bx, by))
     rect_tool.canvasReleaseEvent(event(QEvent.Type.MouseButtonRelease, bx, by))
-    region = dock.region_geometry(raster.crs())
+    region = dock.shared.region_geometry(raster.crs())
     assert region.area() == pytest.approx(300 * 200, rel=0.2)
-    assert dock.region_layer.featureCount() == 1  # the region is replaced, not added to
+    assert dock.shared.region_layer.featureCount() == 1  # the region is replaced, not added to

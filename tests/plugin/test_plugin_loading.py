@@ -64,5 +64,5 @@ def test_log_messages_reach_qgis_message_log(plugin_loaded, qtbot):
 
 def test_device_is_reported_in_the_dock(plugin_loaded, qtbot):
     dock = plugin_loaded.dock
-    qtbot.waitUntil(lambda: "checking" not in dock.deviceLabel.text(), timeout=60000)
-    assert "CPU" in dock.deviceLabel.text() or "GPU" in dock.deviceLabel.text()
+    qtbot.waitUntil(lambda: "checking" not in dock.status.deviceLabel.text(), timeout=60000)
+    assert "CPU" in dock.status.deviceLabel.text() or "GPU" in dock.status.deviceLabel.text()

@@ -57,6 +57,8 @@ def test_packaged_plugin_runs_every_algorithm_in_qgis_process(qgis_process, samp
         "eeexporttraining",
         "eeexportimage",
         "eedownload",
+        "eeseries",
+        "eeseriesexport",
         "eeupload",
         "mosaic",
         "flatten",

@@ -11,21 +11,26 @@ from geodl_plugin.gui.dock import GeoDLDock
 
 
 @pytest.fixture
-def dock(qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path):
+def dock(qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEODL_UV", "off")  # pip's per-package log is what the cancel test waits for, uv or not
     before = settings.get("runtime_dir")
     settings.set_value("runtime_dir", str(tmp_path / "profile-geodl" / "runtime"))
     d = GeoDLDock(None, iface=qgis_iface, project=qgis_new_project, canvas=qgis_canvas)
     qtbot.addWidget(d)
     yield d
-    d.runtime_panel.cancel()
-    qtbot.waitUntil(lambda: not d.runtime_panel._busy(), timeout=120000)
+    d.status.runtime_panel.cancel()
+    qtbot.waitUntil(lambda: not d.status.runtime_panel._busy(), timeout=120000)
     d.disconnect_project()
     settings.set_value("runtime_dir", before)
 
 
 def test_panel_sits_in_the_status_tab_with_the_machine_s_choice(dock, qtbot):
-    panel = dock.runtime_panel
-    assert panel.parent() is dock.statusPage and panel.setupRuntimeButton.text() == "Set up the ML runtime"
+    panel = dock.status.runtime_panel
+    assert (
+        panel.parent() is dock.status
+        and dock.status.parent() is dock.statusPage
+        and panel.setupRuntimeButton.text() == "Set up the ML runtime"
+    )
     assert "No geodl ML runtime" in panel.runtimeStatusLabel.text()
     qtbot.waitUntil(lambda: "Looking" not in panel.gpuLabel.text(), timeout=30000)
     expected = recommended_spec(detect_gpu())
@@ -37,7 +42,7 @@ def test_panel_sits_in_the_status_tab_with_the_machine_s_choice(dock, qtbot):
 
 @pytest.mark.slow
 def test_cancel_through_the_button_leaves_nothing(dock, qtbot):
-    panel = dock.runtime_panel
+    panel = dock.status.runtime_panel
     root = settings.runtime_dir()
     task = panel.setup_runtime()
     assert task is not None and not panel.setupRuntimeButton.isEnabled() and panel.cancelRuntimeButton.isEnabled()
@@ -54,7 +59,7 @@ def test_cancel_through_the_button_leaves_nothing(dock, qtbot):
 def test_made_runtime_shows_repair_and_its_stack(dock, geodl_runtime):
     root = geodl_runtime[0]
     settings.set_value("runtime_dir", str(root))
-    panel = dock.runtime_panel
+    panel = dock.status.runtime_panel
     panel.refresh()
     assert read_runtime(root) is not None
     assert panel.setupRuntimeButton.text() == "Repair the ML runtime" and panel.removeRuntimeButton.isEnabled()

@@ -6,8 +6,8 @@ from .test_dock import dock, label_scene, wait_done  # noqa: F401 - the dock fix
 
 
 def test_summary_panel_shows_the_class_plot(dock, qgis_canvas, qgis_new_project, qtbot, tmp_path):  # noqa: F811
-    panel = dock.summary_panel
-    assert dock.labelsLayout.indexOf(panel) == dock.labelsLayout.indexOf(dock.samplingGroup) + 1
+    panel = dock.labels.summary_panel
+    assert dock.labels.labelsLayout.indexOf(panel) == dock.labels.labelsLayout.indexOf(dock.labels.samplingGroup) + 1
     panel.summarize()
     assert "Label some points" in dock.messageLabel.text() and panel.task is None
     label_scene(dock, qgis_canvas, qgis_new_project, tmp_path, per_class=12)

@@ -191,6 +191,13 @@ def _check_grid(infos: Sequence[RasterInfo]) -> None:
             )
 
 
+def raster_date(path: str | os.PathLike) -> Optional[dt.date]:
+    """The date of one raster of a series: from its file name (not its folder's: a folder named by the day of a
+    download is not the date of the image), else from its metadata (e.g. ``ACQUISITION_DATE``); None if neither
+    holds one."""
+    return parse_date(Path(path).name) or _date_from_metadata(str(path))
+
+
 def _file_dates(infos: Sequence[RasterInfo], dates: Optional[Sequence]) -> list[dt.date]:
     if dates:
         if len(dates) != len(infos):
@@ -198,7 +205,7 @@ def _file_dates(infos: Sequence[RasterInfo], dates: Optional[Sequence]) -> list[
         return [as_date(d) for d in dates]
     found = []
     for info in infos:
-        date = parse_date(Path(info.path).name) or _date_from_metadata(info.path)
+        date = raster_date(info.path)
         if date is None:
             raise GeoDLError(
                 f"No date found for '{info.path}' (neither in its file name, e.g. "

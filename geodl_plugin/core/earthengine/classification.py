@@ -114,7 +114,7 @@ def start_classification(
     with ee_errors("start the Earth Engine classification"):
         image = classified_image(model, composite, params.probabilities)
         out, policy = _export_image(model, image, params.probabilities)
-        name = bundle.manifest.get("mlm:name", "model")
+        name = bundle.name
         common = dict(region=region_geometry(params.region), scale=params.scale, crs=params.crs, maxPixels=int(params.max_pixels))
         if params.output == "asset":
             description = _description(f"geodl classify {name}")

@@ -209,6 +209,25 @@ def _embedding(params: CompositeParams) -> Any:
     return collection.mosaic().select(params.band_list()).toFloat()
 
 
+def masked_collection(params: CompositeParams) -> Any:
+    """The optical scenes over the region and dates, each cloud-masked and scaled to reflectance (0-1): what
+    :func:`build_composite` takes the median of, and what a time series cuts into windows."""
+    if params.sensor not in OPTICAL:
+        raise GeoDLError(f"'{params.sensor}' has no scenes to mask; choose {' or '.join(OPTICAL)}.")
+    return _sentinel2(params) if params.sensor == "sentinel2" else _landsat(params)
+
+
+def median_composite(collection: Any, params: CompositeParams) -> Any:
+    """The median of masked scenes with ``params``' bands and indices, float."""
+    median = collection.median()
+    nir, red, green = _INDEX_BANDS[params.sensor]
+    image = median.select(params.band_list())
+    for index in params.indices:
+        pair = [nir, red] if index == "NDVI" else [green, nir]
+        image = image.addBands(median.normalizedDifference(pair).rename(index))
+    return image.toFloat()
+
+
 def build_composite(params: CompositeParams) -> Any:
     """The imagery as an ``ee.Image``: the median composite with the chosen bands (reflectance, 0-1) and
     indices, or the year's Satellite Embedding bands."""
@@ -217,14 +236,7 @@ def build_composite(params: CompositeParams) -> Any:
         with ee_errors("build the Satellite Embedding image"):
             return _embedding(params)
     with ee_errors("build the composite"):
-        collection = _sentinel2(params) if params.sensor == "sentinel2" else _landsat(params)
-        median = collection.median()
-        nir, red, green = _INDEX_BANDS[params.sensor]
-        image = median.select(params.band_list())
-        for index in params.indices:
-            pair = [nir, red] if index == "NDVI" else [green, nir]
-            image = image.addBands(median.normalizedDifference(pair).rename(index))
-        return image.toFloat()
+        return median_composite(masked_collection(params), params)
 
 
 def default_vis(params: CompositeParams) -> dict[str, Any]:

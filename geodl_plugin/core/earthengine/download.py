@@ -46,6 +46,7 @@ DEFAULT_WORKERS = 8
 MAX_WORKERS = 40
 BYTES_PER_VALUE = 4  # float32: the image is sent through .toFloat()
 MAX_TOTAL_PIXELS = 2_000_000_000  # a sanity stop: beyond this, use a batch export
+REQUEST_TAG = "GEODL_REQUEST"  # GeoTIFF metadata item: the fingerprint of the request that made the file
 
 
 @dataclass(frozen=True)
@@ -209,15 +210,27 @@ def _fingerprint(expression: Any, params: DownloadParams, width: int, height: in
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def request_fingerprint(image: Any, params: DownloadParams) -> str:
+    """The fingerprint :func:`download_image` gives this request (image, bands, grid, nodata)."""
+    import ee
+
+    width, height = params.grid()
+    with ee_errors("prepare the download"):
+        expression = fill_masked(ee.Image(image).select(list(params.bands)).toFloat())
+        return _fingerprint(expression, params, width, height)
+
+
 def download_image(  # noqa: C901, PLR0915 - tiling, retries and the mosaic in one place; to split next
     image: Any,
     params: DownloadParams,
     out_path: str | os.PathLike,
     progress: Optional[Progress] = None,
     sleep: Callable[[float], None] = time.sleep,
+    tags: Optional[dict[str, str]] = None,
 ) -> Path:
     """Fetch ``image`` (its ``params.bands``, as float32) over ``params``' grid into a GeoTIFF at ``out_path``;
-    masked pixels are ``NODATA``, the file's nodata value."""
+    masked pixels are ``NODATA``, the file's nodata value. The file's metadata holds ``tags`` and the request's
+    fingerprint (``REQUEST_TAG``), so a caller can tell a finished download of the same request."""
     import ee
     import rasterio
 
@@ -333,6 +346,7 @@ def download_image(  # noqa: C901, PLR0915 - tiling, retries and the mosaic in o
                 dst.write(array, window=Window(tile.col, tile.row, tile.width, tile.height))
             for i, name in enumerate(bands, start=1):
                 dst.set_band_description(i, name)
+            dst.update_tags(**{**(tags or {}), REQUEST_TAG: fingerprint})
     if not params.keep_parts:
         shutil.rmtree(parts, ignore_errors=True)
     progress.update(100, f"Downloaded {out} ({width}×{height} px, {len(bands)} band(s)).")

@@ -227,8 +227,10 @@ def wait_and_download(
     for index, export in enumerate(gcs):
         span = progress.sub(70 + 30 * index / len(gcs), 70 + 30 * (index + 1) / len(gcs))
         files = download_gcs_prefix(export.destination.bucket, export.prefix, dest_dir, client, span)
-        if getattr(export, "kind", "table") == "table":
-            write_sample_sidecars(files, getattr(export, "sidecar", {}))
+        sidecar = getattr(export, "sidecar", {})
+        # training tables, and image exports that carry a label band (a series' labelled chips)
+        if getattr(export, "kind", "table") == "table" or sidecar.get("label"):
+            write_sample_sidecars(files, sidecar)
         paths += files
     if len(gcs) < len(exports):
         progress.message("Exports to Drive finished; download them from Google Drive (geodl reads them from a folder).")

@@ -323,8 +323,8 @@ def check_composite_bands(bundle: ModelBundle, composite_bands: Sequence[str], r
         return
     raster = bundle.raster_meta
     dtype = str(raster.get("source_dtype", "float32"))
-    stats = bundle.manifest["mlm:input"][0].get("statistics") or []
-    means = [abs(float(s.get("mean", 0.0))) for s in stats]
+    stats = bundle.statistics
+    means = [abs(float(m)) for m in stats[0]] if stats else []
     if dtype.startswith(("uint", "int")) or (means and max(means) > 5.0):
         raise GeoDLError(
             f"The model was trained on {dtype} pixel values (band means up to {max(means, default=0):.0f}), "

@@ -34,6 +34,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from ..io.atomic import atomic_path
+from ..models.model_file import manifest_bands, manifest_classes
 from ..runtime.errors import GeoDLError
 
 MAX_PAYLOAD_BYTES = 1_500_000  # Vertex AI online prediction: 1.5 MB per request
@@ -352,11 +353,11 @@ class VertexModel:
             int(v.get("margin", 0)),
             int(v.get("divisor", 1)),
         )
-        ids = [int(c["value"]) for c in manifest["mlm:output"][0]["classification:classes"]]
+        ids = manifest_classes(manifest).ids
         scale = float((raster.get("pixel_size") or [10.0])[0])
         return cls(
             v["endpoint"],
-            list(manifest["mlm:input"][0]["bands"]),
+            manifest_bands(manifest),
             ids,
             plan,
             str(v.get("crs", "EPSG:3857")),

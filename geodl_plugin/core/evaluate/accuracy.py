@@ -15,19 +15,20 @@ from ..models.model_file import ModelBundle
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
 from .metrics import area_adjusted_estimates, classification_report, confusion_matrix
+from .reports import AccuracyReport
 
 
 def report_on_samples(
     bundle: ModelBundle, data: SampleSet, score: Callable[[ModelBundle, np.ndarray], np.ndarray], progress: Optional[Progress] = None
-) -> dict[str, Any]:
+) -> AccuracyReport:
     """Score ``data`` with ``score`` (the family's sample predictor: the raster path's, so the figures describe
     the maps it makes) against their labels."""
     progress = ensure(progress)
     progress.update(30, f"predicting {len(data)} samples")
     predicted = score(bundle, data.x)
     report = classification_report(data.y, predicted, bundle.classes)
-    report["model"] = bundle.path
-    progress.update(100, f"overall accuracy {report['overall_accuracy']:.3f}, kappa {report['kappa']:.3f}")
+    report.model = str(bundle.path or "")
+    progress.update(100, report.summary())
     return report
 
 
@@ -78,7 +79,7 @@ def map_class_table(path: str | os.PathLike) -> Optional[ClassTable]:
 
 def evaluate_map(
     classified: str | os.PathLike, reference: LabelSet, progress: Optional[Progress] = None, classes: Any = None
-) -> dict[str, Any]:
+) -> AccuracyReport:
     """Compare a class raster with reference points; add Olofsson et al. (2014) area-adjusted estimates
     (the map's classes are the strata)."""
     import rasterio
@@ -103,6 +104,7 @@ def evaluate_map(
     truth = reference.class_ids[inside]
     report = classification_report(truth, mapped, classes)
     map_vs_ref = confusion_matrix(mapped, truth, classes.ids)
-    report["area_adjusted"] = area_adjusted_estimates(map_vs_ref, [int(counts[c]) for c in classes.ids], info.res[0] * info.res[1], classes)
-    report["skipped_outside"] = int((~inside).sum())
+    report.area_adjusted = area_adjusted_estimates(map_vs_ref, [int(counts[c]) for c in classes.ids], info.res[0] * info.res[1], classes)
+    report.skipped_outside = int((~inside).sum())
+    report.unit = "reference points"
     return report

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from ..data.classes import ClassTable
+from .reports import AccuracyReport, AreaAdjusted, AreaEstimate, ClassScores
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
@@ -23,7 +24,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_ids: Sequence
     return cm
 
 
-def report_from_confusion(cm: np.ndarray, classes: ClassTable) -> dict[str, Any]:
+def report_from_confusion(cm: np.ndarray, classes: ClassTable, unit: str = "samples") -> AccuracyReport:
     cm = np.asarray(cm, dtype=np.float64)
     total = cm.sum()
     diag = np.diag(cm)
@@ -39,34 +40,28 @@ def report_from_confusion(cm: np.ndarray, classes: ClassTable) -> dict[str, Any]
         recall = tp / ref if ref else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         union = pred + ref - tp
-        per_class[c.name] = {
-            "precision": float(precision),
-            "recall": float(recall),
-            "f1": float(f1),
-            "iou": float(tp / union) if union else 0.0,
-            "support": int(ref),
-        }
-    return {
-        "classes": classes.names,
-        "class_ids": classes.ids,
-        "confusion_matrix": cm.astype(int).tolist(),
-        "confusion_matrix_axes": "rows: reference, columns: predicted",
-        "overall_accuracy": oa,
-        "kappa": kappa,
-        "macro_f1": float(np.mean([v["f1"] for v in per_class.values()])) if per_class else 0.0,
-        "mean_iou": float(np.mean([v["iou"] for v in per_class.values()])) if per_class else 0.0,
-        "per_class": per_class,
-        "n_samples": int(total),
-    }
+        per_class[c.name] = ClassScores(float(precision), float(recall), float(f1), float(tp / union) if union else 0.0, int(ref))
+    return AccuracyReport(
+        classes=classes.names,
+        class_ids=classes.ids,
+        confusion_matrix=cm.astype(int).tolist(),
+        overall_accuracy=oa,
+        kappa=kappa,
+        macro_f1=float(np.mean([v.f1 for v in per_class.values()])) if per_class else 0.0,
+        mean_iou=float(np.mean([v.iou for v in per_class.values()])) if per_class else 0.0,
+        per_class=per_class,
+        n_samples=int(total),
+        unit=unit,
+    )
 
 
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: ClassTable) -> dict[str, Any]:
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: ClassTable) -> AccuracyReport:
     return report_from_confusion(confusion_matrix(y_true, y_pred, classes.ids), classes)
 
 
 def area_adjusted_estimates(
     map_vs_reference: np.ndarray, map_pixel_counts: Sequence[int], pixel_area: float, classes: ClassTable
-) -> dict[str, Any]:
+) -> AreaAdjusted:
     """Stratified estimators of Olofsson et al. (2014). ``map_vs_reference``: sample counts with rows = map
     class, columns = reference class; ``map_pixel_counts``: mapped pixels per class (the strata sizes)."""
     n = np.asarray(map_vs_reference, dtype=np.float64)
@@ -83,33 +78,29 @@ def area_adjusted_estimates(
     users = np.divide(np.diag(p), p.sum(axis=1), out=np.zeros(len(w)), where=p.sum(axis=1) > 0)
     producers = np.divide(np.diag(p), p_j, out=np.zeros(len(w)), where=p_j > 0)
     oa = float(np.trace(p))
-    out = {}
-    for i, c in enumerate(classes):
-        out[c.name] = {
-            "mapped_area": float(counts[i] * pixel_area),
-            "estimated_area": float(p_j[i] * total_area),
-            "estimated_area_ci95": float(1.96 * se_p_j[i] * total_area),
-            "users_accuracy": float(users[i]),
-            "producers_accuracy": float(producers[i]),
-        }
-    return {
-        "overall_accuracy": oa,
-        "total_area": float(total_area),
-        "per_class": out,
-        "reference": "Olofsson et al. (2014), Remote Sensing of Environment 148: 42-57",
+    out = {
+        c.name: AreaEstimate(
+            mapped_area=float(counts[i] * pixel_area),
+            estimated_area=float(p_j[i] * total_area),
+            estimated_area_ci95=float(1.96 * se_p_j[i] * total_area),
+            users_accuracy=float(users[i]),
+            producers_accuracy=float(producers[i]),
+        )
+        for i, c in enumerate(classes)
     }
+    return AreaAdjusted(overall_accuracy=oa, total_area=float(total_area), per_class=out)
 
 
-def save_report(report: dict[str, Any], json_path: str | os.PathLike, png_path: Optional[str | os.PathLike] = None) -> None:
+def save_report(report: AccuracyReport, json_path: str | os.PathLike, png_path: Optional[str | os.PathLike] = None) -> None:
     from ..io.atomic import atomic_path
 
     with atomic_path(json_path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     if png_path:
         plot_confusion_matrix(report, png_path)
 
 
-def plot_confusion_matrix(report: dict[str, Any], png_path: str | os.PathLike) -> None:
+def plot_confusion_matrix(report: AccuracyReport, png_path: str | os.PathLike) -> None:
     """Confusion matrix as a PNG (counts, row-normalised colour), with OA and kappa in the title."""
     import matplotlib
 
@@ -118,8 +109,8 @@ def plot_confusion_matrix(report: dict[str, Any], png_path: str | os.PathLike) -
 
     from ..io.atomic import atomic_path
 
-    cm = np.asarray(report["confusion_matrix"], dtype=np.float64)
-    names = report["classes"]
+    cm = np.asarray(report.confusion_matrix, dtype=np.float64)
+    names = report.classes
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     fig = Figure(figsize=(1.2 * len(names) + 2.5, 1.0 * len(names) + 2.2), dpi=110)
@@ -132,7 +123,7 @@ def plot_confusion_matrix(report: dict[str, Any], png_path: str | os.PathLike) -
     for i in range(len(names)):
         for j in range(len(names)):
             ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_title(f"OA {report['overall_accuracy']:.3f}   kappa {report['kappa']:.3f}")
+    ax.set_title(f"OA {report.overall_accuracy:.3f}   kappa {report.kappa:.3f}")
     fig.tight_layout()
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, format="png")

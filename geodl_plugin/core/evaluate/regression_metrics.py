@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
 
 import numpy as np
 
 from ..io.atomic import atomic_path
 from ..runtime.errors import GeoDLError
+from .reports import RegressionReport
 
 
-def regression_report(observed: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+def regression_report(observed: np.ndarray, predicted: np.ndarray, target: str = "") -> RegressionReport:
     """RMSE, MAE, R² (1 − SSres/SStot), bias (mean of predicted − observed) and n, as plain floats."""
     obs = np.asarray(observed, dtype=np.float64).ravel()
     pred = np.asarray(predicted, dtype=np.float64).ravel()
@@ -23,15 +23,16 @@ def regression_report(observed: np.ndarray, predicted: np.ndarray) -> dict[str, 
     err = pred - obs
     ss_tot = float(((obs - obs.mean()) ** 2).sum())
     r2 = 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan")
-    return {
-        "rmse": math.sqrt(float((err**2).mean())),
-        "mae": float(np.abs(err).mean()),
-        "r2": r2,
-        "bias": float(err.mean()),
-        "n": int(len(obs)),
-        "observed_mean": float(obs.mean()),
-        "observed_std": float(obs.std()),
-    }
+    return RegressionReport(
+        rmse=math.sqrt(float((err**2).mean())),
+        mae=float(np.abs(err).mean()),
+        r2=r2,
+        bias=float(err.mean()),
+        n=int(len(obs)),
+        observed_mean=float(obs.mean()),
+        observed_std=float(obs.std()),
+        target=target,
+    )
 
 
 def plot_predicted_vs_observed(observed: np.ndarray, predicted: np.ndarray, png_path: str | os.PathLike, target: str = "target") -> None:
@@ -51,7 +52,7 @@ def plot_predicted_vs_observed(observed: np.ndarray, predicted: np.ndarray, png_
     ax.set_xlabel(f"observed {target}")
     ax.set_ylabel(f"predicted {target}")
     ax.set_title(
-        f"RMSE {report['rmse']:.3g}, MAE {report['mae']:.3g}, R² {report['r2']:.3f}, bias {report['bias']:+.3g} (n={report['n']})",
+        f"RMSE {report.rmse:.3g}, MAE {report.mae:.3g}, R² {report.r2:.3f}, bias {report.bias:+.3g} (n={report.n})",
         fontsize=8,
     )
     ax.legend(fontsize=8, loc="upper left")
@@ -60,14 +61,11 @@ def plot_predicted_vs_observed(observed: np.ndarray, predicted: np.ndarray, png_
         fig.savefig(tmp, format="png")
 
 
-def save_regression_report(report: dict[str, Any], json_path: str | os.PathLike, png_path: str | os.PathLike | None = None) -> None:
+def save_regression_report(report: RegressionReport, json_path: str | os.PathLike, png_path: str | os.PathLike | None = None) -> None:
     """The report as JSON; the scatter plot from its per-sample ``observed``/``predicted`` lists if asked."""
     import json
 
     with atomic_path(json_path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     if png_path:
-        samples = report.get("samples") or {}
-        plot_predicted_vs_observed(
-            np.array(samples.get("observed", [])), np.array(samples.get("predicted", [])), png_path, str(report.get("target", "target"))
-        )
+        plot_predicted_vs_observed(np.array(report.observed), np.array(report.predicted), png_path, report.target or "target")

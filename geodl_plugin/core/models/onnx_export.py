@@ -42,7 +42,15 @@ import numpy as np
 from ..io.atomic import atomic_path, check_writable
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
-from .model_file import ModelBundle, load_model_file
+from .model_file import (
+    ModelBundle,
+    load_model_file,
+    manifest_architecture,
+    manifest_bands,
+    manifest_classes,
+    manifest_name,
+    manifest_statistics,
+)
 
 log = logging.getLogger("geodl")
 
@@ -135,22 +143,21 @@ def deepness_graph(bundle: ModelBundle, tile_size: int) -> Any:
 
 def deepness_metadata(manifest: dict[str, Any], tile_size: int, tiles_overlap: int) -> dict[str, str]:
     """Deepness' custom metadata (each value JSON-encoded, as its reader expects)."""
-    entry = manifest["mlm:input"][0]
-    stats = entry.get("statistics") or []
-    n_bands = len(entry["bands"])
-    classes = manifest["mlm:output"][0]["classification:classes"]
+    bands = manifest_bands(manifest)
+    stats = manifest_statistics(manifest)
+    classes = manifest_classes(manifest)
     meta: dict[str, Any] = {
         "model_type": "Segmentor",
-        "class_names": {str(i): str(c["name"]) for i, c in enumerate(classes)},
+        "class_names": {str(i): c.name for i, c in enumerate(classes)},
         "tile_size": int(tile_size),
         "tiles_overlap": int(tiles_overlap),
         # Identity: the graph undoes the /255 and normalises with geodl's own statistics.
-        "standardization_mean": [0.0] * n_bands,
-        "standardization_std": [1.0] * n_bands,
-        "geodl_mean": [float(s["mean"]) for s in stats],
-        "geodl_std": [float(s["stddev"]) for s in stats],
-        "geodl_bands": list(entry["bands"]),
-        "geodl_class_ids": [int(c["value"]) for c in classes],
+        "standardization_mean": [0.0] * len(bands),
+        "standardization_std": [1.0] * len(bands),
+        "geodl_mean": [float(m) for m in stats[0]] if stats else [],
+        "geodl_std": [float(s) for s in stats[1]] if stats else [],
+        "geodl_bands": bands,
+        "geodl_class_ids": classes.ids,
         "geodl_source_dtype": (manifest.get("raster") or {}).get("source_dtype"),
     }
     raster = manifest.get("raster") or {}
@@ -205,7 +212,7 @@ def _finish(path: str, metadata: dict[str, str], manifest: dict[str, Any]) -> An
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     model.producer_name = "geodl"
-    model.doc_string = f"geodl {manifest.get('mlm:architecture')} model '{manifest.get('mlm:name')}' for Deepness"
+    model.doc_string = f"geodl {manifest_architecture(manifest)} model '{manifest_name(manifest)}' for Deepness"
     onnx.checker.check_model(model)
     return model
 
@@ -293,9 +300,8 @@ def export_onnx(params: OnnxExportParams, progress: Optional[Progress] = None, b
 
 def _self_check(bundle: ModelBundle, path: str, tile: int) -> float:
     """Max |ONNX − Keras| on two random tiles spanning the training statistics (±3 std)."""
-    stats = bundle.manifest["mlm:input"][0].get("statistics") or []
-    mean = np.array([s["mean"] for s in stats] or [0.0] * len(bundle.bands), np.float32)
-    std = np.array([s["stddev"] for s in stats] or [1.0] * len(bundle.bands), np.float32)
+    stats = bundle.statistics
+    mean, std = stats if stats else (np.zeros(len(bundle.bands), np.float32), np.ones(len(bundle.bands), np.float32))
     rng = np.random.default_rng(0)
     tiles = (mean + std * rng.uniform(-3, 3, (2, tile, tile, len(mean)))).astype(np.float32)
     tiles = np.maximum(tiles, 0)

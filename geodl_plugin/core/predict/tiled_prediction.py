@@ -203,8 +203,8 @@ def predict_tiled(ctx: PredictContext) -> PredictResult:
     tile, overlap, _ = tile_layout(width, height, tile_req, overlap_req, multiple)
     margin = min(overlap // 4, max(0, (overlap - 1) // 2))
     batch = tiling.batch
-    stats = bundle.manifest["mlm:input"][0].get("statistics") or []
-    fill = np.array([s["mean"] for s in stats], np.float32) if len(stats) == len(bundle.bands) else None
+    stats = bundle.statistics
+    fill = stats[0] if stats else None
     predict = keras_predictor(bundle.model, multiple)
 
     def read(c: int, r: int, w: int, h: int) -> np.ndarray:

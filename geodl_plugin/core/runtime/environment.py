@@ -15,6 +15,9 @@ is then pinned to QGIS's numpy major in the venv (``gdal_array`` is compiled aga
 only because, and only where, GDAL's bindings are imported. rasterio comes from its wheels (with their own
 GDAL; fine in a separate process). A venv made without the bridge (no osgeo in QGIS's Python) still trains.
 
+The venv is made and filled with ``uv`` where the machine has it (``uv_installer.py``: ``GEODL_UV`` or ``uv`` on
+PATH), with ``venv`` and pip otherwise; the same pins, indexes and wheel folder either way.
+
 Creation happens in a temporary folder beside the target and is renamed over it only once the install and a
 check import succeeded, so a cancel or a failure leaves the previous runtime (or nothing) behind, and "repair"
 is the same operation. A manifest (``geodl-runtime.json``) records what was installed and for which device.
@@ -38,6 +41,7 @@ from typing import Any, Optional
 
 from .errors import Cancelled, GeoDLError
 from .progress import Progress, ensure
+from .uv_installer import UvProgress, UvTool, find_uv, install_command, uv_env, venv_command
 
 log = logging.getLogger("geodl")
 
@@ -50,6 +54,7 @@ BRIDGE_MODULE = "geodl_osgeo_bridge"
 CHECK_IMPORTS = ("numpy", "keras", "sklearn", "rasterio", "matplotlib")
 PACKAGES_REPORTED = ("keras", "tensorflow", "tensorflow-cpu", "torch", "numpy", "scikit-learn", "rasterio", "matplotlib")
 PIP_TIMEOUT_S = 3600.0
+INSTALLERS = ("auto", "uv", "pip")  # auto: uv where found (uv_installer.find_uv), else pip
 
 
 @dataclass(frozen=True)
@@ -96,8 +101,11 @@ class RuntimeSpec:
     index_url: Optional[str] = None
     extra_index_urls: tuple[str, ...] = ()
     pytorch_index: bool = True  # add PyTorch's index where PyPI lacks the wanted torch build
+    installer: str = "auto"
 
     def validate(self) -> None:
+        if self.installer not in INSTALLERS:
+            raise GeoDLError(f"Unknown installer '{self.installer}'; choose one of {', '.join(INSTALLERS)}.")
         if self.backend not in BACKENDS:
             raise GeoDLError(f"Unknown ML backend '{self.backend}'; choose one of {', '.join(BACKENDS)}.")
         if self.device not in DEVICES:
@@ -141,6 +149,7 @@ class RuntimeInfo:
     numpy_pin: Optional[str] = None
     created: float = 0.0
     source: str = "index"  # "index", "mirror" or "wheels:<folder>"
+    installer: str = "pip"  # "pip" or "uv <version>" (manifests from before uv have no entry: pip made them)
 
 
 def _is_this_interpreter(executable: str) -> bool:
@@ -282,9 +291,9 @@ class PipProgress:
             self.progress.message(line)
 
 
-def _run_pip(args: list[str], progress: Progress, watcher: PipProgress, env: dict[str, str]) -> None:
-    """Run pip, feeding its output to ``watcher``; a cancel kills it (its whole process group where the
-    system has them) and raises Cancelled."""
+def _run_pip(args: list[str], progress: Progress, watcher: PipProgress | UvProgress, env: dict[str, str], tool: str = "pip") -> None:
+    """Run pip (or uv: ``tool``), feeding its output to ``watcher``; a cancel kills it (its whole process group
+    where the system has them) and raises Cancelled."""
     kwargs: dict[str, Any] = {}
     if sys.platform == "win32":
         kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
@@ -331,8 +340,8 @@ def _run_pip(args: list[str], progress: Progress, watcher: PipProgress, env: dic
     if proc.returncode != 0:
         tail = "\n".join(watcher.lines[-15:])
         raise GeoDLError(
-            f"Installing the ML runtime failed (pip exit code {proc.returncode}). Check the network "
-            f"(or the wheel folder) and press Repair. pip said:\n{tail}"
+            f"Installing the ML runtime failed ({tool} exit code {proc.returncode}). Check the network "
+            f"(or the wheel folder) and press Repair. {tool} said:\n{tail}"
         )
 
 
@@ -394,19 +403,12 @@ def create_runtime(
     root.parent.mkdir(parents=True, exist_ok=True)
     progress.update(0, f"checking QGIS's Python ({base})")
     host = _host_facts(base)
+    uv = choose_installer(spec)
     build = Path(tempfile.mkdtemp(prefix=f".{root.name}-new-", dir=root.parent))
     try:
         progress.check()
-        progress.update(1, "creating the environment")
-        # QGIS's Python starts with QGIS's environment as it is (PYTHONHOME included, which OSGeo4W sets);
-        # only the new venv's interpreter runs without it (_pip_env).
-        made = subprocess.run([base, "-m", "venv", str(build)], capture_output=True, text=True, timeout=600)
-        python = venv_python(build)
-        if made.returncode != 0 or not python.exists():
-            raise GeoDLError(
-                f"Cannot create a Python environment with '{base}': {made.stderr.strip()[-500:]} "
-                f"(on Debian/Ubuntu: sudo apt install python3-venv)."
-            )
+        progress.update(1, f"creating the environment with {uv.describe() if uv else 'venv and pip'}")
+        python = _make_venv(uv, base, build)
         progress.check()
         site = _site_packages(build, python)
         numpy_pin = None
@@ -417,22 +419,12 @@ def create_runtime(
                 numpy_pin = f"numpy>={major},<{major + 1}"  # gdal_array's ABI: QGIS's numpy major
         constraints = build / "geodl-constraints.txt"
         constraints.write_text((numpy_pin or "") + "\n", encoding="utf-8")
-        args = [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--progress-bar",
-            "off",
-            "--no-input",
-            "-r",
-            str(spec.requirements_file()),
-            "-c",
-            str(constraints),
-            *_index_args(spec),
-        ]
-        watcher = PipProgress(progress, 3, 75, 92)
-        _run_pip(args, progress, watcher, _pip_env())
+        if uv is not None:
+            progress.message("installing with uv (it reports when resolving, downloading and installing end)")
+            args = install_command(uv, python, spec.requirements_file(), constraints if numpy_pin else None, _index_args(spec))
+            _run_pip(args, progress, UvProgress(progress, 3, 92), uv_env(_pip_env()), tool="uv")
+        else:
+            _install_with_pip(python, spec, constraints, progress)
         progress.check()
         progress.update(93, "checking the new environment")
         info = RuntimeInfo(
@@ -444,6 +436,7 @@ def create_runtime(
             numpy_pin,
             time.time(),
             f"wheels:{spec.wheel_dir}" if spec.wheel_dir else ("mirror" if spec.index_url else "index"),
+            f"uv {uv.version}" if uv else "pip",
         )
         (build / MANIFEST).write_text(json.dumps(asdict(info), indent=1), encoding="utf-8")
         progress.check()
@@ -451,8 +444,52 @@ def create_runtime(
     except BaseException:
         _remove_tree(build)
         raise
-    progress.update(100, f"the ML runtime is ready in {root}")
+    progress.update(100, f"the ML runtime is ready in {root} (made with {info.installer})")
     return info
+
+
+def choose_installer(spec: RuntimeSpec) -> Optional[UvTool]:
+    """The uv to use, or None for venv and pip (``spec.installer``: auto, uv or pip)."""
+    if spec.installer == "pip":
+        return None
+    uv = find_uv()
+    if uv is None and spec.installer == "uv":
+        raise GeoDLError("uv was asked for but none was found: put uv on PATH or set GEODL_UV to its path, or choose pip.")
+    return uv
+
+
+def _make_venv(uv: Optional[UvTool], base: str, build: Path) -> Path:
+    """The new venv's interpreter. QGIS's Python starts with QGIS's environment as it is (PYTHONHOME included,
+    which OSGeo4W sets); only the new venv's interpreter runs without it (_pip_env)."""
+    if uv is not None:
+        command = venv_command(uv, base, build)
+        made = subprocess.run(command, capture_output=True, text=True, timeout=600, env=uv_env(dict(os.environ)), cwd=build)
+        hint = "(uv could not use it; set GEODL_UV=off to make it with venv and pip)"
+    else:
+        made = subprocess.run([base, "-m", "venv", str(build)], capture_output=True, text=True, timeout=600)
+        hint = "(on Debian/Ubuntu: sudo apt install python3-venv)"
+    python = venv_python(build)
+    if made.returncode != 0 or not python.exists():
+        raise GeoDLError(f"Cannot create a Python environment with '{base}': {made.stderr.strip()[-500:]} {hint}.")
+    return python
+
+
+def _install_with_pip(python: Path, spec: RuntimeSpec, constraints: Path, progress: Progress) -> None:
+    args = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--progress-bar",
+        "off",
+        "--no-input",
+        "-r",
+        str(spec.requirements_file()),
+        "-c",
+        str(constraints),
+        *_index_args(spec),
+    ]
+    _run_pip(args, progress, PipProgress(progress, 3, 75, 92), _pip_env())
 
 
 def _check(python: Path, spec: RuntimeSpec, with_osgeo: bool) -> dict[str, str]:

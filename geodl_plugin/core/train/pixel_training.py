@@ -10,6 +10,7 @@ import numpy as np
 
 from ..data.samples import COORDS, LABEL, SampleSet, load_samples, note_unknown_facts, sidecar_path
 from ..evaluate.metrics import classification_report
+from ..evaluate.reports import AccuracyReport
 from ..io.atomic import atomic_write_text
 from ..io.tfrecord import write_examples
 from ..models.family import DNNParams, ForestParams
@@ -47,7 +48,7 @@ class PixelTrainer(FamilyTrainer):
         if missing:
             warnings.append(f"Class(es) {missing} have no training sample after the split.")
 
-    def score(self, model: Any, test: SampleSet) -> dict[str, Any]:
+    def score(self, model: Any, test: SampleSet) -> AccuracyReport:
         probs = ModelBundle({}, model).predict_proba(test.x)
         predicted = np.array(test.classes.ids)[probs.argmax(axis=1)]
         return classification_report(test.y, predicted, test.classes)

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..data.target_samples import MIN_SAMPLES, TargetSampleSet, load_target_samples, write_target_samples
 from ..evaluate.regression_metrics import regression_report
+from ..evaluate.reports import RegressionReport
 from ..models.family import DNNRegressionParams, ForestRegressionParams
 from ..models.regression import build_dnn_regressor, fit_forest_regressor, predict_values
 from ..runtime.errors import GeoDLError
@@ -21,11 +22,9 @@ from ..runtime.progress import Progress
 from .trainer import FamilyTrainer, Fitted, TrainParams, fit_keras, validation_split
 
 
-def score_regression(model: Any, test: TargetSampleSet) -> dict[str, Any]:
+def score_regression(model: Any, test: TargetSampleSet) -> RegressionReport:
     values, _ = predict_values(model, test.x)
-    report = regression_report(test.y, values)
-    report["target"] = test.target
-    return report
+    return regression_report(test.y, values, target=test.target)
 
 
 class RegressionTrainer(FamilyTrainer):
@@ -43,12 +42,6 @@ class RegressionTrainer(FamilyTrainer):
         if np.unique(data.y).size < 2:
             raise GeoDLError(f"Every sample has the same '{data.target}'; label places with different values.")
 
-    def describe(self, metrics: dict[str, Any], n_test: int) -> str:
-        return (
-            f"held-out R² {metrics['r2']:.3f}, RMSE {metrics['rmse']:.4g}, MAE {metrics['mae']:.4g}, "
-            f"bias {metrics['bias']:+.3g} on {metrics['n']} samples"
-        )
-
     @staticmethod
     def statistics(train: TargetSampleSet) -> tuple[np.ndarray, np.ndarray]:
         x = train.x.astype(np.float64)
@@ -59,7 +52,7 @@ class RegressionTrainer(FamilyTrainer):
     def details(train: TargetSampleSet) -> dict[str, Any]:
         return {"target": train.target, "target_range": [float(train.y.min()), float(train.y.max())]}
 
-    def score(self, model: Any, test: TargetSampleSet) -> dict[str, Any]:
+    def score(self, model: Any, test: TargetSampleSet) -> RegressionReport:
         return score_regression(model, test)
 
     def write_test(self, path: str, test: TargetSampleSet) -> str:

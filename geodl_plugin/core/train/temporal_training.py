@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data.chips import IGNORE, ChipSet
 from ..evaluate.metrics import report_from_confusion
+from ..evaluate.reports import AccuracyReport
 from ..models.family import TemporalParams
 from ..models.temporal import encoder_settings
 from ..runtime.errors import GeoDLError
@@ -144,7 +145,7 @@ def predict_labelled(model: Any, chips: ChipSet, batch: int = 16) -> np.ndarray:
     return np.concatenate([keras.ops.convert_to_numpy(model.predict_on_batch(x[i : i + batch])) for i in range(0, len(x), batch)])
 
 
-def score_temporal(model: Any, chips: ChipSet) -> dict[str, Any]:
+def score_temporal(model: Any, chips: ChipSet) -> AccuracyReport:
     """Accuracy, kappa, per-class F1 over the labelled pixels of held-out samples (the centre of each point
     patch; every labelled pixel of a chip), plus each class's mean confidence there."""
     probs = predict_labelled(model, chips)
@@ -154,10 +155,9 @@ def score_temporal(model: Any, chips: ChipSet) -> dict[str, Any]:
     keep = idx != IGNORE
     n = len(chips.classes)
     cm = np.bincount(idx[keep].astype(np.int64) * n + pred[keep], minlength=n * n).reshape(n, n)
-    report = report_from_confusion(cm, chips.classes)
-    report["unit"] = "labelled pixels of the held-out samples"
+    report = report_from_confusion(cm, chips.classes, unit="labelled pixels of the held-out samples")
     confidence = flat.max(axis=-1)
-    report["mean_confidence"] = {
+    report.mean_confidence = {
         c.name: float(confidence[keep & (pred == i)].mean()) if (keep & (pred == i)).any() else None for i, c in enumerate(chips.classes)
     }
     return report
@@ -192,7 +192,7 @@ class TemporalTrainer(FamilyTrainer):
         details = {"temporal": settings_of(options, n_dates, train.patch_size), "series": series_entry(train)}
         return Fitted(model, mean, std, history, n_fit=n_fit, n_validation=n_val, patch_size=train.patch_size, details=details)
 
-    def score(self, model: Any, test: ChipSet) -> dict[str, Any]:
+    def score(self, model: Any, test: ChipSet) -> AccuracyReport:
         return score_temporal(model, test)
 
     def write_test(self, path: str, test: ChipSet) -> str:

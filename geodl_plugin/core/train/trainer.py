@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..data.splits import split_blocked, split_random
+from ..evaluate.reports import AccuracyReport, RegressionReport
 from ..io.atomic import check_writable
 from ..models.family import ModelFamily, options_for
 from ..models.model_file import make_manifest, save_model_file
@@ -89,7 +90,7 @@ class TrainParams:
 @dataclass
 class TrainResult:
     model_path: str
-    metrics: dict[str, Any]
+    metrics: Optional[AccuracyReport | RegressionReport]  # the held-out report; None without held-out samples
     history: dict[str, list[float]]
     n_train: int
     n_validation: int
@@ -132,13 +133,6 @@ class FamilyTrainer:
             if 0 < n < 10:
                 warnings.append(f"Class '{c.name}' has only {n} samples; its accuracy will be unreliable. Label more.")
 
-    def describe(self, metrics: dict[str, Any], n_test: int) -> str:
-        """The held-out scores in one line, for the log."""
-        return (
-            f"held-out accuracy {metrics['overall_accuracy']:.3f}, kappa {metrics['kappa']:.3f} "
-            f"on {metrics.get('n_samples', n_test)} samples"
-        )
-
     def split_labels(self, data: Any) -> np.ndarray:
         """One class id per sample, for stratified (and blocked) splits."""
         return np.asarray(data.y)
@@ -153,7 +147,7 @@ class FamilyTrainer:
     def fit(self, train: Any, params: TrainParams, progress: Progress, warnings: list[str]) -> Fitted:
         raise NotImplementedError
 
-    def score(self, model: Any, test: Any) -> dict[str, Any]:
+    def score(self, model: Any, test: Any) -> AccuracyReport | RegressionReport:
         raise NotImplementedError
 
     def write_test(self, path: str, test: Any) -> str:
@@ -178,11 +172,11 @@ def run_training(params: TrainParams, trainer: FamilyTrainer, progress: Optional
     fitted = trainer.fit(data.subset(train_idx), params, progress.sub(5, 90), warnings)
     progress.check()
     test = data.subset(test_idx)
-    metrics: dict[str, Any] = {}
+    metrics: Optional[AccuracyReport | RegressionReport] = None
     if len(test):
         metrics = trainer.score(fitted.model, test)
-        metrics["split"] = params.split
-        progress.message(trainer.describe(metrics, len(test)))
+        metrics.split = params.split
+        progress.message(f"held-out {metrics.summary()}")
     else:
         warnings.append("No held-out samples (held-out fraction 0 or too few blocks); the model file carries no accuracy.")
     training = training_record(params)
@@ -197,7 +191,17 @@ def run_training(params: TrainParams, trainer: FamilyTrainer, progress: Optional
         }
     )
     manifest = manifest_from_samples(
-        params, data.meta, trainer.task, data.bands, classes, fitted.mean, fitted.std, fitted.patch_size, metrics, training, fitted.model
+        params,
+        data.meta,
+        trainer.task,
+        data.bands,
+        classes,
+        fitted.mean,
+        fitted.std,
+        fitted.patch_size,
+        metrics.to_dict() if metrics else {},
+        training,
+        fitted.model,
     )
     progress.check()  # the last cancel point: after it, the file is written whole
     save_model_file(params.output, fitted.model, manifest)

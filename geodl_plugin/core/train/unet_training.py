@@ -13,6 +13,7 @@ import numpy as np
 from ..data.chips import IGNORE, ChipSet, centre_mask, is_chip_file, load_chips, unet_patch_size, write_chips
 from ..data.samples import SampleSet
 from ..evaluate.metrics import report_from_confusion
+from ..evaluate.reports import AccuracyReport
 from ..models.family import UNetParams, unet_depth
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress
@@ -59,14 +60,14 @@ def class_index_masks(mask: np.ndarray, class_ids: list[int]) -> np.ndarray:
     return lut[mask]
 
 
-def segmentation_report(mask_ids: np.ndarray, probs: np.ndarray, classes: Any) -> dict[str, Any]:
+def segmentation_report(mask_ids: np.ndarray, probs: np.ndarray, classes: Any) -> AccuracyReport:
     """Accuracy, kappa, per-class F1/IoU over the labelled pixels of ``mask_ids`` (class ids, 255 ignored)."""
     idx = class_index_masks(mask_ids, classes.ids).ravel()
     pred = probs.argmax(axis=-1).ravel()
     keep = idx != IGNORE
     n = len(classes)
     cm = np.bincount(idx[keep].astype(np.int64) * n + pred[keep], minlength=n * n).reshape(n, n)
-    return report_from_confusion(cm, classes)
+    return report_from_confusion(cm, classes, unit="labelled pixels of the held-out chips")
 
 
 def _load(params: TrainParams) -> ChipSet:
@@ -167,13 +168,11 @@ class UNetTrainer(FamilyTrainer):
         }
         return Fitted(clean, mean, std, history, n_fit=len(fit_idx), n_validation=len(val_idx), patch_size=size, details=details)
 
-    def score(self, model: Any, test: ChipSet) -> dict[str, Any]:
+    def score(self, model: Any, test: ChipSet) -> AccuracyReport:
         import keras
 
         probs = keras.ops.convert_to_numpy(model.predict(test.x.astype(np.float32), batch_size=16, verbose=0))
-        metrics = segmentation_report(test.mask, probs, test.classes)
-        metrics["unit"] = "labelled pixels of the held-out chips"
-        return metrics
+        return segmentation_report(test.mask, probs, test.classes)
 
     def write_test(self, path: str, test: ChipSet) -> str:
         return write_chips(path, test)

@@ -11,6 +11,8 @@ def all_algorithms() -> list[type]:
     from .ee_download import EEDownloadAlgorithm
     from .ee_export_image import EEExportImageAlgorithm
     from .ee_export_training import EEExportTrainingAlgorithm
+    from .ee_series import EESeriesAlgorithm
+    from .ee_series_export import EESeriesExportAlgorithm
     from .ee_upload import EEUploadAlgorithm
     from .evaluate import EvaluateAlgorithm
     from .export_onnx import ExportOnnxAlgorithm
@@ -39,6 +41,8 @@ def all_algorithms() -> list[type]:
         EEDownloadAlgorithm,
         EEUploadAlgorithm,
         EEClassifyAlgorithm,
+        EESeriesAlgorithm,
+        EESeriesExportAlgorithm,
         ExportSavedModelAlgorithm,
         RasterizeMaskAlgorithm,
         ChipAlgorithm,

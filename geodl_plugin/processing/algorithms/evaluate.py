@@ -16,6 +16,7 @@ from ...core.data.labels import read_labels
 from ...core.evaluate.accuracy import evaluate_map
 from ...core.evaluate.metrics import save_report
 from ...core.evaluate.regression_metrics import save_regression_report
+from ...core.evaluate.reports import AccuracyReport, RegressionReport
 from ...core.families import evaluate_model
 from ...core.models.model_file import read_model_info
 from ...core.runtime.errors import GeoDLError
@@ -79,40 +80,39 @@ class EvaluateAlgorithm(GeoDLAlgorithm):
             if not field:
                 raise GeoDLError("Choose the reference points' class field.")
 
-        def work(progress):
-            report: dict = {}
+        def work(progress) -> AccuracyReport | RegressionReport:
+            on_samples: AccuracyReport | None = None
             classes = None
             if model and samples:
-                report = run_in_worker(evaluate_model, None, progress.sub(0, 50), model=model, samples=[samples])
-                if report.get("task") == "regression":
-                    save_regression_report(report, output, plot)
-                    return report
-                classes = read_model_info(model).classes
-            if classified and reference:
-                from ...core.evaluate.accuracy import map_class_table
-                from ...core.io.raster import raster_info
+                scored = run_in_worker(evaluate_model, None, progress.sub(0, 50), model=model, samples=[samples])
+                if isinstance(scored, RegressionReport):
+                    save_regression_report(scored, output, plot)
+                    return scored
+                on_samples, classes = scored, read_model_info(model).classes
+            if not (classified and reference):
+                assert on_samples is not None  # checked above: a model and samples, or a map and points
+                save_report(on_samples, output, plot)
+                return on_samples
+            from ...core.evaluate.accuracy import map_class_table
+            from ...core.io.raster import raster_info
 
-                classes = classes or map_class_table(classified.source())
-
-                labels = read_labels(
-                    ref_path, field, layer=ref_layer or None, target_crs_wkt=raster_info(classified.source()).crs_wkt, classes=classes
-                )
-                map_report = evaluate_map(classified.source(), labels, progress.sub(50, 100), classes)
-                report = {**map_report, "model_on_samples": report} if report else map_report
+            classes = classes or map_class_table(classified.source())
+            labels = read_labels(
+                ref_path, field, layer=ref_layer or None, target_crs_wkt=raster_info(classified.source()).crs_wkt, classes=classes
+            )
+            report = evaluate_map(classified.source(), labels, progress.sub(50, 100), classes)
+            report.on_samples = on_samples
             save_report(report, output, plot)
             return report
 
         report = self.run_core(feedback, work)
-        for w in report.get("warnings", []) + report.get("model_on_samples", {}).get("warnings", []):
+        nested = report.on_samples.warnings if isinstance(report, AccuracyReport) and report.on_samples else []
+        for w in report.warnings + nested:
             self.warn(feedback, w)
-        if report.get("task") == "regression":
-            feedback.pushInfo(
-                f"R² {report['r2']:.3f}, RMSE {report['rmse']:.4g}, MAE {report['mae']:.4g}, "
-                f"bias {report['bias']:+.3g} on {report['n']} samples"
-            )
-            return {self.OUTPUT: output, self.R2: report["r2"], self.RMSE: report["rmse"], self.OUTPUT_PLOT: plot}
-        feedback.pushInfo(f"overall accuracy {report['overall_accuracy']:.3f}, kappa {report['kappa']:.3f}")
-        out = {self.OUTPUT: output, self.OVERALL_ACCURACY: report["overall_accuracy"], self.KAPPA: report["kappa"]}
+        feedback.pushInfo(report.summary())
+        if isinstance(report, RegressionReport):
+            return {self.OUTPUT: output, self.R2: report.r2, self.RMSE: report.rmse, self.OUTPUT_PLOT: plot}
+        out = {self.OUTPUT: output, self.OVERALL_ACCURACY: report.overall_accuracy, self.KAPPA: report.kappa}
         if plot:
             out[self.OUTPUT_PLOT] = plot
         return out

@@ -39,8 +39,9 @@ class SetupRuntimeAlgorithm(GeoDLAlgorithm):
         "TensorFlow or PyTorch (as Keras' backend), Keras, scikit-learn and rasterio, pinned and tested. "
         "QGIS's own Python is never modified. Device 'auto' takes the CUDA build when an NVIDIA GPU is present "
         "(nvidia-smi). An offline wheel folder serves air-gapped sites (fill it with pip download -r on a "
-        "connected machine). 'Remove' deletes the runtime. The result names the device the worker will "
-        "train on."
+        "connected machine). It is made with uv where the machine has it (GEODL_UV, else uv on PATH; "
+        "GEODL_UV=off for pip), with venv and pip otherwise. 'Remove' deletes the runtime. The result names "
+        "the device the worker will train on."
     )
     DEVICE, BACKEND, WHEELS, INDEX_URL, FOLDER, REMOVE = "DEVICE", "BACKEND", "WHEELS", "INDEX_URL", "FOLDER", "REMOVE"
     OUTPUT_DEVICE, OUTPUT_FOLDER = "TRAINING_DEVICE", "RUNTIME_FOLDER"

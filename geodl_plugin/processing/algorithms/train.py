@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ...core.evaluate.reports import AccuracyReport, RegressionReport
 from ...core.families import FAMILIES, train_model
 from ...core.runtime.worker import run_in_worker
 from ...core.train.trainer import TrainParams
@@ -119,12 +120,14 @@ class TrainAlgorithm(GeoDLAlgorithm):
         for w in result.warnings:
             self.warn(feedback, w)
         metrics = result.metrics
+        classified = metrics if isinstance(metrics, AccuracyReport) else None
+        regressed = metrics if isinstance(metrics, RegressionReport) else None
         out = {
             self.OUTPUT: result.model_path,
-            self.OVERALL_ACCURACY: metrics.get("overall_accuracy"),
-            self.KAPPA: metrics.get("kappa"),
-            self.R2: metrics.get("r2"),
-            self.RMSE: metrics.get("rmse"),
+            self.OVERALL_ACCURACY: classified.overall_accuracy if classified else None,
+            self.KAPPA: classified.kappa if classified else None,
+            self.R2: regressed.r2 if regressed else None,
+            self.RMSE: regressed.rmse if regressed else None,
         }
         if result.test_samples_path:
             out[self.OUTPUT_TEST_SAMPLES] = result.test_samples_path

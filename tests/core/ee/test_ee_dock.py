@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import rasterio
 from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry, QgsRectangle
 from qgis.PyQt.QtCore import QDate
 
@@ -20,13 +22,13 @@ def test_dock_downloads_a_composite_for_the_region(ee_session, qgis_iface, qgis_
     assert panel is not None
     assert panel.download() is None and "region" in dock.messageLabel.text()
 
-    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.0, 45.0, 10.01, 45.006)), QgsCoordinateReferenceSystem("EPSG:4326"))
+    dock.region.set_region(QgsGeometry.fromRect(QgsRectangle(10.0, 45.0, 10.01, 45.006)), QgsCoordinateReferenceSystem("EPSG:4326"))
     panel.startEdit.setDate(QDate(2023, 6, 1))
     panel.endEdit.setDate(QDate(2023, 8, 1))
     task = panel.download()
     assert task is not None
     qtbot.waitUntil(lambda: panel.task is None, timeout=60000)
-    chosen = dock.selected_rasters()
+    chosen = dock.shared.selected_rasters()
     assert len(chosen) == 1, panel.statusLabel.text()
     assert chosen[0].bandCount() == len(DEFAULT_BANDS["sentinel2"])
     assert chosen[0].crs().authid() == "EPSG:32632"  # the region's UTM zone
@@ -54,7 +56,7 @@ def test_dock_sends_the_classified_map_to_earth_engine(
     assert panel is not None
     assert panel.upload() is None and "Classify" in dock.messageLabel.text()
 
-    dock.last_map_path = str(class_map(tmp_path / "classified.tif"))
+    dock.mapping.last_map_path = str(class_map(tmp_path / "classified.tif"))
     panel.projectEdit.setText("test-project")
     panel.assetEdit.setText("geodl/dock_map")
     panel.bucketEdit.setText("gs://my-bucket/")
@@ -95,7 +97,7 @@ def test_dock_downloads_satellite_embeddings_for_a_year(ee_session, qgis_iface, 
     qtbot.addWidget(dock)
     dock.set_output_dir(str(tmp_path / "out"))
     panel = dock.ee_panel
-    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.1, 45.0, 10.106, 45.004)), QgsCoordinateReferenceSystem("EPSG:4326"))
+    dock.region.set_region(QgsGeometry.fromRect(QgsRectangle(10.1, 45.0, 10.106, 45.004)), QgsCoordinateReferenceSystem("EPSG:4326"))
     panel.sensorCombo.setCurrentIndex(2)
     assert panel.sensorCombo.currentData()[0] == "embedding"
     assert panel.yearSpin.isEnabled() and not panel.startEdit.isEnabled() and panel.scaleSpin.value() == 10.0
@@ -103,7 +105,7 @@ def test_dock_downloads_satellite_embeddings_for_a_year(ee_session, qgis_iface, 
     panel.yearSpin.setValue(2022)
     assert panel.download() is not None
     qtbot.waitUntil(lambda: panel.task is None, timeout=60000)
-    (layer,) = dock.selected_rasters()
+    (layer,) = dock.shared.selected_rasters()
     assert layer.bandCount() == 64 and layer.crs().authid() == "EPSG:32632", panel.statusLabel.text()
     with rasterio.open(layer.source()) as src:
         assert src.nodata == NODATA and list(src.descriptions) == BANDS
@@ -117,4 +119,50 @@ def test_dock_downloads_satellite_embeddings_for_a_year(ee_session, qgis_iface, 
     body = ee_session.calls(":computePixels")[0][2]
     text = json.dumps(body["expression"])
     assert "GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL" in text and "2022-01-01" in text and "2023-01-01" in text
+    dock.disconnect_project()
+
+
+def test_dock_downloads_a_monthly_series_as_the_dates_of_a_series(ee_session, qgis_iface, qgis_new_project, qgis_canvas, qtbot, tmp_path):
+    """Time series ticked: one composite per month of the span, each date a chosen raster named by its
+    window's middle day, the series switched on, and the month without a scene said to be nodata."""
+    from geodl_plugin.core.earthengine.grid import NODATA
+    from geodl_plugin.gui.dock import GeoDLDock
+    from tests.core.ee.test_ee_series import answer_counts
+
+    answer_counts(ee_session, [2, 0, 3])
+
+    def served(_method, uri, body):
+        if not uri.split("?")[0].endswith("image:computePixels"):
+            return None
+        grid = body["grid"]["dimensions"]
+        array = np.zeros((grid["height"], grid["width"]), dtype=[(b, "<f4") for b in body["bandIds"]])
+        for i, band in enumerate(body["bandIds"]):
+            array[band] = 100.0 + i
+        return 200, ee_session.npy_bytes(array)
+
+    ee_session.handlers.append(served)
+    dock = GeoDLDock(None, iface=qgis_iface, project=qgis_new_project, canvas=qgis_canvas)
+    qtbot.addWidget(dock)
+    dock.set_output_dir(str(tmp_path / "out"))
+    panel = dock.ee_panel
+    dock.region.set_region(QgsGeometry.fromRect(QgsRectangle(10.0, 45.0, 10.004, 45.003)), QgsCoordinateReferenceSystem("EPSG:4326"))
+    panel.sensorCombo.setCurrentIndex(0)
+    panel.startEdit.setDate(QDate(2023, 4, 1))
+    panel.endEdit.setDate(QDate(2023, 7, 1))
+    assert not panel.monthsSpin.isEnabled()
+    panel.seriesBox.setChecked(True)
+    assert panel.monthsSpin.isEnabled() and panel.monthsSpin.value() == 1
+    assert panel.download() is not None
+    qtbot.waitUntil(lambda: panel.task is None, timeout=60000)
+
+    chosen = dock.shared.selected_rasters()
+    assert [layer.name().rsplit("_", 1)[1] for layer in chosen] == ["20230416", "20230516", "20230616"], panel.statusLabel.text()
+    assert dock.shared.series and dock.imagery.seriesCheck.isChecked()
+    assert dock.shared.check_series() == ["2023-04-16", "2023-05-16", "2023-06-16"]
+    assert "2023-05-01…2023-06-01" in panel.statusLabel.text() and "nodata" in panel.statusLabel.text()
+    with rasterio.open(chosen[1].source()) as empty, rasterio.open(chosen[0].source()) as full:
+        assert (empty.read() == NODATA).all() and (full.read(1) == 100.0).all()
+    assert len(ee_session.calls(":computePixels")) == 2  # the empty month costs no request
+    panel.sensorCombo.setCurrentIndex(2)  # the embeddings are one image a year: no series of them
+    assert not panel.seriesBox.isEnabled() and not panel.seriesBox.isChecked()
     dock.disconnect_project()

@@ -124,7 +124,7 @@ def test_embeddings_download_train_predict(ee_session, tmp_path, capsys):
         print(
             f"\n[embeddings stand-in] {grid.width}x{grid.height} px x 64 bands, {len(calls)} computePixels "
             f"requests; download {t_download:.1f}s, {report.count} samples ({report.skipped_nodata} on nodata "
-            f"skipped), train {t_train:.1f}s (test accuracy {result.metrics.get('overall_accuracy', 'n/a')}), "
+            f"skipped), train {t_train:.1f}s (test accuracy {result.metrics.overall_accuracy if result.metrics else 'n/a'}), "
             f"predict {t_predict:.1f}s; map vs truth on {int((~hole).sum())} valid px: {accuracy:.3f}; "
             f"{int(hole.sum())} masked px all nodata"
         )

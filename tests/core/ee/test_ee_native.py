@@ -326,8 +326,8 @@ def test_dock_map_step_classifies_the_region_in_earth_engine(ee_session, qgis_if
     panel = dock.ee_classify_panel
     assert panel is not None
     assert panel.classify() is None and "model" in dock.messageLabel.text()
-    dock.modelFileWidget.setFilePath(_s2_forest_file(tmp_path))
-    dock.set_region(QgsGeometry.fromRect(QgsRectangle(10.0, 45.0, 12.0, 46.5)), QgsCoordinateReferenceSystem("EPSG:4326"))
+    dock.mapping.modelFileWidget.setFilePath(_s2_forest_file(tmp_path))
+    dock.region.set_region(QgsGeometry.fromRect(QgsRectangle(10.0, 45.0, 12.0, 46.5)), QgsCoordinateReferenceSystem("EPSG:4326"))
     dock.ee_panel.startEdit.setDate(QDate(2023, 6, 1))
     dock.ee_panel.endEdit.setDate(QDate(2023, 8, 1))
     panel.assetEdit.setText("geodl/dock_rf")
