@@ -155,7 +155,7 @@ def keras_predictor(model: Any, multiple: int = 1, what: str = "U-Net") -> Calla
     """(n, tile, tile, bands) → (n, tile, tile, classes) for tiles whose sides are multiples of ``multiple``.
 
     On a CPU the network runs in onnxruntime (``onnx_engine``: its convolutions run a U-Net ~1.4× and a
-    temporal network ~1.3× faster than XLA's, bench_unet.py / bench_temporal.py). Otherwise, or where that
+    temporal network ~1.15× faster than XLA's, bench_unet.py / bench_temporal.py). Otherwise, or where that
     is not possible, through the model's compiled predict function, XLA-compiled on TensorFlow (Keras only
     does so itself with a GPU): a tile batch has at most two shapes, so XLA compiles at most twice; if XLA
     cannot compile the model here, it runs without (same answer, slower). ``what`` names the network in the
