@@ -91,29 +91,8 @@ def add_composite_parameters(alg: GeoDLAlgorithm, extent_label: str = "Region") 
     )
     alg.addParameter(QgsProcessingParameterString(START, "Start date (YYYY-MM-DD)", defaultValue="2023-05-01"))
     alg.addParameter(QgsProcessingParameterString(END, "End date (YYYY-MM-DD, exclusive)", defaultValue="2023-09-01"))
-    alg.addParameter(
-        QgsProcessingParameterEnum(CLOUD_MASK, "Cloud mask (Landsat always uses QA_PIXEL)", options=MASK_LABELS, defaultValue=0)
-    )
-    alg.addParameter(
-        QgsProcessingParameterNumber(
-            CS_THRESHOLD,
-            "Cloud Score+ clear threshold (0-1)",
-            QgsProcessingParameterNumber.Type.Double,
-            0.6,
-            minValue=0.0,
-            maxValue=1.0,
-        )
-    )
-    alg.addParameter(
-        QgsProcessingParameterNumber(
-            MAX_SCENE_CLOUD,
-            "Leave out scenes cloudier than (%)",
-            QgsProcessingParameterNumber.Type.Double,
-            60.0,
-            minValue=0.0,
-            maxValue=100.0,
-        )
-    )
+    for parameter in masking_parameters():
+        alg.addParameter(parameter)
     alg.addParameter(
         QgsProcessingParameterString(
             BANDS, "Bands, comma-separated (empty: B2,B3,B4,B8,B11,B12, SR_B2…SR_B7 or A00…A63)", defaultValue="", optional=True
@@ -122,6 +101,24 @@ def add_composite_parameters(alg: GeoDLAlgorithm, extent_label: str = "Region") 
     alg.addParameter(
         QgsProcessingParameterEnum(INDICES_P, "Add indices", options=list(INDICES), allowMultiple=True, defaultValue=[], optional=True)
     )
+
+
+def masking_parameters() -> list:
+    """The cloud-masking settings every optical composite takes (a series flags them advanced)."""
+    return [
+        QgsProcessingParameterEnum(CLOUD_MASK, "Cloud mask (Landsat always uses QA_PIXEL)", options=MASK_LABELS, defaultValue=0),
+        QgsProcessingParameterNumber(
+            CS_THRESHOLD, "Cloud Score+ clear threshold (0-1)", QgsProcessingParameterNumber.Type.Double, 0.6, minValue=0.0, maxValue=1.0
+        ),
+        QgsProcessingParameterNumber(
+            MAX_SCENE_CLOUD,
+            "Leave out scenes cloudier than (%)",
+            QgsProcessingParameterNumber.Type.Double,
+            60.0,
+            minValue=0.0,
+            maxValue=100.0,
+        ),
+    ]
 
 
 def composite_params(

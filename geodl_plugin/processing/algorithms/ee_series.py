@@ -24,7 +24,7 @@ from qgis.core import (
 
 from ...core.earthengine.composites import INDICES, OPTICAL
 from ..base import GeoDLAlgorithm
-from .ee_composite import EXTENT, add_connection_parameters, composite_params, connect
+from .ee_composite import EXTENT, add_connection_parameters, composite_params, connect, masking_parameters
 
 SENSOR, START, END, WINDOWS, MONTHS = "SENSOR", "START", "END", "WINDOWS", "MONTHS"
 BANDS, INDICES_P, CLOUD_MASK, CS_THRESHOLD, MAX_SCENE_CLOUD = "BANDS", "INDICES", "CLOUD_MASK", "CS_THRESHOLD", "MAX_SCENE_CLOUD"
@@ -69,33 +69,8 @@ def add_series_parameters(alg: GeoDLAlgorithm, extent_label: str) -> None:
             )
         )
     )
-    alg.addParameter(
-        advanced(QgsProcessingParameterEnum(CLOUD_MASK, "Cloud mask (Landsat always uses QA_PIXEL)", options=MASK_LABELS, defaultValue=0))
-    )
-    alg.addParameter(
-        advanced(
-            QgsProcessingParameterNumber(
-                CS_THRESHOLD,
-                "Cloud Score+ clear threshold (0-1)",
-                QgsProcessingParameterNumber.Type.Double,
-                0.6,
-                minValue=0.0,
-                maxValue=1.0,
-            )
-        )
-    )
-    alg.addParameter(
-        advanced(
-            QgsProcessingParameterNumber(
-                MAX_SCENE_CLOUD,
-                "Leave out scenes cloudier than (%)",
-                QgsProcessingParameterNumber.Type.Double,
-                60.0,
-                minValue=0.0,
-                maxValue=100.0,
-            )
-        )
-    )
+    for parameter in masking_parameters():
+        alg.addParameter(advanced(parameter))
     alg.addParameter(
         advanced(QgsProcessingParameterCrs(CRS, "Output CRS (empty: the region's UTM zone; projected, metres)", optional=True))
     )
