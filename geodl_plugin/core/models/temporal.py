@@ -32,6 +32,9 @@ import numpy as np
 ENCODERS = ("gru", "lstm", "stack")
 _PACKAGE = "geodl"
 _REGISTERED: dict[str, Any] = {}
+# Added to a GRU's update-gate pre-activation at an unobserved date: sigmoid of it is exactly 1.0 in float32
+# (and its gradient 0), so the state is kept bit for bit whatever the gate's own pre-activation.
+KEEP = 1e4
 
 
 def custom_objects() -> dict[str, Any]:
@@ -83,17 +86,21 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
     class ConvRecurrent2D(keras.layers.Layer):
         """A convolutional GRU or LSTM run over the date axis of (b, T, h, w, C), forwards or backwards.
 
-        Every date costs one convolution, over the date's features and the state side by side ([x_t, h]),
-        with the input and recurrent kernels laid out as one (:meth:`step_kernel`): one large convolution per
-        date instead of two small ones, and no all-dates intermediate (T × gates × F channels per pixel) to
-        write and read back. Where ``observed`` is 0 the state (and an LSTM's cell) is kept, so a missing
-        date is skipped per pixel. Returns the last state (b, h, w, F) or, with ``return_sequences``, every
-        date's state (b, T, h, w, F) in date order.
+        Every date costs two convolutions, the date's features to the gates (``input_kernel``) and the state to
+        the gates (``recurrent_kernel``): exactly the network's multiply-adds, no zero blocks, and no gradient
+        computed for the input features (they hold no weight). Where ``observed`` is 0 the state (and an LSTM's
+        cell) is kept, so a missing date is skipped per pixel. Returns the last state (b, h, w, F) or, with
+        ``return_sequences``, every date's state (b, T, h, w, F) in date order.
 
-        The loop is ``keras.ops.scan``; on TensorFlow it keeps the state in tensor arrays, so XLA never
-        updates the state in place: an elementwise kernel whose output may overlap its input is not
-        vectorised, and an in-place state update ran the gate arithmetic scalar (a loop carrying the state
-        itself was as slow in its gates as in its convolutions)."""
+        Measured on TensorFlow (CPU) training, the step is written for few, large operations: the gates come
+        out of each convolution with one split (a slice's gradient, StridedSliceGrad, writes a zero tensor of
+        the whole input and scatters into it: with four slices a date it took a third of a training step); a
+        GRU keeps its state at an unobserved date by saturating its update gate (``KEEP`` added to the gate's
+        pre-activation, so z is exactly 1) rather than by a masked update; the input convolution runs inside
+        the loop, date by date (one convolution of all dates at once wrote and read back a T × 3F-channel
+        tensor per pixel, and was slower).
+
+        The loop is ``keras.ops.scan``: the traced graph stays one step long whatever the number of dates."""
 
         def __init__(
             self,
@@ -121,33 +128,24 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
                 bias[f : 2 * f] = 1.0  # forget gate open at the start: the usual LSTM initialisation
             self.bias = self.add_weight(name="bias", shape=(self.gates * f,), initializer=keras.initializers.Constant(bias))
 
-        def step_kernel(self) -> tuple[Any, Any]:
-            """(kernel over [x_t, h], bias) giving a date's pre-activations in one convolution: an LSTM's four
-            gates (input and recurrent parts summed); a GRU's update and reset gates summed, then its candidate's
-            input part and recurrent part apart (the reset gate scales only the recurrent part), so a GRU's
-            kernel has zero blocks: 4F outputs where 3F are needed, still faster than two convolutions."""
-            if self.cell == "lstm":
-                return ops.concatenate([self.input_kernel, self.recurrent_kernel], axis=2), self.bias
-            f, k = self.filters, self.kernel_size
-            wx, wh = self.input_kernel, self.recurrent_kernel
-            x_rows = ops.concatenate([wx, ops.zeros((k, k, int(wx.shape[2]), f), wx.dtype)], axis=-1)
-            h_rows = ops.concatenate([wh[..., : 2 * f], ops.zeros((k, k, f, f), wh.dtype), wh[..., 2 * f :]], axis=-1)
-            return ops.concatenate([x_rows, h_rows], axis=2), ops.concatenate([self.bias, ops.zeros((f,), self.bias.dtype)], axis=0)
-
-        def advance(self, g: Any, carry: tuple[Any, ...], m: Any) -> tuple[Any, ...]:
-            """The new carry from a date's pre-activations ``g`` (b, h, w, 4F, laid out as :meth:`step_kernel`
-            gives them) and the previous carry: ``(state,)`` for a GRU, ``(state, cell)`` for an LSTM (apart, not
-            side by side: one tensor holding both made XLA build it element by element), kept where ``m`` is 0."""
+        def advance(self, gx: Any, gh: Any, carry: tuple[Any, ...], m: Any) -> tuple[Any, ...]:
+            """The new carry from a date's input and recurrent pre-activations ``gx``, ``gh`` (b, h, w, gates·F)
+            and the previous carry: ``(state,)`` for a GRU, ``(state, cell)`` for an LSTM (apart, not side by
+            side: one tensor holding both made XLA build it element by element). ``m`` is a GRU's update-gate
+            bias (0 where observed, ``KEEP`` where not: z = 1 keeps the state exactly) and an LSTM's observed
+            flag (its cell and state are both kept where it is 0)."""
             f = self.filters
             state = carry[0]
             if self.cell == "gru":
-                z = ops.sigmoid(g[..., :f])
-                r = ops.sigmoid(g[..., f : 2 * f])
-                n = ops.tanh(g[..., 2 * f : 3 * f] + r * g[..., 3 * f :])
-                return (state + m * (1.0 - z) * (n - state),)
+                x_zr, x_n = ops.split(gx, [2 * f], axis=-1)
+                h_zr, h_n = ops.split(gh, [2 * f], axis=-1)
+                z_pre, r_pre = ops.split(x_zr + h_zr, 2, axis=-1)
+                z, r = ops.sigmoid(z_pre + m), ops.sigmoid(r_pre)
+                n = ops.tanh(x_n + r * h_n)  # the reset gate scales only the recurrent part (Keras' reset_after)
+                return (state + (1.0 - z) * (n - state),)
             cell = carry[1]
-            i, fg = ops.sigmoid(g[..., :f]), ops.sigmoid(g[..., f : 2 * f])
-            o, cand = ops.sigmoid(g[..., 2 * f : 3 * f]), ops.tanh(g[..., 3 * f :])
+            i, fg, o, cand = ops.split(gx + gh, 4, axis=-1)
+            i, fg, o, cand = ops.sigmoid(i), ops.sigmoid(fg), ops.sigmoid(o), ops.tanh(cand)
             new_cell = fg * cell + i * cand
             new = o * ops.tanh(new_cell)
             return state + m * (new - state), cell + m * (new_cell - cell)  # an unobserved date keeps both
@@ -155,20 +153,23 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
         def call(self, inputs: Any) -> Any:
             x, observed = inputs
             n_dates = int(x.shape[1])
-            kernel, bias = self.step_kernel()
             xs = ops.transpose(x, (1, 0, 2, 3, 4))  # dates first: a date is one slice
             ms = ops.transpose(observed, (1, 0, 2, 3, 4))
             zero = ops.repeat(ops.zeros_like(ms[0]), self.filters, axis=-1)  # (b, h, w, F)
-            init = (zero,) if self.cell == "gru" else (zero, zero)
+            if self.cell == "gru":
+                init, ms = (zero,), (1.0 - ms) * KEEP
+            else:
+                init = (zero, zero)
 
             def step(carry: tuple[Any, ...], inputs: Any) -> Any:
                 x_t, m = inputs
-                g = ops.conv(ops.concatenate([x_t, carry[0]], axis=-1), kernel, padding="same") + bias
-                carry = self.advance(g, carry, m)
+                gx = ops.conv(x_t, self.input_kernel, padding="same") + self.bias
+                gh = ops.conv(carry[0], self.recurrent_kernel, padding="same")
+                carry = self.advance(gx, gh, carry, m)
                 return carry, carry  # Keras' TensorFlow scan wants the per-step output shaped as the carry
 
-            # A symbolic loop (a while loop on TensorFlow), not a Python one: the traced graph stays one step
-            # long whatever the number of dates (unrolled, tracing took a minute for 18 dates).
+            # A symbolic loop (a while loop on TensorFlow), not a Python one: unrolled, tracing took a minute
+            # for 18 dates.
             last, sequence = ops.scan(step, init, (xs, ms), length=n_dates, reverse=self.reverse)
             if self.return_sequences:
                 return ops.transpose(sequence[0], (1, 0, 2, 3, 4))
