@@ -350,6 +350,23 @@ def open_sample_files(
     return files, meta, list(bands) if bands else list(meta.get("bands", []))
 
 
+def example_bands(example: dict, n: int, bands: Sequence[str], label: str, what: str = "Sample") -> list[str]:
+    """The band order of a sample reader: ``bands`` (given or from the sidecar), else the sorted features of
+    this first Example other than the label and coordinates; an error names the bands Example ``n`` lacks."""
+    bands = list(bands) or sorted(key for key in example if key not in (label, *COORDS))
+    missing = [b for b in bands if b not in example]
+    if missing:
+        raise GeoDLError(f"{what} {n} lacks the band(s) {missing}; it has {sorted(example)}.")
+    return bands
+
+
+def example_xy(example: dict) -> Optional[tuple[float, float]]:
+    """The map coordinates (x, y) an Example carries, or None: Earth Engine exports may have none."""
+    if not all(c in example for c in COORDS):
+        return None
+    return float(np.asarray(example[COORDS[0]]).ravel()[0]), float(np.asarray(example[COORDS[1]]).ravel()[0])
+
+
 def load_samples(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     bands: Optional[Sequence[str]] = None,
@@ -363,20 +380,16 @@ def load_samples(
     labels: list[float] = []
     coords: list[tuple[float, float]] = []
     for n, example in enumerate(read_examples(paths)):
-        if not band_list:
-            band_list = sorted(k for k in example if k not in (label, *COORDS))
         if label not in example:
             raise GeoDLError(
                 f"Sample {n} in {[str(p) for p in paths]} has no '{label}' property; found {sorted(example)}. Name the label property."
             )
-        missing = [b for b in band_list if b not in example]
-        if missing:
-            raise GeoDLError(f"Sample {n} lacks the band(s) {missing}; it has {sorted(example)}.")
+        band_list = example_bands(example, n, band_list, label)
         for b in band_list:
             columns.setdefault(b, []).append(np.asarray(example[b], dtype=np.float32))
         labels.append(float(np.asarray(example[label]).ravel()[0]))
-        if all(c in example for c in COORDS):
-            coords.append((float(example["x"][0]), float(example["y"][0])))  # type: ignore[index]
+        if (xy := example_xy(example)) is not None:
+            coords.append(xy)
     if not labels:
         raise GeoDLError(f"The sample file(s) {[str(p) for p in paths]} hold no sample.")
     length = len(columns[band_list[0]][0])

@@ -23,7 +23,7 @@ from ..runtime.progress import Progress, ensure
 from .classes import ClassTable
 from .flatten import PixelSelector
 from .labels import TargetSet
-from .samples import COORDS, open_sample_files, read_stack_window, sidecar_path, stack_info, stacked_band_names
+from .samples import COORDS, example_bands, example_xy, open_sample_files, read_stack_window, sidecar_path, stack_info, stacked_band_names
 
 log = logging.getLogger("geodl")
 
@@ -175,21 +175,17 @@ def load_target_samples(
     targets: list[float] = []
     coords: list[tuple[float, float]] = []
     for n, example in enumerate(read_examples(files)):
-        if not band_list:
-            band_list = sorted(k for k in example if k not in (label, *COORDS))
         if label not in example:
             raise GeoDLError(f"Sample {n} has no '{label}' property; found {sorted(example)}.")
-        missing = [b for b in band_list if b not in example]
-        if missing:
-            raise GeoDLError(f"Sample {n} lacks the band(s) {missing}; it has {sorted(example)}.")
+        band_list = example_bands(example, n, band_list, label)
         for b in band_list:
             value = np.asarray(example[b], dtype=np.float32).ravel()
             if len(value) != 1:
                 raise GeoDLError(f"Band '{b}' has {len(value)} values per sample; regression samples are single pixels (patch size 1).")
             columns.setdefault(b, []).append(float(value[0]))
         targets.append(float(np.asarray(example[label]).ravel()[0]))
-        if all(c in example for c in COORDS):
-            coords.append((float(np.asarray(example["x"]).ravel()[0]), float(np.asarray(example["y"]).ravel()[0])))
+        if (xy := example_xy(example)) is not None:
+            coords.append(xy)
     if not targets:
         raise GeoDLError(f"The sample file(s) {[str(f) for f in files]} hold no sample.")
     x = np.stack([np.array(columns[b], np.float32) for b in band_list], axis=1)
