@@ -25,13 +25,24 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from ..io.atomic import atomic_write_text
-from ..io.raster import RasterInfo, raster_info, valid_mask
+from ..io.raster import RasterInfo, raster_info, same_grid, valid_mask
 from ..io.tfrecord import TFRecordWriter, read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
 from .classes import NODATA_CLASS, ClassTable
 from .labels import POINT, LabelSet
-from .samples import COORDS, LABEL, example_bands, example_xy, open_sample_files, read_sidecar, sidecar_path, stack_info, stacked_band_names
+from .samples import (
+    COORDS,
+    LABEL,
+    example_bands,
+    example_xy,
+    open_sample_files,
+    read_sidecar,
+    sidecar_path,
+    source_meta,
+    stack_info,
+    stacked_band_names,
+)
 
 log = logging.getLogger("geodl")
 
@@ -281,9 +292,7 @@ def chip_raster(  # noqa: C901, PLR0912, PLR0915 - one streaming pass over the r
     names = stacked_band_names(infos, band_names)
     info = infos[0]
     minfo = raster_info(mask)
-    if (minfo.width, minfo.height) != (info.width, info.height) or any(
-        abs(a - b) > 1e-6 * max(1.0, abs(a)) for a, b in zip(minfo.transform, info.transform, strict=True)
-    ):
+    if not same_grid(minfo, info):
         raise GeoDLError(
             f"The mask '{mask}' is not on the grid of '{info.path}'. Rasterise the labels onto this raster (geodl:rasterizemask)."
         )
@@ -361,12 +370,7 @@ def chip_raster(  # noqa: C901, PLR0912, PLR0915 - one streaming pass over the r
         "padding": padding,
         "ignore_value": IGNORE,
         "classes": classes.to_json(),
-        "crs_wkt": info.crs_wkt,
-        "crs_units": info.crs_units,
-        "pixel_size": list(info.res),
-        "source_dtype": info.dtype,
-        "nodata": nodata_value,
-        "rasters": [str(r) for r in rasters],
+        **source_meta(info, nodata_value, rasters),
         "mask": str(mask),
     }
     outputs = [(output, index)] + ([(test_output, test_idx)] if test_output and len(test_idx) else [])
@@ -533,8 +537,8 @@ def load_chips(
             raise GeoDLError(f"Band '{band_list[0]}' of chip {n} has {first.size} values, not a {k}×{k} patch.")
         images.append(np.stack([np.asarray(example[b], np.float32).reshape(k, k) for b in band_list], axis=-1))
         masks.append(label_mask(example[label], k, f"The label '{label}' of chip {n}"))
-        if (xy := example_xy(example)) is not None:
-            coords.append(xy)
+        if (centre := example_xy(example)) is not None:
+            coords.append(centre)
     if not images:
         raise GeoDLError(f"The chip file(s) {[str(p) for p in paths]} hold no chip.")
     mask = np.stack(masks)

@@ -18,7 +18,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from ..io.raster import RasterInfo, raster_info, valid_mask, world_to_pixel
+from ..io.raster import RasterInfo, raster_info, same_grid, valid_mask, world_to_pixel
 from ..io.tfrecord import read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
@@ -75,9 +75,7 @@ def stack_info(rasters: Sequence[str | os.PathLike], band_names: Optional[Sequen
     infos = [raster_info(r) for r in rasters]
     first = infos[0]
     for info in infos[1:]:
-        if (info.width, info.height) != (first.width, first.height) or any(
-            abs(a - b) > 1e-6 * max(1.0, abs(a)) for a, b in zip(info.transform, first.transform)
-        ):
+        if not same_grid(info, first):
             raise GeoDLError(
                 f"'{info.path}' is not on the grid of '{first.path}' ({info.width}×{info.height} vs "
                 f"{first.width}×{first.height}). Resample the rasters onto one grid (e.g. gdal:warpreproject)."
@@ -99,6 +97,19 @@ def stacked_band_names(infos: Sequence[RasterInfo], band_names: Optional[Sequenc
     if len(set(names)) != len(names):
         raise GeoDLError(f"Band names repeat ({names}); give explicit band names.")
     return names
+
+
+def source_meta(info: RasterInfo, nodata: Optional[float], rasters: Sequence[str | os.PathLike]) -> dict:
+    """The sidecar's facts about the imagery samples were cut from (CRS, pixel size, dtype, nodata, files):
+    training copies them into the model file, whose checks then hold a raster to predict on against them."""
+    return {
+        "crs_wkt": info.crs_wkt,
+        "crs_units": info.crs_units,
+        "pixel_size": list(info.res),
+        "source_dtype": info.dtype,
+        "nodata": nodata,
+        "rasters": [str(r) for r in rasters],
+    }
 
 
 def read_stack_window(infos: Sequence[RasterInfo], col: int, row: int, width: int, height: int, fill: float = 0) -> np.ndarray:
@@ -232,12 +243,7 @@ def extract_samples(  # noqa: PLR0915 - one streaming pass with its estimates an
             "label": LABEL,
             "patch_size": patch_size,
             "classes": labels.classes.to_json(),
-            "crs_wkt": info.crs_wkt,
-            "crs_units": info.crs_units,
-            "pixel_size": list(info.res),
-            "source_dtype": info.dtype,
-            "nodata": nodata_value,
-            "rasters": [str(r) for r in rasters],
+            **source_meta(info, nodata_value, rasters),
             "count": count,
         }
         progress.check()
@@ -388,8 +394,8 @@ def load_samples(
         for b in band_list:
             columns.setdefault(b, []).append(np.asarray(example[b], dtype=np.float32))
         labels.append(float(np.asarray(example[label]).ravel()[0]))
-        if (xy := example_xy(example)) is not None:
-            coords.append(xy)
+        if (centre := example_xy(example)) is not None:
+            coords.append(centre)
     if not labels:
         raise GeoDLError(f"The sample file(s) {[str(p) for p in paths]} hold no sample.")
     length = len(columns[band_list[0]][0])

@@ -30,7 +30,7 @@ from ..runtime.progress import Progress, ensure
 from .chips import CHIPS_KIND, IGNORE, ChipSet, label_mask, mask_classes
 from .classes import ClassTable
 from .labels import LabelSet
-from .samples import COORDS, LABEL, MIN_SAMPLES_PER_CLASS, example_xy, open_sample_files, sidecar_path
+from .samples import COORDS, LABEL, MIN_SAMPLES_PER_CLASS, example_xy, open_sample_files, sidecar_path, source_meta
 from .series import DOY, SeriesImage, as_date, date_key, day_of_year, parse_date
 
 log = logging.getLogger("geodl")
@@ -50,12 +50,7 @@ def _series_meta(series: SeriesImage, kind: str, k: int, classes: ClassTable, ex
         "series": {"dates": [d.isoformat() for d in series.dates], "bands": list(series.bands)},
         "ignore_value": IGNORE,
         "classes": classes.to_json(),
-        "crs_wkt": info.crs_wkt,
-        "crs_units": info.crs_units,
-        "pixel_size": list(info.res),
-        "source_dtype": info.dtype,
-        "nodata": None,
-        "rasters": [i.path for i in series.infos],
+        **source_meta(info, None, [i.path for i in series.infos]),
         **extra,
     }
 
@@ -300,8 +295,8 @@ def load_series_samples(
         values[np.broadcast_to(bad, values.shape)] = np.nan
         images.append(image.reshape(k, k, -1))
         masks.append(label_mask(example[label], k, f"The label of sample {n}"))
-        if (xy := example_xy(example)) is not None:
-            coords.append(xy)
+        if (centre := example_xy(example)) is not None:
+            coords.append(centre)
     if layout is None:
         raise GeoDLError(f"The sample file(s) {[str(p) for p in files]} hold no sample.")
     dates, bands, _ = layout

@@ -23,7 +23,17 @@ from ..runtime.progress import Progress, ensure
 from .classes import ClassTable
 from .flatten import PixelSelector
 from .labels import TargetSet
-from .samples import COORDS, example_bands, example_xy, open_sample_files, read_stack_window, sidecar_path, stack_info, stacked_band_names
+from .samples import (
+    COORDS,
+    example_bands,
+    example_xy,
+    open_sample_files,
+    read_stack_window,
+    sidecar_path,
+    source_meta,
+    stack_info,
+    stacked_band_names,
+)
 
 log = logging.getLogger("geodl")
 
@@ -146,12 +156,7 @@ def extract_target_samples(
         "bands": names,
         "label": TARGET,
         "patch_size": 1,
-        "crs_wkt": info.crs_wkt,
-        "crs_units": info.crs_units,
-        "pixel_size": list(info.res),
-        "source_dtype": info.dtype,
-        "nodata": nodata_value,
-        "rasters": [str(r) for r in rasters],
+        **source_meta(info, nodata_value, rasters),
         "count": count,
         "target_range": [min(values), max(values)],
     }
@@ -184,8 +189,8 @@ def load_target_samples(
                 raise GeoDLError(f"Band '{b}' has {len(value)} values per sample; regression samples are single pixels (patch size 1).")
             columns.setdefault(b, []).append(float(value[0]))
         targets.append(float(np.asarray(example[label]).ravel()[0]))
-        if (xy := example_xy(example)) is not None:
-            coords.append(xy)
+        if (centre := example_xy(example)) is not None:
+            coords.append(centre)
     if not targets:
         raise GeoDLError(f"The sample file(s) {[str(f) for f in files]} hold no sample.")
     x = np.stack([np.array(columns[b], np.float32) for b in band_list], axis=1)

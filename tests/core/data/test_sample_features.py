@@ -1,5 +1,6 @@
 """The per-Example steps the chip, series, class and regression readers share: a label (one value or k×k)
-to a mask, the band order with its missing-band error, and the optional coordinates."""
+to a mask, the band order with its missing-band error, the optional coordinates; and the grid test that the
+stack, series and chip readers apply to their rasters and masks."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from geodl_plugin.core.data.chips import IGNORE, label_mask
 from geodl_plugin.core.data.samples import example_bands, example_xy
+from geodl_plugin.core.io.raster import RasterInfo, same_grid
 from geodl_plugin.core.runtime.errors import GeoDLError
 
 
@@ -41,3 +43,13 @@ def test_band_order_given_or_sorted_without_label_and_coordinates():
     assert example_bands(example, 0, ["B2", "B1"], "class") == ["B2", "B1"]
     with pytest.raises(GeoDLError, match=r"^Chip 4 lacks the band\(s\) \['B3'\]; it has \['B1', 'B2', 'class', 'x', 'y'\]\.$"):
         example_bands(example, 4, ["B1", "B3"], "class", "Chip")
+
+
+def test_same_grid_tolerates_rounding_but_not_a_shift_or_another_size():
+    def info(width: int, transform: tuple[float, float, float, float, float, float]) -> RasterInfo:
+        return RasterInfo("r.tif", width, 8, 1, "float32", "", transform, None, ("b1",), False, "metre")
+
+    grid = (10.0, 0.0, 500000.0, 0.0, -10.0, 4600000.0)
+    assert same_grid(info(8, (10.0, 0.0, 500000.0 + 1e-4, 0.0, -10.0, 4600000.0)), info(8, grid))
+    assert not same_grid(info(8, (10.0, 0.0, 500005.0, 0.0, -10.0, 4600000.0)), info(8, grid))
+    assert not same_grid(info(9, grid), info(8, grid))
