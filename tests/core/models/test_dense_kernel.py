@@ -102,6 +102,8 @@ def test_other_networks_stay_on_keras():
         keras.layers.Dense(4, activation="tanh")(keras.layers.Normalization(mean=[0.0] * 3, variance=[1.0] * 3)(inputs))
     )
     assert dense_stack(keras.Model(inputs, tanh)) is None  # only ReLU hidden layers are compiled
+    wide = build_pixel_dnn(64, 20, [0.0] * 64, [1.0] * 64)  # 64 embedding bands, 20 classes: Keras runs it
+    assert dense_stack(wide) is not None and fused_classifier(wide) is None
 
 
 def test_a_kernel_that_disagrees_with_keras_is_not_used(caplog):
@@ -136,3 +138,18 @@ def test_bundle_classifies_through_the_kernel(tmp_path):
     got = bundle.classify(x, probabilities=True)
     assert isinstance(bundle._predictor()._fused_kernel(), FusedDense)
     np.testing.assert_allclose(got.probabilities, _keras(bundle.model, x), atol=TOLERANCE)
+
+
+def test_without_numba_keras_predicts(monkeypatch, caplog):
+    """numba is an optional speed-up: where it cannot be imported the bundle classifies through Keras."""
+    import sys
+
+    from geodl_plugin.core.models.model_file import ModelBundle
+
+    model, x = _model(2, 3, (5,), seed=9)  # a shape no other test compiles, so the import is attempted
+    monkeypatch.setitem(sys.modules, "numba", None)
+    with caplog.at_level("INFO", logger="geodl"):
+        bundle = ModelBundle({}, model)
+        got = bundle.classify(x, probabilities=True)
+    assert bundle._predictor()._fused_kernel() is None and "not the compiled kernel" in caplog.text
+    np.testing.assert_allclose(got.probabilities, _keras(model, x), atol=1e-6)
