@@ -3,16 +3,17 @@ class and confidence, fused per block of pixels so that no hidden activation lea
 
 Why: the pixel DNN is tiny (3 bands → 64 → 4 classes is ~450 multiply-adds a pixel), so every general
 engine spends its time moving activations, not computing: XLA and onnxruntime both ran the sample model at
-~12 Mpx/s on this machine's two cores, a sixth of what the arithmetic allows. Here a chunk of 256 pixels
+~12 Mpx/s on this machine's two cores, a small fraction of what the arithmetic allows. Here a chunk of 256 pixels
 sits in one small array with the pixels along the vector lanes; for each hidden unit its weights are held in
 registers while the unit's activation and its contribution to every class logit are computed for the whole
 chunk, so a hidden activation is used as soon as it exists and never stored. The softmax needs only the
 largest logit and one sum, with a vectorised ``exp`` (2^round + a polynomial, ~1e-7 relative error).
 
 The kernel's source is generated for the network's *shape* (band, unit and class counts: integers) and
-compiled by numba, once per shape and process; the weights are arguments, so a model file never supplies
-code. Used for Keras models that are exactly: Normalization → (Dense ReLU [Dropout])* → Dense softmax (the
-pixel DNN's architecture). Before first use its answers are checked against Keras on random pixels; where
+compiled by numba once per shape, its machine code kept in the user's cache for the next process
+(:func:`kernel_cache_dir`); the weights are arguments, so a model file never supplies code. Used for Keras
+models that are exactly Normalization → (Dense ReLU [Dropout])* → Dense softmax (the pixel DNN's
+architecture) and small enough (:data:`MAX_SOURCE_LINES`). Before first use its answers are checked against Keras on random pixels; where
 numba is missing, the network has another shape, or the check disagrees, the caller keeps Keras (same
 answer, slower); the reason is logged.
 """
@@ -24,9 +25,13 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
+
+from ..io.atomic import atomic_path
+from ..runtime.errors import GeoDLError
 
 log = logging.getLogger("geodl")
 
@@ -168,13 +173,55 @@ def _compile(dims: tuple[int, ...], probabilities: bool) -> Callable[..., None]:
     key = (dims, probabilities)
     with _LOCK:
         if key not in _KERNELS:
-            import numba
-
-            namespace: dict[str, Any] = {"np": np}
-            exec(compile(kernel_source(dims, probabilities), f"<geodl dense kernel {dims}>", "exec"), namespace)  # noqa: S102 - our own source, from integers
-            # 'contract' lets LLVM fuse multiply-adds; no 'nnan'/'ninf', so odd inputs keep IEEE meaning.
-            _KERNELS[key] = numba.njit(nogil=True, fastmath={"contract"}, error_model="numpy", cache=False)(namespace["kernel"])
+            _KERNELS[key] = _cached_module(dims, probabilities) or _in_memory(dims, probabilities)
         return _KERNELS[key]
+
+
+# 'contract' lets LLVM fuse multiply-adds; no 'nnan'/'ninf', so odd inputs keep their IEEE meaning.
+_JIT = "numba.njit(nogil=True, fastmath={'contract'}, error_model='numpy', cache=%s)"
+
+
+def kernel_cache_dir() -> Path:
+    """Where compiled kernels are kept between processes: ``GEODL_KERNEL_CACHE``, else the user's cache."""
+    if os.environ.get("GEODL_KERNEL_CACHE"):
+        return Path(os.environ["GEODL_KERNEL_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "geodl" / "kernels"
+
+
+def _cached_module(dims: tuple[int, ...], probabilities: bool) -> Optional[Callable[..., None]]:
+    """The kernel from a module file in :func:`kernel_cache_dir`, compiled with numba's on-disk cache, so a
+    new process (each ``qgis_process`` run) loads machine code instead of compiling for ~1–2 s. The file holds
+    only the generated source (shape-dependent, no weights); None where the folder cannot be written."""
+    import importlib.util
+    import sys
+
+    name = "geodl_dense_" + "_".join(map(str, dims)) + ("_probabilities" if probabilities else "")
+    source = f"import numpy as np\nimport numba\n\n\n@{_JIT % True}\n" + kernel_source(dims, probabilities)
+    folder = kernel_cache_dir()
+    path = folder / f"{name}.py"
+    try:
+        if not path.is_file() or path.read_text(encoding="utf-8") != source:  # unchanged file: numba's cache holds
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                Path(tmp).write_text(source, encoding="utf-8")
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            return None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # numba's cache finds the module by name
+        spec.loader.exec_module(module)
+        return module.kernel
+    except (OSError, GeoDLError) as exc:  # a read-only or full home: compile in memory instead
+        log.info("Compiled kernels are not kept between sessions (%s).", exc)
+        return None
+
+
+def _in_memory(dims: tuple[int, ...], probabilities: bool) -> Callable[..., None]:
+    import numba
+
+    namespace: dict[str, Any] = {"np": np, "numba": numba}
+    exec(compile(kernel_source(dims, probabilities), f"<geodl dense kernel {dims}>", "exec"), namespace)  # noqa: S102 - our own source, from integers
+    return eval(_JIT % False)(namespace["kernel"])  # noqa: S307 - the decorator above, with constants
 
 
 def _pool() -> ThreadPoolExecutor:

@@ -153,3 +153,41 @@ def test_without_numba_keras_predicts(monkeypatch, caplog):
         got = bundle.classify(x, probabilities=True)
     assert bundle._predictor()._fused_kernel() is None and "not the compiled kernel" in caplog.text
     np.testing.assert_allclose(got.probabilities, _keras(model, x), atol=1e-6)
+
+
+_PROBE = """
+import numpy as np
+from geodl_plugin.core.models.dense_kernel import DenseStack, FusedDense, _compile
+rng = np.random.default_rng(0)
+layers = [(rng.normal(size=(2, 6)).astype(np.float32), np.zeros(6, np.float32))]
+layers.append((rng.normal(size=(6, 3)).astype(np.float32), np.zeros(3, np.float32)))
+FusedDense(DenseStack(np.zeros(2, np.float32), np.ones(2, np.float32), layers)).classify(rng.normal(size=(300, 2)).astype(np.float32))
+print(sum(_compile((2, 6, 3), False).stats.cache_hits.values()))
+"""
+
+
+def _probe(cache: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "GEODL_KERNEL_CACHE": cache, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_compiled_kernel_is_reused_by_the_next_process(tmp_path):
+    """The first process compiles and keeps the machine code; the next one loads it (no ~1-2 s compile)."""
+    cache = tmp_path / "kernels"
+    assert _probe(str(cache)) == "0"
+    assert _probe(str(cache)) == "1"
+    assert [p.name for p in cache.glob("*.py")] == ["geodl_dense_2_6_3.py"]
+
+
+def test_unwritable_cache_compiles_in_memory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert _probe(str(blocker / "kernels")) == "0"  # still classifies; nothing to reuse
