@@ -163,9 +163,9 @@ def kernel_source(dims: tuple[int, ...], probabilities: bool) -> str:
         lines += ["        for p in range(m):"]
         lines += _exp_lines("e", f"S[{logit + c}, p] - T[1, p]", pad)
         lines += [f"{pad}T[2, p] += e"] + ([f"{pad}T[{3 + c}, p] = e"] if probabilities else [])
-    lines += ["        for p in range(m):", f"{pad}inv = np.float32(1.0) / T[2, p]", f"{pad}conf[s + p] = inv"]
-    if probabilities:
-        lines += [f"{pad}probs[{c}, offset + s + p] = T[{3 + c}, p] * inv" for c in range(classes)]
+    lines += ["        for p in range(m):", f"{pad}T[2, p] = np.float32(1.0) / T[2, p]", f"{pad}conf[s + p] = T[2, p]"]
+    for c in range(classes if probabilities else 0):  # one loop a class: each a plain vector loop
+        lines += ["        for p in range(m):", f"{pad}probs[{c}, offset + s + p] = T[{3 + c}, p] * T[2, p]"]
     return "\n".join(lines) + "\n"
 
 
