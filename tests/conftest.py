@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
+# The pixel DNN's compiled kernels (core/models/dense_kernel.py) are kept here, not in the user's cache.
+os.environ.setdefault("GEODL_KERNEL_CACHE", str(REPO / ".pytest_cache" / "geodl-kernels"))
 SAMPLE_DATA = REPO / "data" / "sample"
 SCENE = SAMPLE_DATA / "LC08_L1TP_224078_20200518_20200518_01_RT.TIF"
 POLYGONS = SAMPLE_DATA / "LC08_L1TP_224078_20200518_20200518_01_RT_polygons.gpkg"

@@ -216,7 +216,8 @@ def test_compiled_class_head_matches_the_plain_model(rows):
 
 
 def test_a_model_xla_cannot_compile_still_predicts(caplog):
-    """If XLA fails on this machine, the same head runs without it: same answer, one warning."""
+    """Where the compiled kernel is unavailable (no numba) and XLA fails on this machine, the same head runs
+    without XLA: same answer, one warning."""
     import keras
 
     from geodl_plugin.core.models.model_file import ModelBundle
@@ -227,6 +228,7 @@ def test_a_model_xla_cannot_compile_still_predicts(caplog):
     x = np.random.default_rng(1).normal(size=(100, 3)).astype(np.float32)
     bundle = ModelBundle({}, model)
     predictor = bundle._predictor()
+    predictor._fused = None  # as without numba: Keras predicts
     head = predictor._head(False)
     assert head.jit_compile, "on the TensorFlow backend the head is XLA-compiled"
 

@@ -151,6 +151,7 @@ def test_runtime_from_the_index_has_the_pinned_stack_and_reports_progress(geodl_
     assert read_runtime(root) == info
     assert info.backend == "tensorflow" and info.device == "cpu" and info.installer == "pip"
     assert info.packages["keras"] == "3.15.1" and info.packages["tensorflow-cpu"] == "2.20.0"
+    assert info.packages["numba"] == "0.68.1"  # the pixel DNN's compiled kernel
     assert info.packages["numpy"].startswith("1.")  # QGIS's osgeo is bridged in, so numpy follows QGIS's major
     assert info.osgeo_from and Path(info.osgeo_from, "osgeo").is_dir()
     values = trace["progress"]

@@ -20,18 +20,29 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
 from ..io.atomic import atomic_write_text
-from ..io.raster import RasterInfo, raster_info, valid_mask
+from ..io.raster import RasterInfo, raster_info, same_grid, valid_mask
 from ..io.tfrecord import TFRecordWriter, read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
 from .classes import NODATA_CLASS, ClassTable
 from .labels import POINT, LabelSet
-from .samples import COORDS, LABEL, open_sample_files, read_sidecar, sidecar_path, stack_info, stacked_band_names
+from .samples import (
+    COORDS,
+    LABEL,
+    example_bands,
+    example_xy,
+    open_sample_files,
+    read_sidecar,
+    sidecar_path,
+    source_meta,
+    stack_info,
+    stacked_band_names,
+)
 
 log = logging.getLogger("geodl")
 
@@ -281,9 +292,7 @@ def chip_raster(  # noqa: C901, PLR0912, PLR0915 - one streaming pass over the r
     names = stacked_band_names(infos, band_names)
     info = infos[0]
     minfo = raster_info(mask)
-    if (minfo.width, minfo.height) != (info.width, info.height) or any(
-        abs(a - b) > 1e-6 * max(1.0, abs(a)) for a, b in zip(minfo.transform, info.transform, strict=True)
-    ):
+    if not same_grid(minfo, info):
         raise GeoDLError(
             f"The mask '{mask}' is not on the grid of '{info.path}'. Rasterise the labels onto this raster (geodl:rasterizemask)."
         )
@@ -361,12 +370,7 @@ def chip_raster(  # noqa: C901, PLR0912, PLR0915 - one streaming pass over the r
         "padding": padding,
         "ignore_value": IGNORE,
         "classes": classes.to_json(),
-        "crs_wkt": info.crs_wkt,
-        "crs_units": info.crs_units,
-        "pixel_size": list(info.res),
-        "source_dtype": info.dtype,
-        "nodata": nodata_value,
-        "rasters": [str(r) for r in rasters],
+        **source_meta(info, nodata_value, rasters),
         "mask": str(mask),
     }
     outputs = [(output, index)] + ([(test_output, test_idx)] if test_output and len(test_idx) else [])
@@ -495,6 +499,20 @@ def centre_mask(y: np.ndarray, k: int) -> np.ndarray:
     return mask
 
 
+def label_mask(value: Any, k: int, source: str) -> np.ndarray:
+    """The (k, k) uint8 mask of one sample's ``class`` feature, for the chip and series readers alike.
+
+    One value (a point patch) labels the centre pixel only; k×k values (a chip) keep the class ids, anything
+    that is not one (NaN, negative, 255 or more) becoming :data:`IGNORE`. Any other size is an error that
+    starts with ``source`` (e.g. "The label 'class' of chip 3")."""
+    lab = np.asarray(value, dtype=np.float64).ravel()
+    if lab.size == 1:
+        return centre_mask(lab.astype(np.int64), k)[0]
+    if lab.size == k * k:
+        return np.where(np.isfinite(lab) & (lab >= 0) & (lab < IGNORE), lab, IGNORE).astype(np.uint8).reshape(k, k)
+    raise GeoDLError(f"{source} has {lab.size} values; expected 1 or {k * k}.")
+
+
 def load_chips(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     bands: Optional[Sequence[str]] = None,
@@ -509,28 +527,18 @@ def load_chips(
     coords: list[tuple[float, float]] = []
     k = 0
     for n, example in enumerate(read_examples(paths)):
-        if not band_list:
-            band_list = sorted(key for key in example if key not in (label, *COORDS))
         if label not in example:
             raise GeoDLError(f"Chip {n} has no '{label}' property; found {sorted(example)}. Name the label property.")
-        missing = [b for b in band_list if b not in example]
-        if missing:
-            raise GeoDLError(f"Chip {n} lacks the band(s) {missing}; it has {sorted(example)}.")
+        band_list = example_bands(example, n, band_list, label, "Chip")
         first = np.asarray(example[band_list[0]])
         if not k:
             k = int(round(np.sqrt(first.size)))
         if k * k != first.size:
             raise GeoDLError(f"Band '{band_list[0]}' of chip {n} has {first.size} values, not a {k}×{k} patch.")
         images.append(np.stack([np.asarray(example[b], np.float32).reshape(k, k) for b in band_list], axis=-1))
-        lab = np.asarray(example[label], dtype=np.float64).ravel()
-        if lab.size == 1:
-            masks.append(centre_mask(lab.astype(np.int64), k)[0])
-        elif lab.size == k * k:
-            masks.append(np.where(np.isfinite(lab) & (lab >= 0) & (lab < IGNORE), lab, IGNORE).astype(np.uint8).reshape(k, k))
-        else:
-            raise GeoDLError(f"The label '{label}' of chip {n} has {lab.size} values; expected 1 or {k * k}.")
-        if all(c in example for c in COORDS):
-            coords.append((float(np.asarray(example["x"]).ravel()[0]), float(np.asarray(example["y"]).ravel()[0])))
+        masks.append(label_mask(example[label], k, f"The label '{label}' of chip {n}"))
+        if (centre := example_xy(example)) is not None:
+            coords.append(centre)
     if not images:
         raise GeoDLError(f"The chip file(s) {[str(p) for p in paths]} hold no chip.")
     mask = np.stack(masks)

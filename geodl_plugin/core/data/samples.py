@@ -18,7 +18,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from ..io.raster import RasterInfo, raster_info, valid_mask, world_to_pixel
+from ..io.raster import RasterInfo, raster_info, same_grid, valid_mask, world_to_pixel
 from ..io.tfrecord import read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
@@ -75,9 +75,7 @@ def stack_info(rasters: Sequence[str | os.PathLike], band_names: Optional[Sequen
     infos = [raster_info(r) for r in rasters]
     first = infos[0]
     for info in infos[1:]:
-        if (info.width, info.height) != (first.width, first.height) or any(
-            abs(a - b) > 1e-6 * max(1.0, abs(a)) for a, b in zip(info.transform, first.transform)
-        ):
+        if not same_grid(info, first):
             raise GeoDLError(
                 f"'{info.path}' is not on the grid of '{first.path}' ({info.width}×{info.height} vs "
                 f"{first.width}×{first.height}). Resample the rasters onto one grid (e.g. gdal:warpreproject)."
@@ -99,6 +97,19 @@ def stacked_band_names(infos: Sequence[RasterInfo], band_names: Optional[Sequenc
     if len(set(names)) != len(names):
         raise GeoDLError(f"Band names repeat ({names}); give explicit band names.")
     return names
+
+
+def source_meta(info: RasterInfo, nodata: Optional[float], rasters: Sequence[str | os.PathLike]) -> dict:
+    """The sidecar's facts about the imagery samples were cut from (CRS, pixel size, dtype, nodata, files):
+    training copies them into the model file, whose checks then hold a raster to predict on against them."""
+    return {
+        "crs_wkt": info.crs_wkt,
+        "crs_units": info.crs_units,
+        "pixel_size": list(info.res),
+        "source_dtype": info.dtype,
+        "nodata": nodata,
+        "rasters": [str(r) for r in rasters],
+    }
 
 
 def read_stack_window(infos: Sequence[RasterInfo], col: int, row: int, width: int, height: int, fill: float = 0) -> np.ndarray:
@@ -232,12 +243,7 @@ def extract_samples(  # noqa: PLR0915 - one streaming pass with its estimates an
             "label": LABEL,
             "patch_size": patch_size,
             "classes": labels.classes.to_json(),
-            "crs_wkt": info.crs_wkt,
-            "crs_units": info.crs_units,
-            "pixel_size": list(info.res),
-            "source_dtype": info.dtype,
-            "nodata": nodata_value,
-            "rasters": [str(r) for r in rasters],
+            **source_meta(info, nodata_value, rasters),
             "count": count,
         }
         progress.check()
@@ -350,6 +356,23 @@ def open_sample_files(
     return files, meta, list(bands) if bands else list(meta.get("bands", []))
 
 
+def example_bands(example: dict, n: int, bands: Sequence[str], label: str, what: str = "Sample") -> list[str]:
+    """The band order of a sample reader: ``bands`` (given or from the sidecar), else the sorted features of
+    this first Example other than the label and coordinates; an error names the bands Example ``n`` lacks."""
+    bands = list(bands) or sorted(key for key in example if key not in (label, *COORDS))
+    missing = [b for b in bands if b not in example]
+    if missing:
+        raise GeoDLError(f"{what} {n} lacks the band(s) {missing}; it has {sorted(example)}.")
+    return bands
+
+
+def example_xy(example: dict) -> Optional[tuple[float, float]]:
+    """The map coordinates (x, y) an Example carries, or None: Earth Engine exports may have none."""
+    if not all(c in example for c in COORDS):
+        return None
+    return float(np.asarray(example[COORDS[0]]).ravel()[0]), float(np.asarray(example[COORDS[1]]).ravel()[0])
+
+
 def load_samples(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     bands: Optional[Sequence[str]] = None,
@@ -363,20 +386,16 @@ def load_samples(
     labels: list[float] = []
     coords: list[tuple[float, float]] = []
     for n, example in enumerate(read_examples(paths)):
-        if not band_list:
-            band_list = sorted(k for k in example if k not in (label, *COORDS))
         if label not in example:
             raise GeoDLError(
                 f"Sample {n} in {[str(p) for p in paths]} has no '{label}' property; found {sorted(example)}. Name the label property."
             )
-        missing = [b for b in band_list if b not in example]
-        if missing:
-            raise GeoDLError(f"Sample {n} lacks the band(s) {missing}; it has {sorted(example)}.")
+        band_list = example_bands(example, n, band_list, label)
         for b in band_list:
             columns.setdefault(b, []).append(np.asarray(example[b], dtype=np.float32))
         labels.append(float(np.asarray(example[label]).ravel()[0]))
-        if all(c in example for c in COORDS):
-            coords.append((float(example["x"][0]), float(example["y"][0])))  # type: ignore[index]
+        if (centre := example_xy(example)) is not None:
+            coords.append(centre)
     if not labels:
         raise GeoDLError(f"The sample file(s) {[str(p) for p in paths]} hold no sample.")
     length = len(columns[band_list[0]][0])

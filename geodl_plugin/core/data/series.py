@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..io.raster import RasterInfo, raster_info
+from ..io.raster import RasterInfo, raster_info, same_grid
 from ..runtime.errors import GeoDLError
 
 # YYYYMMDD, YYYY-MM-DD or YYYY_MM_DD, not inside a longer run of digits.
@@ -178,9 +178,7 @@ class SeriesImage:
 def _check_grid(infos: Sequence[RasterInfo]) -> None:
     first = infos[0]
     for info in infos[1:]:
-        if (info.width, info.height) != (first.width, first.height) or any(
-            abs(a - b) > 1e-6 * max(1.0, abs(a)) for a, b in zip(info.transform, first.transform)
-        ):
+        if not same_grid(info, first):
             raise GeoDLError(
                 f"'{info.path}' is not on the grid of '{first.path}' ({info.width}×{info.height} vs "
                 f"{first.width}×{first.height}). Resample the dates onto one grid (e.g. gdal:warpreproject)."

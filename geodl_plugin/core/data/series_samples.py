@@ -27,10 +27,10 @@ from ..io.raster import pixel_centre, raster_info, world_to_pixel
 from ..io.tfrecord import TFRecordWriter, read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
-from .chips import CHIPS_KIND, IGNORE, ChipSet, centre_mask, mask_classes
+from .chips import CHIPS_KIND, IGNORE, ChipSet, label_mask, mask_classes
 from .classes import ClassTable
 from .labels import LabelSet
-from .samples import COORDS, LABEL, MIN_SAMPLES_PER_CLASS, open_sample_files, sidecar_path
+from .samples import COORDS, LABEL, MIN_SAMPLES_PER_CLASS, example_xy, open_sample_files, sidecar_path, source_meta
 from .series import DOY, SeriesImage, as_date, date_key, day_of_year, parse_date
 
 log = logging.getLogger("geodl")
@@ -50,12 +50,7 @@ def _series_meta(series: SeriesImage, kind: str, k: int, classes: ClassTable, ex
         "series": {"dates": [d.isoformat() for d in series.dates], "bands": list(series.bands)},
         "ignore_value": IGNORE,
         "classes": classes.to_json(),
-        "crs_wkt": info.crs_wkt,
-        "crs_units": info.crs_units,
-        "pixel_size": list(info.res),
-        "source_dtype": info.dtype,
-        "nodata": None,
-        "rasters": [i.path for i in series.infos],
+        **source_meta(info, None, [i.path for i in series.infos]),
         **extra,
     }
 
@@ -299,15 +294,9 @@ def load_series_samples(
             bad |= (values == np.float32(nodata)).any(axis=-1, keepdims=True)
         values[np.broadcast_to(bad, values.shape)] = np.nan
         images.append(image.reshape(k, k, -1))
-        lab = np.asarray(example[label], np.float64).ravel()
-        if lab.size == 1:
-            masks.append(centre_mask(lab.astype(np.int64), k)[0])
-        elif lab.size == k * k:
-            masks.append(np.where(np.isfinite(lab) & (lab >= 0) & (lab < IGNORE), lab, IGNORE).astype(np.uint8).reshape(k, k))
-        else:
-            raise GeoDLError(f"The label of sample {n} has {lab.size} values; expected 1 or {k * k}.")
-        if all(c in example for c in COORDS):
-            coords.append((float(np.asarray(example["x"]).ravel()[0]), float(np.asarray(example["y"]).ravel()[0])))
+        masks.append(label_mask(example[label], k, f"The label of sample {n}"))
+        if (centre := example_xy(example)) is not None:
+            coords.append(centre)
     if layout is None:
         raise GeoDLError(f"The sample file(s) {[str(p) for p in files]} hold no sample.")
     dates, bands, _ = layout

@@ -23,7 +23,17 @@ from ..runtime.progress import Progress, ensure
 from .classes import ClassTable
 from .flatten import PixelSelector
 from .labels import TargetSet
-from .samples import COORDS, open_sample_files, read_stack_window, sidecar_path, stack_info, stacked_band_names
+from .samples import (
+    COORDS,
+    example_bands,
+    example_xy,
+    open_sample_files,
+    read_stack_window,
+    sidecar_path,
+    source_meta,
+    stack_info,
+    stacked_band_names,
+)
 
 log = logging.getLogger("geodl")
 
@@ -146,12 +156,7 @@ def extract_target_samples(
         "bands": names,
         "label": TARGET,
         "patch_size": 1,
-        "crs_wkt": info.crs_wkt,
-        "crs_units": info.crs_units,
-        "pixel_size": list(info.res),
-        "source_dtype": info.dtype,
-        "nodata": nodata_value,
-        "rasters": [str(r) for r in rasters],
+        **source_meta(info, nodata_value, rasters),
         "count": count,
         "target_range": [min(values), max(values)],
     }
@@ -175,21 +180,17 @@ def load_target_samples(
     targets: list[float] = []
     coords: list[tuple[float, float]] = []
     for n, example in enumerate(read_examples(files)):
-        if not band_list:
-            band_list = sorted(k for k in example if k not in (label, *COORDS))
         if label not in example:
             raise GeoDLError(f"Sample {n} has no '{label}' property; found {sorted(example)}.")
-        missing = [b for b in band_list if b not in example]
-        if missing:
-            raise GeoDLError(f"Sample {n} lacks the band(s) {missing}; it has {sorted(example)}.")
+        band_list = example_bands(example, n, band_list, label)
         for b in band_list:
             value = np.asarray(example[b], dtype=np.float32).ravel()
             if len(value) != 1:
                 raise GeoDLError(f"Band '{b}' has {len(value)} values per sample; regression samples are single pixels (patch size 1).")
             columns.setdefault(b, []).append(float(value[0]))
         targets.append(float(np.asarray(example[label]).ravel()[0]))
-        if all(c in example for c in COORDS):
-            coords.append((float(np.asarray(example["x"]).ravel()[0]), float(np.asarray(example["y"]).ravel()[0])))
+        if (centre := example_xy(example)) is not None:
+            coords.append(centre)
     if not targets:
         raise GeoDLError(f"The sample file(s) {[str(f) for f in files]} hold no sample.")
     x = np.stack([np.array(columns[b], np.float32) for b in band_list], axis=1)

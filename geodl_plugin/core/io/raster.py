@@ -34,6 +34,14 @@ class RasterInfo:
         return abs(self.transform[0]), abs(self.transform[4])
 
 
+def same_grid(info: RasterInfo, reference: RasterInfo) -> bool:
+    """True when ``info`` lies on the pixel grid of ``reference``: the same size and the same transform, up to
+    a relative 1e-6 (rounding in the files' georeferencing, not a shifted grid)."""
+    return (info.width, info.height) == (reference.width, reference.height) and not any(
+        abs(a - b) > 1e-6 * max(1.0, abs(a)) for a, b in zip(info.transform, reference.transform, strict=True)
+    )
+
+
 def _band_names(ds) -> tuple[str, ...]:
     names = []
     for i, desc in enumerate(ds.descriptions, start=1):

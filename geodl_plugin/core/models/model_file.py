@@ -272,6 +272,7 @@ class _KerasPredictor:
 
     def __init__(self, model: Any) -> None:
         self.model = model
+        self._fused: Any = False  # the compiled pixel kernel (dense_kernel.py): False until first tried, None if unusable
         self._heads: dict[bool, Any] = {}
         self._compiled: dict[bool, Any] = {}
         self.rows = rows_per_call(model)
@@ -304,6 +305,28 @@ class _KerasPredictor:
         if x.ndim != 2:  # image patches (a U-Net): the class axis is the last one
             probs = self.probabilities(x)
             return Classified(probs.argmax(axis=-1).astype(np.uint8), probs.max(axis=-1), probs if probabilities else None)
+        fused = self._fused_kernel()
+        if fused is not None:
+            return Classified(*fused.classify(x, probabilities))
+        return self._classify_keras(x, probabilities)
+
+    def _fused_kernel(self) -> Any:
+        """The pixel DNN's compiled CPU kernel, checked against Keras once; None for other networks, on a GPU
+        (Keras runs there) or where it cannot be built."""
+        if self._fused is False:
+            from .dense_kernel import fused_classifier
+            from .onnx_engine import keras_on_gpu
+
+            self._fused = None if keras_on_gpu() else fused_classifier(self.model, self._keras_probabilities)
+        return self._fused
+
+    def _keras_probabilities(self, x: np.ndarray) -> np.ndarray:
+        """The model's own output, uncompiled (what the kernel is checked against; no XLA compile to wait for)."""
+        import keras
+
+        return np.asarray(keras.ops.convert_to_numpy(self.model.predict_on_batch(x)))
+
+    def _classify_keras(self, x: np.ndarray, probabilities: bool) -> Classified:
         head = self._head(probabilities)
         parts = [[np.asarray(o)[:n] for o in self._run(head, probabilities, batch)] for batch, n in self._padded_batches(x)]
         joined = [np.concatenate(p) if len(parts) > 1 else p[0] for p in zip(*parts)]

@@ -65,7 +65,7 @@ def onnx_predictor(model: Any, multiple: int = 1) -> Optional[Callable[[np.ndarr
     return predict
 
 
-def _gpu() -> bool:
+def keras_on_gpu() -> bool:
     """Whether Keras' backend computes on a GPU here (then it, not onnxruntime on the CPU, should run tiles)."""
     import keras
 
@@ -97,7 +97,7 @@ def _onnx_model(model: Any) -> Optional[Any]:
 
 
 def _convert(model: Any, multiple: int) -> Optional[Callable[[np.ndarray], np.ndarray]]:
-    if len(tuple(model.input_shape)) != 4 or _gpu():
+    if len(tuple(model.input_shape)) != 4 or keras_on_gpu():
         return None
     import onnxruntime as ort
 
