@@ -156,10 +156,9 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
             xs = ops.transpose(x, (1, 0, 2, 3, 4))  # dates first: a date is one slice
             ms = ops.transpose(observed, (1, 0, 2, 3, 4))
             zero = ops.repeat(ops.zeros_like(ms[0]), self.filters, axis=-1)  # (b, h, w, F)
+            init: tuple[Any, ...] = (zero,) if self.cell == "gru" else (zero, zero)
             if self.cell == "gru":
-                init, ms = (zero,), (1.0 - ms) * KEEP
-            else:
-                init = (zero, zero)
+                ms = (1.0 - ms) * KEEP  # the update gate's bias: 0 where observed, KEEP where not
 
             def step(carry: tuple[Any, ...], inputs: Any) -> Any:
                 x_t, m = inputs
