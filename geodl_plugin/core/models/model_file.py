@@ -256,11 +256,12 @@ def rows_per_call(model: Any) -> int:
 class _KerasPredictor:
     """Batched prediction with a Keras model.
 
-    ``classify`` runs the model with an argmax/max head (pure ``keras.ops``), XLA-compiled on the
-    TensorFlow backend: normalise → dense layers → softmax → argmax fuse into one kernel and only the class
-    and its probability leave it. XLA compiles once per input shape, so a call's rows are padded up to one
-    of a few fixed sizes (whole batches, then a power of two for the remainder): however many nodata pixels
-    a block drops, no new compilation.
+    A pixel DNN on a CPU classifies through its own compiled kernel (``dense_kernel.py``, checked against
+    Keras before use). Where that kernel cannot be used, ``classify`` runs the model with an argmax/max
+    head (pure ``keras.ops``), XLA-compiled on the TensorFlow backend: normalise → dense layers → softmax →
+    argmax fuse into one kernel and only the class and its probability leave it. XLA compiles once per input
+    shape, so a call's rows are padded up to one of a few fixed sizes (whole batches, then a power of two for
+    the remainder): however many nodata pixels a block drops, no new compilation.
 
     A call holds as many rows as keep the widest hidden activation inside the CPU's last-level cache
     (:func:`rows_per_call`): measured here, a 3→64→4 network ran at 10.5 Mpx/s with 32,768 rows a call
