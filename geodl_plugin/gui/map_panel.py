@@ -268,19 +268,14 @@ class MapPanel(StepPanel):
             description, work, on_done=guard(self, on_done), on_error=guard(self, on_error), on_cancelled=guard(self, on_cancelled)
         )
         task.progressChanged.connect(lambda p: self.predictProgress.setValue(int(p)))
-        self.predictProgress.setValue(0)
-        self.predictButton.setEnabled(False)
-        self.previewButton.setEnabled(False)
-        self.cancelPredictButton.setEnabled(True)
-        self.predict_task = self.context.run_task(task)
-        self.context.message(f"{description.removeprefix('GeoDL: ').capitalize()}…")
+        message = f"{description.removeprefix('GeoDL: ').capitalize()}…"
+        self.predict_task = self._start_task(
+            task, self.predictProgress, (self.predictButton, self.previewButton), self.cancelPredictButton, message
+        )
         return task
 
     def cancel_map(self) -> None:
-        task = self.predict_task
-        if task is not None and is_running(task):
-            task.cancel()
-            self.context.message(f"Cancelling: {task.description()}…")
+        self._cancel_task(self.predict_task, say=True)
 
     def _mapped(self, out: tuple, group: str, replace: bool = False) -> None:
         result, classes, task = out

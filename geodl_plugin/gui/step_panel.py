@@ -9,7 +9,7 @@ hooks below are what the dock calls on every step.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from qgis.PyQt.QtWidgets import QWidget
 
@@ -29,8 +29,25 @@ class StepPanel(QWidget):
 
     def cancel(self) -> None:
         for task in self.tasks():
-            if task is not None and is_running(task):
-                task.cancel()
+            self._cancel_task(task)
+
+    def _cancel_task(self, task: Optional[GeoDLTask], say: bool = False) -> None:
+        """Cancel ``task`` if it runs; ``say``: tell the user (a Cancel button), not when the dock closes."""
+        if task is not None and is_running(task):
+            task.cancel()
+            if say:
+                self.context.message(f"Cancelling: {task.description()}…")
+
+    def _start_task(self, task: GeoDLTask, progress: Any, idle: tuple[Any, ...], cancel_button: Any, message: str) -> GeoDLTask:
+        """Run ``task`` with the step's progress bar at 0, the buttons that start work (``idle``) off and its
+        Cancel button on; returns the task as started."""
+        progress.setValue(0)
+        for button in idle:
+            button.setEnabled(False)
+        cancel_button.setEnabled(True)
+        started = self.context.run_task(task)
+        self.context.message(message)
+        return started
 
     def release_tools(self) -> None:
         """Take the step's map tools off the canvas."""

@@ -236,18 +236,11 @@ class TrainingPanel(StepPanel):
         task.progressChanged.connect(lambda p: self.trainProgress.setValue(int(p)))
         task.messageReported.connect(self.trainMessageLabel.setText)
         self.plot.clear()
-        self.trainProgress.setValue(0)
-        self.trainButton.setEnabled(False)
-        self.cancelTrainButton.setEnabled(True)
-        self.train_task = self.context.run_task(task)
-        self.context.message("Training…")
+        self.train_task = self._start_task(task, self.trainProgress, (self.trainButton,), self.cancelTrainButton, "Training…")
         return task
 
     def cancel_training(self) -> None:
-        task = self.train_task
-        if task is not None and is_running(task):
-            task.cancel()
-            self.context.message(f"Cancelling: {task.description()}…")
+        self._cancel_task(self.train_task, say=True)
 
     def _training_ended(self) -> None:
         self.trainButton.setEnabled(True)

@@ -33,7 +33,7 @@ import numpy as np
 from ..io.atomic import atomic_path, check_writable
 from ..runtime.errors import Cancelled, GeoDLError
 from ..runtime.progress import Progress, ensure
-from .grid import NODATA, PixelGrid, aligned_grid, fill_masked, region_grid
+from .grid import NODATA, PixelGrid, aligned_grid, fill_masked, float_geotiff_profile, region_grid
 from .grid import utm_crs as utm_crs  # re-exported: the dock imports it from here
 from .session import ee_errors, http_status, is_retryable, require_connected
 
@@ -156,21 +156,7 @@ class DownloadParams:
     def geotiff_profile(self, count: int) -> dict[str, Any]:
         """The downloaded GeoTIFF's rasterio profile: float32 on this grid, −9999 nodata, tiled, deflated."""
         width, height = self.grid()
-        return dict(
-            driver="GTiff",
-            width=width,
-            height=height,
-            count=count,
-            dtype="float32",
-            crs=self.crs,
-            transform=self.transform(),
-            nodata=NODATA,
-            tiled=True,
-            blockxsize=256,
-            blockysize=256,
-            compress="deflate",
-            BIGTIFF="IF_SAFER",
-        )
+        return float_geotiff_profile(width, height, count, self.crs, self.transform())
 
 
 def _grid(params: DownloadParams, tile: Tile) -> dict:

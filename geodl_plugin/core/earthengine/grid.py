@@ -24,6 +24,26 @@ from ..runtime.errors import GeoDLError
 NODATA = -9999.0
 
 
+def float_geotiff_profile(width: int, height: int, count: int, crs: Any, transform: Any) -> dict[str, Any]:
+    """The rasterio profile of every GeoTIFF geodl writes from Earth Engine pixels: float32 on the given grid,
+    NODATA, tiled, deflated (BigTIFF where 4 GB would not hold it)."""
+    return dict(
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=count,
+        dtype="float32",
+        crs=crs,
+        transform=transform,
+        nodata=NODATA,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        BIGTIFF="IF_SAFER",
+    )
+
+
 def utm_crs(lon: float, lat: float) -> str:
     """The UTM zone's EPSG code for a point, e.g. "EPSG:32621"."""
     zone = min(60, max(1, int((lon + 180) // 6) + 1))

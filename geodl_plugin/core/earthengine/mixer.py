@@ -24,7 +24,7 @@ from ..io.atomic import atomic_path
 from ..io.tfrecord import TFRecordWriter, read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
-from .grid import NODATA
+from .grid import NODATA, float_geotiff_profile
 
 
 @dataclass(frozen=True)
@@ -203,20 +203,7 @@ def export_to_geotiff(
     array, names = read_export(files, mixer, bands, kernel_size, progress.sub(0, 90))
     array[~np.isfinite(array)] = NODATA
     with atomic_path(out_path) as tmp:
-        profile = dict(
-            driver="GTiff",
-            width=mixer.width,
-            height=mixer.height,
-            count=array.shape[0],
-            dtype="float32",
-            crs=mixer.crs,
-            transform=mixer.transform(),
-            nodata=NODATA,
-            tiled=True,
-            blockxsize=256,
-            blockysize=256,
-            compress="deflate",
-        )
+        profile = float_geotiff_profile(mixer.width, mixer.height, array.shape[0], mixer.crs, mixer.transform())
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(array)
             for i, name in enumerate(names, start=1):
