@@ -66,6 +66,22 @@ def best_of(fn: Callable[[], Any], repeats: int, budget_s: float = 240.0) -> flo
     return min(times)
 
 
+def cpu_seconds(fn: Callable[[], Any], repeats: int = 3) -> float:
+    """The least CPU time (every thread of this process, user + system) ``fn`` took in ``repeats`` runs."""
+    import resource
+
+    def used() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    spent = []
+    for _ in range(repeats):
+        before = used()
+        fn()
+        spent.append(used() - before)
+    return min(spent)
+
+
 def otb_trees(model: Path) -> int:
     """How many trees OpenCV actually grew (it stops early once the out-of-bag error is below rf.acc)."""
     for line in model.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -298,22 +314,31 @@ def in_process(vrt: Path, models: dict[str, Path], out: Path, n: int) -> dict[st
             bundle = replayed_bundle(bundle, params)
         predict_raster(params, bundle=bundle)  # warm: compiled kernel, file cache, forest's table
         seconds[name] = best_of(lambda params=params, bundle=bundle: predict_raster(params, bundle=bundle), n)
-    seconds["dnn_network"] = network_alone(vrt, models["dnn"], n)
+        if name in ("dnn", "same_bytes"):
+            seconds[f"{name}_cpu"] = cpu_seconds(lambda params=params, bundle=bundle: predict_raster(params, bundle=bundle))
+    seconds["dnn_network"], seconds["dnn_network_cpu"] = network_alone(vrt, models["dnn"], n)
     return seconds
 
 
-def network_alone(vrt: Path, model: Path, n: int) -> float:
-    """The DNN's own compute: ``classify`` over every pixel of the raster, already in memory (no read, no write).
-    With the I/O floor it bounds the DNN path from below: the path cannot beat the slower of the two."""
+def network_alone(vrt: Path, model: Path, n: int) -> tuple[float, float]:
+    """The DNN's own compute: ``classify`` over every pixel of the raster, already in memory (no read, no write),
+    its wall time and its CPU time. With the floors it bounds the DNN path from below (``cpu_bound``)."""
     import rasterio
 
     from geodl_plugin.core.models.model_file import load_model_file
 
     with rasterio.open(vrt) as ds:
-        x = ds.read().reshape(ds.count, -1).T.astype(np.float32)
+        x = ds.read().reshape(ds.count, -1).astype(np.float32).T  # band-major, as the raster path hands it over
     bundle = load_model_file(model)
     bundle.classify(x[:65536])  # compile
-    return best_of(lambda: bundle.classify(x), n)
+    return best_of(lambda: bundle.classify(x), n), cpu_seconds(lambda: bundle.classify(x))
+
+
+def cpu_bound(inproc: dict[str, float]) -> float:
+    """The least time the DNN path can take here: it does all the same-bytes floor does plus the network, so
+    it needs at least their CPU time spread over every core, and no less than either one's own time."""
+    cores = os.cpu_count() or 1
+    return max(inproc["same_bytes"], inproc["dnn_network"], (inproc["same_bytes_cpu"] + inproc["dnn_network_cpu"]) / cores)
 
 
 def print_table(f: dict[str, Any], repeat: int) -> None:
@@ -351,6 +376,13 @@ def print_table(f: dict[str, Any], repeat: int) -> None:
         "  the DNN alone on the pixels in memory (no I/O)",
         inproc["dnn_network"],
         f"the DNN path runs at {r['dnn_vs_slower_bound']:.2f}× the slower of these two bounds",
+    )
+    cores = os.cpu_count() or 1
+    row(
+        f"  CPU bound: (same-bytes floor + network) CPU time / {cores} cores",
+        cpu_bound(inproc),
+        f"{inproc['same_bytes_cpu']:.2f} + {inproc['dnn_network_cpu']:.2f} CPU-s; the DNN path runs at "
+        f"{r['dnn_vs_cpu_bound']:.2f}× this bound",
     )
     if f["unet"]:
         u = f["unet"]
@@ -416,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             "forest_vs_io_floor": inproc_s["floor"] / inproc_s["forest"],
             "dnn_vs_slower_bound": max(inproc_s["floor"], inproc_s["dnn_network"]) / inproc_s["dnn"],
             "dnn_vs_same_bytes_floor": inproc_s["same_bytes"] / inproc_s["dnn"],
+            "dnn_vs_cpu_bound": cpu_bound(inproc_s) / inproc_s["dnn"],
             "unet_over_flop_bound": unet.get("predict_over_bound"),
         },
     }

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from geodl_plugin.core.families import predict_raster, train_model
-from geodl_plugin.core.io.overviews import mean_levels, mode_levels, overview_factors
+from geodl_plugin.core.io.overviews import mean_levels, mean_levels_fast, mode_levels, mode_levels_fast, overview_factors
 from geodl_plugin.core.predict.raster_prediction import PredictParams
 from geodl_plugin.core.train.trainer import TrainParams
 from tests.core.synthetic import write_raster
@@ -42,17 +42,25 @@ def mean_reference(a: np.ndarray, f: int, nodata: float) -> np.ndarray:
     return np.where(valid.any(-1), mean, nodata)
 
 
-@pytest.mark.parametrize("shape", [(64, 64), (37, 53), (9, 5)])
-def test_mode_and_mean_levels_match_the_definition(shape):
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "numba"])
+@pytest.mark.parametrize("shape", [(64, 64), (37, 53), (9, 5), (70, 33)])
+def test_mode_and_mean_levels_match_the_definition(shape, compiled):
+    """Both versions (NumPy, and the compiled one the writer uses) against window-by-window definitions; odd
+    sizes cut windows at the edge, and the tie-heavy class mix checks that a tie goes to the smallest id."""
+    mode, mean = (mode_levels_fast, mean_levels_fast) if compiled else (mode_levels, mean_levels)
     rng = np.random.default_rng(sum(shape))
     classes = rng.choice(np.array([0, 3, 7, 255], np.uint8), size=shape, p=[0.4, 0.3, 0.2, 0.1])
     classes[: shape[0] // 3, : shape[1] // 3] = 255  # a nodata corner: whole windows without data
     values = rng.random(shape).astype(np.float32)
     values[classes == 255] = -1.0
-    for level, f in zip(mode_levels(classes, [2, 4, 8], 255), [2, 4, 8]):
+    factors = [2, 4, 8, 16]
+    for level, f in zip(mode(classes, factors, 255), factors):
         np.testing.assert_array_equal(level, mode_reference(classes, f, 255))
-    for level, f in zip(mean_levels(values, [2, 4, 8], -1.0), [2, 4, 8]):
+    for level, f in zip(mean(values, factors, -1.0), factors):
         np.testing.assert_allclose(level, mean_reference(values, f, -1.0), rtol=1e-5)
+    two = np.where(rng.random(shape) < 0.5, 2, 9).astype(np.uint8)  # 2×2 windows tie often: 2 must win
+    for level, f in zip(mode(two, factors, 255), factors):
+        np.testing.assert_array_equal(level, mode_reference(two, f, 255))
 
 
 def test_overview_factors_keep_at_least_128_pixels():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ import numpy as np
 from ..data.classes import CLASSES_TAG, NODATA_CLASS
 from ..data.samples import read_stack_window, stack_info
 from ..io.atomic import atomic_path, check_writable
-from ..io.overviews import aligned, mean_levels, mode_levels, overview_factors
+from ..io.overviews import aligned, mean_levels_fast, mode_levels_fast, overview_factors
 from ..io.raster import RasterInfo, iter_windows, valid_mask
 from ..models.family import TilingParams
 from ..models.model_file import ModelBundle, cached_model
@@ -256,29 +258,30 @@ def _window_of_extent(info: RasterInfo, extent: Optional[Sequence[float]]) -> tu
     return c0, r0, c1 - c0, r1 - r0
 
 
-def _creation_options(width: int, height: int, dtype: str) -> list[str]:
-    """Tiled GeoTIFF, fast deflate (level 1 + predictor) on all cores: compression was the largest cost of a
-    prediction."""
+# Float outputs holding continuous fields (a regression's value and spread): the floating-point predictor
+# makes them much smaller. Probabilities and their kin are noisy in the last bits; there it costs time, not size.
+SMOOTH_OUTPUTS = frozenset({"value", "spread"})
+
+
+def _creation_options(width: int, height: int, dtype: str, key: str = "") -> list[str]:
+    """Tiled GeoTIFF, compressed on all cores: compression was the largest cost of a prediction. Class maps:
+    DEFLATE (level 1, horizontal predictor), small and readable by every tool. Float rasters: ZSTD level 1,
+    measured on the DNN's confidence of the sample scene (15 Mpx) against DEFLATE level 1 + floating-point
+    predictor: 42 MB instead of 38 MB at a quarter of the CPU time (0.19 s instead of 0.7 s); a regression's
+    value and spread keep the floating-point predictor (:data:`SMOOTH_OUTPUTS`). QGIS and every GDAL ≥ 2.3
+    read ZSTD; ``gdal_translate -co COMPRESS=DEFLATE`` makes a copy for tools that do not."""
     block = 256 if min(width, height) >= 256 else 16 * max(1, min(width, height) // 16)
     block = max(16, block)
-    return [
-        "TILED=YES",
-        f"BLOCKXSIZE={block}",
-        f"BLOCKYSIZE={block}",
-        "COMPRESS=DEFLATE",
-        "ZLEVEL=1",
-        f"PREDICTOR={3 if dtype.startswith('float') else 2}",
-        "NUM_THREADS=ALL_CPUS",
-        "BIGTIFF=IF_SAFER",
-    ]
+    if not dtype.startswith("float"):
+        codec = ["COMPRESS=DEFLATE", "ZLEVEL=1", "PREDICTOR=2"]
+    else:
+        codec = ["COMPRESS=ZSTD", "ZSTD_LEVEL=1", f"PREDICTOR={3 if key in SMOOTH_OUTPUTS else 1}"]
+    return ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", *codec, "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER"]
 
 
 def _blocks_ahead(infos: Sequence[RasterInfo], origin: tuple[int, int], windows: list, depth: int = 2):
     """Read the next blocks in a background thread while the current one is classified and written
     (GDAL and the model both release the GIL, so reading, computing and writing overlap)."""
-    import queue
-    import threading
-
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -331,9 +334,6 @@ class PredictionOutputs:
     ) -> None:
         """``layout`` (key → target path, bands, dtype, nodata) replaces the classifier's outputs, e.g. a
         regression's float value and spread; a key other than "class" gets mean overviews."""
-        import queue
-        import threading
-
         from osgeo import gdal
 
         gdal.UseExceptions()
@@ -358,7 +358,7 @@ class PredictionOutputs:
             self.paths[key] = path = stack.enter_context(atomic_path(target))
             try:
                 ds = gdal.GetDriverByName("GTiff").Create(
-                    str(path), width, height, count, types[dtype], _creation_options(width, height, dtype)
+                    str(path), width, height, count, types[dtype], _creation_options(width, height, dtype, key)
                 )
             except RuntimeError as exc:
                 raise GeoDLError(f"Cannot create the output '{target}': {exc}") from exc
@@ -409,9 +409,9 @@ class PredictionOutputs:
         row_done = col + w == ds.RasterXSize
         for b, band_block in enumerate(block, start=1):
             levels = (
-                mode_levels(band_block, self.factors, NODATA_CLASS)
+                mode_levels_fast(band_block, self.factors, NODATA_CLASS)
                 if key == "class"
-                else mean_levels(band_block, self.factors, self.nodata[key])
+                else mean_levels_fast(band_block, self.factors, self.nodata[key])
             )
             band = ds.GetRasterBand(b)
             for i, (factor, level) in enumerate(zip(self.factors, levels)):
@@ -562,8 +562,11 @@ def predict_pixels(ctx: PredictContext) -> PredictResult:
         for n, (c, r, w, h, block) in enumerate(_blocks_ahead(ctx.infos, (col0, row0), windows)):
             progress.check()
             ok = valid_mask(block, ctx.nodata).ravel()
-            flat = block.reshape(block.shape[0], -1).T
-            pixels = np.ascontiguousarray(flat if ok.all() else flat[ok], dtype=np.float32)
+            every = bool(ok.all())  # the usual block: no nodata, so no masked copies either way
+            flat = block.reshape(block.shape[0], -1)
+            # (n, bands) as a view of band-major floats: a plain conversion, no transposing copy (the pixel
+            # DNN's kernel reads bands this way; the forest takes its columns from it)
+            pixels = (flat if every else flat[:, ok]).astype(np.float32).T
             class_block = np.full(h * w, NODATA_CLASS, dtype=np.uint8)
             conf_block = np.full(h * w, CONFIDENCE_NODATA, dtype=np.float32)
             prob_block = (
@@ -573,8 +576,11 @@ def predict_pixels(ctx: PredictContext) -> PredictResult:
             )
             if len(pixels):
                 classified = bundle.classify(pixels, probabilities=outputs.needs_probabilities)
-                class_block[ok] = ids[classified.index]
-                conf_block[ok] = classified.confidence
+                if every:
+                    class_block, conf_block = ids[classified.index], np.asarray(classified.confidence, np.float32)
+                else:
+                    class_block[ok] = ids[classified.index]
+                    conf_block[ok] = classified.confidence
                 counts += np.bincount(classified.index, minlength=len(classes))
                 if classified.probabilities is not None:
                     prob_block[:, ok] = classified.probabilities.T

@@ -38,7 +38,10 @@ def _keras(model, x: np.ndarray) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch(x)))
 
 
-@pytest.mark.parametrize(("bands", "classes", "hidden"), [(3, 4, (64,)), (7, 2, (32, 16)), (12, 9, ()), (1, 3, (8,))])
+# hidden units in groups of 4 (3→64→4, 1→8→3, 6→64→10), of 2 (5→6→3), one by one after a wide layer (32→16)
+@pytest.mark.parametrize(
+    ("bands", "classes", "hidden"), [(3, 4, (64,)), (7, 2, (32, 16)), (12, 9, ()), (1, 3, (8,)), (6, 10, (64,)), (5, 3, (6,))]
+)
 def test_kernel_gives_keras_answers(bands, classes, hidden):
     model, x = _model(bands, classes, hidden, seed=bands)
     fused = fused_classifier(model, lambda v: _keras(model, v))
@@ -56,6 +59,10 @@ def test_kernel_gives_keras_answers(bands, classes, hidden):
     assert none is None
     np.testing.assert_array_equal(index2, index)
     np.testing.assert_allclose(confidence2, confidence, atol=1e-7)
+    # the raster path's layout: a (pixels, bands) view of band-major memory (read without a copy)
+    index3, confidence3, _ = fused.classify(np.ascontiguousarray(x.T).T)
+    np.testing.assert_array_equal(index3, index2)
+    np.testing.assert_array_equal(confidence3, confidence2)
 
 
 def test_split_across_threads_matches_one_call(monkeypatch):
@@ -65,6 +72,7 @@ def test_split_across_threads_matches_one_call(monkeypatch):
     x = np.tile(x, (120, 1))  # > the rows a call keeps on one core
     fused = fused_classifier(model)
     assert fused is not None
+    monkeypatch.setattr(dense_kernel.os, "cpu_count", lambda: 4)  # three slices, whatever this machine has
     together = fused.classify(x, probabilities=True)
     monkeypatch.setattr(dense_kernel, "_PARALLEL_ROWS", len(x) + 1)
     alone = fused.classify(x, probabilities=True)
