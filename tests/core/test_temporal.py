@@ -150,6 +150,12 @@ def test_temporal_networks_fully_convolutional_and_skip_missing_dates():
         with_gap = keras.ops.convert_to_numpy(longer.predict_on_batch(gap.reshape(1, 24, 24, -1)))
         np.testing.assert_allclose(with_gap, small, atol=1e-5)
         assert np.isfinite(with_gap).all()
+        # Training unrolls the date loop (inference scans it): same network, same outputs, gaps included.
+        trained_path = keras.ops.convert_to_numpy(longer(gap.reshape(1, 24, 24, -1), training=True))
+        np.testing.assert_allclose(trained_path, with_gap, atol=1e-5)
+        deep = build_temporal_model(5, n_bands, 3, np.zeros(n_bands), np.ones(n_bands), encoder, filters=4, layers=2)
+        both = [keras.ops.convert_to_numpy(deep(gap.reshape(1, 24, 24, -1), training=t)) for t in (False, True)]
+        np.testing.assert_allclose(both[1], both[0], atol=1e-5)  # the sequences between layers too
 
 
 def test_mtlcc_tile_to_geotiffs(tmp_path):
