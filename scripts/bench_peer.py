@@ -15,6 +15,8 @@ machine is shared; the least disturbed run of each is the fairest).
   in memory (its compute, no I/O): the DNN path can be no faster than the slower of those two. Also the
   **same-bytes floor**: the DNN's own answers replayed, so the writer compresses the very rasters the DNN
   path writes (a constant's outputs compress to almost nothing; real confidences cost the writer ~0.4 s).
+  And the **CPU bound**: the DNN path does all the same-bytes floor does plus the network, so it needs at
+  least their CPU time (every thread, measured) spread over the cores.
 - **U-Net**: ``bench_unet.py`` (tiled prediction against its FLOP bound on this CPU).
 
 Ratios printed (goals): forest command ≥ 1.0× OTB's ImageClassifier speed; DNN prediction ≥ 0.8× the I/O
@@ -379,7 +381,7 @@ def print_table(f: dict[str, Any], repeat: int) -> None:
     )
     cores = os.cpu_count() or 1
     row(
-        f"  CPU bound: (same-bytes floor + network) CPU time / {cores} cores",
+        f"  CPU bound: (same-bytes + network) CPU-s / {cores} cores",
         cpu_bound(inproc),
         f"{inproc['same_bytes_cpu']:.2f} + {inproc['dnn_network_cpu']:.2f} CPU-s; the DNN path runs at "
         f"{r['dnn_vs_cpu_bound']:.2f}× this bound",
