@@ -93,7 +93,7 @@ def mode_levels_fast(block: np.ndarray, factors: Sequence[int], nodata: int) -> 
     NumPy version makes one full-resolution pass per class present; on a four-class map that was a sixth of
     the writer's time). Same answers, ties included; the NumPy version where numba is missing."""
     _check_factors(factors)
-    kernels = _compiled_mode()
+    kernels = _compiled_pyramids()
     if kernels is None or block.ndim != 2 or block.dtype != np.uint8 or not factors:
         return mode_levels(block, factors, nodata)
     present_in, pyramid, _ = kernels
@@ -119,7 +119,7 @@ def _present(block):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
 
 
 def _mode_pyramid(block, lut, values, n_levels, nodata, out, offsets):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-    """Compiled by numba (:func:`_compiled_mode`). The block is walked in strips as tall as the largest window;
+    """Compiled by numba (:func:`_compiled_pyramids`). The block is walked in strips as tall as the largest window;
     a strip's class counts for the finest level come from one pass over its pixels, every coarser level's from
     the 2×2 sums of the level below, so each level's mode is over the exact counts of its whole window.
     Counts are flat (row, column, class) buffers, one per level."""
@@ -164,13 +164,13 @@ def _mode_pyramid(block, lut, values, n_levels, nodata, out, offsets):  # type: 
     return out
 
 
-_MODE_KERNEL: list = []
+_PYRAMID_KERNELS: list = []
 
 
-def _compiled_mode():  # type: ignore[no-untyped-def]  # noqa: ANN202
+def _compiled_pyramids():  # type: ignore[no-untyped-def]  # noqa: ANN202
     """The numba-compiled (:func:`_present`, :func:`_mode_pyramid`, :func:`_mean_pyramid`), machine code
     cached on disk by numba; None without numba."""
-    if not _MODE_KERNEL:
+    if not _PYRAMID_KERNELS:
         try:
             import numba
 
@@ -180,10 +180,10 @@ def _compiled_mode():  # type: ignore[no-untyped-def]  # noqa: ANN202
             except RuntimeError:  # no writable cache location: compiled anew in each process
                 jit = numba.njit(nogil=True)
                 kernels = (jit(_present), jit(_mode_pyramid), jit(_mean_pyramid))
-            _MODE_KERNEL.append(kernels)
+            _PYRAMID_KERNELS.append(kernels)
         except Exception:  # noqa: BLE001 - numba missing or broken: the NumPy version answers
-            _MODE_KERNEL.append(None)
-    return _MODE_KERNEL[0]
+            _PYRAMID_KERNELS.append(None)
+    return _PYRAMID_KERNELS[0]
 
 
 def mean_levels_fast(block: np.ndarray, factors: Sequence[int], nodata: float) -> list[np.ndarray]:
@@ -191,7 +191,7 @@ def mean_levels_fast(block: np.ndarray, factors: Sequence[int], nodata: float) -
     the NumPy version where numba is missing. Sums in float64, so it matches the definition at least as
     closely as the NumPy version's float32 sums."""
     _check_factors(factors)
-    kernels = _compiled_mode()
+    kernels = _compiled_pyramids()
     if kernels is None or block.ndim != 2 or not factors:
         return mean_levels(block, factors, nodata)
     h, w = block.shape

@@ -95,8 +95,7 @@ def dense_stack(model: Any) -> Optional[DenseStack]:
 def _exp_lines(out: str, arg: str, indent: str) -> list[str]:
     """``out = exp(arg)`` for ``arg`` ≤ 0, vectorisable: 2^t = 2^q · 2^f with q = round(t), |f| ≤ ½; 2^q is
     built in the float's exponent bits (a scalar bit cast: through memory, LLVM would not vectorise the
-    loop), 2^f by a degree-7 polynomial; below
-    2^-126 (a probability under 1e-38 of the best class's) it is 0."""
+    loop), 2^f by a degree-7 polynomial; below 2^-126 (a probability under 1e-38 of the best class's) it is 0."""
     # Taylor terms ln2^k / k!: on |f| ≤ ½ the degree-7 truncation is ~5e-9 relative, below float32 rounding
     coefficients = [1.0, 0.6931471805599453, 0.2402265069591007, 0.05550410866482158, 0.009618129107628477]
     coefficients += [0.0013333558146428443, 0.00015403530393381606, 1.525273380405984e-05]
@@ -116,7 +115,8 @@ def _exp_lines(out: str, arg: str, indent: str) -> list[str]:
 def _last_hidden_lines(layer: int, width: int, n_in: int, first_in: int, logit: int, classes: int) -> list[str]:
     """The last hidden layer feeding the logits at once (its activations are never stored), ``GROUP`` units at
     a time: each logit's running sum is loaded and stored once per group rather than once per unit, which the
-    core's store port, not its multiply-adds, was limiting (measured: 15% faster for 3→64→4)."""
+    core's store port, not its multiply-adds, was limiting (measured one core: 3→64→4 up to 15% faster,
+    6→64→10 about 35%)."""
     group = next(g for g in (GROUP, 2, 1) if width % g == 0) if n_in <= 16 else 1  # wide inputs: multiply-add bound
     lines = [f"        for j in range(0, {width}, {group}):"]
     for g in range(group):
@@ -271,7 +271,7 @@ class FusedDense:
             kernel(xt, self.stack.mean, self.stack.inv_std, self._weights, self._biases, idx, conf, probs, a, z)
 
         # One core is left to the reader and writer threads that run beside the kernel in a raster prediction:
-        # on two cores, splitting the kernel too cost 0.2-0.3 CPU-s more per 15 Mpx (measured) for no gain.
+        # on two cores, splitting the kernel too cost 0.1-0.25 CPU-s more per 15 Mpx (measured) for no gain.
         parts = max(1, min((os.cpu_count() or 1) - 1, 4, n // _PARALLEL_ROWS))
         if parts == 1:
             run(0, n)
