@@ -98,16 +98,23 @@ def mode_levels_fast(block: np.ndarray, factors: Sequence[int], nodata: int) -> 
         return mode_levels(block, factors, nodata)
     present_in, pyramid, _ = kernels
     block = np.ascontiguousarray(block)
-    h, w = block.shape
-    shapes = [(-(-h // f), -(-w // f)) for f in factors]
-    offsets = np.cumsum([0, *(a * b for a, b in shapes)]).astype(np.int64)
-    out = np.empty(int(offsets[-1]), np.uint8)
+    out, offsets, levels = _level_buffer(block.shape, factors, np.uint8)
     present = np.flatnonzero(present_in(block))
     values = present[present != nodata].astype(np.uint8)  # ascending: the first best is the smallest id
     lut = np.full(256, -1, np.int32)
     lut[values] = np.arange(len(values), dtype=np.int32)
     pyramid(block, lut, values, len(factors), np.uint8(nodata), out, offsets)
-    return [out[offsets[i] : offsets[i + 1]].reshape(shape) for i, shape in enumerate(shapes)]
+    return levels
+
+
+def _level_buffer(shape: tuple[int, ...], factors: Sequence[int], dtype: type) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """One flat buffer the compiled kernels fill with every level (they take arrays, not lists of them), the
+    offset of each level in it, and each level as a 2-D view of its part."""
+    h, w = shape
+    shapes = [(-(-h // f), -(-w // f)) for f in factors]
+    offsets = np.cumsum([0, *(a * b for a, b in shapes)]).astype(np.int64)
+    out: np.ndarray = np.empty(int(offsets[-1]), dtype)
+    return out, offsets, [out[offsets[i] : offsets[i + 1]].reshape(level) for i, level in enumerate(shapes)]
 
 
 def _present(block):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
@@ -174,12 +181,14 @@ def _compiled_pyramids():  # type: ignore[no-untyped-def]  # noqa: ANN202
         try:
             import numba
 
+            def compiled(cache: bool) -> tuple:
+                jit = numba.njit(nogil=True, cache=cache)
+                return (jit(_present), jit(_mode_pyramid), jit(_mean_pyramid))
+
             try:
-                jit = numba.njit(nogil=True, cache=True)
-                kernels = (jit(_present), jit(_mode_pyramid), jit(_mean_pyramid))
+                kernels = compiled(cache=True)
             except RuntimeError:  # no writable cache location: compiled anew in each process
-                jit = numba.njit(nogil=True)
-                kernels = (jit(_present), jit(_mode_pyramid), jit(_mean_pyramid))
+                kernels = compiled(cache=False)
             _PYRAMID_KERNELS.append(kernels)
         except Exception:  # noqa: BLE001 - numba missing or broken: the NumPy version answers
             _PYRAMID_KERNELS.append(None)
@@ -194,12 +203,9 @@ def mean_levels_fast(block: np.ndarray, factors: Sequence[int], nodata: float) -
     kernels = _compiled_pyramids()
     if kernels is None or block.ndim != 2 or not factors:
         return mean_levels(block, factors, nodata)
-    h, w = block.shape
-    shapes = [(-(-h // f), -(-w // f)) for f in factors]
-    offsets = np.cumsum([0, *(a * b for a, b in shapes)]).astype(np.int64)
-    out = np.empty(int(offsets[-1]), np.float32)
+    out, offsets, levels = _level_buffer(block.shape, factors, np.float32)
     kernels[2](np.ascontiguousarray(block, np.float32), np.float32(nodata), len(factors), out, offsets)
-    return [out[offsets[i] : offsets[i + 1]].reshape(shape) for i, shape in enumerate(shapes)]
+    return levels
 
 
 def _mean_pyramid(block, nodata, n_levels, out, offsets):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
