@@ -230,3 +230,24 @@ def test_temporal_family_trains_saves_and_evaluates(tmp_path):
     assert manifest["training"]["series"]["doy"] == [15, 46, 75, 106] and len(bundle.bands) == 4 * 4
     report = evaluate_model(result.model_path, [result.test_samples_path])
     assert report.n_samples == result.n_test and report.overall_accuracy == pytest.approx(result.metrics.overall_accuracy)
+
+
+def test_one_date_and_the_flop_count_skip_the_zero_state():
+    """The first date starts from an all-zero state: its recurrent convolution is not run (one date: none at
+    all) and ``temporal_flops`` does not count it."""
+    import keras
+
+    from geodl_plugin.core.models.temporal import build_temporal_model, temporal_flops
+
+    k2, c, f, gates = 9, 2 + 3, 4, 3
+    head = 2 * 3 * 3 * (2 * f) * 3  # per pixel: the 3×3 head over both directions' states, 3 classes
+    one = temporal_flops(1, 1, 1, 2, 3, "gru", f)
+    assert one == 2 * (2 * k2 * c * gates * f) + head  # both directions' input convolutions, no recurrent one
+    assert temporal_flops(1, 1, 4, 2, 3, "gru", f) == 2 * (2 * k2 * (4 * c + 3 * f) * gates * f) + head
+    x = np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype(np.float32)
+    x[..., 2] = 100
+    for layers in (1, 2):  # two layers: the sequence between them has one date
+        model = build_temporal_model(1, 2, 3, np.zeros(2), np.ones(2), "gru", filters=f, layers=layers)
+        both = [keras.ops.convert_to_numpy(model(x, training=t)) for t in (False, True)]
+        assert both[0].shape == (1, 8, 8, 3)
+        np.testing.assert_allclose(both[1], both[0], atol=1e-6)

@@ -103,7 +103,21 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
         For inference the loop is ``keras.ops.scan``: the traced graph stays one step long whatever the number
         of dates. Training (``training=True``) unrolls it (:meth:`unrolled`): same steps, same outputs. XLA
         (``jit_compile``) does not help training here: the scan's gradient does not compile (its accumulators
-        have no fixed size) and the unrolled one compiled ran about 4× slower on CPU."""
+        have no fixed size) and the unrolled one compiled ran about 4× slower on CPU.
+
+        Tried for training and not kept (TensorFlow 2.20, 2-core CPU, 18 dates, 16 filters, batch 16 of 24²):
+        the GRU's elementwise step alone compiled by XLA (each compiled call cost more than the ops it
+        replaced); the input convolution as one im2col matmul over all dates (the (T·b·h·w, 9C) × (9C, 3F)
+        matmul ran at a third of the machine's matmul rate, and the stack of its gradient cost more than the
+        per-date convolutions); splitting the kernels per gate instead of the outputs (three small
+        convolutions cost more than one and a split); the recurrence with its gradient written out
+        (``keras.ops.custom_gradient``: the state's gradient as a forward convolution with the flipped kernel,
+        the kernel's as one convolution with the batch as channels, one concatenation per date): it did ~20 %
+        less work on one thread, but fit on two threads was within the machine's noise of autodiff (50.7 vs
+        50.0, 51.9 vs 55.1 samples/s in interleaved runs), not worth a hand-written gradient. Profiled, a
+        training step's time is mostly the convolutions (the weight gradients, Conv2DBackpropFilter, about a
+        third of it: the (9F × b·h·w) × (b·h·w × 3F) product is too thin to run at the matmul rate), the
+        7-channel input convolution running at about a third of that rate."""
 
         def __init__(
             self,
@@ -134,20 +148,22 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
         def advance(self, gx: Any, gh: Any, carry: tuple[Any, ...], m: Any) -> tuple[Any, ...]:
             """The new carry from a date's input and recurrent pre-activations ``gx``, ``gh`` (b, h, w, gates·F)
             and the previous carry: ``(state,)`` for a GRU, ``(state, cell)`` for an LSTM (apart, not side by
-            side: one tensor holding both made XLA build it element by element). ``m`` is a GRU's update-gate
-            bias (0 where observed, ``KEEP`` where not: z = 1 keeps the state exactly) and an LSTM's observed
-            flag (its cell and state are both kept where it is 0)."""
-            f = self.filters
-            state = carry[0]
+            side: one tensor holding both made XLA build it element by element). ``gh`` is None at the first
+            date, whose state is all zero (so is its recurrent convolution, which is not run). ``m`` is a GRU's
+            update-gate bias (0 where observed, ``KEEP`` where not: z = 1 keeps the state exactly) and an LSTM's
+            observed flag (its cell and state are both kept where it is 0)."""
+            f, state = self.filters, carry[0]
             if self.cell == "gru":
-                x_zr, x_n = ops.split(gx, [2 * f], axis=-1)
-                h_zr, h_n = ops.split(gh, [2 * f], axis=-1)
-                z_pre, r_pre = ops.split(x_zr + h_zr, 2, axis=-1)
-                z, r = ops.sigmoid(z_pre + m), ops.sigmoid(r_pre)
+                # One split per pre-activation, into the three gates (a split's gradient is a concatenation).
+                x_z, x_r, x_n = ops.split(gx, [f, 2 * f], axis=-1)
+                if gh is None:  # the state and its recurrent pre-activations are all zero
+                    return ((1.0 - ops.sigmoid(x_z + m)) * ops.tanh(x_n),)
+                h_z, h_r, h_n = ops.split(gh, [f, 2 * f], axis=-1)
+                z, r = ops.sigmoid(x_z + h_z + m), ops.sigmoid(x_r + h_r)
                 n = ops.tanh(x_n + r * h_n)  # the reset gate scales only the recurrent part (Keras' reset_after)
                 return (state + (1.0 - z) * (n - state),)
             cell = carry[1]
-            i, fg, o, cand = ops.split(gx + gh, 4, axis=-1)
+            i, fg, o, cand = ops.split(gx if gh is None else gx + gh, 4, axis=-1)
             i, fg, o, cand = ops.sigmoid(i), ops.sigmoid(fg), ops.sigmoid(o), ops.tanh(cand)
             new_cell = fg * cell + i * cand
             new = o * ops.tanh(new_cell)
@@ -158,35 +174,46 @@ def _define_layers() -> None:  # noqa: C901 - the layer classes, defined once on
             n_dates = int(x.shape[1])
             xs = ops.transpose(x, (1, 0, 2, 3, 4))  # dates first: a date is one slice
             ms = ops.transpose(observed, (1, 0, 2, 3, 4))
-            zero = ops.repeat(ops.zeros_like(ms[0]), self.filters, axis=-1)  # (b, h, w, F)
-            init: tuple[Any, ...] = (zero,) if self.cell == "gru" else (zero, zero)
             if self.cell == "gru":
                 ms = (1.0 - ms) * KEEP  # the update gate's bias: 0 where observed, KEEP where not
-
-            def step(carry: tuple[Any, ...], inputs: Any) -> Any:
-                x_t, m = inputs
-                gx = ops.conv(x_t, self.input_kernel, padding="same") + self.bias
-                gh = ops.conv(carry[0], self.recurrent_kernel, padding="same")
-                carry = self.advance(gx, gh, carry, m)
-                return carry, carry  # Keras' TensorFlow scan wants the per-step output shaped as the carry
-
+            # The first date (the last one backwards) starts from an all-zero state: its recurrent convolution
+            # is not run.
+            first = n_dates - 1 if self.reverse else 0
+            zero = ops.repeat(ops.zeros_like(ms[first]), self.filters, axis=-1)  # (b, h, w, F)
+            carry = self.advance(self.input_gates(xs[first]), None, (zero,) if self.cell == "gru" else (zero, zero), ms[first])
             if training:
-                return self.unrolled(step, init, xs, ms, n_dates)
-            # Inference: a symbolic loop (a while loop on TensorFlow), so the graph XLA compiles for tiled
-            # prediction stays one step long.
-            last, sequence = ops.scan(step, init, (xs, ms), length=n_dates, reverse=self.reverse)
-            if self.return_sequences:
-                return ops.transpose(sequence[0], (1, 0, 2, 3, 4))
-            return last[0]
+                return self.unrolled(carry, xs, ms, n_dates)
+            if n_dates == 1:
+                return ops.expand_dims(carry[0], 1) if self.return_sequences else carry[0]
+            # Inference: a symbolic loop (a while loop on TensorFlow) over the other dates, so the graph XLA
+            # compiles for tiled prediction stays two steps long.
+            rest = slice(0, n_dates - 1) if self.reverse else slice(1, n_dates)
+            last, sequence = ops.scan(self.step, carry, (xs[rest], ms[rest]), length=n_dates - 1, reverse=self.reverse)
+            if not self.return_sequences:
+                return last[0]
+            dates = [sequence[0], ops.expand_dims(carry[0], 0)]
+            return ops.transpose(ops.concatenate(dates if self.reverse else dates[::-1], axis=0), (1, 0, 2, 3, 4))
 
-        def unrolled(self, step: Any, carry: tuple[Any, ...], xs: Any, ms: Any, n_dates: int) -> Any:
-            """The same steps as the scan, as a Python loop over the (static) dates: training only. The while
-            loop's gradient pushes every step's intermediates onto accumulators and pops them back one by one;
-            unrolled, the backward pass is plain ops (fit ~10-20 % faster on TensorFlow, CPU, measured
-            in-process against the scan) for a few more seconds of tracing, paid once per training."""
-            states = []
-            for t in range(n_dates - 1, -1, -1) if self.reverse else range(n_dates):
-                carry, _ = step(carry, (xs[t], ms[t]))
+        def input_gates(self, x_t: Any) -> Any:
+            """A date's input pre-activations (b, h, w, gates·F), the bias included."""
+            return ops.conv(x_t, self.input_kernel, padding="same") + self.bias
+
+        def step(self, carry: tuple[Any, ...], inputs: Any) -> Any:
+            """One date after the first: (carry, date's features and ``m``) → (carry, carry)."""
+            x_t, m = inputs
+            gh = ops.conv(carry[0], self.recurrent_kernel, padding="same")
+            carry = self.advance(self.input_gates(x_t), gh, carry, m)
+            return carry, carry  # Keras' TensorFlow scan wants the per-step output shaped as the carry
+
+        def unrolled(self, carry: tuple[Any, ...], xs: Any, ms: Any, n_dates: int) -> Any:
+            """The same steps as the scan, as a Python loop over the (static) dates from the first date's
+            ``carry``: training only. The while loop's gradient pushes every step's intermediates onto
+            accumulators and pops them back one by one; unrolled, the backward pass is plain ops (fit ~10-20 %
+            faster on TensorFlow, CPU, measured in-process against the scan) for a few more seconds of tracing,
+            paid once per training."""
+            states = [carry[0]]
+            for t in range(n_dates - 2, -1, -1) if self.reverse else range(1, n_dates):
+                carry, _ = self.step(carry, (xs[t], ms[t]))
                 states.append(carry[0])
             if not self.return_sequences:
                 return carry[0]
@@ -313,9 +340,9 @@ def temporal_flops(
     head_kernel: int = 3,
     hidden_units: Sequence[int] = (64,),
 ) -> float:
-    """Multiply-adds × 2 of one forward pass on an ``height``×``width`` tile: the convolutions (input and
-    recurrent, every date, both directions) and the head; gate nonlinearities are a few per value and left
-    out."""
+    """Multiply-adds × 2 of one forward pass on an ``height``×``width`` tile: the convolutions (every date's
+    input convolution, the recurrent one of every date but the first, whose state is all zero and which is
+    not run; both directions) and the head; gate nonlinearities are a few per value and left out."""
     px = float(height * width)
     c_in = n_bands + 3
     if encoder == "stack":
@@ -329,7 +356,7 @@ def temporal_flops(
     k2 = kernel_size * kernel_size
     flops, c = 0.0, c_in
     for _ in range(layers):
-        per_direction = 2 * px * n_dates * k2 * (c + filters) * gates * filters
+        per_direction = 2 * px * k2 * (n_dates * c + (n_dates - 1) * filters) * gates * filters
         flops += directions * per_direction
         c = directions * filters
     return flops + 2 * px * head_kernel * head_kernel * c * n_classes
