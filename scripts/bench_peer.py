@@ -292,14 +292,16 @@ def geodl_commands(vrt: Path, models: dict[str, Path], out: Path, n: int) -> tup
 
 def in_process(vrt: Path, models: dict[str, Path], out: Path, n: int) -> dict[str, float]:
     """``predict_raster`` with the model loaded: the DNN, the forest, a constant (the I/O floor) and the DNN's
-    answers replayed (the same-bytes floor). These take a second or two each, so each is the best of at least
-    five runs: the ratios between them are what the bench reports."""
-    n = max(n, 5)
+    answers replayed (the same-bytes floor). These take a second or two each, so they run in at least five
+    rounds, each case once a round (``bench_timing.interleaved``), and each keeps its best: the ratios between
+    them are what the bench reports, and a machine that slows down for a while slows every case alike."""
+    from bench_timing import interleaved
+
     from geodl_plugin.core.families import predict_raster
     from geodl_plugin.core.models.model_file import load_model_file
     from geodl_plugin.core.predict.raster_prediction import PredictParams
 
-    seconds = {}
+    cases = {}
     for name in ("dnn", "forest", "floor", "same_bytes"):
         bundle = load_model_file(models["forest" if name == "forest" else "dnn"])
         params = PredictParams([str(vrt)], bundle.path, str(out / f"{name}_class.tif"), str(out / f"{name}_confidence.tif"))
@@ -307,11 +309,10 @@ def in_process(vrt: Path, models: dict[str, Path], out: Path, n: int) -> dict[st
             bundle = constant_bundle(bundle)
         if name == "same_bytes":
             bundle = replayed_bundle(bundle, params)
-        predict = lambda params=params, bundle=bundle: predict_raster(params, bundle=bundle)  # noqa: E731
-        predict()  # warm: compiled kernel, file cache, forest's table
-        seconds[name] = best_of(predict, n)
-        if name in ("dnn", "same_bytes"):
-            seconds[f"{name}_cpu"] = best_of(predict, 3, clock=time.process_time)
+        cases[name] = lambda params=params, bundle=bundle: predict_raster(params, bundle=bundle)
+    seconds = interleaved(cases, max(n, 5))  # the warm-up compiles the kernels, fills the file cache
+    cpu = interleaved({name: cases[name] for name in ("dnn", "same_bytes")}, 3, clock=time.process_time, warm=False)
+    seconds.update({f"{name}_cpu": value for name, value in cpu.items()})
     seconds["dnn_network"], seconds["dnn_network_cpu"] = network_alone(vrt, models["dnn"], n)
     return seconds
 
