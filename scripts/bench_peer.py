@@ -161,23 +161,29 @@ class QgisProcess:
 
 
 def constant_bundle(bundle: Any) -> Any:
-    """The same model file's bundle with the model replaced by a constant: class 0, confidence 1."""
-    from geodl_plugin.core.models.model_file import Classified, ModelBundle
+    """The same model file's bundle with the model replaced by a constant: class 0, confidence 1 on every valid
+    pixel. Like the DNN it takes each block as read: only the validity mask is computed, nothing converted."""
+    from geodl_plugin.core.io.raster import valid_mask
+    from geodl_plugin.core.models.model_file import BlockAnswer, ModelBundle
 
     floor = ModelBundle(bundle.manifest, None, bundle.path)
 
-    def classify(x: np.ndarray, probabilities: bool = False) -> Classified:
-        n = len(x)
-        probs = np.zeros((n, len(bundle.classes)), np.float32) if probabilities else None
-        return Classified(np.zeros(n, np.uint8), np.ones(n, np.float32), probs)
+    def classify_block(x: np.ndarray, nodata: Any, ids: np.ndarray, fill_class: int, fill_conf: float, probabilities: bool = False) -> Any:
+        ok = valid_mask(x[:, None, :], nodata).ravel()
+        classes = np.where(ok, ids[0], np.uint8(fill_class)).astype(np.uint8)
+        confidence = np.where(ok, np.float32(1.0), np.float32(fill_conf)).astype(np.float32)
+        probs = np.where(ok, np.float32(0.0), np.float32(fill_conf)).astype(np.float32)[None].repeat(len(ids), 0) if probabilities else None
+        counts = np.zeros(len(ids), np.int64)
+        counts[0] = int(ok.sum())
+        return BlockAnswer(classes, confidence, probs, counts)
 
-    floor.classify = classify  # type: ignore[method-assign]
+    floor.classify_block = classify_block  # type: ignore[method-assign]
     return floor
 
 
 def replayed_bundle(bundle: Any, params: Any) -> Any:
     """The DNN's bundle with the network replaced by a replay of its own answers (recorded on one prediction
-    with ``params``, handed back call by call in the same block order): the reader and writer then produce the
+    with ``params``, handed back block by block in the same order): the reader and writer then produce the
     DNN's outputs byte for byte at no compute cost. That is the floor for *these* outputs: a constant model's
     class and confidence rasters compress to almost nothing, the DNN's do not."""
     import itertools
@@ -188,15 +194,17 @@ def replayed_bundle(bundle: Any, params: Any) -> Any:
     answers: list = []
     recorder = ModelBundle(bundle.manifest, bundle.model, bundle.path)
 
-    def record(x: np.ndarray, probabilities: bool = False) -> Any:
-        answers.append(bundle.classify(x, probabilities))
+    def record(*args: Any, **kwargs: Any) -> Any:
+        answers.append(bundle.classify_block(*args, **kwargs))
         return answers[-1]
 
-    recorder.classify = record  # type: ignore[method-assign]
+    recorder.classify_block = record  # type: ignore[method-assign]
     predict_raster(params, bundle=recorder)
+    if any(a is None for a in answers):
+        raise RuntimeError("the DNN did not classify through its compiled kernel: no answers to replay")
     replay = ModelBundle(bundle.manifest, None, bundle.path)
     calls = itertools.cycle(answers)  # every prediction of the same raster makes the same calls in order
-    replay.classify = lambda x, probabilities=False: next(calls)  # type: ignore[method-assign]
+    replay.classify_block = lambda *args, **kwargs: next(calls)  # type: ignore[method-assign]
     return replay
 
 
@@ -284,14 +292,16 @@ def geodl_commands(vrt: Path, models: dict[str, Path], out: Path, n: int) -> tup
 
 def in_process(vrt: Path, models: dict[str, Path], out: Path, n: int) -> dict[str, float]:
     """``predict_raster`` with the model loaded: the DNN, the forest, a constant (the I/O floor) and the DNN's
-    answers replayed (the same-bytes floor). These take a second or two each, so each is the best of at least
-    five runs: the ratios between them are what the bench reports."""
-    n = max(n, 5)
+    answers replayed (the same-bytes floor). These take a second or two each, so they run in at least five
+    rounds, each case once a round (``bench_timing.interleaved``), and each keeps its best: the ratios between
+    them are what the bench reports, and a machine that slows down for a while slows every case alike."""
+    from bench_timing import interleaved
+
     from geodl_plugin.core.families import predict_raster
     from geodl_plugin.core.models.model_file import load_model_file
     from geodl_plugin.core.predict.raster_prediction import PredictParams
 
-    seconds = {}
+    cases = {}
     for name in ("dnn", "forest", "floor", "same_bytes"):
         bundle = load_model_file(models["forest" if name == "forest" else "dnn"])
         params = PredictParams([str(vrt)], bundle.path, str(out / f"{name}_class.tif"), str(out / f"{name}_confidence.tif"))
@@ -299,27 +309,36 @@ def in_process(vrt: Path, models: dict[str, Path], out: Path, n: int) -> dict[st
             bundle = constant_bundle(bundle)
         if name == "same_bytes":
             bundle = replayed_bundle(bundle, params)
-        predict = lambda params=params, bundle=bundle: predict_raster(params, bundle=bundle)  # noqa: E731
-        predict()  # warm: compiled kernel, file cache, forest's table
-        seconds[name] = best_of(predict, n)
-        if name in ("dnn", "same_bytes"):
-            seconds[f"{name}_cpu"] = best_of(predict, 3, clock=time.process_time)
+        cases[name] = lambda params=params, bundle=bundle: predict_raster(params, bundle=bundle)
+    seconds = interleaved(cases, max(n, 5))  # the warm-up compiles the kernels, fills the file cache
+    cpu = interleaved({name: cases[name] for name in ("dnn", "same_bytes")}, 3, clock=time.process_time, warm=False)
+    seconds.update({f"{name}_cpu": value for name, value in cpu.items()})
     seconds["dnn_network"], seconds["dnn_network_cpu"] = network_alone(vrt, models["dnn"], n)
     return seconds
 
 
 def network_alone(vrt: Path, model: Path, n: int) -> tuple[float, float]:
-    """The DNN's own compute: ``classify`` over every pixel of the raster, already in memory (no read, no write),
-    its wall time and its CPU time. With the floors it bounds the DNN path from below (``cpu_bound``)."""
+    """The DNN's own compute: its kernel over every pixel of the raster, already in memory (no read, no write),
+    taken as the raster path hands blocks over (the raster's values, band-major), its wall time and its CPU
+    time. With the floors it bounds the DNN path from below (``cpu_bound``)."""
     import rasterio
 
+    from geodl_plugin.core.data.classes import NODATA_CLASS
     from geodl_plugin.core.models.model_file import load_model_file
 
     with rasterio.open(vrt) as ds:
-        x = ds.read().reshape(ds.count, -1).astype(np.float32).T  # band-major, as the raster path hands it over
+        x, nodata = ds.read().reshape(ds.count, -1), ds.nodata
     bundle = load_model_file(model)
-    bundle.classify(x[:65536])  # compile
-    return best_of(lambda: bundle.classify(x), n), best_of(lambda: bundle.classify(x), 3, clock=time.process_time)
+    ids = np.array(bundle.classes.ids, np.uint8)
+
+    def classify(pixels: np.ndarray) -> Any:
+        answer = bundle.classify_block(pixels, nodata, ids, NODATA_CLASS, -1.0)
+        if answer is None:
+            raise RuntimeError("the DNN has no compiled kernel here (numba missing?)")
+        return answer
+
+    classify(x[:, :65536])  # compile
+    return best_of(lambda: classify(x), n), best_of(lambda: classify(x), 3, clock=time.process_time)
 
 
 def cpu_bound(inproc: dict[str, float]) -> float:

@@ -28,17 +28,20 @@ def matmul_case(n: int = MATMUL_N) -> tuple[Callable[[], object], float]:
     return (lambda: keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.matmul(a, b)))), 2.0 * n**3
 
 
-def interleaved(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+def interleaved(
+    cases: dict[str, Callable[[], object]], rounds: int, clock: Callable[[], float] = time.perf_counter, warm: bool = True
+) -> dict[str, float]:
     """Best seconds of each case over ``rounds`` rounds, every case run once per round (after one untimed
-    warm-up run each)."""
-    for run in cases.values():
-        run()
+    warm-up run each, unless ``warm`` is False). ``clock``: ``time.process_time`` for CPU seconds."""
+    if warm:
+        for run in cases.values():
+            run()
     best = {name: float("inf") for name in cases}
     for _ in range(rounds):
         for name, run in cases.items():
-            start = time.perf_counter()
+            start = clock()
             run()
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], clock() - start)
     return best
 
 

@@ -152,6 +152,7 @@ def test_runtime_from_the_index_has_the_pinned_stack_and_reports_progress(geodl_
     assert info.backend == "tensorflow" and info.device == "cpu" and info.installer == "pip"
     assert info.packages["keras"] == "3.15.1" and info.packages["tensorflow-cpu"] == "2.20.0"
     assert info.packages["numba"] == "0.68.1"  # the pixel DNN's compiled kernel
+    assert info.packages["onnxruntime"] == "1.32.0" and info.packages["tf2onnx"] == "1.17.0"  # tiled prediction
     assert info.packages["numpy"].startswith("1.")  # QGIS's osgeo is bridged in, so numpy follows QGIS's major
     assert info.osgeo_from and Path(info.osgeo_from, "osgeo").is_dir()
     values = trace["progress"]
@@ -198,6 +199,14 @@ def test_worker_trains_and_predicts_in_the_runtime_without_qgis_packages(geodl_r
         assert seen["keras"].startswith(str(root)) and seen["rasterio"].startswith(str(root))
         assert seen["osgeo"].startswith("/usr/lib/python3/dist-packages/osgeo")  # only osgeo is QGIS's
         assert seen["backend"] == "tensorflow"
+        # tiled prediction (U-Net, temporal) runs through onnxruntime there, converted and checked against Keras
+        tiles = (
+            "from geodl_plugin.core.models.unet import build_unet\n"
+            "from geodl_plugin.core.models.onnx_engine import onnx_predictor\n"
+            "print(onnx_predictor(build_unet(3, 2, [0.0] * 3, [1.0] * 3, depth=1, base_filters=4)) is not None)"
+        )
+        done = subprocess.run([python, "-c", tiles], env=worker_environment(python), capture_output=True, text=True, timeout=600)
+        assert done.stdout.strip().splitlines()[-1:] == ["True"], done.stderr[-2000:]
 
         raster = two_class_scene(tmp_path / "scene.tif", size=64)
         xy, names = grid_points(size=64, step=4)

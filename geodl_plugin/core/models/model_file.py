@@ -218,6 +218,18 @@ class ModelBundle:
             return Classified(*self.model.classify(x, probabilities))
         return self._predictor().classify(x, probabilities)
 
+    def classify_block(
+        self, x: np.ndarray, nodata: Optional[float], ids: np.ndarray, fill_class: int, fill_conf: float, probabilities: bool = False
+    ) -> Optional[BlockAnswer]:
+        """A raster block as read, (bands, n) of the raster's own type, classified in one compiled pass (validity,
+        conversion, class ids and counts included): see :meth:`FusedDense.classify_block`. None where the model
+        has no such kernel (not a pixel DNN, numba missing, a GPU): the caller masks and converts the block and
+        calls :meth:`classify`."""
+        if self.model is None or isinstance(self.model, (Forest, ForestRegressor)) or self.patch_size != 1:
+            return None
+        fused = self._predictor().fused_kernel()
+        return None if fused is None else BlockAnswer(*fused.classify_block(x, nodata, ids, fill_class, fill_conf, probabilities))
+
     def _predictor(self) -> _KerasPredictor:
         if self._predict is None:
             self._predict = _KerasPredictor(self.model)
@@ -229,6 +241,17 @@ class Classified:
     index: np.ndarray  # (n,) uint8: position of the most probable class in the class table
     confidence: np.ndarray  # (n,) float32: its probability
     probabilities: Optional[np.ndarray] = None  # (n, classes) float32, when asked for
+
+
+@dataclass
+class BlockAnswer:
+    """A raster block classified: class ids (the fill class where a pixel is invalid), confidences and, when
+    asked, (classes, n) probabilities (the fill value where invalid), and the pixels given each class."""
+
+    classes: np.ndarray  # (n,) uint8
+    confidence: np.ndarray  # (n,) float32
+    probabilities: Optional[np.ndarray]  # (classes, n) float32
+    counts: np.ndarray  # (classes,) int64, by position in the class table
 
 
 def _last_level_cache_bytes() -> int:
@@ -306,12 +329,12 @@ class _KerasPredictor:
         if x.ndim != 2:  # image patches (a U-Net): the class axis is the last one
             probs = self.probabilities(x)
             return Classified(probs.argmax(axis=-1).astype(np.uint8), probs.max(axis=-1), probs if probabilities else None)
-        fused = self._fused_kernel()
+        fused = self.fused_kernel()
         if fused is not None:
             return Classified(*fused.classify(x, probabilities))
         return self._classify_keras(x, probabilities)
 
-    def _fused_kernel(self) -> Any:
+    def fused_kernel(self) -> Any:
         """The pixel DNN's compiled CPU kernel, checked against Keras once; None for other networks, on a GPU
         (Keras runs there) or where it cannot be built."""
         if self._fused is False:

@@ -26,7 +26,7 @@ from ..io.atomic import atomic_path, check_writable
 from ..io.overviews import aligned, mean_levels_fast, mode_levels_fast, overview_factors
 from ..io.raster import RasterInfo, iter_windows, valid_mask
 from ..models.family import TilingParams
-from ..models.model_file import ModelBundle, cached_model
+from ..models.model_file import BlockAnswer, ModelBundle, cached_model
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
 
@@ -265,15 +265,17 @@ SMOOTH_OUTPUTS = frozenset({"value", "spread"})
 
 def _creation_options(width: int, height: int, dtype: str, key: str = "") -> list[str]:
     """Tiled GeoTIFF, compressed on all cores: compression was the largest cost of a prediction. Class maps:
-    DEFLATE (level 1, horizontal predictor), small and readable by every tool. Float rasters: ZSTD level 1,
-    measured on the DNN's confidence of the sample scene (15 Mpx) against DEFLATE level 1 + floating-point
-    predictor: 42 MB instead of 38 MB at a quarter of the CPU time (0.19 s instead of 0.7 s); a regression's
-    value and spread keep the floating-point predictor (:data:`SMOOTH_OUTPUTS`). QGIS and every GDAL ≥ 2.3
-    read ZSTD; ``gdal_translate -co COMPRESS=DEFLATE`` makes a copy for tools that do not."""
+    DEFLATE level 1 without a predictor (their values are labels, not magnitudes: the horizontal predictor
+    made the sample DNN's 15 Mpx map larger and slower, 1.9 MB in 0.086 s against 1.7 MB in 0.069 s), small and
+    readable by every tool. Float rasters: ZSTD level 1, measured on the DNN's confidence of the sample scene
+    (15 Mpx) against DEFLATE level 1 + floating-point predictor: 42 MB instead of 38 MB at a quarter of the CPU
+    time (0.19 s instead of 0.7 s); a regression's value and spread keep the floating-point predictor
+    (:data:`SMOOTH_OUTPUTS`). QGIS and every GDAL ≥ 2.3 read ZSTD; ``gdal_translate -co COMPRESS=DEFLATE`` makes
+    a copy for tools that do not."""
     block = 256 if min(width, height) >= 256 else 16 * max(1, min(width, height) // 16)
     block = max(16, block)
     if not dtype.startswith("float"):
-        codec = ["COMPRESS=DEFLATE", "ZLEVEL=1", "PREDICTOR=2"]
+        codec = ["COMPRESS=DEFLATE", "ZLEVEL=1"]
     else:
         codec = ["COMPRESS=ZSTD", "ZSTD_LEVEL=1", f"PREDICTOR={3 if key in SMOOTH_OUTPUTS else 1}"]
     return ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", *codec, "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER"]
@@ -555,40 +557,49 @@ def predict_pixels(ctx: PredictContext) -> PredictResult:
     classes = bundle.classes
     ids = np.array(classes.ids, dtype=np.uint8)
     counts = np.zeros(len(classes), dtype=np.int64)
-    n_pixels = 0
     with contextlib.ExitStack() as stack:
         outputs = PredictionOutputs(stack, params, ctx.infos[0], width, height, ctx.transform, classes)
         windows = list(iter_windows(width, height, params.block_size))
         for n, (c, r, w, h, block) in enumerate(_blocks_ahead(ctx.infos, (col0, row0), windows)):
             progress.check()
-            ok = valid_mask(block, ctx.nodata).ravel()
-            every = bool(ok.all())  # the usual block: no nodata, so no masked copies either way
             flat = block.reshape(block.shape[0], -1)
-            # (n, bands) as a view of band-major floats: a plain conversion, no transposing copy (the pixel
-            # DNN's kernel reads bands this way; the forest takes its columns from it)
-            pixels = (flat if every else flat[:, ok]).astype(np.float32).T
-            class_block = np.full(h * w, NODATA_CLASS, dtype=np.uint8)
-            conf_block = np.full(h * w, CONFIDENCE_NODATA, dtype=np.float32)
-            prob_block = (
-                np.full((len(classes), h * w), CONFIDENCE_NODATA, dtype=np.float32)
-                if outputs.needs_probabilities
-                else np.empty((0, 0), np.float32)
-            )
-            if len(pixels):
-                classified = bundle.classify(pixels, probabilities=outputs.needs_probabilities)
-                if every:
-                    class_block, conf_block = ids[classified.index], np.asarray(classified.confidence, np.float32)
-                else:
-                    class_block[ok] = ids[classified.index]
-                    conf_block[ok] = classified.confidence
-                counts += np.bincount(classified.index, minlength=len(classes))
-                if classified.probabilities is not None:
-                    prob_block[:, ok] = classified.probabilities.T
-                n_pixels += len(pixels)
-            outputs.write(Window(c, r, w, h), class_block.reshape(h, w), conf_block.reshape(h, w), prob_block.reshape(-1, h, w))
+            wanted = outputs.needs_probabilities
+            # The pixel DNN takes the block as read (one compiled pass); other models get valid float pixels.
+            answer = bundle.classify_block(flat, ctx.nodata, ids, NODATA_CLASS, CONFIDENCE_NODATA, wanted)
+            if answer is None:
+                answer = classify_valid(bundle, flat, ctx.nodata, ids, wanted)
+            counts += answer.counts
+            probabilities = answer.probabilities if answer.probabilities is not None else np.empty((0, 0), np.float32)
+            window = Window(c, r, w, h)
+            outputs.write(window, answer.classes.reshape(h, w), answer.confidence.reshape(h, w), probabilities.reshape(-1, h, w))
             progress.update(95.0 * (n + 1) / len(windows), "")
         outputs.finish(progress)
-    return ctx.result(n_pixels, counts)
+    return ctx.result(int(counts.sum()), counts)
+
+
+def classify_valid(bundle: ModelBundle, flat: np.ndarray, nodata: Optional[float], ids: np.ndarray, probabilities: bool) -> BlockAnswer:
+    """(bands, n) raster values through ``bundle.classify``: only the valid pixels, as float32; class ids, the
+    confidence and the probabilities back in place, nodata elsewhere."""
+    n = flat.shape[1]
+    ok = valid_mask(flat[:, None, :], nodata).ravel()
+    every = bool(ok.all())  # the usual block: no nodata, so no masked copies either way
+    # (n, bands) as a view of band-major floats: a plain conversion, no transposing copy
+    pixels = (flat if every else flat[:, ok]).astype(np.float32).T
+    class_block = np.full(n, NODATA_CLASS, dtype=np.uint8)
+    conf_block = np.full(n, CONFIDENCE_NODATA, dtype=np.float32)
+    prob_block = np.full((len(ids), n), CONFIDENCE_NODATA, dtype=np.float32) if probabilities else None
+    counts = np.zeros(len(ids), np.int64)
+    if len(pixels):
+        classified = bundle.classify(pixels, probabilities=probabilities)
+        if every:
+            class_block, conf_block = ids[classified.index], np.asarray(classified.confidence, np.float32)
+        else:
+            class_block[ok] = ids[classified.index]
+            conf_block[ok] = classified.confidence
+        counts = np.bincount(classified.index, minlength=len(ids)).astype(np.int64)
+        if prob_block is not None and classified.probabilities is not None:
+            prob_block[:, ok] = classified.probabilities.T
+    return BlockAnswer(class_block, conf_block, prob_block, counts)
 
 
 def _describe(outputs: dict, classes: Any) -> None:

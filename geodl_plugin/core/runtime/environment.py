@@ -52,7 +52,19 @@ REQUIREMENTS_DIR = Path(__file__).resolve().parent / "requirements"
 BRIDGE_MODULE = "geodl_osgeo_bridge"
 # What the worker imports; checked in the new venv before it replaces the old one.
 CHECK_IMPORTS = ("numpy", "keras", "sklearn", "rasterio", "matplotlib")
-PACKAGES_REPORTED = ("keras", "tensorflow", "tensorflow-cpu", "torch", "numpy", "scikit-learn", "rasterio", "matplotlib", "numba")
+PACKAGES_REPORTED = (
+    "keras",
+    "tensorflow",
+    "tensorflow-cpu",
+    "torch",
+    "numpy",
+    "scikit-learn",
+    "rasterio",
+    "matplotlib",
+    "numba",
+    "onnxruntime",
+    "tf2onnx",
+)
 PIP_TIMEOUT_S = 3600.0
 INSTALLERS = ("auto", "uv", "pip")  # auto: uv where found (uv_installer.find_uv), else pip
 

@@ -144,7 +144,7 @@ def test_bundle_classifies_through_the_kernel(tmp_path):
     )  # fmt: skip
     bundle = load_model_file(save_model_file(tmp_path / "m.geodl", model, manifest))
     got = bundle.classify(x, probabilities=True)
-    assert isinstance(bundle._predictor()._fused_kernel(), FusedDense)
+    assert isinstance(bundle._predictor().fused_kernel(), FusedDense)
     np.testing.assert_allclose(got.probabilities, _keras(bundle.model, x), atol=TOLERANCE)
 
 
@@ -159,7 +159,7 @@ def test_without_numba_keras_predicts(monkeypatch, caplog):
     with caplog.at_level("INFO", logger="geodl"):
         bundle = ModelBundle({}, model)
         got = bundle.classify(x, probabilities=True)
-    assert bundle._predictor()._fused_kernel() is None and "not the compiled kernel" in caplog.text
+    assert bundle._predictor().fused_kernel() is None and "not the compiled kernel" in caplog.text
     np.testing.assert_allclose(got.probabilities, _keras(model, x), atol=1e-6)
 
 
@@ -199,3 +199,46 @@ def test_unwritable_cache_compiles_in_memory(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert _probe(str(blocker / "kernels")) == "0"  # still classifies; nothing to reuse
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int16", "uint8", "float32", "float64"])
+def test_raster_block_as_read(dtype):
+    """A block of the raster's own type: the kernel masks nodata (and, for floats, NaN and infinities) itself,
+    writes class ids and the fill values, and counts the classes: the same answer as converting the valid
+    pixels to float32 and classifying them. A chunk without a valid pixel is filled without the network."""
+    model, _ = _model(3, 4, (16,), seed=21)
+    fused = fused_classifier(model)
+    assert fused is not None
+    rng = np.random.default_rng(3)
+    info = np.iinfo(dtype) if dtype[0] in "ui" else None
+    low, high = (max(info.min, 0), min(info.max, 9000)) if info else (0, 9000)
+    x = rng.integers(low + 1, high, size=(3, 2 * CHUNK + 11)).astype(dtype)
+    nodata = low  # a value of the raster's type
+    x[1, ::7] = nodata
+    x[:, CHUNK : 2 * CHUNK + 5] = nodata  # a whole chunk invalid (skips the network), and part of the next
+    if dtype.startswith("float"):
+        x[0, 3::11], x[2, 5::13] = np.nan, np.inf
+    ids = np.array([10, 20, 30, 40], np.uint8)
+    classes, confidence, probabilities, counts = fused.classify_block(x, float(nodata), ids, 255, -1.0, probabilities=True)
+    valid = (x != nodata).all(axis=0) & np.isfinite(x.astype(np.float64)).all(axis=0)
+    assert 0 < valid.sum() < x.shape[1]
+    index, expected_conf, expected_probs = fused.classify(x[:, valid].astype(np.float32).T, probabilities=True)
+    np.testing.assert_array_equal(classes[valid], ids[index])
+    np.testing.assert_array_equal(confidence[valid], expected_conf)
+    np.testing.assert_array_equal(probabilities[:, valid], expected_probs.T)
+    assert (classes[~valid] == 255).all() and (confidence[~valid] == -1).all() and (probabilities[:, ~valid] == -1).all()
+    np.testing.assert_array_equal(counts, np.bincount(index, minlength=4))
+
+
+def test_raster_nodata_no_pixel_can_hold():
+    """An integer raster cannot hold NaN, 0.5 or -9999 (unsigned): no pixel is nodata, as NumPy would compare."""
+    model, _ = _model(3, 4, (8,), seed=22)
+    fused = fused_classifier(model)
+    assert fused is not None
+    x = np.random.default_rng(4).integers(0, 3, size=(3, 300)).astype(np.uint16)  # holds zeros
+    ids = np.arange(4, dtype=np.uint8)
+    for nodata in (None, float("nan"), 0.5, -9999.0, 70000.0):
+        classes, _, _, counts = fused.classify_block(x, nodata, ids, 255, -1.0)
+        assert (classes != 255).all() and counts.sum() == x.shape[1], nodata
+    classes, _, _, counts = fused.classify_block(x, 0.0, ids, 255, -1.0)
+    assert ((classes == 255) == (x == 0).any(axis=0)).all() and counts.sum() == (x != 0).all(axis=0).sum()
