@@ -19,7 +19,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from geodl_plugin.core.runtime.tensorflow_env import tensorflow_environment  # noqa: E402
+
+tensorflow_environment(os.environ)  # before TensorFlow is imported: the worker's settings
 
 SCENE = "LC08_L1TP_224078_20200518_20200518_01_RT.TIF"
 

@@ -1,7 +1,7 @@
 """Temporal (ConvGRU) model speed on this machine: tiled prediction over a series and training throughput,
 each next to its compute bound.
 
-- **Achieved FLOP/s**: a large float32 matmul through ``keras.ops`` (the backend's BLAS, same threads), timed
+- **Achieved FLOP/s**: a large float32 matmul, the faster of NumPy's BLAS and ``keras.ops`` (all cores), timed
   in rounds interleaved with the prediction and the training it bounds, best of each (``bench_timing.py``).
 - **Tiled prediction**: ``predict_series`` over a synthetic series (``make_synthetic_series.py``, 18 dates ×
   4 bands) with an untrained model file (speed does not depend on the weights). Compute bound = the
@@ -24,9 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from geodl_plugin.core.runtime.tensorflow_env import tensorflow_environment  # noqa: E402
+from geodl_plugin.core.train.trainer import TrainParams  # noqa: E402
+
+tensorflow_environment(os.environ)  # before TensorFlow is imported: the worker's settings
 sys.path.insert(0, str(REPO / "scripts"))
 
 
@@ -40,13 +43,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
     parser.add_argument("--filters", type=int, default=16)
     parser.add_argument("--patch", type=int, default=24, help="training patch size")
     parser.add_argument("--samples", type=int, default=128, help="training samples")
-    parser.add_argument("--train-batch", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each case's best counts)")
+    parser.add_argument("--train-batch", type=int, default=TrainParams.batch_size, help="default: training's own")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (each case's best counts)")
     parser.add_argument("--json", default=None, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
 
     import keras
-    from bench_timing import interleaved, load_average, matmul_case
+    from bench_timing import interleaved, load_average, matmul_cases, matmul_rate
     from make_synthetic_series import BANDS, CLASS_NAMES, make_series_scene
 
     from geodl_plugin.core.data.classes import ClassTable
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
     from geodl_plugin.core.predict.tiled_prediction import keras_predictor, tile_layout
 
     figures: dict = {"backend": keras.backend.backend(), "cpu_count": os.cpu_count(), "encoder": args.encoder}
-    matmul, matmul_flops = matmul_case()
+    matmuls, matmul_flops = matmul_cases()
     n_bands, classes = len(BANDS), ClassTable.from_names(list(CLASS_NAMES))
     with tempfile.TemporaryDirectory() as tmp:
         scene = make_series_scene(Path(tmp), size=args.size, n_points=5, seed=0)
@@ -104,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
             confidence_output=str(Path(tmp) / "conf.tif"),
             tiling=TilingParams(size=tile, overlap=overlap, batch=args.batch),
         )
-        x = np.random.default_rng(0).normal(1500, 1000, (min(args.batch, n_side), tile, tile, n_dates * (n_bands + 1))).astype(np.float32)
+        # one batch of tiles, channels first as tiled prediction reads and runs a series
+        x = np.random.default_rng(0).normal(1500, 1000, (min(args.batch, n_side), n_dates * (n_bands + 1), tile, tile)).astype(np.float32)
         net_tiles = len(x)
         network = keras_predictor(bundle.model, what="temporal model")  # the prediction's own (cached) predictor
 
@@ -123,14 +127,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear me
         n = len(batches) * args.train_batch
         best = interleaved(
             {
-                "matmul": matmul,
+                **matmuls,
                 "predict": lambda: predict_raster(params, bundle=bundle),  # (the first run traces it)
-                "network": lambda: network(x),
+                "network": lambda: network.channels_first(x),
                 "fit": lambda: train.fit(batches, epochs=1, verbose=0),
             },
             args.rounds,
         )
-        flops_per_s = matmul_flops / best["matmul"]
+        flops_per_s = matmul_rate(best, matmuls, matmul_flops)
         bound = tile_flops * tiles_run / flops_per_s
         seconds, fit_s = best["predict"], best["fit"]
         mpx = args.size * args.size / 1e6

@@ -19,13 +19,26 @@ import numpy as np
 MATMUL_N = 3072
 
 
-def matmul_case(n: int = MATMUL_N) -> tuple[Callable[[], object], float]:
-    """(run, FLOPs) of an n×n float32 matmul through ``keras.ops`` (the backend's BLAS, its threads)."""
+def matmul_cases(n: int = MATMUL_N) -> tuple[dict[str, Callable[[], object]], float]:
+    """({name: run}, FLOPs) of an n×n float32 matmul through NumPy's BLAS and through ``keras.ops`` (the
+    backend's own: Eigen or oneDNN on TensorFlow), each with all the cores. The machine's matmul rate is the
+    faster of the two (:func:`matmul_rate`): the bound a network is held to is the best this CPU was seen to
+    do, whichever library did it (measured here: OpenBLAS and oneDNN ~155 GFLOP/s, Eigen ~135, on 2 cores)."""
     import keras
 
-    a = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n)).astype(np.float32))
-    b = keras.ops.convert_to_tensor(np.random.default_rng(1).standard_normal((n, n)).astype(np.float32))
-    return (lambda: keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.matmul(a, b)))), 2.0 * n**3
+    x = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    y = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    a, b = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
+    runs = {
+        "matmul_blas": lambda: float(np.sum(x @ y)),
+        "matmul_keras": lambda: keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.matmul(a, b))),
+    }
+    return runs, 2.0 * n**3
+
+
+def matmul_rate(best: dict[str, float], runs: dict[str, Callable[[], object]], flops: float) -> float:
+    """FLOP/s of the fastest matmul among ``runs`` (their best seconds in ``best``)."""
+    return flops / min(best[name] for name in runs)
 
 
 def interleaved(

@@ -1,7 +1,7 @@
 """U-Net speed on this machine: tiled prediction against its compute bound, and training throughput with the
 input pipeline timed apart from the compute.
 
-- **Achieved FLOP/s**: a large float32 matmul through ``keras.ops`` (the backend's BLAS, same threads), timed
+- **Achieved FLOP/s**: a large float32 matmul, the faster of NumPy's BLAS and ``keras.ops`` (all cores), timed
   in rounds interleaved with the work it bounds, best of each (``bench_timing.py``: a shared machine's load
   then weighs on both sides of the ratio alike).
 - **Tiled prediction**: ``predict_raster`` on a synthetic scene (``make_synthetic_scene.py``) with an untrained
@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from geodl_plugin.core.runtime.tensorflow_env import tensorflow_environment  # noqa: E402
+
+tensorflow_environment(os.environ)  # before TensorFlow is imported: the worker's settings
 sys.path.insert(0, str(REPO / "scripts"))
 
 
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import keras
-    from bench_timing import interleaved, load_average, matmul_case
+    from bench_timing import interleaved, load_average, matmul_cases, matmul_rate
     from make_synthetic_scene import make_scene
 
     from geodl_plugin.core.data.classes import ClassTable
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from geodl_plugin.core.predict.tiled_prediction import batch_spans, keras_predictor, tile_layout
 
     figures: dict = {"backend": keras.backend.backend(), "cpu_count": os.cpu_count()}
-    matmul, matmul_flops = matmul_case()
+    matmuls, matmul_flops = matmul_cases()
 
     with tempfile.TemporaryDirectory() as tmp:
         scene = make_scene(tmp, size=args.size, points_per_class=10, seed=0)
@@ -103,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
 
         bundle = load_model_file(model_path)  # loaded once, as the dock's worker keeps it
         # the network alone, on the same tiles in the same batches
-        predict = keras_predictor(bundle.model, 2**args.depth)
-        x = np.random.default_rng(0).normal(1000, 300, (nx, tile, tile, bands)).astype(np.float32)
+        net = keras_predictor(bundle.model, 2**args.depth)
+        predict = net.channels_first if net.first else net  # in the layout tiled prediction gives it
+        shape = (nx, bands, tile, tile) if net.first else (nx, tile, tile, bands)
+        x = np.random.default_rng(0).normal(1000, 300, shape).astype(np.float32)
         spans = batch_spans(nx, args.batch)
 
         def network() -> None:  # one strip's batches, once per strip
@@ -113,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                     predict(x[start : start + size])
 
         # matmul, prediction and network interleaved, best of each (the warm-up traces the predict function)
-        best = interleaved({"matmul": matmul, "predict": lambda: predict_raster(params, bundle=bundle), "network": network}, args.rounds)
-        flops_per_s = matmul_flops / best["matmul"]
+        best = interleaved({**matmuls, "predict": lambda: predict_raster(params, bundle=bundle), "network": network}, args.rounds)
+        flops_per_s = matmul_rate(best, matmuls, matmul_flops)
         bound = tile_flops * tiles_run / flops_per_s
         seconds, net_seconds = best["predict"], best["network"]
         mpx = info.width * info.height / 1e6
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = len(batches)
         best = interleaved(
             {
-                "matmul": matmul,
+                **matmuls,
                 "pipeline": lambda: [batches[i] for i in range(len(batches))],
                 "step": lambda: [train.train_on_batch(xb, yb) for _ in range(steps)],
                 "fit": lambda: train.fit(batches, epochs=1, verbose=0),

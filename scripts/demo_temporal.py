@@ -25,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from geodl_plugin.core.runtime.tensorflow_env import tensorflow_environment  # noqa: E402
+
+tensorflow_environment(os.environ)  # before TensorFlow is imported: the worker's settings
 
 POINTS_PER_CLASS = 60
 CLASSES = ("other", "vegetation")  # ids 1, 2 (sorted names, as read_labels numbers them)

@@ -11,9 +11,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def start_qgis(gui: bool = False):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
+    from geodl_plugin.core.runtime.tensorflow_env import tensorflow_environment
+
+    tensorflow_environment(os.environ)
     sys.path.append("/usr/share/qgis/python/plugins")
     from qgis.core import QgsApplication
 

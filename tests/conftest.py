@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from geodl_plugin.core.runtime.tensorflow_env import tensorflow_environment
+
+tensorflow_environment(os.environ)  # the worker's TensorFlow settings, for the tests that run it in process
 
 REPO = Path(__file__).resolve().parents[1]
 # The pixel DNN's compiled kernels (core/models/dense_kernel.py) are kept here, not in the user's cache.

@@ -239,6 +239,9 @@ def test_worker_environment_in_the_runtime_holds_only_the_plugin(tmp_path):
     assert worker_environment(str(venv_python(root)), {"KERAS_BACKEND": "tensorflow"})["KERAS_BACKEND"] == "tensorflow"
     plain = worker_environment(QGIS_PYTHON, qgis_env)  # QGIS's own Python: QGIS's path, as before
     assert plain["PYTHONPATH"].startswith(_PACKAGE_PARENT) and "KERAS_BACKEND" not in plain
+    # TensorFlow's oneDNN kernels on in every worker (off by default on AVX2 CPUs), unless the user says otherwise
+    assert env["TF_ENABLE_ONEDNN_OPTS"] == plain["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    assert worker_environment(QGIS_PYTHON, {"TF_ENABLE_ONEDNN_OPTS": "0"})["TF_ENABLE_ONEDNN_OPTS"] == "0"
 
 
 # --- uv where the machine has it, venv and pip where not -----------------------------------------------

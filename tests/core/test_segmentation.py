@@ -323,7 +323,13 @@ def test_tiled_prediction_equals_untiled(shape):
     def read(c, r, w, h):
         return padded[:, 200 + r : 200 + r + h, 200 + c : 200 + c + w]
 
-    parts = list(blend_strips(read, keras_predictor(model), width, height, 3, tile, overlap, margin, batch=3))
+    network = keras_predictor(model)
+    parts = list(blend_strips(read, network, width, height, 3, tile, overlap, margin, batch=3))
+    # cut, run and blended channels first (as a series is): the same strips
+    first = list(blend_strips(read, network.channels_first, width, height, 3, tile, overlap, margin, batch=3, channels_first=True))
+    assert [r for r, _, _ in first] == [r for r, _, _ in parts]
+    for (_, a, _), (_, b, _) in zip(first, parts):
+        np.testing.assert_allclose(a, b, atol=1e-6)
     rows = [r for r, _, _ in parts]
     assert rows[0] == 0 and sum(p.shape[1] for _, p, _ in parts) == height
     tiled = np.concatenate([p for _, p, _ in parts], axis=1)

@@ -158,6 +158,7 @@ class SeriesImage:
         out = np.empty((self.n_dates, self.n_bands, r1 - r0, c1 - c0), np.float32)
         with contextlib.ExitStack() as stack:
             sources = list(datasets) if datasets is not None else self.open(stack)
+            integers = all(np.issubdtype(np.dtype(dtype), np.integer) for source in sources for dtype in source.dtypes)
             if self.order == "files":
                 for t, i in enumerate(self.file_index):
                     out[t] = sources[i].read(window=window)
@@ -165,10 +166,13 @@ class SeriesImage:
                 block = sources[0].read(window=window)
                 for t, idx in enumerate(self.band_index):
                     out[t] = block[list(idx)]
-        missing = ~np.isfinite(out).all(axis=1)
+        # A date is missing at a pixel where any band is non-finite or nodata. Integer rasters (the usual case)
+        # hold no non-finite value; masked by copyto, not by boolean indexing (a tenth of the time a strip).
+        missing = np.zeros((self.n_dates,) + out.shape[2:], bool) if integers else ~np.isfinite(out).all(axis=1)
         if self.nodata is not None and np.isfinite(self.nodata):
             missing |= (out == np.float32(self.nodata)).any(axis=1)
-        out[np.broadcast_to(missing[:, None], out.shape)] = np.nan
+        if missing.any():
+            np.copyto(out, np.float32(np.nan), where=missing[:, None])
         pad = ((0, 0), (0, 0), (r0 - row, row + height - r1), (c0 - col, col + width - c1))
         if any(p for pair in pad for p in pair):
             out = np.pad(out, pad, mode="symmetric") if edge == "reflect" else np.pad(out, pad, mode="constant", constant_values=np.nan)

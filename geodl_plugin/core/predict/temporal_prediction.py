@@ -97,7 +97,7 @@ def predict_temporal(ctx: PredictContext) -> PredictResult:
     overlap_req = tiling.overlap or min(max(tile_req // 4, reach), tile_req // 2 - 1)
     tile, overlap, _ = tile_layout(width, height, tile_req, overlap_req, 1)
     margin = min(overlap // 4, max(0, (overlap - 1) // 2))
-    predict = keras_predictor(model, what="temporal model")
+    network = keras_predictor(model, what="temporal model")
     doy, n_bands = series.doy, series.n_bands
 
     counts = np.zeros(n_classes, dtype=np.int64)
@@ -112,7 +112,7 @@ def predict_temporal(ctx: PredictContext) -> PredictResult:
         progress.message(f"{series.n_dates} dates, tiles of {tile}×{tile} px, overlap {overlap}, batches of {tiling.batch}")
         for r, probs, raw in blend_strips(
             read,
-            predict,
+            network.channels_first if network.first else network,  # tiles in the layout the network runs in
             width,
             height,
             n_classes,
@@ -122,6 +122,7 @@ def predict_temporal(ctx: PredictContext) -> PredictResult:
             tiling.batch,
             check=progress.check,
             report=lambda p: progress.update(0.95 * p),
+            channels_first=network.first,
         ):
             per_date = raw.reshape(series.n_dates, n_bands + 1, *raw.shape[1:])[:, :n_bands]
             ok = np.isfinite(per_date).all(axis=1).any(axis=0)  # observed on at least one date

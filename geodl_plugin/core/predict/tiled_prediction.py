@@ -29,6 +29,7 @@ import numpy as np
 from ..data.chips import read_reflect
 from ..data.classes import NODATA_CLASS
 from ..io.raster import valid_mask
+from ..models.onnx_engine import TileNetwork
 from ..runtime.errors import GeoDLError
 from .raster_prediction import CONFIDENCE_NODATA, PredictContext, PredictionOutputs, PredictResult
 
@@ -85,11 +86,13 @@ def blend_strips(
     check: Optional[Callable[[], None]] = None,
     report: Optional[Callable[[float], None]] = None,
     prepare: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    channels_first: bool = False,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield ``(row, probabilities (C, h, width), image (bands, h, width))`` for consecutive finished row
     ranges of the region. ``read(col, row, w, h)`` returns (bands, h, w) in region coordinates (it may be
     asked for pixels outside the region); ``prepare`` turns it into network input (nodata filled, say);
-    ``predict`` maps (n, tile, tile, bands) to (n, tile, tile, C).
+    ``predict`` maps (n, tile, tile, bands) to (n, tile, tile, C), or with ``channels_first`` (n, bands,
+    tile, tile) to (n, C, tile, tile) (tiles cut as read, no transposing copy).
 
     The next strip is read (and cut into tiles) in a second thread while the network runs on this one:
     reading then costs only the time the network leaves a core idle."""
@@ -106,6 +109,11 @@ def blend_strips(
         top = -overlap + i * stride
         image = read(-overlap, top, span, tile)  # (bands, tile, span)
         source = prepare(image) if prepare is not None else image
+        if channels_first:
+            tiles = np.empty((nx, source.shape[0], tile, tile), np.float32)
+            for j in range(nx):
+                tiles[j] = source[:, :, j * stride : j * stride + tile]
+            return top, image, tiles
         tiles = np.empty((nx, tile, tile, source.shape[0]), np.float32)  # one transposing copy per tile
         for j in range(nx):
             tiles[j] = np.moveaxis(source[:, :, j * stride : j * stride + tile], 0, -1)
@@ -123,7 +131,7 @@ def blend_strips(
                 probs = predict(tiles[b : b + size])
                 for n, p in enumerate(probs):
                     j = (b + n) * stride
-                    acc[:, :, j : j + tile] += np.moveaxis(p, -1, 0) * window
+                    acc[:, :, j : j + tile] += (p if channels_first else np.moveaxis(p, -1, 0)) * window
                     weight[:, j : j + tile] += window
             last = i == ny - 1
             done = tile if last else stride  # rows before the next strip's top get no more tiles
@@ -151,11 +159,12 @@ def batch_spans(n: int, batch: int) -> list[tuple[int, int]]:
     return [(int(s), size) for s, size in zip(starts, sizes)]
 
 
-def keras_predictor(model: Any, multiple: int = 1, what: str = "U-Net") -> Callable[[np.ndarray], np.ndarray]:
-    """(n, tile, tile, bands) → (n, tile, tile, classes) for tiles whose sides are multiples of ``multiple``.
+def keras_predictor(model: Any, multiple: int = 1, what: str = "U-Net") -> TileNetwork:
+    """(n, tile, tile, bands) → (n, tile, tile, classes) for tiles whose sides are multiples of ``multiple``
+    (a :class:`TileNetwork`: also channels first).
 
-    On a CPU the network runs in onnxruntime (``onnx_engine``: its convolutions run a U-Net ~1.4× and a
-    temporal network ~1.15× faster than XLA's, bench_unet.py / bench_temporal.py). Otherwise, or where that
+    On a CPU the network runs in onnxruntime (``onnx_engine``: a U-Net's tiles at ~1.2× and a temporal
+    network's at ~1.6× their FLOP bound, bench_unet.py / bench_temporal.py). Otherwise, or where that
     is not possible, through the model's compiled predict function, XLA-compiled on TensorFlow (Keras only
     does so itself with a GPU): a tile batch has at most two shapes, so XLA compiles at most twice; if XLA
     cannot compile the model here, it runs without (same answer, slower). ``what`` names the network in the
@@ -183,7 +192,7 @@ def keras_predictor(model: Any, multiple: int = 1, what: str = "U-Net") -> Calla
             model.predict_function = None
             return keras.ops.convert_to_numpy(model.predict_on_batch(x))
 
-    return predict
+    return TileNetwork(predict)
 
 
 def predict_tiled(ctx: PredictContext) -> PredictResult:
@@ -205,7 +214,7 @@ def predict_tiled(ctx: PredictContext) -> PredictResult:
     batch = tiling.batch
     stats = bundle.statistics
     fill = stats[0] if stats else None
-    predict = keras_predictor(bundle.model, multiple)
+    network = keras_predictor(bundle.model, multiple)
 
     def read(c: int, r: int, w: int, h: int) -> np.ndarray:
         return read_reflect(infos, col0 + c, row0 + r, w, h)
@@ -225,7 +234,7 @@ def predict_tiled(ctx: PredictContext) -> PredictResult:
         progress.message(f"U-Net tiles of {tile}×{tile} px, overlap {overlap}, batches of {batch}")
         for r, probs, raw in blend_strips(
             read,
-            predict,
+            network.channels_first if network.first else network,  # tiles in the layout the network runs in
             width,
             height,
             n_classes,
@@ -236,6 +245,7 @@ def predict_tiled(ctx: PredictContext) -> PredictResult:
             check=progress.check,
             report=lambda p: progress.update(0.95 * p),
             prepare=prepare,
+            channels_first=network.first,
         ):
             ok = valid_mask(raw, nodata)
             best = probs.argmax(axis=0)

@@ -41,6 +41,7 @@ from typing import Any, Optional
 
 from .errors import Cancelled, GeoDLError
 from .progress import Progress, ensure
+from .tensorflow_env import tensorflow_environment
 from .uv_installer import UvProgress, UvTool, find_uv, install_command, uv_env, venv_command
 
 log = logging.getLogger("geodl")
@@ -517,7 +518,7 @@ def _check(python: Path, spec: RuntimeSpec, with_osgeo: bool) -> dict[str, str]:
     )
     env = _pip_env()
     env["KERAS_BACKEND"] = spec.backend
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    tensorflow_environment(env)
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=600, env=env)
     if done.returncode != 0:
         raise GeoDLError(f"The new ML runtime was installed but does not import: {done.stderr.strip()[-1500:]}")

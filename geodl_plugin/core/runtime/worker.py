@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from .errors import Cancelled, GeoDLError
 from .progress import Progress, ensure
+from .tensorflow_env import tensorflow_environment
 from .typed_json import from_jsonable, to_jsonable
 
 log = logging.getLogger("geodl")
@@ -83,7 +84,7 @@ def worker_environment(python: str, base: Optional[dict[str, str]] = None) -> di
     site-packages, no user site, no PYTHONHOME) and the runtime's Keras backend; with QGIS's Python it sees
     QGIS's path, as the parent does."""
     env = dict(os.environ if base is None else base)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tensorflow_environment(env)
     env["PYTHONUNBUFFERED"] = "1"
     info = _own_runtime(python)
     if info is not None:

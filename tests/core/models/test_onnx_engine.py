@@ -3,6 +3,8 @@ their weights) give Keras' probabilities, missing dates included; what it cannot
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 
@@ -42,6 +44,57 @@ def test_temporal_graph_gives_keras_probabilities(encoder, layers, bidirectional
     np.testing.assert_allclose(got, expected, atol=TOLERANCE)
 
 
+def test_gru_graph_per_tile_shape_gives_keras_probabilities():
+    """Block-aligned filters (the fused, blocked path), two levels, missing dates; one graph per tile batch
+    shape, more shapes than the engine keeps, and a shape seen again after it was dropped."""
+    import keras
+
+    from geodl_plugin.core.models.onnx_engine import SHAPES_KEPT
+
+    keras.utils.set_random_seed(8)
+    model = build_temporal_model(6, 4, 3, [1000.0] * 4, [300.0**2] * 4, "gru", 16, layers=2)
+    predict = onnx_predictor(model)
+    assert predict is not None
+    rng = np.random.default_rng(9)
+    shapes = [(9, 17), (24, 24), (16, 40), (33, 8), (9, 17)][: SHAPES_KEPT + 2]
+    for shape in shapes:
+        x = _series_tiles(6, 4, shape, rng)
+        expected = keras.ops.convert_to_numpy(model(x, training=False))
+        np.testing.assert_allclose(predict(x), expected, atol=TOLERANCE)
+        # channels first in and out (how tiled prediction runs a series), the graph's own layout
+        first = predict.channels_first(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        np.testing.assert_allclose(first, expected.transpose(0, 3, 1, 2), atol=TOLERANCE)
+    one = _series_tiles(6, 4, (12, 12), rng)[:1]  # a last batch of one tile
+    np.testing.assert_allclose(predict(one), keras.ops.convert_to_numpy(model(one, training=False)), atol=TOLERANCE)
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="onnxruntime's blocked convolutions are x86 kernels")
+def test_gru_graph_stays_in_the_blocked_layout(tmp_path):
+    """What makes the ConvGRU fast: written for a tile shape, onnxruntime keeps every gate in its blocked
+    (NCHWc) layout with the sums and activations fused into the convolutions, so the only tensor reordered
+    back is the head's, and per date and direction three elementwise ops are left (r·h_n, u·(n − h), h + ·)."""
+    import onnxruntime as ort
+
+    from geodl_plugin.core.models.temporal_onnx import temporal_onnx
+
+    n_dates = 5
+    model = build_temporal_model(n_dates, 4, 3, [1000.0] * 4, [300.0**2] * 4, "gru", 16)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    options.log_severity_level = 3  # (it warns that the saved graph is for this CPU only)
+    ort.InferenceSession(temporal_onnx(model, (2, 32, 32)).SerializeToString(), options, providers=["CPUExecutionProvider"])
+    import onnx
+
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "optimised.onnx")).graph.node]
+    assert ops.count("ReorderOutput") == 1  # the head's logits, for the softmax
+    assert ops.count("ReorderInput") == 0
+    steps = 2 * (n_dates - 1)  # dates after the first, both directions
+    # r·h_n and u·(n − h) per step, u·n at each direction's first date, and the day of year's angle
+    assert ops.count("Mul") == 2 * steps + 2 + 1
+    assert ops.count("Add") == steps  # h + u·(n − h); every other sum is fused into a convolution
+    assert "Sigmoid" not in ops and "Tanh" not in ops  # fused into the convolutions as their activations
+
+
 def test_unet_runs_in_onnxruntime_with_keras_probabilities():
     import keras
 
@@ -53,7 +106,12 @@ def test_unet_runs_in_onnxruntime_with_keras_probabilities():
         return
     assert predict is not None
     x = np.random.default_rng(6).normal(1000, 300, (3, 24, 40, 4)).astype(np.float32)
-    np.testing.assert_allclose(predict(x), keras.ops.convert_to_numpy(model(x, training=False)), atol=TOLERANCE)
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_allclose(predict(x), expected, atol=TOLERANCE)
+    # the graph's own layout is channels first (its first and last transposes dropped): tiles go in as read
+    assert predict.first
+    first = predict.channels_first(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(first, expected.transpose(0, 3, 1, 2), atol=TOLERANCE)
     assert onnx_predictor(model, 4) is predict  # converted once per loaded model
 
 
