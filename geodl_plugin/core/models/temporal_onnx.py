@@ -5,10 +5,8 @@ Why by hand: onnxruntime's convolutions run this network's shapes 1.2–3× fast
 input-to-gate convolution of all dates at once, 7 → 96 channels: ~3×; the state-to-gate one, 16 → 48: ~1.3×),
 but tf2onnx turns the date loop into tensor-list code onnxruntime rejects. The graph here is channels-first
 from the first layer to the last, with the dates unrolled (the number of dates is fixed per model). A ConvGRU
-is written gate by gate so that onnxruntime keeps it in its blocked layout with the gate arithmetic fused
-into the convolutions (:func:`_gru_levels`); a ConvLSTM as one convolution of every date's input per
-recurrent layer, then per date one convolution of the state and the gate arithmetic. It computes what the
-Keras layers compute (``SeriesInput``: missing
+or ConvLSTM is written gate by gate so that onnxruntime keeps it in its blocked layout with the gate
+arithmetic fused into the convolutions (:func:`_levels`). It computes what the Keras layers compute (``SeriesInput``: missing
 observations, day-of-year encoding; ``ConvRecurrent2D``: a state kept where a date is not observed) and
 ``onnx_engine`` checks it against Keras before using it.
 """
@@ -123,7 +121,7 @@ def temporal_onnx(model: Any, shape: Optional[tuple[int, ...]] = None, channels_
     network this does not write (the stacked-dates baseline). ``shape``: the (n, h, w) of the tiles it will
     run, declared in the graph (required channels first). onnxruntime proves tensors of equal shape only from
     declared sizes; with them a GRU's gate arithmetic stays in its blocked layout and fuses into the
-    convolutions (:func:`_gru_levels`); without them every convolution's output is reordered back."""
+    convolutions (:func:`_levels`); without them every convolution's output is reordered back."""
     from onnx import TensorProto
 
     w = _weights(model)
@@ -140,16 +138,7 @@ def temporal_onnx(model: Any, shape: Optional[tuple[int, ...]] = None, channels_
     else:
         x = g.op("Reshape", "series", g.const(np.array([0, 0, 0, n_dates, n_bands + 1], np.int64)))
         x = g.op("Transpose", x, perm=[0, 3, 4, 1, 2])  # (n, T, B+1, h, w)
-    if w["layers"][0][0]["cell"] == "gru":
-        state = _gru_levels(g, x, w, n_bands)
-    else:
-        shape_of = g.op("Shape", x)
-        batch_dates = g.op("Slice", shape_of, g.const(np.array([0], np.int64)), g.const(np.array([2], np.int64)))
-        spatial = g.op("Slice", shape_of, g.const(np.array([3], np.int64)), g.const(np.array([5], np.int64)))
-        features, observed = _series_features(g, x, w, n_bands)
-        sequence, channels = features, n_bands + 3
-        for level in w["layers"]:
-            sequence, state, channels = _recurrent_layer(g, sequence, observed, level, channels, n_dates, batch_dates, spatial)
+    state = _levels(g, x, w, n_bands)
     k = int(w["head_kernel"].shape[0])
     logits = g.op("Conv", state, g.const(_oihw(w["head_kernel"]), "head"), g.const(w["head_bias"], "head_bias"), pads=_pads(k))
     dims: list[Any] = list(shape) if shape is not None else ["n", "h", "w"]
@@ -170,8 +159,8 @@ def temporal_onnx(model: Any, shape: Optional[tuple[int, ...]] = None, channels_
     return h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)], producer_name="geodl")
 
 
-def _gru_levels(g: _Graph, x: str, w: dict, n_bands: int) -> str:
-    """The ConvGRU levels, written for onnxruntime's blocked convolutions: the last states side by side.
+def _levels(g: _Graph, x: str, w: dict, n_bands: int) -> str:
+    """The recurrent levels, written for onnxruntime's blocked convolutions: the last states side by side.
 
     Each date's input (its features, then a "keep" channel: 0 where observed, −KEEP where not) comes out of
     one 1×1 convolution that also z-scores the bands. Per date and direction, the update gate is computed as
@@ -181,7 +170,8 @@ def _gru_levels(g: _Graph, x: str, w: dict, n_bands: int) -> str:
     and the state's own convolutions, the sum and the tanh fused into the first. The step h + u·(n − h) takes
     n − h as a 1×1 convolution of h (weights −I) with n added in. So no gate is split out of a wider tensor
     and no tensor leaves the blocked layout until the head: about 1.3× faster than convolutions over all
-    gates followed by splits and elementwise ops (18 dates, 16 filters, 96² tiles, 2 cores)."""
+    gates followed by splits and elementwise ops (18 dates, 16 filters, 96² tiles, 2 cores). A ConvLSTM is
+    written the same way (:func:`_lstm_direction`)."""
     n_dates = w["n_dates"]
     c_in = n_bands + 3
     block = block_channels()
@@ -202,10 +192,19 @@ def _gru_levels(g: _Graph, x: str, w: dict, n_bands: int) -> str:
     bias[c_in] = -KEEP
     pre = g.const(weights.reshape(width, c_in, 1, 1), "date_input"), g.const(bias, "date_input_bias")
     dates = [g.op("Conv", g.op("Gather", features, g.const(np.int64(t)), axis=1), *pre) for t in range(n_dates)]
+    if w["layers"][0][0]["cell"] == "lstm":  # the observed flag over the filters: an LSTM's state is masked by it
+        f = w["layers"][0][0]["filters"]
+        spread = np.zeros((f, width, 1, 1), np.float32)
+        spread[:, c_in - 1] = 1.0
+        seen = g.const(spread, "observed_filters")
+        observed_filters = [g.op("Conv", date, seen) for date in dates]
     inputs, channels, places, keep = dates, width, np.arange(c_in), c_in
     last: list[str] = []
     for number, level in enumerate(w["layers"]):
-        states = [_gru_direction(g, d, inputs, channels, places, keep, n_dates) for d in level]  # forward first
+        if level[0]["cell"] == "lstm":
+            states = [_lstm_direction(g, d, inputs, channels, places, keep, observed_filters, n_dates) for d in level]
+        else:
+            states = [_gru_direction(g, d, inputs, channels, places, keep, n_dates) for d in level]  # forward first
         if number == len(w["layers"]) - 1:
             last = [s[0] if d["reverse"] else s[n_dates - 1] for s, d in zip(states, level)]
             return g.op("Concat", *last, axis=1) if len(last) > 1 else last[0]
@@ -217,7 +216,7 @@ def _gru_levels(g: _Graph, x: str, w: dict, n_bands: int) -> str:
 
 
 def _gru_direction(g: _Graph, d: dict, inputs: list[str], channels: int, places: np.ndarray, keep: int, n_dates: int) -> dict[int, str]:
-    """One ConvGRU direction over the dates (see :func:`_gru_levels`): every date's state by date index.
+    """One ConvGRU direction over the dates (see :func:`_levels`): every date's state by date index.
     ``inputs``: each date's input tensor, of ``channels`` channels; ``places``: where the Keras input
     kernel's channels sit in it; ``keep``: the channel holding 0 / −KEEP."""
     f, k = d["filters"], int(d["input_kernel"].shape[0])
@@ -256,72 +255,46 @@ def _gru_direction(g: _Graph, d: dict, inputs: list[str], channels: int, places:
     return states
 
 
+def _lstm_direction(
+    g: _Graph, d: dict, inputs: list[str], channels: int, places: np.ndarray, keep: int, observed: list[str], n_dates: int
+) -> dict[int, str]:
+    """One ConvLSTM direction over the dates, written as :func:`_gru_direction` is: every gate from its own
+    convolution of [input, state] with its activation fused. Where a date is unobserved the keep channel
+    drives the input gate to 0 and the forget gate to 1 (the cell is kept), and the state's step is masked by
+    ``observed`` (the flag over the filters, one tensor per date)."""
+    f, k = d["filters"], int(d["input_kernel"].shape[0])
+    pads, centre = _pads(k), (k - 1) // 2
+    wx, wh, b = _oihw(d["input_kernel"]), _oihw(d["recurrent_kernel"]), d["bias"]
+
+    def placed(kernel: np.ndarray, keep_weight: float) -> np.ndarray:  # (f, in, k, k) → (f, channels, k, k)
+        out = np.zeros((f, channels, k, k), np.float32)
+        out[:, places] = kernel
+        out[:, keep, centre, centre] = keep_weight
+        return out
+
+    gate = lambda a, i: a[i * f : (i + 1) * f]  # noqa: E731 - i, f, o, c in Keras' order
+    keeps, activations = (1.0, -1.0, 0.0, 0.0), ("Sigmoid", "Sigmoid", "Sigmoid", "Tanh")  # i → 0, f → 1
+    first = [g.const(placed(gate(wx, j), keeps[j]), "lstm_input") for j in range(4)]
+    both = [g.const(np.concatenate([placed(gate(wx, j), keeps[j]), gate(wh, j)], axis=1), "lstm_gate") for j in range(4)]
+    biases = [g.const(gate(b, j), "lstm_bias") for j in range(4)]
+    minus = g.const(-np.eye(f, dtype=np.float32).reshape(f, f, 1, 1), "minus_state")
+    state: Optional[str] = None
+    cell = ""
+    states: dict[int, str] = {}
+    for t in range(n_dates - 1, -1, -1) if d["reverse"] else range(n_dates):
+        if state is None:  # the first date: all-zero state and cell (no recurrent term, no forget gate)
+            i, _, o, c = [g.op(activations[j], g.op("Conv", inputs[t], first[j], biases[j], pads=pads)) if j != 1 else "" for j in range(4)]
+            cell = g.op("Mul", i, c)
+            state = g.op("Mul", observed[t], g.op("Mul", o, g.op("Tanh", cell)))
+        else:
+            joined = g.op("Concat", inputs[t], state, axis=1)
+            i, fg, o, c = [g.op(activations[j], g.op("Conv", joined, both[j], biases[j], pads=pads)) for j in range(4)]
+            cell = g.op("Add", g.op("Mul", fg, cell), g.op("Mul", i, c))
+            new = g.op("Mul", o, g.op("Tanh", cell))
+            state = g.op("Add", state, g.op("Mul", observed[t], g.op("Add", new, g.op("Conv", state, minus))))
+        states[t] = state
+    return states
+
+
 def _finite(g: _Graph, v: str) -> str:
     return g.op("Not", g.op("Or", g.op("IsNaN", v), g.op("IsInf", v)))
-
-
-def _series_features(g: _Graph, x: str, w: dict, n_bands: int) -> tuple[str, str]:
-    """``SeriesInput``: (n, T, B+1, h, w) raw → features (n, T, B+3, h, w) and observed (n, T, 1, h, w)."""
-    bands, doy = g.op("Split", x, g.const(np.array([n_bands, 1], np.int64)), axis=2, outputs=2)
-
-    ok = _finite(g, bands)
-    observed = g.op("ReduceMin", g.op("Cast", ok, to=1), axes=[2], keepdims=1)  # all bands finite (float 0/1)
-    mean = g.const(w["mean"].reshape(1, 1, -1, 1, 1), "mean")
-    std = g.const(w["std"].reshape(1, 1, -1, 1, 1), "std")
-    z = g.op("Mul", g.op("Div", g.op("Sub", g.op("Where", ok, bands, mean), mean), std), observed)
-    angle = g.op("Mul", g.op("Where", _finite(g, doy), doy, g.const(np.float32(0))), g.const(np.float32(2.0 * math.pi / 365.25)))
-    return g.op("Concat", z, g.op("Sin", angle), g.op("Cos", angle), observed, axis=2), observed
-
-
-def _recurrent_layer(
-    g: _Graph, sequence: str, observed: str, directions: list[dict], channels: int, n_dates: int, batch_dates: str, spatial: str
-) -> tuple[str, str, int]:
-    """One (bi)directional ConvLSTM level: (sequence of its outputs (n, T, D·F, h, w) or "", the last
-    states side by side (n, D·F, h, w), D·F)."""
-    k = int(directions[0]["input_kernel"].shape[0])
-    # every date's input-to-gate convolution at once, one per direction (one for both, then split in two,
-    # copied the whole (n, T, gates, h, w) tensor once more)
-    flat = g.op("Reshape", sequence, g.op("Concat", g.const(np.array([-1, channels], np.int64)), spatial, axis=0))
-    parts = []
-    for d in directions:
-        gates = g.op("Conv", flat, g.const(_oihw(d["input_kernel"]), "input_kernel"), g.const(d["bias"], "bias"), pads=_pads(k))
-        width = g.const(np.array([int(d["input_kernel"].shape[-1])], np.int64))
-        parts.append(g.op("Reshape", gates, g.op("Concat", batch_dates, width, spatial, axis=0)))
-    lasts, sequences = [], []
-    for d, part in zip(directions, parts):
-        last, states = _direction(g, d, part, observed, n_dates, k)
-        lasts.append(last)
-        if d["sequences"]:
-            unsqueezed = [g.op("Unsqueeze", s, g.const(np.array([1], np.int64))) for s in states]
-            sequences.append(g.op("Concat", *unsqueezed, axis=1))
-    f = sum(d["filters"] for d in directions)
-    last = g.op("Concat", *lasts, axis=1) if len(lasts) > 1 else lasts[0]
-    seq = (g.op("Concat", *sequences, axis=2) if len(sequences) > 1 else sequences[0]) if sequences else ""
-    return seq, last, f
-
-
-def _direction(g: _Graph, d: dict, gates: str, observed: str, n_dates: int, k: int) -> tuple[str, list[str]]:
-    """The date loop of one ConvLSTM direction, unrolled: (last state, every date's state in date order)."""
-    f = d["filters"]
-    recurrent = g.const(_oihw(d["recurrent_kernel"]), "recurrent_kernel")
-    order = list(range(n_dates - 1, -1, -1)) if d["reverse"] else list(range(n_dates))
-    state: Optional[str] = None
-    cell: Optional[str] = None
-    states: dict[int, str] = {}
-    for t in order:
-        index = g.const(np.int64(t))
-        gx = g.op("Gather", gates, index, axis=1)  # (n, gates·F, h, w)
-        m = g.op("Gather", observed, index, axis=1)  # (n, 1, h, w)
-        pre = g.op("Add", gx, g.op("Conv", state, recurrent, pads=_pads(k))) if state is not None else gx  # zero state: no term
-        pi, pf, po, pc = g.op("Split", pre, g.const(np.array([f] * 4, np.int64)), axis=1, outputs=4)
-        i, o, cand = g.op("Sigmoid", pi), g.op("Sigmoid", po), g.op("Tanh", pc)
-        new_cell = g.op("Mul", i, cand) if cell is None else g.op("Add", g.op("Mul", g.op("Sigmoid", pf), cell), g.op("Mul", i, cand))
-        new = g.op("Mul", o, g.op("Tanh", new_cell))
-        if state is None or cell is None:
-            state, cell = g.op("Mul", m, new), g.op("Mul", m, new_cell)
-        else:
-            state = g.op("Add", state, g.op("Mul", m, g.op("Sub", new, state)))
-            cell = g.op("Add", cell, g.op("Mul", m, g.op("Sub", new_cell, cell)))
-        states[t] = state
-    assert state is not None
-    return state, [states[t] for t in range(n_dates)]

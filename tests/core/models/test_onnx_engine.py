@@ -69,16 +69,18 @@ def test_gru_graph_per_tile_shape_gives_keras_probabilities():
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="onnxruntime's blocked convolutions are x86 kernels")
-def test_gru_graph_stays_in_the_blocked_layout(tmp_path):
-    """What makes the ConvGRU fast: written for a tile shape, onnxruntime keeps every gate in its blocked
-    (NCHWc) layout with the sums and activations fused into the convolutions, so the only tensor reordered
-    back is the head's, and per date and direction three elementwise ops are left (r·h_n, u·(n − h), h + ·)."""
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_recurrent_graph_stays_in_the_blocked_layout(tmp_path, cell):
+    """What makes the recurrent networks fast: written for a tile shape, onnxruntime keeps every gate in its
+    blocked (NCHWc) layout with the sums and activations fused into the convolutions, so the only tensor
+    reordered back is the head's; for a GRU three elementwise ops are left per date and direction (r·h_n,
+    u·(n − h), h + ·)."""
     import onnxruntime as ort
 
     from geodl_plugin.core.models.temporal_onnx import temporal_onnx
 
     n_dates = 5
-    model = build_temporal_model(n_dates, 4, 3, [1000.0] * 4, [300.0**2] * 4, "gru", 16)
+    model = build_temporal_model(n_dates, 4, 3, [1000.0] * 4, [300.0**2] * 4, cell, 16)
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
     options.log_severity_level = 3  # (it warns that the saved graph is for this CPU only)
@@ -88,6 +90,10 @@ def test_gru_graph_stays_in_the_blocked_layout(tmp_path):
     ops = [node.op_type for node in onnx.load(str(tmp_path / "optimised.onnx")).graph.node]
     assert ops.count("ReorderOutput") == 1  # the head's logits, for the softmax
     assert ops.count("ReorderInput") == 0
+    assert "Sigmoid" not in ops  # every gate's activation is fused into its convolution
+    if cell == "lstm":
+        assert ops.count("Tanh") == 2 * n_dates  # tanh(cell), once per date and direction
+        return
     steps = 2 * (n_dates - 1)  # dates after the first, both directions
     # r·h_n and u·(n − h) per step, u·n at each direction's first date, and the day of year's angle
     assert ops.count("Mul") == 2 * steps + 2 + 1
