@@ -215,27 +215,47 @@ def _levels(g: _Graph, x: str, w: dict, n_bands: int) -> str:
     raise ValueError("a temporal network has at least one recurrent level")
 
 
+class _Kernels:
+    """One direction's weights, channels first, for date inputs of ``channels`` channels in which the Keras
+    input kernel's channels sit at ``places`` and the keep channel at ``keep``."""
+
+    def __init__(self, d: dict, channels: int, places: np.ndarray, keep: int) -> None:
+        self.filters, self.size = int(d["filters"]), int(d["input_kernel"].shape[0])
+        self.pads = _pads(self.size)
+        self.wx, self.wh, self.bias = _oihw(d["input_kernel"]), _oihw(d["recurrent_kernel"]), d["bias"]
+        self.channels, self.places, self.keep = channels, places, keep
+
+    def placed(self, kernel: np.ndarray, keep_weight: float) -> np.ndarray:
+        """An input kernel (f, in, k, k) laid out for the date input (f, channels, k, k), ``keep_weight`` on
+        the keep channel's centre tap (the pixel itself)."""
+        centre = (self.size - 1) // 2
+        out = np.zeros((kernel.shape[0], self.channels, self.size, self.size), np.float32)
+        out[:, self.places] = kernel
+        out[:, self.keep, centre, centre] = keep_weight
+        return out
+
+    def gate(self, a: np.ndarray, i: int) -> np.ndarray:
+        """Gate ``i``'s rows of a kernel or bias (gates side by side, in Keras' order)."""
+        return a[i * self.filters : (i + 1) * self.filters]
+
+    def minus(self) -> np.ndarray:
+        """A 1×1 kernel giving −state."""
+        return -np.eye(self.filters, dtype=np.float32).reshape(self.filters, self.filters, 1, 1)
+
+
 def _gru_direction(g: _Graph, d: dict, inputs: list[str], channels: int, places: np.ndarray, keep: int, n_dates: int) -> dict[int, str]:
     """One ConvGRU direction over the dates (see :func:`_levels`): every date's state by date index.
     ``inputs``: each date's input tensor, of ``channels`` channels; ``places``: where the Keras input
     kernel's channels sit in it; ``keep``: the channel holding 0 / −KEEP."""
-    f, k = d["filters"], int(d["input_kernel"].shape[0])
-    pads, centre = _pads(k), (k - 1) // 2
-    wx, wh, b = _oihw(d["input_kernel"]), _oihw(d["recurrent_kernel"]), d["bias"]
-
-    def placed(kernel: np.ndarray, keep_weight: float) -> np.ndarray:  # (f, in, k, k) → (f, channels, k, k)
-        out = np.zeros((f, channels, k, k), np.float32)
-        out[:, places] = kernel
-        out[:, keep, centre, centre] = keep_weight
-        return out
-
-    gate = lambda a, i: a[i * f : (i + 1) * f]  # noqa: E731 - z, r, n in Keras' order
+    weights = _Kernels(d, channels, places, keep)
+    pads, wx, wh, b = weights.pads, weights.wx, weights.wh, weights.bias
+    placed, gate = weights.placed, weights.gate  # z, r, n in Keras' order
     x_u = placed(-gate(wx, 0), 1.0)  # u = 1 − z: negated; the keep channel drives it to 0 where unobserved
     w_u = g.const(np.concatenate([x_u, -gate(wh, 0)], axis=1), "update")
     w_r = g.const(np.concatenate([placed(gate(wx, 1), 0.0), gate(wh, 1)], axis=1), "reset")
     x_u0, x_n, h_n = g.const(x_u, "update_first"), g.const(placed(gate(wx, 2), 0.0), "candidate"), g.const(gate(wh, 2), "candidate_state")
     b_u, b_r, b_n = g.const(-gate(b, 0), "update_bias"), g.const(gate(b, 1), "reset_bias"), g.const(gate(b, 2), "candidate_bias")
-    minus = g.const(-np.eye(f, dtype=np.float32).reshape(f, f, 1, 1), "minus_state")
+    minus = g.const(weights.minus(), "minus_state")
     state: Optional[str] = None
     states: dict[int, str] = {}
     for t in range(n_dates - 1, -1, -1) if d["reverse"] else range(n_dates):
@@ -262,22 +282,14 @@ def _lstm_direction(
     convolution of [input, state] with its activation fused. Where a date is unobserved the keep channel
     drives the input gate to 0 and the forget gate to 1 (the cell is kept), and the state's step is masked by
     ``observed`` (the flag over the filters, one tensor per date)."""
-    f, k = d["filters"], int(d["input_kernel"].shape[0])
-    pads, centre = _pads(k), (k - 1) // 2
-    wx, wh, b = _oihw(d["input_kernel"]), _oihw(d["recurrent_kernel"]), d["bias"]
-
-    def placed(kernel: np.ndarray, keep_weight: float) -> np.ndarray:  # (f, in, k, k) → (f, channels, k, k)
-        out = np.zeros((f, channels, k, k), np.float32)
-        out[:, places] = kernel
-        out[:, keep, centre, centre] = keep_weight
-        return out
-
-    gate = lambda a, i: a[i * f : (i + 1) * f]  # noqa: E731 - i, f, o, c in Keras' order
+    weights = _Kernels(d, channels, places, keep)
+    pads, wx, wh, b = weights.pads, weights.wx, weights.wh, weights.bias
+    placed, gate = weights.placed, weights.gate  # i, f, o, c in Keras' order
     keeps, activations = (1.0, -1.0, 0.0, 0.0), ("Sigmoid", "Sigmoid", "Sigmoid", "Tanh")  # i → 0, f → 1
     first = [g.const(placed(gate(wx, j), keeps[j]), "lstm_input") for j in range(4)]
     both = [g.const(np.concatenate([placed(gate(wx, j), keeps[j]), gate(wh, j)], axis=1), "lstm_gate") for j in range(4)]
     biases = [g.const(gate(b, j), "lstm_bias") for j in range(4)]
-    minus = g.const(-np.eye(f, dtype=np.float32).reshape(f, f, 1, 1), "minus_state")
+    minus = g.const(weights.minus(), "minus_state")
     state: Optional[str] = None
     cell = ""
     states: dict[int, str] = {}
