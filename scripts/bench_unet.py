@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle = load_model_file(model_path)  # loaded once, as the dock's worker keeps it
         # the network alone, on the same tiles in the same batches
         net = keras_predictor(bundle.model, 2**args.depth)
-        predict = net.channels_first if net.first else net  # in the layout tiled prediction gives it
+        predict = net.run  # in the network's own layout, as tiled prediction runs it
         shape = (nx, bands, tile, tile) if net.first else (nx, tile, tile, bands)
         x = np.random.default_rng(0).normal(1000, 300, shape).astype(np.float32)
         spans = batch_spans(nx, args.batch)

@@ -107,8 +107,8 @@ class TileNetwork:
         return np.moveaxis(self.run(np.ascontiguousarray(np.moveaxis(x, 1, -1))), -1, 1)
 
 
-def _graphs(model: Any) -> Optional[tuple[Callable[[Optional[tuple[int, ...]]], Any], bool, bool]]:
-    """(a function from a tile batch's shape (n, h, w), or None, to the network as an ``onnx.ModelProto``
+def _graphs(model: Any) -> Optional[tuple[Callable[[tuple[int, ...]], Any], bool, bool]]:
+    """(a function from a tile batch's shape (n, h, w), or () for a U-Net, to the network as an ``onnx.ModelProto``
     (raw tiles in, probabilities out; None when it cannot be written), whether it is a recurrent temporal
     network's, whether it runs channels first), or None for a network not converted. A U-Net's graph serves
     every shape (converted once; declared sizes were measured not to speed it up); a temporal network's is
@@ -118,7 +118,7 @@ def _graphs(model: Any) -> Optional[tuple[Callable[[Optional[tuple[int, ...]]], 
     from .temporal_onnx import temporal_onnx
 
     if any(type(layer).__name__ == "ConvRecurrent2D" for layer in model.layers):
-        return (lambda shape: _softmax_written_out(temporal_onnx(model, shape, channels_first=True))), True, True
+        return (lambda shape: _softmax_written_out(temporal_onnx(model, shape))), True, True
     if keras.backend.backend() != "tensorflow" or any(type(layer).__name__ == "StackDates" for layer in model.layers):
         return None  # tf2onnx converts TensorFlow graphs (the stacked-dates baseline is 1×1 convolutions: XLA does)
     import tensorflow as tf
@@ -269,7 +269,7 @@ def _convert(model: Any, multiple: int) -> Optional[TileNetwork]:
     def session(shape: tuple[int, ...]) -> Any:
         with lock:
             if shape not in sessions:
-                proto = graphs(shape or None)
+                proto = graphs(shape)
                 if proto is None:
                     raise ValueError("this network is not written for onnxruntime")
                 sessions[shape] = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])

@@ -79,7 +79,6 @@ def _weights(model: Any) -> Optional[dict]:
                 "cell": layer.cell,
                 "filters": layer.filters,
                 "reverse": layer.reverse,
-                "sequences": layer.return_sequences,
                 "input_kernel": array(layer.input_kernel),
                 "recurrent_kernel": array(layer.recurrent_kernel),
                 "bias": array(layer.bias),
@@ -115,13 +114,12 @@ def block_channels() -> int:
     return 16 if features.get("AVX512F") else 8
 
 
-def temporal_onnx(model: Any, shape: Optional[tuple[int, ...]] = None, channels_first: bool = False) -> Optional[Any]:
-    """The ONNX model (input (n, h, w, dates·(bands+1)) raw values, output (n, h, w, classes)
-    probabilities; with ``channels_first``, (n, dates·(bands+1), h, w) and (n, classes, h, w)), or None for a
-    network this does not write (the stacked-dates baseline). ``shape``: the (n, h, w) of the tiles it will
-    run, declared in the graph (required channels first). onnxruntime proves tensors of equal shape only from
-    declared sizes; with them a GRU's gate arithmetic stays in its blocked layout and fuses into the
-    convolutions (:func:`_levels`); without them every convolution's output is reordered back."""
+def temporal_onnx(model: Any, shape: tuple[int, ...]) -> Optional[Any]:
+    """The ONNX model for tiles of ``shape`` (n, h, w), channels first: input (n, dates·(bands+1), h, w) raw
+    values, output (n, classes, h, w) probabilities; or None for a network this does not write (the
+    stacked-dates baseline). The sizes are declared in the graph because onnxruntime proves tensors of equal
+    shape only from declared sizes; with them the gate arithmetic stays in its blocked layout and fuses into
+    the convolutions (:func:`_levels`); without them every convolution's output is reordered back."""
     from onnx import TensorProto
 
     w = _weights(model)
@@ -130,30 +128,18 @@ def temporal_onnx(model: Any, shape: Optional[tuple[int, ...]] = None, channels_
     g = _Graph()
     h = g.helper
     n_dates, n_bands = w["n_dates"], len(w["mean"])
-    if channels_first:
-        if shape is None:
-            raise ValueError("a channels-first graph is written for one tile shape")
-        n, rows, cols = shape
-        x = g.op("Reshape", "series", g.const(np.array([n, n_dates, n_bands + 1, rows, cols], np.int64)))  # no copy
-    else:
-        x = g.op("Reshape", "series", g.const(np.array([0, 0, 0, n_dates, n_bands + 1], np.int64)))
-        x = g.op("Transpose", x, perm=[0, 3, 4, 1, 2])  # (n, T, B+1, h, w)
+    n, rows, cols = shape
+    x = g.op("Reshape", "series", g.const(np.array([n, n_dates, n_bands + 1, rows, cols], np.int64)))  # no copy
     state = _levels(g, x, w, n_bands)
     k = int(w["head_kernel"].shape[0])
     logits = g.op("Conv", state, g.const(_oihw(w["head_kernel"]), "head"), g.const(w["head_bias"], "head_bias"), pads=_pads(k))
-    dims: list[Any] = list(shape) if shape is not None else ["n", "h", "w"]
+    g.op("Softmax", logits, axis=1, output="probabilities")
     channels, classes = n_dates * (n_bands + 1), int(w["head_bias"].shape[0])
-    if channels_first:
-        g.op("Softmax", logits, axis=1, output="probabilities")
-        put = lambda c: [dims[0], c, *dims[1:]]  # noqa: E731
-    else:
-        g.op("Transpose", g.op("Softmax", logits, axis=1), perm=[0, 2, 3, 1], output="probabilities")
-        put = lambda c: [*dims, c]  # noqa: E731
     graph = h.make_graph(
         g.nodes,
         "geodl_temporal",
-        [h.make_tensor_value_info("series", TensorProto.FLOAT, put(channels))],
-        [h.make_tensor_value_info("probabilities", TensorProto.FLOAT, put(classes))],
+        [h.make_tensor_value_info("series", TensorProto.FLOAT, [n, channels, rows, cols])],
+        [h.make_tensor_value_info("probabilities", TensorProto.FLOAT, [n, classes, rows, cols])],
         g.initializers,
     )
     return h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)], producer_name="geodl")
@@ -199,7 +185,6 @@ def _levels(g: _Graph, x: str, w: dict, n_bands: int) -> str:
         seen = g.const(spread, "observed_filters")
         observed_filters = [g.op("Conv", date, seen) for date in dates]
     inputs, channels, places, keep = dates, width, np.arange(c_in), c_in
-    last: list[str] = []
     for number, level in enumerate(w["layers"]):
         if level[0]["cell"] == "lstm":
             states = [_lstm_direction(g, d, inputs, channels, places, keep, observed_filters, n_dates) for d in level]
@@ -286,7 +271,7 @@ def _lstm_direction(
     pads, wx, wh, b = weights.pads, weights.wx, weights.wh, weights.bias
     placed, gate = weights.placed, weights.gate  # i, f, o, c in Keras' order
     keeps, activations = (1.0, -1.0, 0.0, 0.0), ("Sigmoid", "Sigmoid", "Sigmoid", "Tanh")  # i → 0, f → 1
-    first = [g.const(placed(gate(wx, j), keeps[j]), "lstm_input") for j in range(4)]
+    first = {j: g.const(placed(gate(wx, j), keeps[j]), "lstm_input") for j in (0, 2, 3)}  # (f: no cell yet)
     both = [g.const(np.concatenate([placed(gate(wx, j), keeps[j]), gate(wh, j)], axis=1), "lstm_gate") for j in range(4)]
     biases = [g.const(gate(b, j), "lstm_bias") for j in range(4)]
     minus = g.const(weights.minus(), "minus_state")
@@ -295,7 +280,7 @@ def _lstm_direction(
     states: dict[int, str] = {}
     for t in range(n_dates - 1, -1, -1) if d["reverse"] else range(n_dates):
         if state is None:  # the first date: all-zero state and cell (no recurrent term, no forget gate)
-            i, _, o, c = [g.op(activations[j], g.op("Conv", inputs[t], first[j], biases[j], pads=pads)) if j != 1 else "" for j in range(4)]
+            i, o, c = [g.op(activations[j], g.op("Conv", inputs[t], first[j], biases[j], pads=pads)) for j in (0, 2, 3)]
             cell = g.op("Mul", i, c)
             state = g.op("Mul", observed[t], g.op("Mul", o, g.op("Tanh", cell)))
         else:

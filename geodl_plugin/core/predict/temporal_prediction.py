@@ -112,7 +112,7 @@ def predict_temporal(ctx: PredictContext) -> PredictResult:
         progress.message(f"{series.n_dates} dates, tiles of {tile}×{tile} px, overlap {overlap}, batches of {tiling.batch}")
         for r, probs, raw in blend_strips(
             read,
-            network.channels_first if network.first else network,  # tiles in the layout the network runs in
+            network.run,  # in the network's own layout (channels_first below)
             width,
             height,
             n_classes,

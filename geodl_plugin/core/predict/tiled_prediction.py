@@ -234,7 +234,7 @@ def predict_tiled(ctx: PredictContext) -> PredictResult:
         progress.message(f"U-Net tiles of {tile}×{tile} px, overlap {overlap}, batches of {batch}")
         for r, probs, raw in blend_strips(
             read,
-            network.channels_first if network.first else network,  # tiles in the layout the network runs in
+            network.run,  # in the network's own layout (channels_first below)
             width,
             height,
             n_classes,
