@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -42,16 +42,23 @@ def matmul_rate(best: dict[str, float], runs: dict[str, Callable[[], object]], f
 
 
 def interleaved(
-    cases: dict[str, Callable[[], object]], rounds: int, clock: Callable[[], float] = time.perf_counter, warm: bool = True
+    cases: dict[str, Callable[[], object]],
+    rounds: int,
+    clock: Callable[[], float] = time.perf_counter,
+    warm: bool = True,
+    prepare: Optional[Callable[[str], None]] = None,
 ) -> dict[str, float]:
     """Best seconds of each case over ``rounds`` rounds, every case run once per round (after one untimed
-    warm-up run each, unless ``warm`` is False). ``clock``: ``time.process_time`` for CPU seconds."""
+    warm-up run each, unless ``warm`` is False). ``clock``: ``time.process_time`` for CPU seconds.
+    ``prepare(name)`` runs, untimed, before each timed run of a case (e.g. removing its last outputs)."""
     if warm:
         for run in cases.values():
             run()
     best = {name: float("inf") for name in cases}
     for _ in range(rounds):
         for name, run in cases.items():
+            if prepare is not None:
+                prepare(name)
             start = clock()
             run()
             best[name] = min(best[name], clock() - start)

@@ -107,18 +107,36 @@ class TileNetwork:
         return np.moveaxis(self.run(np.ascontiguousarray(np.moveaxis(x, 1, -1))), -1, 1)
 
 
-def _graphs(model: Any) -> Optional[tuple[Callable[[tuple[int, ...]], Any], bool, bool]]:
-    """(a function from a tile batch's shape (n, h, w), or () for a U-Net, to the network as an ``onnx.ModelProto``
-    (raw tiles in, probabilities out; None when it cannot be written), whether it is a recurrent temporal
-    network's, whether it runs channels first), or None for a network not converted. A U-Net's graph serves
+class _Graphs:
+    """How a network is written for onnxruntime: ``graph(shape)`` gives it as an ``onnx.ModelProto`` for a tile
+    batch of ``shape`` ((n, h, w), or () for a graph that serves every shape; None when it cannot be written),
+    ``inputs`` turns a batch of raw tiles into the graph's input, ``temporal`` says it is written per shape
+    and ``first`` that it takes and gives tiles channels first."""
+
+    def __init__(
+        self, graph: Callable[[tuple[int, ...]], Any], temporal: bool, first: bool, inputs: Callable[[np.ndarray], np.ndarray] = lambda x: x
+    ) -> None:
+        self.graph, self.temporal, self.first, self.inputs = graph, temporal, first, inputs
+
+
+def _graphs(model: Any) -> Optional[_Graphs]:
+    """The network as onnxruntime will run it, or None for a network not converted. A U-Net's graph serves
     every shape (converted once; declared sizes were measured not to speed it up); a temporal network's is
-    written per shape, whose declared sizes let onnxruntime fuse its gates (``temporal_onnx``)."""
+    written per shape, whose declared sizes let onnxruntime fuse its gates, and takes each date's features
+    (``temporal_onnx``)."""
     import keras
 
-    from .temporal_onnx import temporal_onnx
+    from .temporal_onnx import date_features, series_mean, temporal_onnx
 
     if any(type(layer).__name__ == "ConvRecurrent2D" for layer in model.layers):
-        return (lambda shape: _softmax_written_out(temporal_onnx(model, shape))), True, True
+        mean = series_mean(model)
+        if mean is None:
+            return None
+
+        def per_shape(shape: tuple[int, ...]) -> Any:
+            return _softmax_written_out(temporal_onnx(model, shape))
+
+        return _Graphs(per_shape, True, True, lambda x: date_features(x, len(mean), mean))
     if keras.backend.backend() != "tensorflow" or any(type(layer).__name__ == "StackDates" for layer in model.layers):
         return None  # tf2onnx converts TensorFlow graphs (the stacked-dates baseline is 1×1 convolutions: XLA does)
     import tensorflow as tf
@@ -127,7 +145,7 @@ def _graphs(model: Any) -> Optional[tuple[Callable[[tuple[int, ...]], Any], bool
         explicit_softmax(frozen_onnx(model, [tf.TensorSpec((None, None, None, int(model.input_shape[-1])), tf.float32)]))
     )
     first = without_layout_transposes(proto)
-    return (lambda shape: proto), False, first
+    return _Graphs(lambda shape: proto, False, first)
 
 
 def _softmax_written_out(proto: Optional[Any]) -> Optional[Any]:
@@ -257,7 +275,6 @@ def _convert(model: Any, multiple: int) -> Optional[TileNetwork]:
     written = _graphs(model)
     if written is None:
         return None
-    graphs, temporal, first = written
     options = ort.SessionOptions()
     # Idle worker threads sleep instead of spinning: between batches this process reads, blends and writes
     # on the same cores (and a shared machine has neighbours).
@@ -269,7 +286,7 @@ def _convert(model: Any, multiple: int) -> Optional[TileNetwork]:
     def session(shape: tuple[int, ...]) -> Any:
         with lock:
             if shape not in sessions:
-                proto = graphs(shape)
+                proto = written.graph(shape)
                 if proto is None:
                     raise ValueError("this network is not written for onnxruntime")
                 sessions[shape] = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -280,11 +297,11 @@ def _convert(model: Any, multiple: int) -> Optional[TileNetwork]:
 
     def run(x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32)
-        shape = (x.shape[0], x.shape[2], x.shape[3]) if temporal else ()  # temporal: channels first, per shape
+        shape = (x.shape[0], x.shape[2], x.shape[3]) if written.temporal else ()  # temporal: channels first, per shape
         done = session(shape)
-        return np.asarray(done.run(None, {done.get_inputs()[0].name: x})[0])
+        return np.asarray(done.run(None, {done.get_inputs()[0].name: written.inputs(x)})[0])
 
-    predict = TileNetwork(run, first=first)
+    predict = TileNetwork(run, first=written.first)
     diff = _check(model, predict, max(1, multiple))
     if not diff <= TOLERANCE:
         log.warning("onnxruntime's version of the network differs from Keras by %.2g; tiles run through Keras.", diff)

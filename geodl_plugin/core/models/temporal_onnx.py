@@ -6,9 +6,10 @@ input-to-gate convolution of all dates at once, 7 → 96 channels: ~3×; the sta
 but tf2onnx turns the date loop into tensor-list code onnxruntime rejects. The graph here is channels-first
 from the first layer to the last, with the dates unrolled (the number of dates is fixed per model). A ConvGRU
 or ConvLSTM is written gate by gate so that onnxruntime keeps it in its blocked layout with the gate
-arithmetic fused into the convolutions (:func:`_levels`). It computes what the Keras layers compute (``SeriesInput``: missing
-observations, day-of-year encoding; ``ConvRecurrent2D``: a state kept where a date is not observed) and
-``onnx_engine`` checks it against Keras before using it.
+arithmetic fused into the convolutions (:func:`_levels`). It computes what the Keras layers compute
+(``SeriesInput``: missing observations, day-of-year encoding, prepared outside the graph by
+:func:`date_features`; ``ConvRecurrent2D``: a state kept where a date is not observed) and ``onnx_engine``
+checks it against Keras before using it.
 """
 
 from __future__ import annotations
@@ -115,11 +116,12 @@ def block_channels() -> int:
 
 
 def temporal_onnx(model: Any, shape: tuple[int, ...]) -> Optional[Any]:
-    """The ONNX model for tiles of ``shape`` (n, h, w), channels first: input (n, dates·(bands+1), h, w) raw
-    values, output (n, classes, h, w) probabilities; or None for a network this does not write (the
-    stacked-dates baseline). The sizes are declared in the graph because onnxruntime proves tensors of equal
-    shape only from declared sizes; with them the gate arithmetic stays in its blocked layout and fuses into
-    the convolutions (:func:`_levels`); without them every convolution's output is reordered back."""
+    """The ONNX model for tiles of ``shape`` (n, h, w), channels first: input (n, dates, bands+3, h, w) date
+    features (:func:`date_features` of the raw tiles), output (n, classes, h, w) probabilities; or None for a
+    network this does not write (the stacked-dates baseline). The sizes are declared in the graph because
+    onnxruntime proves tensors of equal shape only from declared sizes; with them the gate arithmetic stays in
+    its blocked layout and fuses into the convolutions (:func:`_levels`); without them every convolution's
+    output is reordered back."""
     from onnx import TensorProto
 
     w = _weights(model)
@@ -129,24 +131,58 @@ def temporal_onnx(model: Any, shape: tuple[int, ...]) -> Optional[Any]:
     h = g.helper
     n_dates, n_bands = w["n_dates"], len(w["mean"])
     n, rows, cols = shape
-    x = g.op("Reshape", "series", g.const(np.array([n, n_dates, n_bands + 1, rows, cols], np.int64)))  # no copy
-    state = _levels(g, x, w, n_bands)
+    state = _levels(g, "features", w, n_bands)
     k = int(w["head_kernel"].shape[0])
     logits = g.op("Conv", state, g.const(_oihw(w["head_kernel"]), "head"), g.const(w["head_bias"], "head_bias"), pads=_pads(k))
     g.op("Softmax", logits, axis=1, output="probabilities")
-    channels, classes = n_dates * (n_bands + 1), int(w["head_bias"].shape[0])
+    classes = int(w["head_bias"].shape[0])
     graph = h.make_graph(
         g.nodes,
         "geodl_temporal",
-        [h.make_tensor_value_info("series", TensorProto.FLOAT, [n, channels, rows, cols])],
+        [h.make_tensor_value_info("features", TensorProto.FLOAT, [n, n_dates, n_bands + 3, rows, cols])],
         [h.make_tensor_value_info("probabilities", TensorProto.FLOAT, [n, classes, rows, cols])],
         g.initializers,
     )
     return h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)], producer_name="geodl")
 
 
+def series_mean(model: Any) -> Optional[np.ndarray]:
+    """The band means of a temporal network's input (``SeriesInput``), or None for another network."""
+    layer = next((layer for layer in model.layers if layer.name == "series_input"), None)
+    return None if layer is None else np.asarray(layer.mean, np.float32)
+
+
+def date_features(x: np.ndarray, n_bands: int, mean: np.ndarray) -> np.ndarray:
+    """Raw tiles (n, dates·(bands+1), h, w), channels first (per date its bands then its day of year, NaN where
+    not observed) → (n, dates, bands+3, h, w): per date its bands, all of them set to the band means where the
+    date is missing any band (not finite), the sine and cosine of its day-of-year angle, and 1 where observed
+    else 0. What ``SeriesInput`` computes before its z-scores, done here in a few NumPy passes over the tiles:
+    as the graph's first ops (split, finiteness tests, where, sin, cos, concat) it took ~10% of the network's
+    time. The day of year is one value per date over a tile (as tiled prediction reads a series): its sine
+    and cosine are then taken once per date."""
+    n, channels, h, w = x.shape
+    n_dates = channels // (n_bands + 1)
+    raw = x.reshape(n, n_dates, n_bands + 1, h, w)
+    out = np.empty((n, n_dates, n_bands + 3, h, w), np.float32)
+    bands = out[:, :, :n_bands]
+    np.copyto(bands, raw[:, :, :n_bands])
+    observed = np.isfinite(bands).all(axis=2)
+    if not observed.all():
+        np.copyto(bands, np.asarray(mean, np.float32).reshape(1, 1, -1, 1, 1), where=~observed[:, :, None])
+    out[:, :, n_bands + 2] = observed
+    doy = raw[:, :, n_bands]
+    first = doy[:, :, :1, :1]
+    if np.isfinite(first).all() and (doy == first).all():  # one day of year a date: the usual tile
+        doy = first
+    angle = np.where(np.isfinite(doy), doy, np.float32(0.0)) * np.float32(2.0 * math.pi / 365.25)
+    out[:, :, n_bands] = np.sin(angle)
+    out[:, :, n_bands + 1] = np.cos(angle)
+    return out
+
+
 def _levels(g: _Graph, x: str, w: dict, n_bands: int) -> str:
     """The recurrent levels, written for onnxruntime's blocked convolutions: the last states side by side.
+    ``x``: the date features (:func:`date_features`).
 
     Each date's input (its features, then a "keep" channel: 0 where observed, −KEEP where not) comes out of
     one 1×1 convolution that also z-scores the bands. Per date and direction, the update gate is computed as
@@ -162,13 +198,7 @@ def _levels(g: _Graph, x: str, w: dict, n_bands: int) -> str:
     c_in = n_bands + 3
     block = block_channels()
     width = -(-(c_in + 1) // block) * block  # the features and the keep channel, padded to whole blocks
-    bands, doy = g.op("Split", x, g.const(np.array([n_bands, 1], np.int64)), axis=2, outputs=2)  # one pass, not two slices
-    observed = g.op("ReduceMin", g.op("Cast", _finite(g, bands), to=1), axes=[2], keepdims=1)  # (n, T, 1, h, w) 0/1
-    # A date missing any band is missing: all its bands become the mean, which the 1×1 convolution maps to 0.
-    mean = w["mean"].reshape(1, 1, -1, 1, 1)
-    clean = g.op("Where", g.op("Cast", observed, to=9), bands, g.const(mean, "mean"))
-    angle = g.op("Mul", g.op("Where", _finite(g, doy), doy, g.const(np.float32(0))), g.const(np.float32(2.0 * math.pi / 365.25)))
-    features = g.op("Concat", clean, g.op("Sin", angle), g.op("Cos", angle), observed, axis=2)  # (n, T, B+3, h, w)
+    # A date missing any band has all its bands at the mean (date_features), which the 1×1 convolution maps to 0.
     weights = np.zeros((width, c_in), np.float32)
     bias = np.zeros(width, np.float32)
     weights[np.arange(c_in), np.arange(c_in)] = 1.0
@@ -177,7 +207,7 @@ def _levels(g: _Graph, x: str, w: dict, n_bands: int) -> str:
     weights[c_in, c_in - 1] = KEEP  # keep = KEEP·observed − KEEP: exactly 0 or −KEEP (every other term is 0)
     bias[c_in] = -KEEP
     pre = g.const(weights.reshape(width, c_in, 1, 1), "date_input"), g.const(bias, "date_input_bias")
-    dates = [g.op("Conv", g.op("Gather", features, g.const(np.int64(t)), axis=1), *pre) for t in range(n_dates)]
+    dates = [g.op("Conv", g.op("Gather", x, g.const(np.int64(t)), axis=1), *pre) for t in range(n_dates)]
     if w["layers"][0][0]["cell"] == "lstm":  # the observed flag over the filters: an LSTM's state is masked by it
         f = w["layers"][0][0]["filters"]
         spread = np.zeros((f, width, 1, 1), np.float32)
@@ -291,7 +321,3 @@ def _lstm_direction(
             state = g.op("Add", state, g.op("Mul", observed[t], g.op("Add", new, g.op("Conv", state, minus))))
         states[t] = state
     return states
-
-
-def _finite(g: _Graph, v: str) -> str:
-    return g.op("Not", g.op("Or", g.op("IsNaN", v), g.op("IsInf", v)))

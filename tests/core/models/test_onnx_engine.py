@@ -44,6 +44,26 @@ def test_temporal_graph_gives_keras_probabilities(encoder, layers, bidirectional
     np.testing.assert_allclose(got, expected, atol=TOLERANCE)
 
 
+def test_temporal_graph_takes_any_day_of_year_and_non_finite_bands():
+    """The date features are prepared outside the graph (``date_features``): a day of year that varies over a
+    tile or is missing at some pixels, and bands that are infinite rather than NaN, give Keras' answer too."""
+    import keras
+
+    keras.utils.set_random_seed(10)
+    model = build_temporal_model(4, 2, 3, [1000.0] * 2, [300.0**2] * 2, "gru", 8)
+    predict = onnx_predictor(model)
+    assert predict is not None
+    rng = np.random.default_rng(11)
+    x = _series_tiles(4, 2, (10, 12), rng).reshape(2, 10, 12, 4, 3)
+    x[..., 2] = rng.integers(1, 366, x.shape[:4])  # a day of year per pixel
+    x[0, :3, :, 2, 2] = np.nan  # not known here
+    x[1, 4:, 5:, 3, 1] = np.inf
+    x[0, 2, 2, 0, 0] = -np.inf
+    x = x.reshape(2, 10, 12, -1)
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_allclose(predict(x), expected, atol=TOLERANCE)
+
+
 def test_gru_graph_per_tile_shape_gives_keras_probabilities():
     """Block-aligned filters (the fused, blocked path), two levels, missing dates; one graph per tile batch
     shape, more shapes than the engine keeps, and a shape seen again after it was dropped."""
@@ -95,8 +115,8 @@ def test_recurrent_graph_stays_in_the_blocked_layout(tmp_path, cell):
         assert ops.count("Tanh") == 2 * n_dates  # tanh(cell), once per date and direction
         return
     steps = 2 * (n_dates - 1)  # dates after the first, both directions
-    # r·h_n and u·(n − h) per step, u·n at each direction's first date, and the day of year's angle
-    assert ops.count("Mul") == 2 * steps + 2 + 1
+    # r·h_n and u·(n − h) per step and u·n at each direction's first date: the inputs come prepared (date_features)
+    assert ops.count("Mul") == 2 * steps + 2
     assert ops.count("Add") == steps  # h + u·(n − h); every other sum is fused into a convolution
     assert "Sigmoid" not in ops and "Tanh" not in ops  # fused into the convolutions as their activations
 
