@@ -63,6 +63,19 @@ def test_mode_and_mean_levels_match_the_definition(shape, compiled):
         np.testing.assert_array_equal(level, mode_reference(two, f, 255))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (17, 1), (1, 40), (100, 31)])
+def test_compiled_mode_with_many_classes_and_thin_blocks(shape):
+    """The compiled mode counts class by class in strips as tall as the largest window: 40 classes, blocks one
+    pixel wide or tall, factors up to 32, and a block with no data at all."""
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    classes = rng.integers(0, 40, shape).astype(np.uint8)
+    classes[rng.random(shape) < 0.1] = 255
+    factors = [2, 4, 8, 16, 32]
+    for level, f in zip(mode_levels_fast(classes, factors, 255), factors):
+        np.testing.assert_array_equal(level, mode_reference(classes, f, 255))
+    assert all((level == 255).all() for level in mode_levels_fast(np.full(shape, 255, np.uint8), factors, 255))
+
+
 def test_overview_factors_keep_at_least_128_pixels():
     assert overview_factors(500, 400) == []
     assert overview_factors(700, 600) == [2, 4]

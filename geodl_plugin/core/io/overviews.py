@@ -15,8 +15,9 @@ A block's pieces line up with the overview grid only when the block's offsets ar
 factor; for others the caller builds the overviews the usual way at the end (``aligned``).
 
 ``mode_levels`` and ``mean_levels`` are the NumPy statements of the rules; the writer calls ``*_fast``, the
-same rules compiled by numba into one pass over the block (the NumPy mode makes a full-resolution pass per
-class). The tests hold both to window-by-window definitions.
+same rules compiled by numba, working through the block in strips that stay in the core's cache (the NumPy
+mode makes a full-resolution pass over the whole block per class). The tests hold both to window-by-window
+definitions.
 """
 
 from __future__ import annotations
@@ -89,9 +90,10 @@ def mean_levels(block: np.ndarray, factors: Sequence[int], nodata: float) -> lis
 
 
 def mode_levels_fast(block: np.ndarray, factors: Sequence[int], nodata: int) -> list[np.ndarray]:
-    """:func:`mode_levels` through compiled code: one pass over the block whatever the number of classes (the
-    NumPy version makes one full-resolution pass per class present; on a four-class map that was a sixth of
-    the writer's time). Same answers, ties included; the NumPy version where numba is missing."""
+    """:func:`mode_levels` through compiled code, strip by strip (:func:`_mode_pyramid`): a 1024² block of a
+    four-class map in 1.6–2.4 ms, against 5–8 ms when each pixel was added to its window's counter and more
+    when the NumPy version made a full-resolution pass per class (a sixth of the writer's time). Same answers,
+    ties included; the NumPy version where numba is missing."""
     _check_factors(factors)
     kernels = _compiled_pyramids()
     if kernels is None or block.ndim != 2 or block.dtype != np.uint8 or not factors:
@@ -101,9 +103,7 @@ def mode_levels_fast(block: np.ndarray, factors: Sequence[int], nodata: int) -> 
     out, offsets, levels = _level_buffer(block.shape, factors, np.uint8)
     present = np.flatnonzero(present_in(block))
     values = present[present != nodata].astype(np.uint8)  # ascending: the first best is the smallest id
-    lut = np.full(256, -1, np.int32)
-    lut[values] = np.arange(len(values), dtype=np.int32)
-    pyramid(block, lut, values, len(factors), np.uint8(nodata), out, offsets)
+    pyramid(block, values, len(factors), np.uint8(nodata), out, offsets)
     return levels
 
 
@@ -125,49 +125,63 @@ def _present(block):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
     return seen
 
 
-def _mode_pyramid(block, lut, values, n_levels, nodata, out, offsets):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-    """Compiled by numba (:func:`_compiled_pyramids`). The block is walked in strips as tall as the largest window;
-    a strip's class counts for the finest level come from one pass over its pixels, every coarser level's from
-    the 2×2 sums of the level below, so each level's mode is over the exact counts of its whole window.
-    Counts are flat (row, column, class) buffers, one per level."""
+def _mode_pyramid(block, values, n_levels, nodata, out, offsets):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    """Compiled by numba (:func:`_compiled_pyramids`). The block is walked in strips as tall as the largest window.
+    A strip's counts are kept class by class ((class, row, column) for each level): the finest level's come
+    from one straight pass over the strip per class (each window's four pixels compared with the class), every
+    coarser level's from the 2×2 sums of the level below, so each level's mode is over the exact counts of its
+    whole window; the mode is then the largest of count·256 + (255 − class index) over the classes, row by row.
+    Class by class, every loop is a plain vector loop: a 1024² block of a 4-class map takes 1.6–2.4 ms, against
+    5–8 ms when each pixel was added to its window's counter (a chain of dependent loads and stores); at 32
+    classes it is still ~1.8× faster. A strip cut by the block's odd edge is copied out with nodata first."""
     h, w = block.shape
     k = max(len(values), 1)
     top = 1 << n_levels
-    widths = np.empty(n_levels, np.int64)
-    starts = np.zeros(n_levels + 1, np.int64)
-    for level in range(n_levels):
-        widths[level] = (w + (1 << (level + 1)) - 1) >> (level + 1)
-        starts[level + 1] = starts[level] + (top >> (level + 1)) * widths[level] * k
-    counts = np.zeros(starts[n_levels], np.uint16)
+    wl0 = (w + 1) >> 1
+    padded = np.empty((top, 2 * wl0), np.uint8)  # a strip cut by an odd edge, filled out with nodata
     for r0 in range(0, h, top):
         rows = min(top, h - r0)
-        counts[:] = 0
-        w0 = widths[0]
-        for r in range(r0, r0 + rows):
-            row = ((r - r0) >> 1) * w0
-            for c in range(w):
-                idx = lut[block[r, c]]
-                if idx >= 0:
-                    counts[(row + (c >> 1)) * k + idx] += 1
-        for level in range(n_levels):
-            cur, wl = starts[level], widths[level]
-            level_rows = (rows + (1 << (level + 1)) - 1) >> (level + 1)
-            if level > 0:
-                below, wb = starts[level - 1], widths[level - 1]
-                for i in range((rows + (1 << level) - 1) >> level):
-                    for j in range(wb):
-                        src = below + (i * wb + j) * k
-                        dst = cur + ((i >> 1) * wl + (j >> 1)) * k
-                        for v in range(k):
-                            counts[dst + v] += counts[src + v]
-            base = offsets[level] + (r0 >> (level + 1)) * wl
-            for i in range(level_rows):
+        hl, wl = (rows + 1) >> 1, wl0
+        src, s0 = block, r0
+        if rows & 1 or w & 1:  # windows cut by the edge: nodata is never counted
+            padded[:] = nodata
+            padded[:rows, :w] = block[r0 : r0 + rows]
+            src, s0 = padded, 0
+        counts = np.zeros((k, hl, wl), np.uint16)
+        for v in range(len(values)):
+            val = values[v]
+            for i in range(hl):
+                a, b = src[s0 + 2 * i], src[s0 + 2 * i + 1]
                 for j in range(wl):
-                    at = cur + (i * wl + j) * k
-                    key = 0  # count above, 255 - class index below: the max is the mode, the smallest on a tie
-                    for v in range(k):
-                        key = max(key, (np.int64(counts[at + v]) << 8) | (255 - v))  # type: ignore[assignment]
-                    out[base + i * wl + j] = values[255 - (key & 255)] if key >> 8 else nodata
+                    c = 2 * j
+                    same = np.uint16(a[c] == val) + np.uint16(a[c + 1] == val)
+                    counts[v, i, j] = same + np.uint16(b[c] == val) + np.uint16(b[c + 1] == val)
+        for level in range(n_levels):
+            if level > 0:
+                below, hb, wb = counts, hl, wl
+                hl, wl = (hl + 1) >> 1, (wl + 1) >> 1
+                counts = np.zeros((k, hl, wl), np.uint16)
+                for v in range(k):
+                    for i in range(hl):
+                        i0 = 2 * i
+                        i1 = i0 + 1 if i0 + 1 < hb else i0
+                        wi = np.uint16(i1 != i0)
+                        for j in range(wl):
+                            j0 = 2 * j
+                            j1 = j0 + 1 if j0 + 1 < wb else j0
+                            wj = np.uint16(j1 != j0)
+                            top_row = below[v, i0, j0] + below[v, i0, j1] * wj
+                            counts[v, i, j] = top_row + below[v, i1, j0] * wi + below[v, i1, j1] * (wi & wj)
+            base = offsets[level] + (r0 >> (level + 1)) * wl
+            key = np.empty(wl, np.int32)
+            for i in range(hl):
+                key[:] = 0  # count above, 255 - class index below: the max is the mode, the smallest id on a tie
+                for v in range(len(values)):
+                    tag = np.int32(255 - v)
+                    for j in range(wl):
+                        key[j] = max(key[j], (np.int32(counts[v, i, j]) << 8) | tag)
+                for j in range(wl):
+                    out[base + i * wl + j] = values[255 - (key[j] & 255)] if key[j] >> 8 else nodata
     return out
 
 
