@@ -21,6 +21,7 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -107,16 +108,17 @@ class TileNetwork:
         return np.moveaxis(self.run(np.ascontiguousarray(np.moveaxis(x, 1, -1))), -1, 1)
 
 
+@dataclass(frozen=True)
 class _Graphs:
     """How a network is written for onnxruntime: ``graph(shape)`` gives it as an ``onnx.ModelProto`` for a tile
     batch of ``shape`` ((n, h, w), or () for a graph that serves every shape; None when it cannot be written),
-    ``inputs`` turns a batch of raw tiles into the graph's input, ``temporal`` says it is written per shape
-    and ``first`` that it takes and gives tiles channels first."""
+    ``temporal`` says it is written per shape, ``first`` that it takes and gives tiles channels first, and
+    ``inputs`` turns a batch of raw tiles into the graph's input."""
 
-    def __init__(
-        self, graph: Callable[[tuple[int, ...]], Any], temporal: bool, first: bool, inputs: Callable[[np.ndarray], np.ndarray] = lambda x: x
-    ) -> None:
-        self.graph, self.temporal, self.first, self.inputs = graph, temporal, first, inputs
+    graph: Callable[[tuple[int, ...]], Any]
+    temporal: bool
+    first: bool
+    inputs: Callable[[np.ndarray], np.ndarray] = lambda x: x
 
 
 def _graphs(model: Any) -> Optional[_Graphs]:

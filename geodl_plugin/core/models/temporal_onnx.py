@@ -46,10 +46,10 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
-    def op(self, op_type: str, *inputs: str, outputs: int = 1, output: str = "", **attrs: Any) -> Any:
-        names = [output] if output else [self.name(op_type.lower()) for _ in range(outputs)]
-        self.nodes.append(self.helper.make_node(op_type, list(inputs), names, **attrs))
-        return names[0] if outputs == 1 else names
+    def op(self, op_type: str, *inputs: str, output: str = "", **attrs: Any) -> str:
+        name = output or self.name(op_type.lower())
+        self.nodes.append(self.helper.make_node(op_type, list(inputs), [name], **attrs))
+        return name
 
 
 def _weights(model: Any) -> Optional[dict]:
