@@ -43,6 +43,20 @@ from geodl_plugin.core.runtime.uv_installer import UV_ENV, find_uv
 from tests.conftest import QGIS_PYTHON
 
 
+def _running(marker: str) -> list[str]:
+    """The command lines of running processes that contain ``marker`` (a build folder's full path: a pattern
+    on its name alone could match another test run's processes)."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended meanwhile
+            continue
+        if marker in line:
+            lines.append(line)
+    return lines
+
+
 def _fake_runtime(root: Path) -> Path:
     """A bare venv with a manifest: enough for remove/replace checks, without installing anything."""
     subprocess.run([QGIS_PYTHON, "-m", "venv", "--without-pip", str(root)], check=True, timeout=120)
@@ -113,20 +127,27 @@ def test_offline_install_from_a_folder_without_the_wheels_fails_cleanly(tmp_path
 @pytest.mark.slow
 def test_cancel_kills_pip_and_removes_the_half_made_environment(tmp_path):
     root = _fake_runtime(tmp_path / "runtime")
+    build = f"{root.parent}/.{root.name}-new-"  # the half-made environment's folder, pip's own path
     seen: list[str] = []
-    collecting = lambda: any(m.startswith("collecting") for m in seen)  # noqa: E731 - pip is at work
+    pips: list[str] = []
+
+    def cancel() -> bool:
+        if not any(m.startswith("collecting") for m in seen):
+            return False
+        pips.extend(line for line in _running(build) if "pip install" in line)  # pip is at work: cancel
+        return True
+
     started = time.monotonic()
     with pytest.raises(Cancelled):
         create_runtime(
             root,
             RuntimeSpec("tensorflow", "cpu", installer="pip"),
             base_python=QGIS_PYTHON,
-            progress=Progress(on_message=seen.append, is_cancelled=collecting),
+            progress=Progress(on_message=seen.append, is_cancelled=cancel),
         )
-    assert collecting() and time.monotonic() - started < 120
+    assert pips and time.monotonic() - started < 120  # cancelled while pip ran from the build folder
     assert _leftovers(root) == [] and read_runtime(root).backend == "torch"
-    pips = subprocess.run(["pgrep", "-f", f"{root.name}-new-.*pip install"], capture_output=True, text=True)
-    assert pips.stdout.strip() == ""  # pip is gone with its folder
+    assert not [line for line in _running(build) if "pip install" in line]  # pip is gone with its folder
 
 
 def test_remove_deletes_only_a_geodl_runtime(tmp_path):
@@ -405,8 +426,7 @@ def test_cancel_kills_uv_and_removes_the_half_made_environment(tmp_path, monkeyp
             connection.close()
     assert asked.is_set() and time.monotonic() - started < 30
     assert _leftovers(root) == [] and read_runtime(root).backend == "torch"
-    left = subprocess.run(["pgrep", "-f", f"{root.name}-new-.*"], capture_output=True, text=True)
-    assert left.stdout.strip() == ""  # uv is gone with its folder
+    assert _running(f"{root.parent}/.{root.name}-new-") == []  # uv is gone with its folder
 
 
 @pytest.mark.slow  # numpy from the package index (uv's cache may serve it): a few seconds

@@ -1,4 +1,4 @@
-"""Raster facts and windowed I/O through rasterio (Debian's build, on QGIS's own GDAL)."""
+"""Raster facts (through GDAL) and windowed I/O (through rasterio: Debian's build, on QGIS's own GDAL)."""
 
 from __future__ import annotations
 
@@ -42,44 +42,48 @@ def same_grid(info: RasterInfo, reference: RasterInfo) -> bool:
     )
 
 
-def _band_names(ds) -> tuple[str, ...]:
-    names = []
-    for i, desc in enumerate(ds.descriptions, start=1):
-        names.append(desc if desc else f"B{i}")
-    return tuple(names)
-
-
 def raster_info(path: str | os.PathLike, band_names: Optional[Sequence[str]] = None) -> RasterInfo:
-    import rasterio
+    """The raster's size, bands, data type, grid, CRS and nodata. Read through GDAL's own API: a series of many
+    dates is described file by file before every step, and rasterio's ``open`` costs ~2 ms a file against
+    GDAL's ~0.1 ms (the facts are the same: a test compares them)."""
+    from osgeo import gdal, gdal_array
 
+    gdal.UseExceptions()
     p = str(path)
     if not Path(p).exists() and "://" not in p and not p.startswith("/vsi"):
         raise GeoDLError(f"The raster '{p}' does not exist. Check the path.")
     try:
-        with rasterio.open(p) as ds:
-            if ds.crs is None:
-                raise GeoDLError(f"The raster '{p}' has no coordinate reference system; assign one in QGIS first.")
-            names = tuple(band_names) if band_names else _band_names(ds)
-            if len(names) != ds.count:
-                raise GeoDLError(f"'{p}' has {ds.count} bands but {len(names)} band names were given.")
-            units = ds.crs.linear_units if not ds.crs.is_geographic else "degree"
-            if ds.driver == "VRT":
-                check_sources_exist(p, vrt_sources(p))
-            return RasterInfo(
-                path=p,
-                width=ds.width,
-                height=ds.height,
-                count=ds.count,
-                dtype=ds.dtypes[0],
-                crs_wkt=ds.crs.to_wkt(),
-                transform=tuple(ds.transform)[:6],  # type: ignore[arg-type]
-                nodata=ds.nodata,
-                band_names=names,
-                crs_is_geographic=bool(ds.crs.is_geographic),
-                crs_units=str(units),
-            )
-    except rasterio.errors.RasterioIOError as exc:
-        raise GeoDLError(f"Cannot open '{p}' as a raster ({exc}).") from exc
+        ds = gdal.OpenEx(p, gdal.OF_RASTER)
+    except RuntimeError as exc:
+        raise GeoDLError(f"Cannot open '{p}' as a raster ({str(exc).strip()}).") from exc
+    if ds is None or ds.RasterCount < 1:
+        raise GeoDLError(f"Cannot open '{p}' as a raster (it has no raster bands).")
+    srs = ds.GetSpatialRef()
+    if srs is None:
+        raise GeoDLError(f"The raster '{p}' has no coordinate reference system; assign one in QGIS first.")
+    names = (
+        tuple(band_names) if band_names else tuple(ds.GetRasterBand(i).GetDescription() or f"B{i}" for i in range(1, ds.RasterCount + 1))
+    )
+    if len(names) != ds.RasterCount:
+        raise GeoDLError(f"'{p}' has {ds.RasterCount} bands but {len(names)} band names were given.")
+    if ds.GetDriver().ShortName == "VRT":
+        check_sources_exist(p, vrt_sources(p))
+    first = ds.GetRasterBand(1)
+    geographic = bool(srs.IsGeographic())
+    x0, a, b, y0, d, e = ds.GetGeoTransform()
+    return RasterInfo(
+        path=p,
+        width=ds.RasterXSize,
+        height=ds.RasterYSize,
+        count=ds.RasterCount,
+        dtype=np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(first.DataType)).name,
+        crs_wkt=srs.ExportToWkt(),
+        transform=(a, b, x0, d, e, y0),
+        nodata=first.GetNoDataValue(),
+        band_names=names,
+        crs_is_geographic=geographic,
+        crs_units="degree" if geographic else str(srs.GetLinearUnitsName()),
+    )
 
 
 def vrt_sources(path: str) -> list[str]:
