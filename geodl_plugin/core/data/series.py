@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..io.raster import RasterInfo, raster_info, same_grid
+from ..io.raster import RasterInfo, open_raster, raster_info, read_into, same_grid
 from ..runtime.errors import GeoDLError
 
 # YYYYMMDD, YYYY-MM-DD or YYYY_MM_DD, not inside a longer run of digits.
@@ -133,10 +133,7 @@ class SeriesImage:
         """The series' rasters opened (GDAL datasets, one per ``infos``), closed with ``stack``: a caller
         reading many windows (tiled prediction: every strip, every date) opens them once. GDAL's own API,
         not rasterio's: its ``open`` costs ~2 ms a file, and GDAL reads straight into the float buffer."""
-        from osgeo import gdal
-
-        gdal.UseExceptions()
-        opened = [gdal.OpenEx(info.path, gdal.OF_RASTER) for info in self.infos]
+        opened = [open_raster(info.path) for info in self.infos]
         stack.callback(opened.clear)  # dropping the last reference closes a dataset
         return opened
 
@@ -169,9 +166,10 @@ class SeriesImage:
             )
             if self.order == "files":
                 for t, i in enumerate(self.file_index):
-                    sources[i].ReadAsArray(c0, r0, w, h, buf_obj=out[t])  # converted to float32 as it is read
+                    read_into(sources[i], self.infos[i].path, c0, r0, out[t])  # converted to float32 as it is read
             else:
-                block = sources[0].ReadAsArray(c0, r0, w, h).reshape(-1, h, w)
+                block = np.empty((sources[0].RasterCount, h, w), np.float32)
+                read_into(sources[0], info.path, c0, r0, block)
                 for t, idx in enumerate(self.band_index):
                     out[t] = block[list(idx)]
         # A date is missing at a pixel where any band is non-finite or nodata. Integer rasters (the usual case)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,51 @@ def test_a_series_reads_what_rasterio_reads(tmp_path, dtype):
     assert got.dtype == np.float32 and got.shape == (3, 2, 9, 12)
     np.testing.assert_array_equal(got, expected)
     assert np.isnan(got[:, :, 1 + 2, 2 + 3]).all() and not np.isnan(got[:, :, 0, 0]).any()
+
+
+@pytest.mark.parametrize("exceptions", [False, True])
+def test_gdals_exception_setting_is_left_as_it_was(tmp_path, exceptions):
+    """QGIS and other plugins share GDAL's exception setting in one process: reading facts and windows, and
+    failing to, leave it as it was, and give the same one message either way."""
+    from osgeo import gdal
+
+    was = gdal.GetUseExceptions()
+    (gdal.UseExceptions if exceptions else gdal.DontUseExceptions)()
+    try:
+        path = write(tmp_path / "r.tif", "EPSG:32618")
+        assert raster_info(path).count == 3
+        text = tmp_path / "notes.tif"
+        text.write_text("not a raster", encoding="utf-8")
+        with pytest.raises(GeoDLError, match=r"^Cannot open '.*notes.tif' as a raster \(.*not recognized"):
+            raster_info(text)
+        assert bool(gdal.GetUseExceptions()) == exceptions
+    finally:
+        (gdal.UseExceptions if was else gdal.DontUseExceptions)()
+
+
+@pytest.mark.parametrize("exceptions", [False, True])
+def test_a_damaged_date_names_its_file(tmp_path, exceptions):
+    """A file that opens but whose tiles are cut off (an interrupted download) fails the read with one message
+    naming it, not with a traceback or a window of garbage."""
+    from osgeo import gdal
+
+    paths = []
+    for day in (3, 10, 20):
+        path = tmp_path / f"s_202101{day:02d}.tif"
+        profile = {"driver": "GTiff", "width": 64, "height": 64, "count": 2, "dtype": "uint16", "crs": "EPSG:32618"}
+        profile.update(transform=from_origin(500000.0, 4100000.0, 10.0, 10.0), tiled=True, blockxsize=16, blockysize=16)
+        with rasterio.open(path, "w", compress="deflate", **profile) as ds:
+            ds.write(np.random.default_rng(day).integers(0, 5000, (2, 64, 64)).astype("uint16"))
+        paths.append(str(path))
+    damaged = Path(paths[-1])
+    data = damaged.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])  # the directory is at the start: it opens, its last tiles are gone
+    series = open_series(paths, dates=[dt.date(2021, 1, d) for d in (3, 10, 20)])
+    was = gdal.GetUseExceptions()
+    (gdal.UseExceptions if exceptions else gdal.DontUseExceptions)()
+    try:
+        with pytest.raises(GeoDLError, match=r"^Cannot read the raster '.*s_20210120.tif' \(.+\)\. Check that the file"):
+            series.read(0, 0, 64, 64)
+        assert bool(gdal.GetUseExceptions()) == exceptions
+    finally:
+        (gdal.UseExceptions if was else gdal.DontUseExceptions)()
