@@ -309,6 +309,22 @@ def test_batch_spans_cover_every_tile_once_in_near_equal_batches():
         assert max(k for _, k in spans) - min(k for _, k in spans) <= 1
 
 
+@pytest.mark.parametrize("n_classes", [1, 2, 4, 40])
+def test_best_class_is_argmax_with_its_probability(n_classes):
+    """Class plane by class plane, the first of equal largest probabilities, as argmax picks it."""
+    from geodl_plugin.core.predict.tiled_prediction import best_class
+
+    rng = np.random.default_rng(n_classes)
+    probs = rng.random((n_classes, 37, 53)).astype(np.float32)
+    probs[:, :5] = np.round(probs[:, :5] * 3) / 3  # many ties
+    probs[:, 5, :] = 0.25  # every class equal
+    best, conf = best_class(probs)
+    assert best.dtype == np.uint8 and conf.dtype == np.float32 and best.shape == conf.shape == (37, 53)
+    np.testing.assert_array_equal(best, probs.argmax(axis=0))
+    np.testing.assert_array_equal(conf, probs.max(axis=0))
+    assert (best[5] == 0).all()
+
+
 @pytest.mark.parametrize("shape", [(70, 50), (20, 9)])
 def test_tiled_prediction_equals_untiled(shape):
     from geodl_plugin.core.predict.tiled_prediction import blend_strips, keras_predictor

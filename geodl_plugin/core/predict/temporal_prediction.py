@@ -19,13 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from ..data.classes import NODATA_CLASS
 from ..data.series import SeriesImage, model_channels, open_series
 from ..models.model_file import ModelBundle
 from ..models.temporal import rebuild_for_dates, receptive_radius
 from ..runtime.errors import GeoDLError
-from .raster_prediction import CONFIDENCE_NODATA, PredictContext, PredictionOutputs, PredictResult
-from .tiled_prediction import blend_strips, keras_predictor, tile_layout
+from .raster_prediction import PredictContext, PredictionOutputs, PredictResult
+from .tiled_prediction import blend_strips, keras_predictor, tile_layout, write_strip
 
 log = logging.getLogger("geodl")
 
@@ -81,7 +80,6 @@ def open_prediction_series(ctx: PredictContext) -> SeriesImage:
 def predict_temporal(ctx: PredictContext) -> PredictResult:
     """Classify the context's region of a series, tile by tile (``ctx.params.tiling``: tile size, overlap — 0
     means a quarter tile, at least the network's reach —, tiles a batch)."""
-    from rasterio.windows import Window
 
     params, bundle, progress = ctx.params, ctx.bundle, ctx.progress
     series = open_prediction_series(ctx)
@@ -126,16 +124,7 @@ def predict_temporal(ctx: PredictContext) -> PredictResult:
         ):
             per_date = raw.reshape(series.n_dates, n_bands + 1, *raw.shape[1:])[:, :n_bands]
             ok = np.isfinite(per_date).all(axis=1).any(axis=0)  # observed on at least one date
-            best = probs.argmax(axis=0)
-            conf = np.take_along_axis(probs, best[None], axis=0)[0]
-            outputs.write(
-                Window(0, r, width, probs.shape[1]),
-                np.where(ok, ids[best], NODATA_CLASS).astype(np.uint8),
-                np.where(ok, conf, CONFIDENCE_NODATA).astype(np.float32),
-                np.where(ok[None], probs, CONFIDENCE_NODATA).astype(np.float32) if outputs.needs_probabilities else probs,
-            )
-            counts += np.bincount(best[ok], minlength=n_classes)[:n_classes]
-            n_pixels += int(ok.sum())
+            n_pixels += write_strip(outputs, r, probs, ok, ids, counts)
         outputs.finish(progress)
     result = ctx.result(n_pixels, counts, verb=f"mapped ({series.n_dates} dates)")
     result.details.update({"tile": tile, "overlap": overlap, "batch": tiling.batch, "dates": series.n_dates})
