@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.series import SeriesImage, model_channels, open_series
+from ..data.series import SeriesImage, model_channels, observed_mask, open_series
 from ..models.model_file import ModelBundle
 from ..models.temporal import rebuild_for_dates, receptive_radius
 from ..runtime.errors import GeoDLError
@@ -122,9 +122,8 @@ def predict_temporal(ctx: PredictContext) -> PredictResult:
             report=lambda p: progress.update(0.95 * p),
             channels_first=network.first,
         ):
-            per_date = raw.reshape(series.n_dates, n_bands + 1, *raw.shape[1:])[:, :n_bands]
-            ok = np.isfinite(per_date).all(axis=1).any(axis=0)  # observed on at least one date
-            n_pixels += write_strip(outputs, r, probs, ok, ids, counts)
+            observed = observed_mask(raw.reshape(series.n_dates, n_bands + 1, *raw.shape[1:])[:, :n_bands])
+            n_pixels += write_strip(outputs, r, probs, observed, ids, counts)
         outputs.finish(progress)
     result = ctx.result(n_pixels, counts, verb=f"mapped ({series.n_dates} dates)")
     result.details.update({"tile": tile, "overlap": overlap, "batch": tiling.batch, "dates": series.n_dates})
