@@ -18,7 +18,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from ..io.raster import RasterInfo, raster_info, same_grid, valid_mask, world_to_pixel
+from ..io.raster import RasterInfo, open_raster, raster_info, read_into, same_grid, valid_mask, world_to_pixel
 from ..io.tfrecord import read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
@@ -113,29 +113,27 @@ def source_meta(info: RasterInfo, nodata: Optional[float], rasters: Sequence[str
 
 
 def read_stack_window(infos: Sequence[RasterInfo], col: int, row: int, width: int, height: int, fill: float = 0) -> np.ndarray:
-    """(bands, h, w) from every raster of the stack; pixels beyond the raster edge are ``fill``."""
-    import rasterio
-    from rasterio.windows import Window
-
+    """(bands, h, w) from every raster of the stack; pixels beyond the raster edge are ``fill``. Read through
+    GDAL's own API, each raster's part straight into its place in the block: prediction reads its blocks in a
+    thread of its own, where rasterio's first ``open`` costs ~10 ms (its per-thread set-up), and every block
+    opens the rasters again (~0.1 ms through GDAL, ~1-2 ms through rasterio)."""
     first = infos[0]
-    inside = col >= 0 and row >= 0 and col + width <= first.width and row + height <= first.height
-    parts = []
-    for info in infos:
-        indexes = list(info.indexes) if info.indexes else None
-        with rasterio.open(info.path) as ds:
-            window = Window(col, row, width, height)
-            # A boundless read goes through a VRT and is several times slower: only when the window leaves
-            # the raster (patches at the edge).
-            try:
-                parts.append(
-                    ds.read(indexes, window=window) if inside else ds.read(indexes, window=window, boundless=True, fill_value=fill)
-                )
-            except rasterio.errors.RasterioIOError as exc:
-                raise GeoDLError(
-                    f"Cannot read the raster '{info.path}' ({str(exc).splitlines()[0]}). Check that "
-                    "the file and any file it refers to are complete and readable."
-                ) from exc
-    return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+    counts = [len(i.indexes) if i.indexes else i.count for i in infos]
+    dtype = np.result_type(*[np.dtype(i.dtype) for i in infos])
+    c0, r0 = max(col, 0), max(row, 0)
+    c1, r1 = min(col + width, first.width), min(row + height, first.height)
+    if (c0, r0, c1, r1) == (col, row, col + width, row + height):
+        block = np.empty((sum(counts), height, width), dtype)
+    else:  # a patch at the edge: what lies outside is ``fill``
+        with np.errstate(invalid="ignore"):
+            block = np.full((sum(counts), height, width), np.asarray(fill).astype(dtype), dtype)
+    if c1 > c0 and r1 > r0:
+        start = 0
+        for info, n in zip(infos, counts, strict=True):
+            part = block[start : start + n, r0 - row : r1 - row, c0 - col : c1 - col]
+            read_into(open_raster(info.path), info.path, c0, r0, part, info.indexes)
+            start += n
+    return block
 
 
 def extract_samples(  # noqa: PLR0915 - one streaming pass with its estimates and clean-up; to split next

@@ -61,15 +61,16 @@ def open_raster(path: str) -> Any:
     return ds
 
 
-def read_into(ds: Any, path: str, col: int, row: int, out: np.ndarray) -> None:
-    """Read the window at (``col``, ``row``) of every band of ``ds`` into ``out`` ((bands, h, w), converted to
-    its type as GDAL reads), or raise one :class:`GeoDLError` naming the file."""
+def read_into(ds: Any, path: str, col: int, row: int, out: np.ndarray, bands: Optional[Sequence[int]] = None) -> None:
+    """Read the window at (``col``, ``row``) of ``ds``'s ``bands`` (1-based; default all) into ``out`` ((bands,
+    h, w), any strides, converted to its type as GDAL reads), or raise one :class:`GeoDLError` naming the
+    file."""
     from osgeo import gdal
 
     gdal.ErrorReset()
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
-        done = ds.ReadAsArray(col, row, out.shape[-1], out.shape[-2], buf_obj=out)
+        done = ds.ReadAsArray(col, row, out.shape[-1], out.shape[-2], buf_obj=out, band_list=list(bands) if bands else None)
     except RuntimeError as exc:
         done, reason = None, str(exc).strip()
     else:

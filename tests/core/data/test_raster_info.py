@@ -172,3 +172,47 @@ def test_a_damaged_date_names_its_file(tmp_path, exceptions):
         assert bool(gdal.GetUseExceptions()) == exceptions
     finally:
         (gdal.UseExceptions if was else gdal.DontUseExceptions)()
+
+
+def test_a_stack_window_mirrored_beyond_the_edge_is_rasterios(tmp_path):
+    """``read_reflect`` (tiled prediction's and chips' reader) reads each raster's chosen bands through GDAL:
+    the values rasterio reads, in the stack's order, mirrored beyond the raster's edge."""
+    import dataclasses
+
+    from geodl_plugin.core.data.chips import read_reflect
+
+    a = write(tmp_path / "a.tif", "EPSG:32618", "uint16", count=3)
+    b = write(tmp_path / "b.tif", "EPSG:32618", "uint16", count=2)
+    infos = [dataclasses.replace(raster_info(a), indexes=(3, 1)), raster_info(b)]
+    got = read_reflect(infos, -3, 12, 36, 14)  # 3 columns before the left edge, 6 rows and columns past the far ones
+    with rasterio.open(a) as ds_a, rasterio.open(b) as ds_b:
+        inside = np.concatenate([ds_a.read([3, 1], window=((12, 20), (0, 30))), ds_b.read(window=((12, 20), (0, 30)))])
+    expected = np.pad(inside, ((0, 0), (0, 6), (3, 3)), mode="symmetric")
+    assert got.dtype == np.uint16 and got.shape == (4, 14, 36)
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(GeoDLError, match="lies outside the raster"):
+        read_reflect(infos, 40, 0, 8, 8)
+
+
+def test_a_stack_window_with_fill_beyond_the_edge_is_rasterios(tmp_path):
+    """``read_stack_window`` (the pixel models' prediction and sample reader) reads through GDAL: inside the
+    raster the values rasterio reads; a window over the edge holds ``fill`` outside, as rasterio's boundless
+    read does; one wholly outside is all ``fill``."""
+    import dataclasses
+
+    from geodl_plugin.core.data.samples import read_stack_window
+
+    a = write(tmp_path / "a.tif", "EPSG:32618", "int16", count=3)
+    b = write(tmp_path / "b.tif", "EPSG:32618", "int16", count=1)
+    infos = [dataclasses.replace(raster_info(a), indexes=(2, 3)), raster_info(b)]
+    with rasterio.open(a) as ds_a, rasterio.open(b) as ds_b:
+
+        def expected(col, row, w, h, fill):
+            window = rasterio.windows.Window(col, row, w, h)
+            kept = {"window": window, "boundless": True, "fill_value": fill}
+            return np.concatenate([ds_a.read([2, 3], **kept), ds_b.read(**kept)])
+
+        for col, row, w, h, fill in [(4, 3, 20, 10, 0), (-5, -2, 12, 9, -7), (25, 15, 10, 8, 9), (40, 0, 5, 5, 3)]:
+            got = read_stack_window(infos, col, row, w, h, fill=fill)
+            assert got.dtype == np.int16 and got.shape == (3, h, w)
+            np.testing.assert_array_equal(got, expected(col, row, w, h, fill))
