@@ -72,17 +72,25 @@ def read_into(ds: Any, path: str, col: int, row: int, out: np.ndarray, bands: Op
     file."""
     from osgeo import gdal
 
+    w, h = out.shape[-1], out.shape[-2]
     gdal.ErrorReset()
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
-        done = ds.ReadAsArray(col, row, out.shape[-1], out.shape[-2], buf_obj=out, band_list=list(bands) if bands else None)
+        # All bands at once where that is the whole file (one request: a pixel-interleaved tile is decoded once);
+        # a subset or a single band band by band, into 2-D slices (Dataset.ReadAsArray's band_list and its
+        # 3-D buffer for a one-band file are not in every GDAL QGIS ships with).
+        if bands is None and ds.RasterCount > 1:
+            done = ds.ReadAsArray(col, row, w, h, buf_obj=out) is not None
+        else:
+            picked = list(bands) if bands is not None else [1]
+            done = all(ds.GetRasterBand(b).ReadAsArray(col, row, w, h, buf_obj=out[k]) is not None for k, b in enumerate(picked))
     except RuntimeError as exc:
-        done, reason = None, str(exc).strip()
+        done, reason = False, str(exc).strip()
     else:
         reason = gdal.GetLastErrorMsg().strip()
     finally:
         gdal.PopErrorHandler()
-    if done is None:
+    if not done:
         raise GeoDLError(
             f"Cannot read the raster '{path}' ({reason or 'GDAL gave no reason'}). Check that the file and any "
             "file it refers to are complete and readable."
