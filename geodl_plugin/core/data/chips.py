@@ -25,7 +25,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from ..io.atomic import atomic_write_text
-from ..io.raster import RasterInfo, open_raster, raster_info, read_into, same_grid, valid_mask
+from ..io.raster import RasterInfo, raster_info, read_stack_into, same_grid, stack_block, valid_mask
 from ..io.tfrecord import TFRecordWriter, read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
@@ -90,12 +90,8 @@ def read_reflect(infos: Sequence[RasterInfo], col: int, row: int, width: int, he
     c1, r1 = min(col + width, info.width), min(row + height, info.height)
     if c1 <= c0 or r1 <= r0:
         raise GeoDLError(f"The window ({col}, {row}, {width}×{height}) lies outside the raster '{info.path}'.")
-    counts = [len(i.indexes) if i.indexes else i.count for i in infos]
-    block = np.empty((sum(counts), r1 - r0, c1 - c0), np.result_type(*[np.dtype(i.dtype) for i in infos]))
-    start = 0
-    for i, n in zip(infos, counts, strict=True):
-        read_into(open_raster(i.path), i.path, c0, r0, block[start : start + n], i.indexes)
-        start += n
+    block = stack_block(infos, r1 - r0, c1 - c0)
+    read_stack_into(infos, c0, r0, block)
     pad = ((0, 0), (r0 - row, row + height - r1), (c0 - col, col + width - c1))
     if any(p for pair in pad for p in pair):
         block = np.pad(block, pad, mode="symmetric")

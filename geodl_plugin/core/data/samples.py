@@ -18,7 +18,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from ..io.raster import RasterInfo, open_raster, raster_info, read_into, same_grid, valid_mask, world_to_pixel
+from ..io.raster import RasterInfo, raster_info, read_stack_into, same_grid, stack_block, valid_mask, world_to_pixel
 from ..io.tfrecord import read_examples
 from ..runtime.errors import GeoDLError
 from ..runtime.progress import Progress, ensure
@@ -118,21 +118,12 @@ def read_stack_window(infos: Sequence[RasterInfo], col: int, row: int, width: in
     thread of its own, where rasterio's first ``open`` costs ~10 ms (its per-thread set-up), and every block
     opens the rasters again (~0.1 ms through GDAL, ~1-2 ms through rasterio)."""
     first = infos[0]
-    counts = [len(i.indexes) if i.indexes else i.count for i in infos]
-    dtype = np.result_type(*[np.dtype(i.dtype) for i in infos])
     c0, r0 = max(col, 0), max(row, 0)
     c1, r1 = min(col + width, first.width), min(row + height, first.height)
-    if (c0, r0, c1, r1) == (col, row, col + width, row + height):
-        block = np.empty((sum(counts), height, width), dtype)
-    else:  # a patch at the edge: what lies outside is ``fill``
-        with np.errstate(invalid="ignore"):
-            block = np.full((sum(counts), height, width), np.asarray(fill).astype(dtype), dtype)
+    inside = (c0, r0, c1, r1) == (col, row, col + width, row + height)
+    block = stack_block(infos, height, width, None if inside else fill)  # a patch at the edge: ``fill`` outside
     if c1 > c0 and r1 > r0:
-        start = 0
-        for info, n in zip(infos, counts, strict=True):
-            part = block[start : start + n, r0 - row : r1 - row, c0 - col : c1 - col]
-            read_into(open_raster(info.path), info.path, c0, r0, part, info.indexes)
-            start += n
+        read_stack_into(infos, c0, r0, block[:, r0 - row : r1 - row, c0 - col : c1 - col])
     return block
 
 

@@ -97,6 +97,27 @@ def read_into(ds: Any, path: str, col: int, row: int, out: np.ndarray, bands: Op
         )
 
 
+def stack_block(infos: Sequence[RasterInfo], height: int, width: int, fill: Optional[float] = None) -> np.ndarray:
+    """An empty (bands, ``height``, ``width``) block for a stack's chosen bands, in their common type; filled
+    with ``fill`` (cast to that type) when given."""
+    shape = (sum(len(i.indexes) if i.indexes else i.count for i in infos), height, width)
+    dtype = np.result_type(*[np.dtype(i.dtype) for i in infos])
+    if fill is None:
+        return np.empty(shape, dtype)
+    with np.errstate(invalid="ignore"):
+        return np.full(shape, np.asarray(fill).astype(dtype), dtype)
+
+
+def read_stack_into(infos: Sequence[RasterInfo], col: int, row: int, out: np.ndarray) -> None:
+    """Read the window at (``col``, ``row``) of every raster of a stack, each its chosen bands in order,
+    straight into its band range of ``out`` ((bands, h, w), any strides)."""
+    start = 0
+    for info in infos:
+        n = len(info.indexes) if info.indexes else info.count
+        read_into(open_raster(info.path), info.path, col, row, out[start : start + n], info.indexes)
+        start += n
+
+
 def raster_info(path: str | os.PathLike, band_names: Optional[Sequence[str]] = None) -> RasterInfo:
     """The raster's size, bands, data type, grid, CRS and nodata. Read through GDAL's own API: a series of many
     dates is described file by file before every step, and rasterio's ``open`` costs ~2 ms a file against
