@@ -245,7 +245,6 @@ def write_points(path: str | os.PathLike, labels: LabelSet, class_field: str = "
 
     ogr.UseExceptions()
     with atomic_path(path) as tmp:
-        tmp.unlink()  # the GPKG driver wants to create the file itself
         ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp))
         lyr = ds.CreateLayer("labels", _srs(labels.crs_wkt), ogr.wkbPoint)
         lyr.CreateField(ogr.FieldDefn(class_field, ogr.OFTString))

@@ -118,21 +118,27 @@ def remove_stale_parts(target: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds. The result
-    gets the permissions the umask gives a new file (mkstemp's own are 0600)."""
+    """Yield a temporary path beside ``path``, not yet a file; rename it over ``path`` only if the block
+    succeeds. The result gets the permissions the umask gives a new file."""
     target = check_writable(path)
     remove_stale_parts(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part" + target.suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp picks a name no file has; the writer creates the file itself. Writing into mkstemp's empty file
+    # would truncate it first (GDAL's drivers and open(..., "w") all do), and ext4 then writes a file truncated
+    # and rewritten to disk when it is closed, synchronously (its auto_da_alloc safeguard): measured here,
+    # ~13 ms per 42 MB, and ~30 ms at the end of every DNN prediction of the sample mosaic (its confidence).
+    tmp_path.unlink()
     # GDAL writes what a GeoTIFF cannot hold (category names, statistics) to <file>.aux.xml beside the
     # temporary file: it travels with it, or goes with it.
     companions = [(Path(f"{tmp_path}{s}"), Path(f"{target}{s}")) for s in (".aux.xml", ".ovr", ".msk")]
     try:
         yield tmp_path
         mode = 0o666 & ~_umask()
-        if tmp_path.exists():
-            os.chmod(tmp_path, mode)
+        if not tmp_path.exists():  # the block wrote nothing: an empty file, as a placeholder would have been
+            tmp_path.touch()
+        os.chmod(tmp_path, mode)
         for tmp_companion, companion in companions:
             if tmp_companion.exists():
                 os.chmod(tmp_companion, mode)

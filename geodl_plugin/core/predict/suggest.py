@@ -236,7 +236,6 @@ def write_suggestions(path: str, suggestions: Sequence[Suggestion], crs_wkt: str
 
     ogr.UseExceptions()
     with atomic_path(path) as tmp:
-        tmp.unlink()  # the GeoPackage driver creates the file itself
         ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp))
         srs = osr.SpatialReference()
         if crs_wkt:
