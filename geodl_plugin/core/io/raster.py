@@ -33,6 +33,9 @@ class RasterInfo:
     # The file's bands this entry reads, 1-based and in order (None: all, as stored). Prediction uses it to
     # read a raster whose bands are in another order than the model's (see raster_prediction.align_bands).
     indexes: Optional[tuple[int, ...]] = None
+    # Whether the band names are the file's band descriptions (or were given), not defaults (B1, B2 …): only
+    # named bands can be checked against a model's (raster_prediction.align_bands).
+    described: bool = False
 
     @property
     def res(self) -> tuple[float, float]:
@@ -131,9 +134,8 @@ def raster_info(path: str | os.PathLike, band_names: Optional[Sequence[str]] = N
     srs = ds.GetSpatialRef()
     if srs is None:
         raise GeoDLError(f"The raster '{p}' has no coordinate reference system; assign one in QGIS first.")
-    names = (
-        tuple(band_names) if band_names else tuple(ds.GetRasterBand(i).GetDescription() or f"B{i}" for i in range(1, ds.RasterCount + 1))
-    )
+    descriptions = [ds.GetRasterBand(i).GetDescription() for i in range(1, ds.RasterCount + 1)]
+    names = tuple(band_names) if band_names else tuple(d or f"B{i}" for i, d in enumerate(descriptions, start=1))
     if len(names) != ds.RasterCount:
         raise GeoDLError(f"'{p}' has {ds.RasterCount} bands but {len(names)} band names were given.")
     if ds.GetDriver().ShortName == "VRT":
@@ -153,6 +155,7 @@ def raster_info(path: str | os.PathLike, band_names: Optional[Sequence[str]] = N
         band_names=names,
         crs_is_geographic=geographic,
         crs_units="degree" if geographic else str(srs.GetLinearUnitsName()),
+        described=bool(band_names) or any(descriptions),
     )
 
 

@@ -118,8 +118,6 @@ def align_bands(
     the model's order, with a note naming that order and the override."""
     import dataclasses
 
-    import rasterio
-
     from ..data.samples import stacked_band_names
 
     if ((bundle.manifest.get("training") or {}).get("series") or {}).get("bands"):
@@ -136,10 +134,7 @@ def align_bands(
             )
         described = True
     else:
-        described = False
-        for info in infos:
-            with rasterio.open(info.path) as ds:
-                described = described or any(d for d in ds.descriptions)
+        described = any(info.described for info in infos)
         names = stacked_band_names(infos)
     model_unnamed = [_norm(b) for b in want] == [_norm(b) for b in _default_names(len(want))]
     if [_norm(n) for n in names] == [_norm(b) for b in want]:
@@ -279,6 +274,25 @@ def _creation_options(width: int, height: int, dtype: str, key: str = "") -> lis
     else:
         codec = ["COMPRESS=ZSTD", "ZSTD_LEVEL=1", f"PREDICTOR={3 if key in SMOOTH_OUTPUTS else 1}"]
     return ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", *codec, "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER"]
+
+
+def pipeline_windows(width: int, height: int, block: int, align: int = 32) -> list[tuple[int, int, int, int]]:
+    """The blocks a prediction walks (row-major, at most block×block), the first and the last cut into strips
+    a quarter block high. Reading, classifying and writing overlap block by block, except at the ends: nothing
+    can be classified until the first block is read, and the last one is classified and written after the
+    reader has finished. Strips shorten both ends (measured on the DNN over the 15 Mpx sample mosaic: its first
+    block written after ~28 ms instead of ~72, and ~20 ms less from the last read to the end). Strip offsets
+    stay multiples of ``align`` (the largest overview factor), so each strip's overview pieces line up."""
+    windows = list(iter_windows(width, height, block))
+    strip = max(align, block // 4 // align * align)
+
+    def strips(window: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+        c, r, w, h = window
+        return [(c, r + k, w, min(strip, h - k)) for k in range(0, h, strip)]
+
+    if len(windows) == 1:
+        return strips(windows[0])
+    return [*strips(windows[0]), *windows[1:-1], *strips(windows[-1])]
 
 
 def _blocks_ahead(infos: Sequence[RasterInfo], origin: tuple[int, int], windows: list, depth: int = 2):
@@ -559,7 +573,7 @@ def predict_pixels(ctx: PredictContext) -> PredictResult:
     counts = np.zeros(len(classes), dtype=np.int64)
     with contextlib.ExitStack() as stack:
         outputs = PredictionOutputs(stack, params, ctx.infos[0], width, height, ctx.transform, classes)
-        windows = list(iter_windows(width, height, params.block_size))
+        windows = pipeline_windows(width, height, params.block_size)
         for n, (c, r, w, h, block) in enumerate(_blocks_ahead(ctx.infos, (col0, row0), windows)):
             progress.check()
             flat = block.reshape(block.shape[0], -1)

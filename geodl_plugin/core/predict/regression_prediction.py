@@ -11,10 +11,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..io.raster import iter_windows, valid_mask
+from ..io.raster import valid_mask
 from ..models.model_file import ModelBundle
 from ..models.regression import ForestRegressor, predict_values
-from .raster_prediction import PredictContext, PredictionOutputs, PredictResult, _blocks_ahead
+from .raster_prediction import PredictContext, PredictionOutputs, PredictResult, _blocks_ahead, pipeline_windows
 
 log = logging.getLogger("geodl")
 
@@ -54,7 +54,7 @@ def predict_regression(ctx: PredictContext) -> PredictResult:
     low, high, total = np.inf, -np.inf, 0.0
     with contextlib.ExitStack() as stack:
         outputs = PredictionOutputs(stack, params, infos[0], width, height, transform, None, layout)
-        windows = list(iter_windows(width, height, params.block_size))
+        windows = pipeline_windows(width, height, params.block_size)
         for n, (c, r, w, h, block) in enumerate(_blocks_ahead(infos, (col0, row0), windows)):
             progress.check()
             ok = valid_mask(block, nodata).ravel()

@@ -35,6 +35,7 @@ def rasterio_info(path: str) -> RasterInfo:
             band_names=tuple(d or f"B{i}" for i, d in enumerate(ds.descriptions, start=1)),
             crs_is_geographic=bool(ds.crs.is_geographic),
             crs_units=ds.crs.linear_units if not ds.crs.is_geographic else "degree",
+            described=any(ds.descriptions),
         )
 
 
@@ -67,7 +68,9 @@ def test_the_facts_are_rasterios(tmp_path, crs, dtype, nodata, descriptions):
         assert got.nodata is not None and np.isnan(got.nodata) and np.isnan(expected.nodata)
         got, expected = (RasterInfo(**{**vars(i), "nodata": None}) for i in (got, expected))
     assert got == expected
-    assert raster_info(path, ["x", "y", "z"]).band_names == ("x", "y", "z")
+    assert got.described == bool(descriptions)
+    named = raster_info(path, ["x", "y", "z"])
+    assert named.band_names == ("x", "y", "z") and named.described
 
 
 def test_a_vrt_and_the_sample_scene(tmp_path, sample_scene):
