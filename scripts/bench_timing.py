@@ -47,10 +47,13 @@ def interleaved(
     clock: Callable[[], float] = time.perf_counter,
     warm: bool = True,
     prepare: Optional[Callable[[str], None]] = None,
+    every: Optional[dict[str, list[float]]] = None,
 ) -> dict[str, float]:
     """Best seconds of each case over ``rounds`` rounds, every case run once per round (after one untimed
     warm-up run each, unless ``warm`` is False). ``clock``: ``time.process_time`` for CPU seconds.
-    ``prepare(name)`` runs, untimed, before each timed run of a case (e.g. removing its last outputs)."""
+    ``prepare(name)`` runs, untimed, before each timed run of a case (e.g. removing its last outputs).
+    ``every``: filled with each case's seconds round by round, for ratios of runs made side by side
+    (:func:`paired_ratio`)."""
     if warm:
         for run in cases.values():
             run()
@@ -61,8 +64,17 @@ def interleaved(
                 prepare(name)
             start = clock()
             run()
-            best[name] = min(best[name], clock() - start)
+            seconds = clock() - start
+            best[name] = min(best[name], seconds)
+            if every is not None:
+                every.setdefault(name, []).append(seconds)
     return best
+
+
+def paired_ratio(every: dict[str, list[float]], numerator: str, denominator: str) -> float:
+    """The median over rounds of ``numerator``'s seconds ÷ ``denominator``'s in the same round. The ratio of
+    two bests can pair one case's quiet moment with the other's busy one; runs a second apart share the load."""
+    return float(np.median(np.asarray(every[numerator]) / np.asarray(every[denominator])))
 
 
 def load_average() -> float:
