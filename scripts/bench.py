@@ -148,7 +148,9 @@ def main() -> None:
     model = ensure_model(args.data, args.out)
     bundle = load_model_file(model)
     scene = args.data / SCENE
-    params = PredictParams([str(scene)], str(model), str(args.out / "classified.tif"), str(args.out / "confidence.tif"), nodata=0)
+    # The scene's bands carry no names: named as the model was trained (B2, B3, B4), as a user would give them.
+    outputs = (str(args.out / "classified.tif"), str(args.out / "confidence.tif"))
+    params = PredictParams([str(scene)], str(model), *outputs, nodata=0, band_order=["B2", "B3", "B4"])
     predict_raster(params, bundle=bundle)  # warm-up (graph tracing, file cache)
 
     def rate(result) -> float:  # scene pixels per second: every pixel is read and written

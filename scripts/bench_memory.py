@@ -37,8 +37,9 @@ bundle.classify(np.zeros((16, len(bundle.bands)), "float32"))  # the model compi
 out = {{}}
 if {predict!r}:
     started = time.perf_counter()
-    result = predict_raster(PredictParams([{raster!r}], {model!r}, {output!r}, {confidence!r}, nodata=0),
-                            bundle=bundle)
+    # the mosaic's bands carry no names: given in the model's order, as a user would (BAND_ORDER)
+    params = PredictParams([{raster!r}], {model!r}, {output!r}, {confidence!r}, nodata=0, band_order=bundle.bands)
+    result = predict_raster(params, bundle=bundle)
     out["seconds"] = time.perf_counter() - started
     out["raster_pixels"] = result.raster_pixels
 out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -313,13 +313,14 @@ def in_process(vrt: Path, models: dict[str, Path], out: Path, n: int) -> dict[st
     outputs: dict[str, list[Path]] = {}
     for name in ("dnn", "forest", "floor", "same_bytes"):
         bundle = load_model_file(models["forest" if name == "forest" else "dnn"])
-        params = PredictParams([str(vrt)], bundle.path, str(out / f"{name}_class.tif"), str(out / f"{name}_confidence.tif"))
+        outputs[name] = [out / f"{name}_class.tif", out / f"{name}_confidence.tif"]
+        # The mosaic's bands carry no names: given in the model's order, as a user would (BAND_ORDER).
+        params = PredictParams([str(vrt)], bundle.path, *map(str, outputs[name]), band_order=BANDS)
         if name == "floor":
             bundle = constant_bundle(bundle)
         if name == "same_bytes":
             bundle = replayed_bundle(bundle, params)
         cases[name] = lambda params=params, bundle=bundle: predict_raster(params, bundle=bundle)
-        outputs[name] = [Path(params.output), Path(str(params.confidence_output))]
 
     def fresh(name: str) -> None:
         for path in outputs[name]:
