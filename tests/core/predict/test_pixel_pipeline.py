@@ -1,5 +1,5 @@
-"""The blocks a pixel prediction walks: every pixel once, row-major, the ends cut into strips on the overview
-grid."""
+"""How a pixel prediction walks and writes: every pixel once, the ends cut into strips on the overview grid;
+GDAL's compression pool only where it pays."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from geodl_plugin.core.io.overviews import overview_factors
-from geodl_plugin.core.predict.raster_prediction import pipeline_windows
+from geodl_plugin.core.predict.raster_prediction import compression_threads, pipeline_windows
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,11 @@ def test_every_pixel_once_and_the_ends_in_strips(width, height, block):
     factor = max(overview_factors(width, height), default=1)
     if block % 32 == 0:  # blocks on the overview grid: so are the strips
         assert all(c % factor == 0 and r % factor == 0 for c, r, _, _ in windows)
+
+
+def test_compression_in_the_writers_thread_only_on_two_cores_with_little_to_compress():
+    assert compression_threads(1, cores=2) == "1"  # class + confidence: the usual prediction
+    assert compression_threads(0, cores=1) == "1"  # the class map alone
+    assert compression_threads(2, cores=2) == "ALL_CPUS"  # a regression's value and spread
+    assert compression_threads(6, cores=2) == "ALL_CPUS"  # probabilities and uncertainty: the writer would lag
+    assert compression_threads(1, cores=8) == "ALL_CPUS"  # spare cores absorb the pool's hand-offs
