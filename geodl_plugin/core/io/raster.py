@@ -38,6 +38,11 @@ class RasterInfo:
     described: bool = False
 
     @property
+    def bands_read(self) -> int:
+        """How many bands this entry reads: its ``indexes``, else all of the file's."""
+        return len(self.indexes) if self.indexes else self.count
+
+    @property
     def res(self) -> tuple[float, float]:
         return abs(self.transform[0]), abs(self.transform[4])
 
@@ -103,7 +108,7 @@ def read_into(ds: Any, path: str, col: int, row: int, out: np.ndarray, bands: Op
 def stack_block(infos: Sequence[RasterInfo], height: int, width: int, fill: Optional[float] = None) -> np.ndarray:
     """An empty (bands, ``height``, ``width``) block for a stack's chosen bands, in their common type; filled
     with ``fill`` (cast to that type) when given."""
-    shape = (sum(len(i.indexes) if i.indexes else i.count for i in infos), height, width)
+    shape = (sum(i.bands_read for i in infos), height, width)
     dtype = np.result_type(*[np.dtype(i.dtype) for i in infos])
     if fill is None:
         return np.empty(shape, dtype)
@@ -116,7 +121,7 @@ def read_stack_into(infos: Sequence[RasterInfo], col: int, row: int, out: np.nda
     straight into its band range of ``out`` ((bands, h, w), any strides)."""
     start = 0
     for info in infos:
-        n = len(info.indexes) if info.indexes else info.count
+        n = info.bands_read
         read_into(open_raster(info.path), info.path, col, row, out[start : start + n], info.indexes)
         start += n
 

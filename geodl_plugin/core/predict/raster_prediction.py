@@ -271,7 +271,7 @@ def compression_threads(float_bands: int, cores: Optional[int] = None) -> str:
     return "1" if cores <= 2 and float_bands <= 1 else "ALL_CPUS"
 
 
-def _creation_options(width: int, height: int, dtype: str, key: str = "", threads: str = "ALL_CPUS") -> list[str]:
+def _creation_options(width: int, height: int, dtype: str, key: str, threads: str) -> list[str]:
     """Tiled GeoTIFF, compressed (``threads``: :func:`compression_threads`): compression was the largest cost of a prediction. Class maps:
     DEFLATE level 1 without a predictor (their values are labels, not magnitudes: the horizontal predictor
     made the sample DNN's 15 Mpx map larger and slower, 1.9 MB in 0.086 s against 1.7 MB in 0.069 s), small and
